@@ -1,0 +1,362 @@
+/*
+ * qfmt.h - the one public header of libqfmt.
+ *
+ * qfmt is a file format for model weights (float and block-quantized tensors plus typed
+ * metadata). The byte-exact format is in spec/qfmt_format.md; in short:
+ *
+ *     Header (64 bytes) | tensor data, each aligned | Metadata | Directory | Footer (64 bytes)
+ *
+ * The header holds the magic, format version, feature bits and alignment; the footer, at the
+ * very end, points back to the metadata and directory, which a streaming writer emits after
+ * the last tensor. XXH3-64 checksums cover the header, the metadata + directory + footer, and
+ * each tensor's stored bytes.
+ *
+ * Conventions of this API
+ *  - Errors are values: every fallible call returns a qfmt_status and, if `err` is not NULL,
+ *    fills it with the code, errno, the file, the tensor and the byte offset concerned.
+ *  - The library never prints, never aborts or exits, and keeps no global mutable state.
+ *  - Thread safety: a reader is immutable after open; any number of threads may call any
+ *    reader function on it at once. A writer belongs to one thread at a time. Separate handles
+ *    never interfere.
+ *  - Free functions accept NULL.
+ *  - The reader promises never to read outside the file's bytes, however the file is made.
+ */
+#ifndef QFMT_H
+#define QFMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define QFMT_API __attribute__((visibility("default")))
+#else
+#  define QFMT_API
+#endif
+
+/* ---- Versions --------------------------------------------------------------------------- */
+#define QFMT_VERSION_MAJOR 0 /* breaks API or ABI */
+#define QFMT_VERSION_MINOR 1 /* adds API */
+#define QFMT_VERSION_PATCH 0 /* fixes only */
+#define QFMT_VERSION_NUMBER (QFMT_VERSION_MAJOR * 10000 + QFMT_VERSION_MINOR * 100 + QFMT_VERSION_PATCH)
+#define QFMT_VERSION_STRING "0.1.0"
+
+/* The linked library's QFMT_VERSION_NUMBER / QFMT_VERSION_STRING (catches header mismatch). */
+QFMT_API unsigned qfmt_version_number(void);
+QFMT_API const char *qfmt_version_string(void);
+
+/* On-disk format version written by this library (spec/qfmt_format.md, "Versioning"). */
+#define QFMT_FORMAT_VERSION_MAJOR 1
+#define QFMT_FORMAT_VERSION_MINOR 0
+
+/* ---- Limits (also stated in the spec; a reader rejects files beyond them) --------------- */
+#define QFMT_HEADER_SIZE 64u
+#define QFMT_FOOTER_SIZE 64u
+#define QFMT_MAX_DIMS 8u
+#define QFMT_MAX_NAME_LEN 1024u      /* tensor name bytes, excluding any terminator */
+#define QFMT_MAX_KEY_LEN 256u        /* metadata key bytes */
+#define QFMT_MIN_ALIGNMENT 32u
+#define QFMT_MAX_ALIGNMENT (1u << 20)
+#define QFMT_DEFAULT_ALIGNMENT 64u
+#define QFMT_MAX_TENSORS (1u << 24)
+#define QFMT_MAX_META_ENTRIES (1u << 24)
+#define QFMT_MAX_META_SIZE (1ull << 30)      /* bytes of the metadata section */
+#define QFMT_MAX_DIRECTORY_SIZE (1ull << 30) /* bytes of the directory section */
+#define QFMT_MAX_ELEMENTS (1ull << 56)       /* elements of one tensor */
+
+/* ---- Errors ----------------------------------------------------------------------------- */
+typedef enum {
+    QFMT_OK = 0,
+    QFMT_E_IO = 1,          /* read/write/open/rename failed; see sys_errno */
+    QFMT_E_NOMEM = 2,       /* an allocation failed */
+    QFMT_E_BAD_MAGIC = 3,   /* not a qfmt file */
+    QFMT_E_VERSION = 4,     /* unknown major format version or required feature */
+    QFMT_E_CORRUPT = 5,     /* structure violates the spec */
+    QFMT_E_CHECKSUM = 6,    /* a checksum does not match */
+    QFMT_E_RANGE = 7,       /* index, size or value out of range */
+    QFMT_E_NOT_FOUND = 8,   /* no such tensor or key */
+    QFMT_E_UNSUPPORTED = 9, /* tensor type or codec this library cannot decode */
+    QFMT_E_ARG = 10,        /* invalid argument from the caller */
+    QFMT_E_TYPE = 11,       /* metadata value of another type than asked */
+    QFMT_E_STATE = 12,      /* call out of order (e.g. writer already finished) */
+    QFMT_E_EXISTS = 13,     /* duplicate tensor name or metadata key */
+} qfmt_status; /* ABI: values never change; append only */
+
+/* Static text for a code, never NULL. */
+QFMT_API const char *qfmt_strerror(qfmt_status s);
+
+#define QFMT_NO_OFFSET UINT64_MAX
+
+typedef struct qfmt_error {
+    qfmt_status code;
+    int sys_errno;       /* errno for QFMT_E_IO, else 0 */
+    uint64_t offset;     /* byte offset in the file, or QFMT_NO_OFFSET */
+    char path[256];      /* file concerned ("" when reading from memory), truncated */
+    char tensor[128];    /* tensor concerned, or "", truncated */
+    char message[256];   /* what is wrong, one line */
+} qfmt_error;
+
+/* Formats `e` as one line: "path: tensor 'name' at byte N: message". Returns buf. */
+QFMT_API const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size);
+
+/* ---- Allocation ------------------------------------------------------------------------- */
+typedef struct qfmt_allocator {
+    void *(*alloc)(void *ctx, size_t size); /* returns NULL on failure */
+    void (*free)(void *ctx, void *p);       /* p may be NULL */
+    void *ctx;
+} qfmt_allocator; /* NULL allocator pointer anywhere means malloc/free */
+
+/* ---- Tensor types and codecs ------------------------------------------------------------ */
+/* Ids below 256 are ggml's `enum ggml_type` values, so a tensor can move between a qfmt and
+ * a GGUF file by copying bytes; 256 and above are qfmt's own. */
+typedef enum {
+    QFMT_TYPE_F32 = 0,
+    QFMT_TYPE_F16 = 1,
+    QFMT_TYPE_Q4_0 = 2,
+    QFMT_TYPE_Q4_1 = 3,
+    QFMT_TYPE_Q8_0 = 8,
+    QFMT_TYPE_I8 = 24,
+    QFMT_TYPE_I16 = 25,
+    QFMT_TYPE_I32 = 26,
+    QFMT_TYPE_I64 = 27,
+    QFMT_TYPE_F64 = 28,
+    QFMT_TYPE_BF16 = 30,
+    QFMT_TYPE_U8 = 256,
+    QFMT_TYPE_BOOL = 257,
+} qfmt_type;
+
+typedef struct qfmt_type_traits {
+    const char *name;      /* "f32", "bf16", ... */
+    uint32_t block_elems;  /* elements per block (1 for plain types) */
+    uint32_t block_bytes;  /* bytes per block */
+    bool is_float;         /* F32/F16/BF16/F64 */
+} qfmt_type_traits;
+
+/* Traits of a type this library knows, or NULL. Static storage. */
+QFMT_API const qfmt_type_traits *qfmt_type_get_traits(uint32_t type);
+/* Type by name ("f16"), or QFMT_E_NOT_FOUND. */
+QFMT_API qfmt_status qfmt_type_from_name(const char *name, uint32_t *type);
+/* Bytes of `nelements` elements of `type`: QFMT_E_UNSUPPORTED for an unknown type,
+ * QFMT_E_RANGE if nelements is not a whole number of blocks or the size overflows. */
+QFMT_API qfmt_status qfmt_type_size(uint32_t type, uint64_t nelements, uint64_t *bytes);
+
+typedef enum {
+    QFMT_CODEC_NONE = 0,
+    QFMT_CODEC_ZSTD = 1,
+} qfmt_codec;
+
+/* ---- Float conversion ------------------------------------------------------------------- */
+/* Converts n values between F32, F16 and BF16 (any pair, including same type), round to
+ * nearest even. NaN stays NaN (sign kept, quiet), Inf stays Inf, values beyond the target's
+ * range become Inf, subnormals are kept (gradual underflow), never flushed to zero.
+ * src and dst must not overlap unless identical with equal element sizes. Unaligned OK. */
+QFMT_API qfmt_status qfmt_convert_floats(uint32_t src_type, const void *src, uint32_t dst_type,
+                                         void *dst, size_t n);
+QFMT_API uint16_t qfmt_f32_to_f16(float f);
+QFMT_API float qfmt_f16_to_f32(uint16_t h);
+QFMT_API uint16_t qfmt_f32_to_bf16(float f);
+QFMT_API float qfmt_bf16_to_f32(uint16_t h);
+
+/* ---- Metadata values -------------------------------------------------------------------- */
+typedef enum {
+    QFMT_META_U8 = 0,
+    QFMT_META_I8 = 1,
+    QFMT_META_U16 = 2,
+    QFMT_META_I16 = 3,
+    QFMT_META_U32 = 4,
+    QFMT_META_I32 = 5,
+    QFMT_META_U64 = 6,
+    QFMT_META_I64 = 7,
+    QFMT_META_F32 = 8,
+    QFMT_META_F64 = 9,
+    QFMT_META_BOOL = 10,
+    QFMT_META_STRING = 11,
+    QFMT_META_ARRAY = 12,
+} qfmt_meta_type; /* on-disk ids; a value type a reader does not know is kept, opaque */
+
+/* Name of a metadata type ("u32", "string", ...), or "unknown". */
+QFMT_API const char *qfmt_meta_type_name(uint32_t type);
+
+/* ---- Reader ----------------------------------------------------------------------------- */
+typedef struct qfmt_reader qfmt_reader;
+
+typedef struct qfmt_open_opts {
+    const qfmt_allocator *alloc; /* NULL: malloc/free */
+    bool verify_checksums;       /* also verify every tensor at open (O(file size)) */
+} qfmt_open_opts;
+
+/* Opens and validates a file (mmap, read-only). Validates header, metadata, directory and
+ * their checksums in O(metadata + directory) time; tensor bytes are not touched unless
+ * opts->verify_checksums. On failure *out is NULL. Close with qfmt_reader_close. */
+QFMT_API qfmt_status qfmt_reader_open(qfmt_reader **out, const char *path,
+                                      const qfmt_open_opts *opts, qfmt_error *err);
+/* Same over caller memory, which must stay valid and unchanged until close. */
+QFMT_API qfmt_status qfmt_reader_open_memory(qfmt_reader **out, const void *data, size_t size,
+                                             const qfmt_open_opts *opts, qfmt_error *err);
+QFMT_API void qfmt_reader_close(qfmt_reader *r);
+
+typedef struct qfmt_file_info {
+    uint16_t version_major, version_minor;
+    uint32_t required_features, optional_features;
+    uint32_t alignment;
+    uint64_t file_size;
+    uint64_t tensor_count;
+    uint64_t metadata_count;
+    uint64_t data_offset, data_size;         /* the tensor data region */
+    uint64_t metadata_offset, metadata_size;
+    uint64_t directory_offset, directory_size;
+    uint64_t header_checksum, index_checksum;
+} qfmt_file_info;
+QFMT_API void qfmt_reader_file_info(const qfmt_reader *r, qfmt_file_info *out);
+/* The path given at open ("" for memory). Valid until close. */
+QFMT_API const char *qfmt_reader_path(const qfmt_reader *r);
+
+typedef struct qfmt_tensor_info {
+    const char *name;        /* NUL-terminated, valid until close */
+    uint32_t type;           /* qfmt_type; may be a type this library does not know */
+    uint32_t codec;          /* qfmt_codec; may be unknown */
+    uint32_t ndim;           /* 0 for a scalar */
+    uint64_t dims[QFMT_MAX_DIMS]; /* outermost first, as numpy; unused ones are 0 */
+    uint64_t nelements;      /* product of dims (1 for a scalar) */
+    uint64_t offset;         /* absolute file offset of the stored bytes */
+    uint64_t stored_size;    /* bytes in the file */
+    uint64_t raw_size;       /* bytes once decoded */
+    uint64_t checksum;       /* XXH3-64 of the stored bytes */
+} qfmt_tensor_info;
+
+QFMT_API uint64_t qfmt_tensor_count(const qfmt_reader *r);
+/* Tensors are indexed 0..count-1 in file order. QFMT_E_RANGE for a bad index. */
+QFMT_API qfmt_status qfmt_tensor_get_info(const qfmt_reader *r, uint64_t index,
+                                          qfmt_tensor_info *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_tensor_find(const qfmt_reader *r, const char *name, uint64_t *index,
+                                      qfmt_error *err);
+/* Zero-copy view of an uncompressed tensor of a known type: *data points into the map
+ * (aligned to the file's alignment), valid until close. QFMT_E_UNSUPPORTED for a compressed
+ * tensor (use qfmt_tensor_read) or an unknown type. Checksums are not verified here. */
+QFMT_API qfmt_status qfmt_tensor_view(const qfmt_reader *r, uint64_t index, const void **data,
+                                      uint64_t *size, qfmt_error *err);
+/* Decodes a tensor (copy or decompress) into dst, which must hold raw_size bytes. Verifies
+ * the stored bytes' checksum first when `verify` is true. */
+QFMT_API qfmt_status qfmt_tensor_read(const qfmt_reader *r, uint64_t index, void *dst,
+                                      uint64_t dst_size, bool verify, qfmt_error *err);
+/* Checks one tensor's stored bytes against its checksum (and, for zstd, that the frame
+ * decodes to exactly raw_size bytes). */
+QFMT_API qfmt_status qfmt_tensor_verify(const qfmt_reader *r, uint64_t index, qfmt_error *err);
+/* Whole-file verify: every tensor, and that every padding byte is zero. Uses up to
+ * `threads` threads (0: one). On failure err names the first bad tensor in file order. */
+QFMT_API qfmt_status qfmt_reader_verify(const qfmt_reader *r, unsigned threads, qfmt_error *err);
+
+/* Metadata, sorted by key (bytewise), indexed 0..count-1. */
+typedef struct qfmt_value {
+    uint32_t type;              /* qfmt_meta_type, or an unknown id (then opaque) */
+    union {
+        uint64_t u;             /* U8/U16/U32/U64 and BOOL (0 or 1) */
+        int64_t i;              /* I8/I16/I32/I64 */
+        double f;               /* F32/F64 */
+        struct { const char *ptr; uint64_t len; } str; /* STRING: UTF-8, not NUL-terminated */
+        struct { uint32_t elem_type; uint64_t count; } arr; /* ARRAY */
+        struct { const void *ptr; uint64_t len; } raw;    /* unknown type: its bytes */
+    } v;
+} qfmt_value;
+
+QFMT_API uint64_t qfmt_meta_count(const qfmt_reader *r);
+/* Key (NUL-terminated, valid until close) and value of entry `index`. */
+QFMT_API qfmt_status qfmt_meta_get_entry(const qfmt_reader *r, uint64_t index, const char **key,
+                                         qfmt_value *value, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_find(const qfmt_reader *r, const char *key, uint64_t *index,
+                                    qfmt_error *err);
+/* Typed getters: QFMT_E_NOT_FOUND if absent, QFMT_E_TYPE if stored as another type. */
+QFMT_API qfmt_status qfmt_meta_get_u8(const qfmt_reader *r, const char *key, uint8_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_i8(const qfmt_reader *r, const char *key, int8_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_u16(const qfmt_reader *r, const char *key, uint16_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_i16(const qfmt_reader *r, const char *key, int16_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_u32(const qfmt_reader *r, const char *key, uint32_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_i32(const qfmt_reader *r, const char *key, int32_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_u64(const qfmt_reader *r, const char *key, uint64_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_i64(const qfmt_reader *r, const char *key, int64_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_f32(const qfmt_reader *r, const char *key, float *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_f64(const qfmt_reader *r, const char *key, double *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_bool(const qfmt_reader *r, const char *key, bool *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_meta_get_string(const qfmt_reader *r, const char *key, const char **ptr,
+                                          uint64_t *len, qfmt_error *err);
+/* Arrays: element type and count; QFMT_E_TYPE if `key` is not an array. */
+QFMT_API qfmt_status qfmt_meta_get_array(const qfmt_reader *r, const char *key, uint32_t *elem_type,
+                                         uint64_t *count, qfmt_error *err);
+/* Element `i` of an array (QFMT_E_RANGE past the end). Strings: O(1). */
+QFMT_API qfmt_status qfmt_meta_array_get(const qfmt_reader *r, const char *key, uint64_t i,
+                                         qfmt_value *out, qfmt_error *err);
+/* Copies a whole scalar array into dst as native values of elem_type (which must match the
+ * stored one, else QFMT_E_TYPE); dst holds `count` elements (else QFMT_E_RANGE). */
+QFMT_API qfmt_status qfmt_meta_array_copy(const qfmt_reader *r, const char *key, uint32_t elem_type,
+                                          void *dst, uint64_t count, qfmt_error *err);
+
+/* ---- Writer ----------------------------------------------------------------------------- */
+typedef struct qfmt_writer qfmt_writer;
+
+typedef struct qfmt_write_opts {
+    const qfmt_allocator *alloc; /* NULL: malloc/free */
+    uint32_t alignment;          /* 0: QFMT_DEFAULT_ALIGNMENT; else a power of two in range */
+    bool no_fsync;               /* skip fsync (tests, scratch files); not crash-safe */
+} qfmt_write_opts;
+
+/* Starts writing `path` atomically: bytes go to "<path>.tmp.XXXXXX" in the same directory,
+ * which qfmt_writer_finish fsyncs and renames over `path`. Until then `path` is untouched;
+ * on any error, or qfmt_writer_free without finish, the temporary file is removed. */
+QFMT_API qfmt_status qfmt_writer_create(qfmt_writer **out, const char *path,
+                                        const qfmt_write_opts *opts, qfmt_error *err);
+/* Frees the writer; if not finished, removes the temporary file (path keeps its old file). */
+QFMT_API void qfmt_writer_free(qfmt_writer *w);
+
+/* Metadata may be set at any time before finish; keys are unique (QFMT_E_EXISTS). Values are
+ * copied. Keys: 1..QFMT_MAX_KEY_LEN bytes of UTF-8 without NUL. */
+QFMT_API qfmt_status qfmt_writer_set_value(qfmt_writer *w, const char *key, const qfmt_value *v,
+                                           qfmt_error *err); /* scalars and strings */
+QFMT_API qfmt_status qfmt_writer_set_u32(qfmt_writer *w, const char *key, uint32_t v, qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_set_u64(qfmt_writer *w, const char *key, uint64_t v, qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_set_i64(qfmt_writer *w, const char *key, int64_t v, qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_set_f32(qfmt_writer *w, const char *key, float v, qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_set_f64(qfmt_writer *w, const char *key, double v, qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_set_bool(qfmt_writer *w, const char *key, bool v, qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_set_string(qfmt_writer *w, const char *key, const char *s,
+                                            size_t len, qfmt_error *err); /* UTF-8 */
+/* Array of `count` native scalars of elem_type (not STRING/ARRAY). */
+QFMT_API qfmt_status qfmt_writer_set_array(qfmt_writer *w, const char *key, uint32_t elem_type,
+                                           const void *elems, uint64_t count, qfmt_error *err);
+/* Array of strings; lens may be NULL for NUL-terminated strings. */
+QFMT_API qfmt_status qfmt_writer_set_string_array(qfmt_writer *w, const char *key,
+                                                  const char *const *strs, const size_t *lens,
+                                                  uint64_t count, qfmt_error *err);
+
+typedef struct qfmt_tensor_desc {
+    const char *name;            /* 1..QFMT_MAX_NAME_LEN bytes UTF-8, no NUL, unique */
+    uint32_t type;               /* a type this library knows */
+    uint32_t ndim;               /* 0..QFMT_MAX_DIMS */
+    uint64_t dims[QFMT_MAX_DIMS];/* outermost first */
+    uint32_t codec;              /* QFMT_CODEC_NONE or QFMT_CODEC_ZSTD */
+    int zstd_level;              /* 0: zstd's default */
+} qfmt_tensor_desc;
+
+/* Adds a whole tensor: `size` must equal the type's size for the dims. With the zstd codec
+ * the tensor is stored uncompressed if compression does not make it smaller. */
+QFMT_API qfmt_status qfmt_writer_add_tensor(qfmt_writer *w, const qfmt_tensor_desc *desc,
+                                            const void *data, uint64_t size, qfmt_error *err);
+/* Streams a tensor in pieces: begin, then append until exactly the tensor's size has been
+ * given, then end. With zstd the data is compressed as it streams (kept compressed). */
+QFMT_API qfmt_status qfmt_writer_begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *desc,
+                                              qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_append(qfmt_writer *w, const void *data, size_t size,
+                                        qfmt_error *err);
+QFMT_API qfmt_status qfmt_writer_end_tensor(qfmt_writer *w, qfmt_error *err);
+
+/* Writes metadata, directory and footer, fsyncs, renames over the final path and fsyncs
+ * the directory. After it (success or not) only qfmt_writer_free may be called. */
+QFMT_API qfmt_status qfmt_writer_finish(qfmt_writer *w, qfmt_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QFMT_H */

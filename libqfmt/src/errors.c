@@ -1,0 +1,83 @@
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal/error.h"
+
+const char *qfmt_strerror(qfmt_status s)
+{
+    switch (s) {
+    case QFMT_OK: return "success";
+    case QFMT_E_IO: return "input/output error";
+    case QFMT_E_NOMEM: return "out of memory";
+    case QFMT_E_BAD_MAGIC: return "not a qfmt file (bad magic)";
+    case QFMT_E_VERSION: return "unsupported format version or required feature";
+    case QFMT_E_CORRUPT: return "corrupt file";
+    case QFMT_E_CHECKSUM: return "checksum mismatch";
+    case QFMT_E_RANGE: return "value out of range";
+    case QFMT_E_NOT_FOUND: return "not found";
+    case QFMT_E_UNSUPPORTED: return "unsupported tensor type or codec";
+    case QFMT_E_ARG: return "invalid argument";
+    case QFMT_E_TYPE: return "metadata value has another type";
+    case QFMT_E_STATE: return "call out of order";
+    case QFMT_E_EXISTS: return "name already exists";
+    }
+    return "unknown error";
+}
+
+static void copy_trunc(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void qfmt__clear_error(qfmt_error *err)
+{
+    if (!err) return;
+    memset(err, 0, sizeof *err);
+    err->code = QFMT_OK;
+    err->offset = QFMT_NO_OFFSET;
+}
+
+qfmt_status qfmt__fail(qfmt_error *err, qfmt_status code, int sys_errno, const char *path,
+                       const char *tensor, uint64_t offset, const char *fmt, ...)
+{
+    if (!err) return code;
+    err->code = code;
+    err->sys_errno = sys_errno;
+    err->offset = offset;
+    copy_trunc(err->path, sizeof err->path, path);
+    copy_trunc(err->tensor, sizeof err->tensor, tensor);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    /* One line, always: a message may quote bytes from a file. */
+    for (char *c = err->message; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    return code;
+}
+
+const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
+{
+    if (!buf || buf_size == 0) return buf;
+    buf[0] = '\0';
+    if (!e) return buf;
+    size_t n = 0;
+#define APPEND(...)                                                                         \
+    do {                                                                                    \
+        if (n < buf_size) {                                                                 \
+            int k = snprintf(buf + n, buf_size - n, __VA_ARGS__);                           \
+            if (k > 0) n += (size_t)k;                                                      \
+        }                                                                                   \
+    } while (0)
+    if (e->path[0]) APPEND("%s: ", e->path);
+    if (e->tensor[0]) APPEND("tensor '%s'%s", e->tensor, e->offset != QFMT_NO_OFFSET ? " " : ": ");
+    if (e->offset != QFMT_NO_OFFSET) APPEND("at byte %" PRIu64 ": ", e->offset);
+    APPEND("%s", e->message[0] ? e->message : qfmt_strerror(e->code));
+#undef APPEND
+    return buf;
+}

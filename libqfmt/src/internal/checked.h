@@ -1,0 +1,27 @@
+/* Overflow-checked arithmetic for sizes read from files (cf. libgit2 src/util/integer.h).
+ * Each returns false when the exact result does not fit. */
+#ifndef QFMT_INTERNAL_CHECKED_H
+#define QFMT_INTERNAL_CHECKED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+static inline bool qfmt__add_u64(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return !__builtin_add_overflow(a, b, out);
+}
+static inline bool qfmt__mul_u64(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+/* Rounds x up to a multiple of `align` (a power of two). */
+static inline bool qfmt__align_up(uint64_t x, uint64_t align, uint64_t *out)
+{
+    uint64_t t;
+    if (!qfmt__add_u64(x, align - 1, &t)) return false;
+    *out = t & ~(align - 1);
+    return true;
+}
+static inline bool qfmt__is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+#endif

@@ -1,0 +1,16 @@
+/* POSIX file writing for the writer: every write completes or reports errno. */
+#ifndef QFMT_INTERNAL_IO_H
+#define QFMT_INTERNAL_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Writes all n bytes, retrying short writes and EINTR. 0, or an errno. */
+int qfmt__write_all(int fd, const void *p, size_t n);
+/* Creates "<path>.tmp.XXXXXX" exclusively, mode 0666 less the umask. Returns the fd and
+ * fills tmp (capacity tmp_cap), or -1 with errno set. */
+int qfmt__create_temp(const char *path, char *tmp, size_t tmp_cap, uint64_t seed);
+/* fsyncs the directory holding `path`, making a rename in it durable. 0, or an errno. */
+int qfmt__fsync_parent(const char *path);
+
+#endif

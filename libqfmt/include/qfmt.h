@@ -127,7 +127,10 @@ typedef enum {
     QFMT_TYPE_BF16 = 30,
     QFMT_TYPE_U8 = 256,
     QFMT_TYPE_BOOL = 257,
+    QFMT_TYPE_Q8_Z = 258, /* fp16 s, u8 z, 32 u8 codes: x ~ s*(q - z) */
+    QFMT_TYPE_Q4_Z = 259, /* fp16 s, u8 z, 16 bytes of 4-bit codes */
 } qfmt_type;
+#define QFMT_BLOCK_ELEMS 32u /* elements per block of every block-quantized type */
 
 typedef struct qfmt_type_traits {
     const char *name;      /* "f32", "bf16", ... */
@@ -160,6 +163,42 @@ QFMT_API uint16_t qfmt_f32_to_f16(float f);
 QFMT_API float qfmt_f16_to_f32(uint16_t h);
 QFMT_API uint16_t qfmt_f32_to_bf16(float f);
 QFMT_API float qfmt_bf16_to_f32(uint16_t h);
+
+/* ---- Quantization ---------------------------------------------------------------------- */
+typedef enum {
+    QFMT_QUALITY_REFERENCE = 0, /* the reference quantizer: ggml's bytes, reproducible */
+    QFMT_QUALITY_BEST = 1,      /* searches each block's scale/offset for the least squared
+                                   error; never worse than the reference on any block */
+} qfmt_quality;
+
+typedef enum {
+    QFMT_KERNEL_AUTO = 0,   /* the fastest this CPU supports (CPUID, at run time) */
+    QFMT_KERNEL_SCALAR = 1, /* the portable reference code */
+    QFMT_KERNEL_AVX2 = 2,   /* x86-64 AVX2+FMA+F16C; same bytes as SCALAR */
+} qfmt_kernel;
+
+typedef struct qfmt_quant_opts {
+    unsigned threads;     /* 0 or 1: the calling thread only */
+    qfmt_quality quality; /* quantize only */
+    qfmt_kernel kernel;
+} qfmt_quant_opts; /* NULL: one thread, reference quality, AUTO kernel */
+
+/* Whether `k` can run on this CPU (AUTO and SCALAR always can). */
+QFMT_API bool qfmt_kernel_available(qfmt_kernel k);
+
+/* Converts nrows rows of row_len values from src_type (F32, F16 or BF16) to dst_type (any
+ * float or block type). dst_size must be the destination type's size for nrows*row_len
+ * values. Errors: QFMT_E_RANGE when row_len is not a multiple of QFMT_BLOCK_ELEMS for a
+ * block type, when a value is NaN or infinite (block types only: the message names row and
+ * column), or when a block's scale/offset exceeds fp16's range; QFMT_E_UNSUPPORTED for
+ * other types. On error dst holds unspecified bytes. */
+QFMT_API qfmt_status qfmt_quantize(uint32_t dst_type, void *dst, uint64_t dst_size,
+                                   uint32_t src_type, const void *src, uint64_t nrows,
+                                   uint64_t row_len, const qfmt_quant_opts *opts, qfmt_error *err);
+/* The inverse: src_type any float or block type, dst_type F32, F16 or BF16. */
+QFMT_API qfmt_status qfmt_dequantize(uint32_t dst_type, void *dst, uint64_t dst_size,
+                                     uint32_t src_type, const void *src, uint64_t nrows,
+                                     uint64_t row_len, const qfmt_quant_opts *opts, qfmt_error *err);
 
 /* ---- Metadata values -------------------------------------------------------------------- */
 typedef enum {

@@ -41,6 +41,19 @@ qfmt_status qfmt__zstd_check_frame(const void *src, uint64_t src_size, uint64_t 
         *why = "zstd frame content size differs from the tensor's raw size";
         return QFMT_E_CORRUPT;
     }
+    ZSTD_frameHeader fh;
+    if (ZSTD_getFrameHeader(&fh, src, (size_t)src_size) != 0) {
+        *why = "zstd frame header is invalid";
+        return QFMT_E_CORRUPT;
+    }
+    if (fh.windowSize > (1ull << 27)) { /* readers must agree: RFC 8878 leaves it to them */
+        *why = "zstd frame window exceeds 2^27 bytes";
+        return QFMT_E_CORRUPT;
+    }
+    if (fh.dictID != 0) {
+        *why = "zstd frame needs a dictionary";
+        return QFMT_E_CORRUPT;
+    }
     size_t fsize = ZSTD_findFrameCompressedSize(src, (size_t)src_size);
     if (ZSTD_isError(fsize) || fsize != src_size) {
         *why = "stored bytes are not exactly one complete zstd frame";

@@ -64,7 +64,12 @@ uint16_t qfmt_f32_to_bf16(float f)
     return (uint16_t)(x >> 16);
 }
 
-float qfmt_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float qfmt_bf16_to_f32(uint16_t h)
+{
+    uint32_t x = (uint32_t)h << 16;
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) x |= 0x400000u; /* NaN comes out quiet */
+    return bits_f32(x);
+}
 
 static inline float load(uint32_t t, const unsigned char *p, size_t i)
 {

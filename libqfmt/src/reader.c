@@ -201,6 +201,9 @@ static qfmt_status parse_entry(qfmt_reader *r, qfmt__cur *c, uint64_t i, uint64_
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, nm, tail_at + 8,
                            "uncompressed tensor stores %" PRIu64 " bytes but its raw size is %" PRIu64,
                            t->stored, t->raw);
+    if (t->codec == QFMT_CODEC_ZSTD && t->raw == 0)
+        return qfmt__rfail(r, err, QFMT_E_CORRUPT, nm, fields_at + 4,
+                           "an empty tensor cannot be zstd-compressed");
     if (t->offset != *expect_off)
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, nm, tail_at,
                            "data offset %" PRIu64 ", but the layout puts it at %" PRIu64,

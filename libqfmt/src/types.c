@@ -1,5 +1,5 @@
-/* The tensor type table: one const entry per type this library can size. Block-quantized
- * types (q8_0, q4_0, q4_1, ...) join with their kernels; until then their ids are reserved. */
+/* The tensor type table: one const entry per type this library can size. The block types'
+ * kernels live in types/. */
 #include <string.h>
 
 #include "internal/checked.h"
@@ -16,6 +16,9 @@ static const type_entry types[] = {
     {QFMT_TYPE_I8, {"i8", 1, 1, false}},    {QFMT_TYPE_I16, {"i16", 1, 2, false}},
     {QFMT_TYPE_I32, {"i32", 1, 4, false}},  {QFMT_TYPE_I64, {"i64", 1, 8, false}},
     {QFMT_TYPE_U8, {"u8", 1, 1, false}},    {QFMT_TYPE_BOOL, {"bool", 1, 1, false}},
+    {QFMT_TYPE_Q8_0, {"q8_0", 32, 34, false}}, {QFMT_TYPE_Q4_0, {"q4_0", 32, 18, false}},
+    {QFMT_TYPE_Q4_1, {"q4_1", 32, 20, false}}, {QFMT_TYPE_Q8_Z, {"q8_z", 32, 35, false}},
+    {QFMT_TYPE_Q4_Z, {"q4_z", 32, 19, false}},
 };
 
 const qfmt_type_traits *qfmt_type_get_traits(uint32_t type)

@@ -1,0 +1,47 @@
+/* q4_z: fp16 s, u8 z (0..15, high nibble zero), then 16 bytes of 4-bit codes in q4_0's
+ * nibble order; x ~ s*(q - z). 19 bytes. See internal/zpoint.h. */
+#include "internal/zpoint.h"
+
+enum { BYTES = 19, QMAX = 15 };
+
+static void store(uint8_t *y, uint16_t sh, int z, const int *q)
+{
+    qfmt__st16(y, sh);
+    y[2] = (uint8_t)z;
+    for (int j = 0; j < QFMT__QK / 2; j++) y[3 + j] = (uint8_t)(q[j] | (q[j + 16] << 4));
+}
+
+size_t qfmt__q4_z_quantize_ref(const float *x, uint8_t *y, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++, x += QFMT__QK, y += BYTES) {
+        uint16_t sh;
+        int z, q[QFMT__QK];
+        if (!qfmt__z_ref(x, QMAX, &sh, &z, q)) return b;
+        store(y, sh, z, q);
+    }
+    return nb;
+}
+
+void qfmt__q4_z_dequantize_ref(const uint8_t *y, float *x, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++, x += QFMT__QK, y += BYTES) {
+        const float s = qfmt_f16_to_f32(qfmt__ld16(y));
+        const int z = y[2] & 0x0F;
+        for (int j = 0; j < QFMT__QK / 2; j++) {
+            x[j] = s * (float)((y[3 + j] & 0x0F) - z);
+            x[j + 16] = s * (float)((y[3 + j] >> 4) - z);
+        }
+    }
+}
+
+size_t qfmt__q4_z_quantize_best(const float *x, uint8_t *y, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++, x += QFMT__QK, y += BYTES) {
+        uint16_t sh;
+        int z, q[QFMT__QK];
+        if (!qfmt__z_ref(x, QMAX, &sh, &z, q)) return b;
+        qfmt__z_best(x, QMAX, &sh, &z, q);
+        store(y, sh, z, q);
+    }
+    return nb;
+}

@@ -395,6 +395,44 @@ QFMT_API qfmt_status qfmt_writer_end_tensor(qfmt_writer *w, qfmt_error *err);
  * the directory. After it (success or not) only qfmt_writer_free may be called. */
 QFMT_API qfmt_status qfmt_writer_finish(qfmt_writer *w, qfmt_error *err);
 
+/* ---- Import: safetensors --------------------------------------------------------------- */
+/* A hardened safetensors reader (8-byte little-endian header length, JSON header, data).
+ * Checks at open: header length at most QFMT_ST_MAX_HEADER and inside the file, a JSON
+ * object, every entry's dtype, shape and data_offsets well-formed, sizes matching
+ * dtype x shape without overflow, offsets inside the data, no two tensors overlapping,
+ * no duplicate names. Tensors are zero-copy views into the mapped file. */
+#define QFMT_ST_MAX_HEADER (100ull << 20)
+
+typedef struct qfmt_st_file qfmt_st_file;
+
+typedef struct qfmt_st_tensor {
+    const char *name;      /* NUL-terminated, valid until close */
+    const char *dtype;     /* as written: "F32", "BF16", ... */
+    uint32_t type;         /* the qfmt type holding these bytes as they are */
+    uint32_t ndim;
+    uint64_t dims[QFMT_MAX_DIMS];
+    uint64_t nelements;
+    const void *data;      /* little-endian values, valid until close; not aligned */
+    uint64_t size;
+    uint64_t offset;       /* absolute file offset of data */
+} qfmt_st_tensor;
+
+QFMT_API qfmt_status qfmt_st_open(qfmt_st_file **out, const char *path,
+                                  const qfmt_allocator *alloc, qfmt_error *err);
+QFMT_API qfmt_status qfmt_st_open_memory(qfmt_st_file **out, const void *data, size_t size,
+                                         const qfmt_allocator *alloc, qfmt_error *err);
+QFMT_API void qfmt_st_close(qfmt_st_file *f);
+/* Tensors in order of their data offsets. */
+QFMT_API uint64_t qfmt_st_count(const qfmt_st_file *f);
+QFMT_API qfmt_status qfmt_st_get(const qfmt_st_file *f, uint64_t index, qfmt_st_tensor *out,
+                                 qfmt_error *err);
+QFMT_API qfmt_status qfmt_st_find(const qfmt_st_file *f, const char *name, uint64_t *index,
+                                  qfmt_error *err);
+/* A "__metadata__" string value, or NULL. Valid until close. */
+QFMT_API const char *qfmt_st_metadata(const qfmt_st_file *f, const char *key);
+/* Size of the whole file and of its JSON header. */
+QFMT_API uint64_t qfmt_st_file_size(const qfmt_st_file *f);
+
 #ifdef __cplusplus
 }
 #endif

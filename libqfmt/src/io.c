@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,4 +73,53 @@ int qfmt__fsync_parent(const char *path)
     close(fd);
     /* Some filesystems refuse fsync on directories; the rename has happened all the same. */
     return rc == EINVAL ? 0 : rc;
+}
+
+int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *mapped,
+                   const char **what)
+{
+    *mapped = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *what = "cannot open";
+        return errno;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        *what = "cannot stat";
+        return e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        *what = "not a regular file";
+        return EINVAL;
+    }
+    *size = (uint64_t)st.st_size;
+    if (*size == 0) {
+        close(fd);
+        *base = (const uint8_t *)"";
+        return 0;
+    }
+    if (*size > SIZE_MAX) {
+        close(fd);
+        *what = "too large to map";
+        return EFBIG;
+    }
+    void *p = mmap(NULL, (size_t)*size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd); /* the mapping keeps the file */
+    if (p == MAP_FAILED) {
+        *what = "cannot map";
+        return e;
+    }
+    *base = p;
+    *mapped = 1;
+    return 0;
+}
+
+void qfmt__unmap_file(const uint8_t *base, uint64_t size, int mapped)
+{
+    if (mapped) munmap((void *)base, (size_t)size);
 }

@@ -3,14 +3,10 @@
  * Open costs O(metadata + directory); tensor bytes are touched only when asked for. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "internal/bytes.h"
 #include "internal/checked.h"
@@ -19,6 +15,7 @@
 #include "internal/cursor.h"
 #include "internal/error.h"
 #include "internal/format.h"
+#include "internal/io.h"
 #include "internal/reader.h"
 #include "internal/types.h"
 #include "internal/utf8.h"
@@ -351,44 +348,20 @@ qfmt_status qfmt_reader_open(qfmt_reader **out, const char *path, const qfmt_ope
     if (!out || !path)
         return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET, "NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return qfmt__fail(err, QFMT_E_IO, errno, path, NULL, QFMT_NO_OFFSET, "cannot open: %s",
-                          strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET, "cannot stat: %s",
-                          strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return qfmt__fail(err, QFMT_E_IO, 0, path, NULL, QFMT_NO_OFFSET, "not a regular file");
-    }
     qfmt_reader *r = new_reader(opts, path);
-    if (!r) {
-        close(fd);
+    if (!r)
         return qfmt__fail(err, QFMT_E_NOMEM, 0, path, NULL, QFMT_NO_OFFSET,
                           "cannot allocate the reader");
+    const char *what = "";
+    int mapped = 0;
+    int e = qfmt__map_file(path, &r->base, &r->size, &mapped, &what);
+    r->mapped = mapped != 0;
+    if (e) {
+        qfmt_status s = qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET, "%s: %s", what,
+                                   strerror(e));
+        qfmt_reader_close(r);
+        return s;
     }
-    r->size = (uint64_t)st.st_size;
-    if (r->size > 0) {
-        void *p = mmap(NULL, (size_t)r->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            qfmt_status s = qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET,
-                                       "cannot map %" PRIu64 " bytes: %s", r->size, strerror(e));
-            qfmt_reader_close(r);
-            return s;
-        }
-        r->base = p;
-        r->mapped = true;
-    } else {
-        r->base = (const uint8_t *)"";
-    }
-    close(fd); /* the mapping keeps the file */
     qfmt_status s = open_common(r, opts, err);
     if (s != QFMT_OK) {
         qfmt_reader_close(r);
@@ -402,7 +375,7 @@ void qfmt_reader_close(qfmt_reader *r)
 {
     if (!r) return;
     qfmt__alloc al = r->al;
-    if (r->mapped) munmap((void *)r->base, (size_t)r->size);
+    qfmt__unmap_file(r->base, r->size, r->mapped);
     qfmt__meta_free(r);
     qfmt__free(&al, r->tensors);
     qfmt__free(&al, r->by_name);

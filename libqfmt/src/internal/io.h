@@ -13,4 +13,11 @@ int qfmt__create_temp(const char *path, char *tmp, size_t tmp_cap, uint64_t seed
 /* fsyncs the directory holding `path`, making a rename in it durable. 0, or an errno. */
 int qfmt__fsync_parent(const char *path);
 
+/* Maps a regular file read-only. On success *base and *size describe it (an empty file maps to
+ * a static empty buffer) and *mapped says whether munmap is due. Returns 0, or an errno with
+ * *what naming the failed step. */
+int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *mapped,
+                   const char **what);
+void qfmt__unmap_file(const uint8_t *base, uint64_t size, int mapped);
+
 #endif

@@ -1,0 +1,25 @@
+# CTest helper (sample_write_dump_verify): the job of scripts/run-sample.sh.
+#   cmake -DWRITE_SAMPLE=<exe> -DQFMT_CLI=<exe> -DOUT=<file> -P RunSampleTest.cmake
+foreach(_var WRITE_SAMPLE QFMT_CLI OUT)
+  if(NOT DEFINED ${_var})
+    message(FATAL_ERROR "RunSampleTest.cmake: -D${_var}=... is required")
+  endif()
+endforeach()
+
+file(REMOVE "${OUT}")
+function(run)
+  string(REPLACE ";" " " _shown "${ARGN}")
+  message(STATUS "running: ${_shown}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0)
+    message(FATAL_ERROR "failed (${_rc}): ${_shown}")
+  endif()
+endfunction()
+
+run("${WRITE_SAMPLE}" "${OUT}")
+if(NOT EXISTS "${OUT}")
+  message(FATAL_ERROR "${WRITE_SAMPLE} exited 0 but wrote no ${OUT}")
+endif()
+run("${QFMT_CLI}" dump "${OUT}")
+run("${QFMT_CLI}" verify "${OUT}")
+file(REMOVE "${OUT}")

@@ -1,0 +1,176 @@
+/*
+ * test_types.c - type traits, names and sizes; error strings and formatting; versions.
+ */
+#include "test_helpers.h"
+
+Test(types, version) {
+    cr_assert_eq(qfmt_version_number(), QFMT_VERSION_NUMBER);
+    cr_assert_str_eq(qfmt_version_string(), QFMT_VERSION_STRING);
+    char s[32];
+    snprintf(s, sizeof s, "%d.%d.%d", QFMT_VERSION_MAJOR, QFMT_VERSION_MINOR, QFMT_VERSION_PATCH);
+    cr_assert_str_eq(QFMT_VERSION_STRING, s);
+}
+
+static const struct {
+    uint32_t type;
+    uint32_t bytes;
+    bool is_float;
+} PLAIN[] = {
+    {QFMT_TYPE_F32, 4, true},  {QFMT_TYPE_F16, 2, true},  {QFMT_TYPE_BF16, 2, true},
+    {QFMT_TYPE_F64, 8, true},  {QFMT_TYPE_I8, 1, false},  {QFMT_TYPE_I16, 2, false},
+    {QFMT_TYPE_I32, 4, false}, {QFMT_TYPE_I64, 8, false}, {QFMT_TYPE_U8, 1, false},
+    {QFMT_TYPE_BOOL, 1, false},
+};
+#define NPLAIN (sizeof PLAIN / sizeof PLAIN[0])
+
+Test(types, plain_traits) {
+    for (size_t i = 0; i < NPLAIN; i++) {
+        const qfmt_type_traits *t = qfmt_type_get_traits(PLAIN[i].type);
+        cr_assert_not_null(t, "type %u", PLAIN[i].type);
+        cr_assert_not_null(t->name);
+        cr_assert_neq(t->name[0], 0);
+        cr_assert_eq(t->block_elems, 1u, "%s", t->name);
+        cr_assert_eq(t->block_bytes, PLAIN[i].bytes, "%s", t->name);
+        cr_assert_eq(t->is_float, PLAIN[i].is_float, "%s", t->name);
+        uint32_t back = UINT32_MAX;
+        cr_assert_eq(qfmt_type_from_name(t->name, &back), QFMT_OK, "%s", t->name);
+        cr_assert_eq(back, PLAIN[i].type, "%s", t->name);
+        for (size_t j = 0; j < i; j++)
+            cr_assert_str_neq(t->name, qfmt_type_get_traits(PLAIN[j].type)->name);
+    }
+    cr_assert_str_eq(qfmt_type_get_traits(QFMT_TYPE_F32)->name, "f32");
+    cr_assert_str_eq(qfmt_type_get_traits(QFMT_TYPE_F16)->name, "f16");
+    cr_assert_str_eq(qfmt_type_get_traits(QFMT_TYPE_BF16)->name, "bf16");
+    uint32_t t;
+    cr_assert_eq(qfmt_type_from_name("f16", &t), QFMT_OK);
+    cr_assert_eq(t, QFMT_TYPE_F16);
+}
+
+/* The block types come with the quantization issue; when known, they are ggml's. */
+Test(types, block_traits_when_known) {
+    static const struct {
+        uint32_t type, bytes;
+    } B[] = {{QFMT_TYPE_Q4_0, 18}, {QFMT_TYPE_Q4_1, 20}, {QFMT_TYPE_Q8_0, 34}};
+    for (size_t i = 0; i < 3; i++) {
+        const qfmt_type_traits *t = qfmt_type_get_traits(B[i].type);
+        uint64_t n;
+        if (!t) {
+            cr_assert_eq(qfmt_type_size(B[i].type, 32, &n), QFMT_E_UNSUPPORTED);
+            continue;
+        }
+        cr_assert_eq(t->block_elems, 32u, "%s", t->name);
+        cr_assert_eq(t->block_bytes, B[i].bytes, "%s", t->name);
+        cr_assert(!t->is_float);
+        TH_OK(qfmt_type_size(B[i].type, 64, &n));
+        cr_assert_eq(n, 2ull * B[i].bytes);
+        cr_assert_eq(qfmt_type_size(B[i].type, 33, &n), QFMT_E_RANGE, "not whole blocks");
+        cr_assert_eq(qfmt_type_size(B[i].type, 16, &n), QFMT_E_RANGE, "half a block");
+        TH_OK(qfmt_type_size(B[i].type, 0, &n));
+        cr_assert_eq(n, 0u);
+    }
+}
+
+Test(types, unknown_types) {
+    const uint32_t unknown[] = {4, 5, 6, 7, 29, 31, 255, 258, 999, 65536, UINT32_MAX};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        cr_assert_null(qfmt_type_get_traits(unknown[i]), "type %u", unknown[i]);
+        uint64_t n = 5;
+        cr_assert_eq(qfmt_type_size(unknown[i], 10, &n), QFMT_E_UNSUPPORTED, "type %u",
+                     unknown[i]);
+    }
+    uint32_t t = 12345;
+    cr_assert_eq(qfmt_type_from_name("nope", &t), QFMT_E_NOT_FOUND);
+    cr_assert_eq(qfmt_type_from_name("", &t), QFMT_E_NOT_FOUND);
+    cr_assert_eq(qfmt_type_from_name("f3", &t), QFMT_E_NOT_FOUND);
+    cr_assert_eq(qfmt_type_from_name("f32 ", &t), QFMT_E_NOT_FOUND);
+    cr_assert_eq(qfmt_type_from_name("f32x", &t), QFMT_E_NOT_FOUND);
+}
+
+Test(types, type_size) {
+    uint64_t n = 0;
+    TH_OK(qfmt_type_size(QFMT_TYPE_F32, 0, &n));
+    cr_assert_eq(n, 0u);
+    TH_OK(qfmt_type_size(QFMT_TYPE_F32, 10, &n));
+    cr_assert_eq(n, 40u);
+    TH_OK(qfmt_type_size(QFMT_TYPE_BF16, 3, &n));
+    cr_assert_eq(n, 6u);
+    TH_OK(qfmt_type_size(QFMT_TYPE_I64, 1ull << 55, &n));
+    cr_assert_eq(n, 1ull << 58);
+    TH_OK(qfmt_type_size(QFMT_TYPE_BOOL, 7, &n));
+    cr_assert_eq(n, 7u);
+    cr_assert_eq(qfmt_type_size(QFMT_TYPE_F32, 1ull << 62, &n), QFMT_E_RANGE, "2^64 bytes");
+    cr_assert_eq(qfmt_type_size(QFMT_TYPE_I64, 1ull << 61, &n), QFMT_E_RANGE, "2^64 bytes");
+    cr_assert_eq(qfmt_type_size(QFMT_TYPE_F64, UINT64_MAX, &n), QFMT_E_RANGE);
+    cr_assert_eq(qfmt_type_size(QFMT_TYPE_F16, (1ull << 63) + 1, &n), QFMT_E_RANGE);
+}
+
+Test(types, strerror_every_code) {
+    const char *s[QFMT_E_EXISTS + 1];
+    for (int c = QFMT_OK; c <= QFMT_E_EXISTS; c++) {
+        s[c] = qfmt_strerror((qfmt_status)c);
+        cr_assert_not_null(s[c], "code %d", c);
+        cr_assert_neq(s[c][0], 0, "code %d", c);
+        cr_assert_null(strchr(s[c], '\n'));
+        for (int d = 0; d < c; d++) cr_assert_str_neq(s[c], s[d], "codes %d and %d", c, d);
+    }
+    const char *u = qfmt_strerror((qfmt_status)999);
+    cr_assert_not_null(u);
+    cr_assert_neq(u[0], 0);
+    u = qfmt_strerror((qfmt_status)-1);
+    cr_assert_not_null(u);
+    cr_assert_neq(u[0], 0);
+}
+
+static qfmt_error mk_error(const char *path, const char *tensor, uint64_t off, const char *msg) {
+    qfmt_error e;
+    memset(&e, 0, sizeof e);
+    e.code = QFMT_E_CORRUPT;
+    e.offset = off;
+    snprintf(e.path, sizeof e.path, "%s", path);
+    snprintf(e.tensor, sizeof e.tensor, "%s", tensor);
+    snprintf(e.message, sizeof e.message, "%s", msg);
+    return e;
+}
+
+Test(types, error_format) {
+    char buf[1024];
+    qfmt_error e = mk_error("model.qf", "blk.3.attn_q.weight", 4096, "data ends past end of file");
+    cr_assert_eq(qfmt_error_format(&e, buf, sizeof buf), buf);
+    cr_assert_str_eq(buf, "model.qf: tensor 'blk.3.attn_q.weight' at byte 4096: data ends past "
+                          "end of file");
+
+    e = mk_error("", "", QFMT_NO_OFFSET, "not a qfmt file");
+    qfmt_error_format(&e, buf, sizeof buf);
+    cr_assert_not_null(strstr(buf, "not a qfmt file"), "%s", buf);
+    cr_assert_null(strstr(buf, "tensor"), "no tensor part: %s", buf);
+    cr_assert_null(strstr(buf, "byte"), "no offset part: %s", buf);
+    cr_assert_null(strstr(buf, "18446744073709551615"), "no UINT64_MAX: %s", buf);
+
+    e = mk_error("a/b.qfmt", "", 0, "bad magic");
+    qfmt_error_format(&e, buf, sizeof buf);
+    cr_assert_not_null(strstr(buf, "a/b.qfmt"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "byte 0"), "offset 0 is an offset: %s", buf);
+    cr_assert_null(strstr(buf, "tensor"), "%s", buf);
+
+    /* the longest fields fit, on one line */
+    e.code = QFMT_E_CORRUPT;
+    memset(e.path, 'p', sizeof e.path - 1);
+    e.path[sizeof e.path - 1] = 0;
+    memset(e.tensor, 't', sizeof e.tensor - 1);
+    e.tensor[sizeof e.tensor - 1] = 0;
+    memset(e.message, 'm', sizeof e.message - 1);
+    e.message[sizeof e.message - 1] = 0;
+    e.offset = UINT64_MAX - 1;
+    qfmt_error_format(&e, buf, sizeof buf);
+    cr_assert_null(strchr(buf, '\n'));
+    cr_assert_not_null(strstr(buf, e.message));
+
+    /* truncation: always terminated, never past buf_size */
+    for (size_t n = 1; n < 40; n++) {
+        char small[64];
+        memset(small, 'Z', sizeof small);
+        qfmt_error_format(&e, small, n);
+        cr_assert_lt(strlen(small), n, "buf_size %zu", n);
+        for (size_t k = n; k < sizeof small; k++) cr_assert_eq(small[k], 'Z', "buf_size %zu", n);
+    }
+}

@@ -1,0 +1,119 @@
+/*
+ * cli.h - declarations shared by the qfmt command-line tool (the .c files in tools/).
+ *
+ * tools/qfmt.c is a thin main holding the command table; each tools/cmd_<name>.c holds one
+ * subcommand and its usage text; tools/cli.c holds the helpers below. Conventions (STYLE.md 9):
+ *  - exit codes: 0 success, 1 failure (bad or corrupt file, verify failing, I/O), 2 usage;
+ *  - `qfmt <cmd> --help` prints the command's usage to stdout and exits 0; a usage error prints
+ *    `qfmt: error: <cmd>: <what>` and the synopsis to stderr and exits 2;
+ *  - stdout carries only results; errors go to stderr as `qfmt: error: <context>`.
+ */
+#ifndef QFMT_CLI_H
+#define QFMT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qfmt.h"
+
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILURE = 1,
+    CLI_EXIT_USAGE = 2,
+};
+
+/* One subcommand: argv[0] is the command's name, argv[argc] is NULL. Returns an exit code. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+struct qfmt_cmd {
+    const char *name;
+    cli_cmd_fn run;
+    const char *summary; /* one line for `qfmt --help` */
+};
+
+/* Subcommands (tools/cmd_<name>.c). Later: convert, dequantize, run, eval. */
+int cmd_dump(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+/* ---- Messages ----------------------------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#  define CLI_PRINTF(f, a)
+#endif
+
+/* Prints `qfmt: error: <qfmt_error_format(e)>` to stderr. */
+void cli_error_qfmt(const qfmt_error *e);
+/* Prints `qfmt: error: <formatted text>` to stderr. */
+void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* Prints `qfmt: error: <cmd>: <formatted text>`, the first line of `usage` and a pointer to
+ * `qfmt <cmd> --help` to stderr; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...) CLI_PRINTF(3, 4);
+/* Flushes stdout; on a write error (disk full, closed pipe...) reports it and returns
+ * CLI_EXIT_FAILURE, else returns `code` unchanged. Call before returning from a command. */
+int cli_finish_stdout(int code);
+
+/* ---- Arguments ---------------------------------------------------------------------------- */
+
+/* True for "-h" and "--help". */
+bool cli_is_help(const char *arg);
+/* Matches argv[*i] against the long option `name` ("--threads") taking a value, written either
+ * "--threads N" or "--threads=N". Returns 1 and sets *value (advancing *i past a separate
+ * value) on a match, 0 if argv[*i] is another argument, -1 if the value is missing. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value);
+/* Parses a decimal unsigned integer in [min, max], whole string. */
+bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* ---- Formatting --------------------------------------------------------------------------- */
+
+/* Number of online CPUs, at least 1. */
+unsigned cli_online_cpus(void);
+/* Seconds from a monotonic clock. */
+double cli_now(void);
+
+/* "f32", or "unknown(ID)" for a type this library does not know. Returns buf. */
+const char *cli_type_name(uint32_t type, char *buf, size_t buf_size);
+/* "none", "zstd", or "unknown(ID)". Returns buf. */
+const char *cli_codec_name(uint32_t codec, char *buf, size_t buf_size);
+/* "[4096, 32000]" ("[]" for a scalar). Returns buf (truncated to fit). */
+const char *cli_shape(const uint64_t *dims, uint32_t ndim, char *buf, size_t buf_size);
+/* "1.5 MiB" style, for human output only. Returns buf. */
+const char *cli_human_bytes(uint64_t bytes, char *buf, size_t buf_size);
+/* Stable name of a status code ("QFMT_E_CHECKSUM"), for --json output. */
+const char *cli_status_name(qfmt_status s);
+
+/* Writes `len` bytes of UTF-8 text to `f` safe for a terminal: control characters, quotes and
+ * backslashes are escaped (\n, \t, \", \\, \xNN); at most `max_bytes` source bytes are shown
+ * (cut on a character boundary) unless max_bytes is 0. Returns true if the text was cut. */
+bool cli_print_escaped(FILE *f, const char *s, size_t len, size_t max_bytes);
+/* Terminal columns cli_print_escaped(f, s, len, 0) takes (for aligning table columns). */
+size_t cli_escaped_width(const char *s, size_t len);
+/* Shortest decimal text that reads back as the same float (is_f32) or double; "nan", "inf",
+ * "-inf" for the non-finite values. Returns buf. */
+const char *cli_format_real(double v, bool is_f32, char *buf, size_t buf_size);
+
+/* ---- JSON (cJSON) --------------------------------------------------------------------------
+ * cJSON keeps numbers as doubles and prints big integers with 15-17 significant digits, so
+ * integers are emitted as raw JSON text: exact decimal up to 2^53, a decimal string beyond (a
+ * JSON reader's doubles would round them). All return NULL when out of memory. */
+typedef struct cJSON cJSON;
+
+cJSON *cli_json_u64(uint64_t v);
+cJSON *cli_json_i64(int64_t v);
+/* Shortest round-trip decimal; "nan", "inf", "-inf" as strings (JSON has no such numbers). */
+cJSON *cli_json_real(double v, bool is_f32);
+/* A JSON string from `len` bytes that may hold NUL or invalid UTF-8 (each bad byte becomes
+ * U+FFFD), so the document always parses. */
+cJSON *cli_json_text(const char *s, size_t len);
+/* 16 lowercase hex digits. */
+cJSON *cli_json_hex64(uint64_t v);
+/* Adds `item` to `obj` under `key` (or to an array when key is NULL). Returns false, freeing
+ * `item`, if item is NULL or the add fails: callers AND the results and fail on OOM once. */
+bool cli_json_add(cJSON *obj, const char *key, cJSON *item);
+/* Prints `doc` to stdout followed by a newline. Returns an exit code. */
+int cli_json_print(const cJSON *doc);
+
+#endif /* QFMT_CLI_H */

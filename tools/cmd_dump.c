@@ -1,0 +1,659 @@
+/*
+ * cmd_dump.c - `qfmt dump`: header, metadata, tensor table and totals of a qfmt file, as text
+ * for people or as one JSON document for scripts.
+ *
+ * Only the structure is read (open validates the header, metadata and directory and their
+ * checksums); tensor bytes are never touched, so dump is fast on any file size.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: qfmt dump FILE [--json] [--metadata] [--tensors]\n"
+    "\n"
+    "Prints a qfmt file's header (format version, alignment, size, sections), its metadata,\n"
+    "its tensor table (index, name, type, shape, offset, stored and raw size, codec, checksum)\n"
+    "and totals (tensors, parameters and bytes per type, bits per weight). The structure is\n"
+    "checked; tensor data is not read (use 'qfmt verify' for that).\n"
+    "\n"
+    "options:\n"
+    "  --metadata   show the metadata, in full (long strings and arrays are abbreviated\n"
+    "               unless this option is given)\n"
+    "  --tensors    show the tensor table and totals\n"
+    "               (with neither option both sections are shown)\n"
+    "  --json       print one JSON document instead; metadata values are always complete,\n"
+    "               integers beyond 2^53 are written as strings, checksums as hex strings\n"
+    "  -h, --help   show this help\n";
+
+enum {
+    ABBREV_STRING_BYTES = 80,   /* a metadata string longer than this is cut (text output) */
+    ABBREV_ARRAY_ELEMS = 8,     /* array elements shown (text output) */
+    ABBREV_ELEM_STRING_BYTES = 40,
+    NAME_COLUMN_MAX = 60,       /* wider names push the columns right instead */
+};
+
+struct dump_opts {
+    const char *path;
+    bool json;
+    bool show_meta;
+    bool show_tensors;
+    bool full_meta;
+};
+
+/* Per-type totals. A file has a handful of distinct types: a linear list is enough. */
+struct type_total {
+    uint32_t type;
+    uint64_t tensors, elements, raw_bytes, stored_bytes;
+};
+
+struct totals {
+    struct type_total *by_type;
+    size_t ntypes, cap;
+    struct type_total all;
+};
+
+/* Sizes come from the directory; summing 2^24 crafted entries could wrap, so saturate. */
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static void total_add(struct type_total *t, const qfmt_tensor_info *ti)
+{
+    t->tensors++;
+    t->elements = sat_add(t->elements, ti->nelements);
+    t->raw_bytes = sat_add(t->raw_bytes, ti->raw_size);
+    t->stored_bytes = sat_add(t->stored_bytes, ti->stored_size);
+}
+
+static bool totals_add(struct totals *tot, const qfmt_tensor_info *ti)
+{
+    size_t k = 0;
+    while (k < tot->ntypes && tot->by_type[k].type != ti->type)
+        k++;
+    if (k == tot->ntypes) {
+        if (tot->ntypes == tot->cap) {
+            size_t cap = tot->cap ? tot->cap * 2 : 8;
+            struct type_total *p = realloc(tot->by_type, cap * sizeof *p);
+            if (p == NULL)
+                return false;
+            tot->by_type = p;
+            tot->cap = cap;
+        }
+        memset(&tot->by_type[k], 0, sizeof tot->by_type[k]);
+        tot->by_type[k].type = ti->type;
+        tot->ntypes++;
+    }
+    total_add(&tot->by_type[k], ti);
+    total_add(&tot->all, ti);
+    return true;
+}
+
+static bool bits_per_weight(uint64_t bytes, uint64_t elements, double *out)
+{
+    if (elements == 0)
+        return false;
+    *out = 8.0 * (double)bytes / (double)elements;
+    return true;
+}
+
+/* An array whose element type this library does not know: its entry opens, its elements
+ * cannot be decoded (qfmt_meta_array_get says QFMT_E_UNSUPPORTED). */
+static bool opaque_array(const qfmt_value *v)
+{
+    return v->type == QFMT_META_ARRAY && v->v.arr.elem_type > QFMT_META_STRING;
+}
+
+/* "u32", "string", "unknown(13)". */
+static const char *meta_type_label(uint32_t type, char *buf, size_t buf_size)
+{
+    if (type <= QFMT_META_STRING)
+        snprintf(buf, buf_size, "%s", qfmt_meta_type_name(type));
+    else
+        snprintf(buf, buf_size, "unknown(%" PRIu32 ")", type);
+    return buf;
+}
+
+/* The above, or "array<f32>", "array<unknown(14)>". */
+static const char *value_type_label(const qfmt_value *v, char *buf, size_t buf_size)
+{
+    char elem[32];
+    if (v->type == QFMT_META_ARRAY)
+        snprintf(buf, buf_size, "array<%s>", meta_type_label(v->v.arr.elem_type, elem, sizeof elem));
+    else
+        meta_type_label(v->type, buf, buf_size);
+    return buf;
+}
+
+/* ---- Text output -------------------------------------------------------------------------- */
+
+static void print_string_value(const char *s, uint64_t len, size_t max_bytes)
+{
+    putchar('"');
+    size_t n = len > SIZE_MAX ? SIZE_MAX : (size_t)len;
+    bool cut = cli_print_escaped(stdout, s, n, max_bytes);
+    putchar('"');
+    if (cut)
+        printf("... (%" PRIu64 " bytes)", len);
+}
+
+static void print_scalar(const qfmt_value *v, size_t max_string_bytes)
+{
+    char buf[64];
+    switch (v->type) {
+    case QFMT_META_U8:
+    case QFMT_META_U16:
+    case QFMT_META_U32:
+    case QFMT_META_U64: printf("%" PRIu64, v->v.u); break;
+    case QFMT_META_I8:
+    case QFMT_META_I16:
+    case QFMT_META_I32:
+    case QFMT_META_I64: printf("%" PRId64, v->v.i); break;
+    case QFMT_META_F32: fputs(cli_format_real(v->v.f, true, buf, sizeof buf), stdout); break;
+    case QFMT_META_F64: fputs(cli_format_real(v->v.f, false, buf, sizeof buf), stdout); break;
+    case QFMT_META_BOOL: fputs(v->v.u ? "true" : "false", stdout); break;
+    case QFMT_META_STRING: print_string_value(v->v.str.ptr, v->v.str.len, max_string_bytes); break;
+    default: printf("(%" PRIu64 " bytes of an unknown type)", v->v.raw.len); break;
+    }
+}
+
+static qfmt_status print_array(const qfmt_reader *r, const char *key, const qfmt_value *v,
+                               bool full, qfmt_error *err)
+{
+    uint64_t count = v->v.arr.count;
+    uint64_t shown = full || count <= ABBREV_ARRAY_ELEMS ? count : ABBREV_ARRAY_ELEMS;
+    if (opaque_array(v)) {
+        printf("(%" PRIu64 " element%s of an unknown type)", count, count == 1 ? "" : "s");
+        return QFMT_OK;
+    }
+    putchar('[');
+    for (uint64_t i = 0; i < shown; i++) {
+        qfmt_value e;
+        qfmt_status s = qfmt_meta_array_get(r, key, i, &e, err);
+        if (s != QFMT_OK) {
+            putchar('\n');
+            return s;
+        }
+        if (i > 0)
+            fputs(", ", stdout);
+        print_scalar(&e, full ? 0 : ABBREV_ELEM_STRING_BYTES);
+    }
+    if (shown < count)
+        fputs(shown > 0 ? ", ..." : "...", stdout);
+    printf("] (%" PRIu64 " element%s)", count, count == 1 ? "" : "s");
+    return QFMT_OK;
+}
+
+static qfmt_status print_metadata(const qfmt_reader *r, bool full, qfmt_error *err)
+{
+    uint64_t n = qfmt_meta_count(r);
+    printf("\nmetadata: %" PRIu64 " entr%s\n", n, n == 1 ? "y" : "ies");
+
+    size_t key_w = 0, type_w = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const char *key;
+        qfmt_value v;
+        char label[64];
+        qfmt_status s = qfmt_meta_get_entry(r, i, &key, &v, err);
+        if (s != QFMT_OK)
+            return s;
+        size_t kl = cli_escaped_width(key, strlen(key));
+        size_t tl = strlen(value_type_label(&v, label, sizeof label));
+        key_w = kl > key_w ? kl : key_w;
+        type_w = tl > type_w ? tl : type_w;
+    }
+    if (key_w > NAME_COLUMN_MAX)
+        key_w = NAME_COLUMN_MAX;
+
+    for (uint64_t i = 0; i < n; i++) {
+        const char *key;
+        qfmt_value v;
+        char label[64];
+        qfmt_status s = qfmt_meta_get_entry(r, i, &key, &v, err);
+        if (s != QFMT_OK)
+            return s;
+        size_t kl = cli_escaped_width(key, strlen(key));
+        fputs("  ", stdout);
+        cli_print_escaped(stdout, key, strlen(key), 0);
+        printf("%*s  %-*s  ", kl < key_w ? (int)(key_w - kl) : 0, "", (int)type_w,
+               value_type_label(&v, label, sizeof label));
+        if (v.type == QFMT_META_ARRAY) {
+            s = print_array(r, key, &v, full, err);
+            if (s != QFMT_OK)
+                return s;
+        } else {
+            print_scalar(&v, full ? 0 : ABBREV_STRING_BYTES);
+        }
+        putchar('\n');
+    }
+    return QFMT_OK;
+}
+
+struct tensor_cells {
+    char type[32], shape[256], codec[32];
+};
+
+static void tensor_cells(const qfmt_tensor_info *ti, struct tensor_cells *c)
+{
+    cli_type_name(ti->type, c->type, sizeof c->type);
+    cli_shape(ti->dims, ti->ndim, c->shape, sizeof c->shape);
+    cli_codec_name(ti->codec, c->codec, sizeof c->codec);
+}
+
+static int digits_u64(uint64_t v)
+{
+    int d = 1;
+    while (v >= 10)
+        v /= 10, d++;
+    return d;
+}
+
+static int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+static qfmt_status print_tensors(const qfmt_reader *r, struct totals *tot, qfmt_error *err)
+{
+    uint64_t n = qfmt_tensor_count(r);
+    printf("\ntensors: %" PRIu64 "\n", n);
+
+    /* pass 1: column widths (and totals) */
+    int w_idx = max_int(1, digits_u64(n ? n - 1 : 0)), w_name = 4, w_type = 4, w_shape = 5;
+    int w_off = 6, w_stored = 6, w_raw = 3, w_codec = 5;
+    for (uint64_t i = 0; i < n; i++) {
+        qfmt_tensor_info ti;
+        struct tensor_cells c;
+        qfmt_status s = qfmt_tensor_get_info(r, i, &ti, err);
+        if (s != QFMT_OK)
+            return s;
+        tensor_cells(&ti, &c);
+        size_t nl = cli_escaped_width(ti.name, strlen(ti.name));
+        w_name = max_int(w_name, nl > NAME_COLUMN_MAX ? NAME_COLUMN_MAX : (int)nl);
+        w_type = max_int(w_type, (int)strlen(c.type));
+        w_shape = max_int(w_shape, (int)strlen(c.shape));
+        w_off = max_int(w_off, digits_u64(ti.offset));
+        w_stored = max_int(w_stored, digits_u64(ti.stored_size));
+        w_raw = max_int(w_raw, digits_u64(ti.raw_size));
+        w_codec = max_int(w_codec, (int)strlen(c.codec));
+        if (!totals_add(tot, &ti)) {
+            err->code = QFMT_E_NOMEM;
+            snprintf(err->message, sizeof err->message, "out of memory");
+            return QFMT_E_NOMEM;
+        }
+    }
+    if (n == 0)
+        return QFMT_OK;
+
+    printf("  %*s  %-*s  %-*s  %-*s  %*s  %*s  %*s  %-*s  %s\n", w_idx, "#", w_name, "name",
+           w_type, "type", w_shape, "shape", w_off, "offset", w_stored, "stored", w_raw, "raw",
+           w_codec, "codec", "checksum");
+    for (uint64_t i = 0; i < n; i++) {
+        qfmt_tensor_info ti;
+        struct tensor_cells c;
+        qfmt_status s = qfmt_tensor_get_info(r, i, &ti, err);
+        if (s != QFMT_OK)
+            return s;
+        tensor_cells(&ti, &c);
+        size_t nl = cli_escaped_width(ti.name, strlen(ti.name));
+        printf("  %*" PRIu64 "  ", w_idx, i);
+        cli_print_escaped(stdout, ti.name, strlen(ti.name), 0);
+        printf("%*s  %-*s  %-*s  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %-*s  %016" PRIx64 "\n",
+               nl < (size_t)w_name ? w_name - (int)nl : 0, "", w_type, c.type, w_shape, c.shape,
+               w_off, ti.offset, w_stored, ti.stored_size, w_raw, ti.raw_size, w_codec, c.codec,
+               ti.checksum);
+    }
+    return QFMT_OK;
+}
+
+static void print_totals(const struct totals *tot)
+{
+    const struct type_total *a = &tot->all;
+    printf("\ntotals: %" PRIu64 " tensor%s, %" PRIu64 " parameter%s\n", a->tensors,
+           a->tensors == 1 ? "" : "s", a->elements, a->elements == 1 ? "" : "s");
+    if (a->tensors == 0)
+        return;
+    int w_type = 4, w_t = 7, w_e = 10, w_r = 9, w_s = 12;
+    for (size_t k = 0; k <= tot->ntypes; k++) {
+        const struct type_total *t = k < tot->ntypes ? &tot->by_type[k] : a;
+        char name[32];
+        w_type = max_int(w_type, (int)strlen(cli_type_name(t->type, name, sizeof name)));
+        w_t = max_int(w_t, digits_u64(t->tensors));
+        w_e = max_int(w_e, digits_u64(t->elements));
+        w_r = max_int(w_r, digits_u64(t->raw_bytes));
+        w_s = max_int(w_s, digits_u64(t->stored_bytes));
+    }
+    printf("  %-*s  %*s  %*s  %*s  %*s  %s\n", w_type, "type", w_t, "tensors", w_e, "parameters",
+           w_r, "raw bytes", w_s, "stored bytes", "bits/weight");
+    for (size_t k = 0; k <= tot->ntypes; k++) {
+        const struct type_total *t = k < tot->ntypes ? &tot->by_type[k] : a;
+        char name[32], bpw_text[32] = "-";
+        double bpw;
+        if (bits_per_weight(t->raw_bytes, t->elements, &bpw))
+            snprintf(bpw_text, sizeof bpw_text, "%.2f", bpw);
+        printf("  %-*s  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s\n", w_type,
+               k < tot->ntypes ? cli_type_name(t->type, name, sizeof name) : "all", w_t,
+               t->tensors, w_e, t->elements, w_r, t->raw_bytes, w_s, t->stored_bytes, bpw_text);
+    }
+    double raw_bpw, stored_bpw;
+    if (bits_per_weight(a->raw_bytes, a->elements, &raw_bpw) &&
+        bits_per_weight(a->stored_bytes, a->elements, &stored_bpw))
+        printf("  bits per weight: %.3f (as stored: %.3f)\n", raw_bpw, stored_bpw);
+    else
+        printf("  bits per weight: n/a (no elements)\n");
+}
+
+static void print_header(const char *path, const qfmt_file_info *fi)
+{
+    char human[32];
+    fputs("file            ", stdout);
+    cli_print_escaped(stdout, path, strlen(path), 0);
+    putchar('\n');
+    printf("format version  %u.%u\n", (unsigned)fi->version_major, (unsigned)fi->version_minor);
+    printf("alignment       %" PRIu32 "\n", fi->alignment);
+    printf("file size       %" PRIu64 " bytes (%s)\n", fi->file_size,
+           cli_human_bytes(fi->file_size, human, sizeof human));
+    printf("features        required 0x%08" PRIx32 ", optional 0x%08" PRIx32 "\n",
+           fi->required_features, fi->optional_features);
+    printf("data            offset %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64 " tensor%s\n",
+           fi->data_offset, fi->data_size, fi->tensor_count, fi->tensor_count == 1 ? "" : "s");
+    printf("metadata        offset %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64 " entr%s\n",
+           fi->metadata_offset, fi->metadata_size, fi->metadata_count,
+           fi->metadata_count == 1 ? "y" : "ies");
+    printf("directory       offset %" PRIu64 ", %" PRIu64 " bytes\n", fi->directory_offset,
+           fi->directory_size);
+    printf("checksums       header %016" PRIx64 ", index %016" PRIx64 "\n", fi->header_checksum,
+           fi->index_checksum);
+}
+
+static int dump_text(const qfmt_reader *r, const char *path, const struct dump_opts *o)
+{
+    qfmt_file_info fi;
+    qfmt_error err;
+    memset(&err, 0, sizeof err);
+    qfmt_reader_file_info(r, &fi);
+    print_header(path, &fi);
+
+    qfmt_status s = QFMT_OK;
+    if (o->show_meta)
+        s = print_metadata(r, o->full_meta, &err);
+    if (s == QFMT_OK && o->show_tensors) {
+        struct totals tot;
+        memset(&tot, 0, sizeof tot);
+        s = print_tensors(r, &tot, &err);
+        if (s == QFMT_OK)
+            print_totals(&tot);
+        free(tot.by_type);
+    }
+    if (s != QFMT_OK) {
+        fflush(stdout); /* what was printed so far comes before the message */
+        cli_error_qfmt(&err);
+        return cli_finish_stdout(CLI_EXIT_FAILURE);
+    }
+    return cli_finish_stdout(CLI_EXIT_OK);
+}
+
+/* ---- JSON output -------------------------------------------------------------------------- */
+
+static cJSON *json_hex_bytes(const void *p, uint64_t len)
+{
+    if (len > (SIZE_MAX - 1) / 2)
+        return NULL;
+    const unsigned char *b = p;
+    char *hex = malloc((size_t)len * 2 + 1);
+    if (hex == NULL)
+        return NULL;
+    for (size_t i = 0; i < (size_t)len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    hex[(size_t)len * 2] = '\0';
+    cJSON *item = cJSON_CreateString(hex);
+    free(hex);
+    return item;
+}
+
+static cJSON *json_scalar(const qfmt_value *v)
+{
+    switch (v->type) {
+    case QFMT_META_U8:
+    case QFMT_META_U16:
+    case QFMT_META_U32:
+    case QFMT_META_U64: return cli_json_u64(v->v.u);
+    case QFMT_META_I8:
+    case QFMT_META_I16:
+    case QFMT_META_I32:
+    case QFMT_META_I64: return cli_json_i64(v->v.i);
+    case QFMT_META_F32: return cli_json_real(v->v.f, true);
+    case QFMT_META_F64: return cli_json_real(v->v.f, false);
+    case QFMT_META_BOOL: return cJSON_CreateBool(v->v.u != 0);
+    case QFMT_META_STRING:
+        if (v->v.str.len > SIZE_MAX / 8)
+            return NULL;
+        return cli_json_text(v->v.str.ptr, (size_t)v->v.str.len);
+    default: return json_hex_bytes(v->v.raw.ptr, v->v.raw.len); /* unknown type: its bytes */
+    }
+}
+
+/* Adds metadata {key: value} and metadata_types {key: "u32"} to doc. Returns false on OOM or
+ * a reader error (then *s says which, and err is filled). */
+static bool json_metadata(const qfmt_reader *r, cJSON *doc, qfmt_status *s, qfmt_error *err)
+{
+    cJSON *meta = cJSON_CreateObject(), *types = cJSON_CreateObject();
+    bool ok = cli_json_add(doc, "metadata", meta);
+    ok = cli_json_add(doc, "metadata_types", types) && ok;
+    if (!ok)
+        return false;
+    uint64_t n = qfmt_meta_count(r);
+    for (uint64_t i = 0; i < n && ok; i++) {
+        const char *key;
+        qfmt_value v;
+        char label[64];
+        if ((*s = qfmt_meta_get_entry(r, i, &key, &v, err)) != QFMT_OK)
+            return false;
+        ok = cli_json_add(types, key, cJSON_CreateString(value_type_label(&v, label, sizeof label)));
+        if (opaque_array(&v)) { /* elements unknown: metadata_types says what it is */
+            ok = ok && cli_json_add(meta, key, cJSON_CreateNull());
+            continue;
+        }
+        if (v.type != QFMT_META_ARRAY) {
+            ok = ok && cli_json_add(meta, key, json_scalar(&v));
+            continue;
+        }
+        cJSON *arr = ok ? cJSON_CreateArray() : NULL;
+        ok = ok && cli_json_add(meta, key, arr);
+        for (uint64_t k = 0; k < v.v.arr.count && ok; k++) {
+            qfmt_value e;
+            if ((*s = qfmt_meta_array_get(r, key, k, &e, err)) != QFMT_OK)
+                return false;
+            ok = cli_json_add(arr, NULL, json_scalar(&e));
+        }
+    }
+    return ok;
+}
+
+static cJSON *json_type_total(const struct type_total *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    double bpw;
+    bool ok = cli_json_add(o, "tensors", cli_json_u64(t->tensors));
+    ok = cli_json_add(o, "parameters", cli_json_u64(t->elements)) && ok;
+    ok = cli_json_add(o, "raw_bytes", cli_json_u64(t->raw_bytes)) && ok;
+    ok = cli_json_add(o, "stored_bytes", cli_json_u64(t->stored_bytes)) && ok;
+    ok = cli_json_add(o, "bits_per_weight", bits_per_weight(t->raw_bytes, t->elements, &bpw)
+                                                ? cJSON_CreateNumber(bpw)
+                                                : cJSON_CreateNull()) && ok;
+    ok = cli_json_add(o, "stored_bits_per_weight",
+                      bits_per_weight(t->stored_bytes, t->elements, &bpw)
+                          ? cJSON_CreateNumber(bpw)
+                          : cJSON_CreateNull()) && ok;
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *json_tensor(uint64_t index, const qfmt_tensor_info *ti)
+{
+    cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateArray();
+    if (o == NULL || shape == NULL) {
+        cJSON_Delete(o);
+        cJSON_Delete(shape);
+        return NULL;
+    }
+    char type[32], codec[32];
+    bool ok = cli_json_add(o, "index", cli_json_u64(index));
+    ok = cli_json_add(o, "name", cJSON_CreateString(ti->name)) && ok;
+    ok = cli_json_add(o, "type", cJSON_CreateString(cli_type_name(ti->type, type, sizeof type))) && ok;
+    ok = cli_json_add(o, "type_id", cli_json_u64(ti->type)) && ok;
+    ok = cli_json_add(o, "shape", shape) && ok;
+    for (uint32_t d = 0; d < ti->ndim && d < QFMT_MAX_DIMS; d++)
+        ok = cli_json_add(shape, NULL, cli_json_u64(ti->dims[d])) && ok;
+    ok = cli_json_add(o, "elements", cli_json_u64(ti->nelements)) && ok;
+    ok = cli_json_add(o, "offset", cli_json_u64(ti->offset)) && ok;
+    ok = cli_json_add(o, "stored_size", cli_json_u64(ti->stored_size)) && ok;
+    ok = cli_json_add(o, "raw_size", cli_json_u64(ti->raw_size)) && ok;
+    ok = cli_json_add(o, "codec", cJSON_CreateString(cli_codec_name(ti->codec, codec, sizeof codec))) && ok;
+    ok = cli_json_add(o, "checksum", cli_json_hex64(ti->checksum)) && ok;
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Adds tensors [...] and totals {...} to doc. */
+static bool json_tensors(const qfmt_reader *r, cJSON *doc, qfmt_status *s, qfmt_error *err)
+{
+    cJSON *tensors = cJSON_CreateArray();
+    if (!cli_json_add(doc, "tensors", tensors))
+        return false;
+    struct totals tot;
+    memset(&tot, 0, sizeof tot);
+    bool ok = true;
+    uint64_t n = qfmt_tensor_count(r);
+    for (uint64_t i = 0; i < n && ok; i++) {
+        qfmt_tensor_info ti;
+        if ((*s = qfmt_tensor_get_info(r, i, &ti, err)) != QFMT_OK) {
+            free(tot.by_type);
+            return false;
+        }
+        ok = totals_add(&tot, &ti) && cli_json_add(tensors, NULL, json_tensor(i, &ti));
+    }
+    cJSON *totals = ok ? json_type_total(&tot.all) : NULL;
+    ok = ok && cli_json_add(doc, "totals", totals);
+    cJSON *by_type = ok ? cJSON_CreateObject() : NULL;
+    ok = ok && cli_json_add(totals, "by_type", by_type);
+    for (size_t k = 0; k < tot.ntypes && ok; k++) {
+        char name[32];
+        ok = cli_json_add(by_type, cli_type_name(tot.by_type[k].type, name, sizeof name),
+                          json_type_total(&tot.by_type[k]));
+    }
+    free(tot.by_type);
+    return ok;
+}
+
+static int dump_json(const qfmt_reader *r, const char *path, const struct dump_opts *o)
+{
+    qfmt_file_info fi;
+    qfmt_reader_file_info(r, &fi);
+    qfmt_error err;
+    memset(&err, 0, sizeof err);
+    qfmt_status s = QFMT_OK;
+
+    cJSON *doc = cJSON_CreateObject();
+    bool ok = doc != NULL && cli_json_add(doc, "file", cli_json_text(path, strlen(path)));
+    cJSON *ver = ok ? cJSON_CreateObject() : NULL;
+    ok = ok && cli_json_add(doc, "format_version", ver);
+    ok = ok && cli_json_add(ver, "major", cli_json_u64(fi.version_major));
+    ok = ok && cli_json_add(ver, "minor", cli_json_u64(fi.version_minor));
+    ok = ok && cli_json_add(doc, "required_features", cli_json_u64(fi.required_features));
+    ok = ok && cli_json_add(doc, "optional_features", cli_json_u64(fi.optional_features));
+    ok = ok && cli_json_add(doc, "alignment", cli_json_u64(fi.alignment));
+    ok = ok && cli_json_add(doc, "file_size", cli_json_u64(fi.file_size));
+    ok = ok && cli_json_add(doc, "tensor_count", cli_json_u64(fi.tensor_count));
+    ok = ok && cli_json_add(doc, "metadata_count", cli_json_u64(fi.metadata_count));
+
+    static const char *const section_names[] = {"data", "metadata", "directory"};
+    const uint64_t section_offsets[] = {fi.data_offset, fi.metadata_offset, fi.directory_offset};
+    const uint64_t section_sizes[] = {fi.data_size, fi.metadata_size, fi.directory_size};
+    cJSON *sections = ok ? cJSON_CreateObject() : NULL;
+    ok = ok && cli_json_add(doc, "sections", sections);
+    for (size_t k = 0; k < 3 && ok; k++) {
+        cJSON *sec = cJSON_CreateObject();
+        ok = cli_json_add(sections, section_names[k], sec);
+        ok = ok && cli_json_add(sec, "offset", cli_json_u64(section_offsets[k]));
+        ok = ok && cli_json_add(sec, "size", cli_json_u64(section_sizes[k]));
+    }
+    ok = ok && cli_json_add(doc, "header_checksum", cli_json_hex64(fi.header_checksum));
+    ok = ok && cli_json_add(doc, "index_checksum", cli_json_hex64(fi.index_checksum));
+
+    if (ok && o->show_meta)
+        ok = json_metadata(r, doc, &s, &err);
+    if (ok && o->show_tensors)
+        ok = json_tensors(r, doc, &s, &err);
+
+    int code;
+    if (s != QFMT_OK) {
+        cli_error_qfmt(&err);
+        code = CLI_EXIT_FAILURE;
+    } else if (!ok) {
+        cli_error("%s: out of memory while building JSON", path);
+        code = CLI_EXIT_FAILURE;
+    } else {
+        code = cli_json_print(doc);
+    }
+    cJSON_Delete(doc);
+    return cli_finish_stdout(code);
+}
+
+/* ---- Command ------------------------------------------------------------------------------ */
+
+int cmd_dump(int argc, char **argv)
+{
+    struct dump_opts o;
+    memset(&o, 0, sizeof o);
+    bool want_meta = false, want_tensors = false, no_more_options = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (no_more_options || a[0] != '-' || a[1] == '\0') { /* "-" is a (bad) file name */
+            if (o.path != NULL)
+                return cli_usage_error("dump", usage, "unexpected argument '%s'", a);
+            o.path = a;
+        } else if (strcmp(a, "--") == 0) {
+            no_more_options = true;
+        } else if (cli_is_help(a)) {
+            fputs(usage, stdout);
+            return cli_finish_stdout(CLI_EXIT_OK);
+        } else if (strcmp(a, "--json") == 0) {
+            o.json = true;
+        } else if (strcmp(a, "--metadata") == 0) {
+            want_meta = true;
+        } else if (strcmp(a, "--tensors") == 0) {
+            want_tensors = true;
+        } else {
+            return cli_usage_error("dump", usage, "unknown option '%s'", a);
+        }
+    }
+    if (o.path == NULL)
+        return cli_usage_error("dump", usage, "missing FILE");
+    o.show_meta = want_meta || !want_tensors;
+    o.show_tensors = want_tensors || !want_meta;
+    o.full_meta = want_meta;
+
+    qfmt_reader *r = NULL;
+    qfmt_error err;
+    if (qfmt_reader_open(&r, o.path, NULL, &err) != QFMT_OK) {
+        cli_error_qfmt(&err);
+        return CLI_EXIT_FAILURE;
+    }
+    int code = o.json ? dump_json(r, o.path, &o) : dump_text(r, o.path, &o);
+    qfmt_reader_close(r);
+    return code;
+}

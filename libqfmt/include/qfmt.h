@@ -152,6 +152,9 @@ typedef enum {
     QFMT_CODEC_ZSTD = 1,
 } qfmt_codec;
 
+/* XXH3-64 (seed 0) of n bytes: the checksum the format uses, for callers' own records. */
+QFMT_API uint64_t qfmt_checksum(const void *data, size_t n);
+
 /* ---- Float conversion ------------------------------------------------------------------- */
 /* Converts n values between F32, F16 and BF16 (any pair, including same type), round to
  * nearest even. NaN stays NaN (sign kept, quiet), Inf stays Inf, values beyond the target's
@@ -428,6 +431,10 @@ QFMT_API qfmt_status qfmt_st_get(const qfmt_st_file *f, uint64_t index, qfmt_st_
                                  qfmt_error *err);
 QFMT_API qfmt_status qfmt_st_find(const qfmt_st_file *f, const char *name, uint64_t *index,
                                   qfmt_error *err);
+/* Tells the system the tensor's pages will not be needed again (they are dropped from this
+ * process's memory and re-read from the file if touched). For a converter that walks a large
+ * file once with bounded memory. No-op for memory opened with qfmt_st_open_memory. */
+QFMT_API void qfmt_st_release(const qfmt_st_file *f, uint64_t index);
 /* A "__metadata__" string value, or NULL. Valid until close. */
 QFMT_API const char *qfmt_st_metadata(const qfmt_st_file *f, const char *key);
 /* Size of the whole file and of its JSON header. */

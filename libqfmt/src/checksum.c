@@ -44,3 +44,5 @@ void qfmt__hasher_update(qfmt__hasher *h, const void *p, size_t n)
     if (n) XXH3_64bits_update(h->state, p, n);
 }
 uint64_t qfmt__hasher_digest(const qfmt__hasher *h) { return (uint64_t)XXH3_64bits_digest(h->state); }
+
+uint64_t qfmt_checksum(const void *data, size_t n) { return data || !n ? qfmt__xxh3(data, n) : 0; }

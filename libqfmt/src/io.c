@@ -1,4 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise: glibc makes posix_madvise(DONTNEED) a no-op */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -122,4 +123,13 @@ int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *
 void qfmt__unmap_file(const uint8_t *base, uint64_t size, int mapped)
 {
     if (mapped) munmap((void *)base, (size_t)size);
+}
+
+void qfmt__release_pages(const uint8_t *p, uint64_t n)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || n == 0) return;
+    uintptr_t a = (uintptr_t)p, pg = (uintptr_t)page;
+    uintptr_t lo = (a + pg - 1) & ~(pg - 1), hi = (uintptr_t)(a + n) & ~(pg - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

@@ -44,6 +44,7 @@ enum { CHUNK_BLOCKS = 128, CHUNK = CHUNK_BLOCKS * QFMT__QK };
 typedef struct {
     bool quantize;
     uint32_t plain_type;   /* the float side */
+    uint32_t src_type, dst_type; /* float to float conversion, when k is NULL */
     const uint8_t *src;
     uint8_t *dst;
     const qfmt__quant_kernels *k; /* NULL: float to float */
@@ -63,7 +64,10 @@ static void run_part(part *p)
     const uint32_t bb = p->k ? p->k->block_bytes : 0;
     for (uint64_t at = p->begin; at < p->end; at += CHUNK) {
         size_t n = (size_t)(p->end - at < CHUNK ? p->end - at : CHUNK);
-        if (p->quantize) {
+        if (!p->k) {
+            qfmt_convert_floats(p->src_type, p->src + at * float_size(p->src_type), p->dst_type,
+                                p->dst + at * float_size(p->dst_type), n);
+        } else if (p->quantize) {
             qfmt_convert_floats(p->plain_type, p->src + at * fs, QFMT_TYPE_F32, buf, n);
             for (size_t i = 0; i < n; i++)
                 if (buf[i] - buf[i] != 0.0f) { /* NaN or Inf */
@@ -106,31 +110,27 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
     if (!qfmt__mul_u64(nrows, row_len, &n))
         return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET,
                           "%s: %" PRIu64 " rows of %" PRIu64 " values overflow", verb, nrows, row_len);
-    if (is_float(block_type)) { /* plain conversion */
-        if (dst_size != n * float_size(dst_type) || (n && (!src || !dst)))
-            return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET,
-                              "%s: destination of %" PRIu64 " bytes for %" PRIu64 " values", verb,
-                              dst_size, n);
-        if (n > SIZE_MAX) return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET, "too large");
-        return qfmt_convert_floats(src_type, src, dst_type, dst, (size_t)n);
-    }
-    const qfmt__quant_kernels *k = qfmt__quant_get(block_type);
-    if (!k)
-        return qfmt__fail(err, QFMT_E_UNSUPPORTED, 0, NULL, NULL, QFMT_NO_OFFSET,
-                          "%s: type %" PRIu32 " is not a block type this library knows", verb,
-                          block_type);
-    const char *tname = qfmt_type_get_traits(block_type)->name;
-    if (row_len % QFMT__QK != 0)
-        return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET,
-                          "rows of %" PRIu64 " values cannot be split into %s blocks of %u",
-                          row_len, tname, QFMT__QK);
-    if (!qfmt__mul_u64(n / QFMT__QK, k->block_bytes, &need_dst) ||
-        !qfmt__mul_u64(n, float_size(plain_type), &need_src) || need_src > SIZE_MAX)
-        return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET, "%s: tensor too large", verb);
-    if (!quantize) {
-        uint64_t t = need_dst;
-        need_dst = need_src;
-        need_src = t;
+    const qfmt__quant_kernels *k = NULL;
+    if (is_float(block_type)) { /* plain conversion: need_* are the two float sizes */
+        if (!qfmt__mul_u64(n, float_size(dst_type), &need_dst) ||
+            !qfmt__mul_u64(n, float_size(src_type), &need_src) || need_src > SIZE_MAX ||
+            need_dst > SIZE_MAX)
+            return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET, "%s: tensor too large", verb);
+    } else {
+        k = qfmt__quant_get(block_type);
+        if (!k)
+            return qfmt__fail(err, QFMT_E_UNSUPPORTED, 0, NULL, NULL, QFMT_NO_OFFSET,
+                              "%s: type %" PRIu32 " is not a type this library can convert", verb,
+                              block_type);
+        if (row_len % QFMT__QK != 0)
+            return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET,
+                              "rows of %" PRIu64 " values cannot be split into %s blocks of %u",
+                              row_len, qfmt_type_get_traits(block_type)->name, QFMT__QK);
+        uint64_t blocks_bytes, floats_bytes;
+        if (!qfmt__mul_u64(n / QFMT__QK, k->block_bytes, &blocks_bytes) ||
+            !qfmt__mul_u64(n, float_size(plain_type), &floats_bytes) || floats_bytes > SIZE_MAX)
+            return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET, "%s: tensor too large", verb);
+        need_dst = quantize ? blocks_bytes : floats_bytes;
     }
     if (dst_size != need_dst || (n && (!src || !dst)))
         return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET,
@@ -149,11 +149,16 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
     proto.plain_type = plain_type;
     proto.src = src;
     proto.dst = dst;
+    proto.src_type = src_type;
+    proto.dst_type = dst_type;
     proto.k = k;
-    proto.q = best ? k->quantize_best : simd ? k->quantize_avx2 : k->quantize_ref;
-    proto.dq = simd ? k->dequantize_avx2 : k->dequantize_ref;
+    if (k) {
+        proto.q = best ? k->quantize_best : simd ? k->quantize_avx2 : k->quantize_ref;
+        proto.dq = simd ? k->dequantize_avx2 : k->dequantize_ref;
+    }
 
-    uint64_t nblocks = n / QFMT__QK;
+    /* Float conversions have no blocks; any split on 32 elements serves them too. */
+    uint64_t nblocks = n / QFMT__QK, tail = n % QFMT__QK;
     unsigned threads = opts && opts->threads > 1 ? opts->threads : 1;
     if (threads > 64) threads = 64;
     if ((uint64_t)threads > nblocks / CHUNK_BLOCKS) threads = (unsigned)(nblocks / CHUNK_BLOCKS);
@@ -166,6 +171,7 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
         parts[t].begin = nblocks * t / threads * QFMT__QK;
         parts[t].end = nblocks * (t + 1) / threads * QFMT__QK;
     }
+    parts[threads - 1].end += tail; /* only float conversions have a tail */
     for (unsigned t = 1; t < threads; t++)
         started[t] = pthread_create(&tid[t], NULL, run_thread, &parts[t]) == 0;
     run_part(&parts[0]);
@@ -175,6 +181,7 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
     }
     for (unsigned t = 0; t < threads; t++) /* the first failure in element order */
         if (parts[t].status != QFMT_OK) {
+            const char *tname = qfmt_type_get_traits(block_type)->name;
             uint64_t row = parts[t].bad / row_len, col = parts[t].bad % row_len;
             if (parts[t].bad_is_block)
                 return qfmt__fail(err, QFMT_E_RANGE, 0, NULL, NULL, QFMT_NO_OFFSET,

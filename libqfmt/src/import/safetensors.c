@@ -356,6 +356,13 @@ qfmt_status qfmt_st_find(const qfmt_st_file *f, const char *name, uint64_t *inde
     return sfail(f, err, QFMT_E_NOT_FOUND, name, QFMT_NO_OFFSET, "no such tensor");
 }
 
+void qfmt_st_release(const qfmt_st_file *f, uint64_t index)
+{
+    if (!f || !f->mapped || index >= f->n) return;
+    const st_entry *e = &f->t[index];
+    qfmt__release_pages(f->base + f->data_start + e->begin, e->end - e->begin);
+}
+
 const char *qfmt_st_metadata(const qfmt_st_file *f, const char *key)
 {
     if (!f || !key) return NULL;

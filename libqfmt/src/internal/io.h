@@ -19,5 +19,7 @@ int qfmt__fsync_parent(const char *path);
 int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *mapped,
                    const char **what);
 void qfmt__unmap_file(const uint8_t *base, uint64_t size, int mapped);
+/* Drops the whole pages inside [p, p+n) of a read-only mapping from memory. */
+void qfmt__release_pages(const uint8_t *p, uint64_t n);
 
 #endif

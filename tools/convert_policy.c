@@ -1,0 +1,67 @@
+/* The default conversion policy (issue: quantize 2-D weights, never embeddings, the output
+ * projection, norms or biases) and its --keep / --quantize overrides. */
+#define _POSIX_C_SOURCE 200809L
+#include "convert_policy.h"
+
+#include <fnmatch.h>
+#include <string.h>
+
+#include "qfmt.h"
+
+static bool is_plain_float(uint32_t t)
+{
+    return t == QFMT_TYPE_F32 || t == QFMT_TYPE_F16 || t == QFMT_TYPE_BF16;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool any_glob(const char *const *globs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, 0) == 0) return true;
+    return false;
+}
+
+/* Token, position and type embeddings, and output projections (LM head, MLM decoder). */
+static bool is_embedding_or_head(const char *name)
+{
+    static const char *const parts[] = {"embed", "wte.", "wpe.", "lm_head.", "cls.predictions.decoder."};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (strstr(name, parts[i])) return true;
+    return strcmp(name, "output.weight") == 0;
+}
+
+uint32_t policy_type(const convert_policy *p, const char *name, uint32_t src_type, uint32_t ndim,
+                     const uint64_t *dims, const char **note)
+{
+    *note = NULL;
+    if (!is_plain_float(src_type) || any_glob(p->keep, p->nkeep, name)) return src_type;
+    const qfmt_type_traits *t = qfmt_type_get_traits(p->target);
+    if (t->block_elems == 1) return p->target; /* a float target: every float tensor */
+    bool forced = any_glob(p->quant, p->nquant, name);
+    bool selected = forced || (ndim == 2 && ends_with(name, ".weight") && !is_embedding_or_head(name));
+    if (!selected) return src_type;
+    if (ndim == 0) {
+        *note = "a scalar cannot be block-quantized";
+        return src_type;
+    }
+    if (dims[ndim - 1] % t->block_elems != 0) {
+        *note = "its rows are not a multiple of the block size 32";
+        return src_type;
+    }
+    return p->target;
+}
+
+bool policy_transposed(const char *model_type, const char *name, uint32_t ndim)
+{
+    if (!model_type || strcmp(model_type, "gpt2") != 0 || ndim != 2) return false;
+    static const char *const conv1d[] = {".c_attn.weight", ".c_proj.weight", ".c_fc.weight",
+                                         ".q_attn.weight"};
+    for (size_t i = 0; i < sizeof conv1d / sizeof conv1d[0]; i++)
+        if (ends_with(name, conv1d[i])) return true;
+    return false;
+}

@@ -1,0 +1,56 @@
+/*
+ * hf_model.h - a Hugging Face checkpoint as the converter sees it: config.json, tokenizer.json,
+ * generation_config.json and the weights, from one model.safetensors, from shards listed by
+ * model.safetensors.index.json, or from a single .safetensors file given directly.
+ */
+#ifndef QFMT_HF_MODEL_H
+#define QFMT_HF_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qfmt.h"
+
+typedef struct cJSON cJSON;
+
+typedef struct {
+    char *path;        /* as opened */
+    char *name;        /* file name without directory */
+    uint64_t size;
+    uint64_t xxh3;     /* of the whole file */
+    qfmt_st_file *st;
+} hf_shard;
+
+typedef struct {
+    uint32_t shard;
+    uint64_t index;    /* in that shard */
+} hf_tensor_ref;
+
+typedef struct {
+    cJSON *config;              /* NULL when converting a bare .safetensors file */
+    char *config_text, *tokenizer_text, *generation_text; /* NULL when absent */
+    size_t config_len, tokenizer_len, generation_len;
+    hf_shard *shards;
+    uint32_t nshards;
+    hf_tensor_ref *tensors;     /* shard order, then data order inside each shard */
+    uint64_t ntensors;
+    uint64_t total_bytes;       /* of all shards */
+} hf_model;
+
+/* Opens a model directory or a .safetensors file. On failure fills err (file, tensor and
+ * offset where known) and leaves *m empty. */
+qfmt_status hf_model_open(hf_model *m, const char *src, qfmt_error *err);
+void hf_model_close(hf_model *m);
+
+/* Tensor i of the model. */
+qfmt_status hf_model_tensor(const hf_model *m, uint64_t i, qfmt_st_tensor *out, qfmt_error *err);
+/* Releases tensor i's pages after use (bounded memory). */
+void hf_model_release(const hf_model *m, uint64_t i);
+
+/* config.json values (NULL/false when absent or of another JSON type). */
+const char *hf_config_string(const hf_model *m, const char *key);
+int hf_config_u64(const hf_model *m, const char *key, uint64_t *out);
+int hf_config_f64(const hf_model *m, const char *key, double *out);
+int hf_config_bool(const hf_model *m, const char *key, int *out);
+
+#endif

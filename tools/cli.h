@@ -34,6 +34,8 @@ struct qfmt_cmd {
 };
 
 /* Subcommands (tools/cmd_<name>.c). Later: convert, dequantize, run, eval. */
+int cmd_convert(int argc, char **argv);
+int cmd_dequantize(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 
@@ -94,6 +96,32 @@ size_t cli_escaped_width(const char *s, size_t len);
 /* Shortest decimal text that reads back as the same float (is_f32) or double; "nan", "inf",
  * "-inf" for the non-finite values. Returns buf. */
 const char *cli_format_real(double v, bool is_f32, char *buf, size_t buf_size);
+
+/* ---- Tensor values (tools/values.c) ------------------------------------------------------ */
+
+typedef enum {
+    CLI_VALUE_F32,  /* .f: F32, F16, BF16 and block-quantized types (decoded to f32) */
+    CLI_VALUE_F64,  /* .f */
+    CLI_VALUE_INT,  /* .i: I8, I16, I32, I64 */
+    CLI_VALUE_UINT, /* .u: U8, and BOOL bytes other than 0 and 1 */
+    CLI_VALUE_BOOL, /* .u: 0 or 1 */
+} cli_value_kind;
+
+typedef struct cli_value {
+    cli_value_kind kind;
+    double f;
+    int64_t i;
+    uint64_t u;
+} cli_value;
+
+/* Calls fn for each of the first `max` values of tensor `index` (all when max is UINT64_MAX),
+ * in storage order. The stored bytes are checksummed first; a view is used when the tensor
+ * is uncompressed, else it is decoded into a buffer. fn returns false to stop (then
+ * QFMT_E_NOMEM is returned: callers stop only when out of memory). QFMT_E_UNSUPPORTED if the
+ * type or codec is not one this library can decode. */
+typedef bool (*cli_value_fn)(void *ctx, const cli_value *v);
+qfmt_status cli_tensor_values(const qfmt_reader *r, uint64_t index, uint64_t max, cli_value_fn fn,
+                              void *ctx, qfmt_error *err);
 
 /* ---- JSON (cJSON) --------------------------------------------------------------------------
  * cJSON keeps numbers as doubles and prints big integers with 15-17 significant digits, so

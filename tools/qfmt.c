@@ -15,6 +15,8 @@
 /* Adding a command: write tools/cmd_<name>.c with `int cmd_<name>(int argc, char **argv)`,
  * declare it in cli.h and add a row here. */
 static const struct qfmt_cmd cmds[] = {
+    {"convert", cmd_convert, "convert a Hugging Face model or safetensors file to qfmt"},
+    {"dequantize", cmd_dequantize, "write a qfmt file's tensors to a safetensors file"},
     {"dump", cmd_dump, "print header, metadata and tensor table"},
     {"verify", cmd_verify, "check structure and every checksum"},
 };

@@ -95,6 +95,8 @@ Test(corruption, every_bit_flip_detected, .timeout = 300) {
         }
     }
     cr_assert_eq(memcmp(buf, orig, size), 0);
+    cr_log_info("bit flips: %zu bytes, %zu flips, %ld opened (caught by verify)", size, size * 8,
+                opened);
     cr_assert_eq(undetected, 0, "%ld of %zu flips open and verify OK:%s", undetected, size * 8,
                  report);
     /* at least the tensor bytes and padding are only caught by verify, not by open */
@@ -512,10 +514,11 @@ Test(corruption, huge_counts_no_huge_allocation) {
             qfmt_error e;
             memset(&e, 0, sizeof e);
             qfmt_status st = qfmt_reader_open_memory(&r, b, s.size, &oo, &e);
-            cr_assert_eq(st, QFMT_E_CORRUPT, "%s count %" PRIu64 ": %d %s",
+            cr_expect_eq(st, QFMT_E_CORRUPT, "%s count %" PRIu64 ": %d %s",
                          field == 24 ? "metadata" : "tensor", c, (int)st, e.message);
             cr_assert_lt(ca.max_request, 1u << 20, "count %" PRIu64 ": allocated %zu bytes", c,
                          ca.max_request);
+            if (st == QFMT_OK) qfmt_reader_close(r);
             cr_assert_eq(ca.live, 0, "leak after a failed open");
             free(b);
         }
@@ -599,7 +602,7 @@ Test(corruption, unknown_type_and_codec) {
     sample s;
     sample_load(&s);
     unknown_field_case(&s, "a", false, 999);
-    unknown_field_case(&s, "a", false, 258);
+    unknown_field_case(&s, "a", false, 4096);
     unknown_field_case(&s, "z", false, 999); /* compressed, unknown type */
     unknown_field_case(&s, "a", true, 7);
     unknown_field_case(&s, "z", true, 2);
@@ -810,7 +813,7 @@ Test(corruption, directory_rules) {
         th_open_expect(b, size, QFMT_E_CORRUPT, &e, "raw size 5 for u8[4]");
         char line[1024];
         qfmt_error_format(&e, line, sizeof line);
-        cr_assert_null(strchr(line, '\n'), "one line: %s", line);
+        cr_expect_null(strchr(line, '\n'), "one line: %s", line);
         free(b);
     }
     {

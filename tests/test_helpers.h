@@ -83,10 +83,25 @@ static inline uint64_t th_xxh3(const void *p, size_t n) { return (uint64_t)XXH3_
 static inline uint64_t th_align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 
 /* ---- Files and scratch directories ------------------------------------------------------- */
+static inline void th_rmtree(const char *dir);
+
+/* Scratch directories of this process, removed at exit too, so that a test stopped by a failed
+ * assertion leaves nothing in /tmp. (Forked children leave with _exit and do not run this.) */
+#define TH_MAX_DIRS 16
+static char th_dirs[TH_MAX_DIRS][64];
+static int th_ndirs;
+
+static inline void th_cleanup_dirs(void) {
+    for (int i = 0; i < th_ndirs; i++) th_rmtree(th_dirs[i]);
+    th_ndirs = 0;
+}
+
 /* Creates /tmp/qfmt_test_XXXXXX; dir must hold PATH_MAX bytes. */
 static inline void th_mkdtemp(char *dir) {
     strcpy(dir, "/tmp/qfmt_test_XXXXXX");
     cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    if (th_ndirs == 0) atexit(th_cleanup_dirs);
+    if (th_ndirs < TH_MAX_DIRS) strcpy(th_dirs[th_ndirs++], dir);
 }
 
 /* Removes every entry of dir (one level: the tests create no subdirectories) and dir itself. */

@@ -6,6 +6,7 @@
 #include "test_helpers.h"
 
 #include <math.h>
+#include <pthread.h>
 
 /* ---- Tensor types under test -------------------------------------------------------------- */
 typedef struct {
@@ -808,7 +809,7 @@ Test(roundtrip, duplicate_tensor_names_rejected) {
     memset(&e, 0, sizeof e);
     cr_assert_eq(qfmt_writer_add_tensor(f.w, &d, x, sizeof x, &e), QFMT_E_EXISTS);
     cr_assert_eq(e.code, QFMT_E_EXISTS);
-    cr_assert_str_eq(e.tensor, "w");
+    cr_expect_str_eq(e.tensor, "w", "err.tensor names the duplicate");
     d.codec = QFMT_CODEC_ZSTD;
     cr_assert_eq(qfmt_writer_begin_tensor(f.w, &d, &e), QFMT_E_EXISTS);
     wfix_close(&f);
@@ -1019,4 +1020,185 @@ Test(roundtrip, reads_hand_built_file) {
     cr_assert_eq(memcmp(zr, raw, 40), 0);
     qfmt_reader_close(r);
     free(b);
+}
+
+/* ---- Many threads on one reader ---------------------------------------------------------- */
+typedef struct {
+    qfmt_reader *r;
+    const planned *P;
+    size_t n;
+    int id;
+    int bad; /* tensors whose bytes or status were wrong */
+} reader_job;
+
+static void *reader_thread(void *arg) {
+    reader_job *j = arg;
+    uint8_t *want = malloc(64 * 1024), *got = malloc(64 * 1024);
+    if (!want || !got) {
+        j->bad = -1;
+        free(want);
+        free(got);
+        return NULL;
+    }
+    for (int round = 0; round < 3; round++) {
+        for (size_t k = 0; k < j->n; k++) {
+            size_t i = (k + (size_t)j->id * 37) % j->n;
+            const planned *p = &j->P[i];
+            qfmt_error e;
+            gen_data(p, want);
+            if (qfmt_tensor_read(j->r, i, got, p->size, true, &e) != QFMT_OK ||
+                memcmp(got, want, (size_t)p->size) != 0)
+                j->bad++;
+            uint64_t idx;
+            if (qfmt_tensor_find(j->r, p->name, &idx, &e) != QFMT_OK || idx != i) j->bad++;
+        }
+        qfmt_error e;
+        if (qfmt_reader_verify(j->r, 2, &e) != QFMT_OK) j->bad++;
+    }
+    free(want);
+    free(got);
+    return NULL;
+}
+
+Test(roundtrip, one_reader_many_threads, .timeout = 120) {
+    static planned P[MAXPLAN];
+    size_t n = plan_all(P);
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    th_mkdtemp(dir);
+    snprintf(path, sizeof path, "%s/mt.qfmt", dir);
+    write_matrix(path, 64, false, P, n);
+    qfmt_reader *r = th_open_path(path);
+    enum { NTHREADS = 6 };
+    pthread_t th[NTHREADS];
+    reader_job jobs[NTHREADS];
+    for (int t = 0; t < NTHREADS; t++) {
+        jobs[t] = (reader_job){r, P, n, t, 0};
+        cr_assert_eq(pthread_create(&th[t], NULL, reader_thread, &jobs[t]), 0);
+    }
+    for (int t = 0; t < NTHREADS; t++) {
+        pthread_join(th[t], NULL);
+        cr_assert_eq(jobs[t].bad, 0, "thread %d saw %d wrong results", t, jobs[t].bad);
+    }
+    qfmt_reader_close(r);
+    th_rmtree(dir);
+}
+
+/* ---- More writer/reader edges ------------------------------------------------------------- */
+Test(roundtrip, max_alignment_and_zstd_levels, .timeout = 60) {
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    th_mkdtemp(dir);
+    snprintf(path, sizeof path, "%s/big_align.qfmt", dir);
+    qfmt_write_opts wo = {0};
+    wo.alignment = QFMT_MAX_ALIGNMENT;
+    wo.no_fsync = true;
+    qfmt_writer *w = NULL;
+    qfmt_error e;
+    TH_OKE(qfmt_writer_create(&w, path, &wo, &e), e);
+    uint8_t data[5000];
+    th_fill_compressible(data, sizeof data, 1);
+    const int levels[] = {1, 19, -5, 3};
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "z%d", i);
+        uint64_t dims[1] = {sizeof data};
+        qfmt_tensor_desc d = th_desc(name, QFMT_TYPE_U8, QFMT_CODEC_ZSTD, 1, dims);
+        d.zstd_level = levels[i];
+        TH_OKE(qfmt_writer_add_tensor(w, &d, data, sizeof data, &e), e);
+    }
+    TH_OKE(qfmt_writer_finish(w, &e), e);
+    qfmt_writer_free(w);
+    size_t size;
+    uint8_t *b = th_read_file(path, &size);
+    check_layout_bytes(b, size, QFMT_MAX_ALIGNMENT);
+    qfmt_reader *r = th_open_path(path);
+    for (uint64_t i = 0; i < 4; i++) {
+        qfmt_tensor_info ti;
+        TH_OKE(qfmt_tensor_get_info(r, i, &ti, &e), e);
+        cr_assert_eq(ti.offset % QFMT_MAX_ALIGNMENT, 0);
+        cr_assert_eq(ti.codec, QFMT_CODEC_ZSTD);
+        uint8_t got[5000 + 16];
+        memset(got, 0x3C, sizeof got);
+        /* a larger destination: refused (the library wants the exact size) or filled exactly */
+        qfmt_status s = qfmt_tensor_read(r, i, got, sizeof got, true, &e);
+        cr_assert(s == QFMT_OK || s == QFMT_E_ARG, "dst larger than raw_size: %d", (int)s);
+        for (size_t k = sizeof data; k < sizeof got; k++) cr_assert_eq(got[k], 0x3C);
+        TH_OKE(qfmt_tensor_read(r, i, got, sizeof data, true, &e), e);
+        cr_assert_eq(memcmp(got, data, sizeof data), 0);
+    }
+    TH_OKE(qfmt_reader_verify(r, 64, &e), e); /* more threads than tensors */
+    qfmt_reader_close(r);
+    free(b);
+    th_rmtree(dir);
+}
+
+Test(roundtrip, writer_rejects_impossible_shapes) {
+    wfix f;
+    wfix_open(&f);
+    qfmt_error e;
+    uint8_t x[16] = {0};
+    uint64_t d1[2] = {1ull << 32, 1ull << 32};
+    qfmt_tensor_desc d = th_desc("o", QFMT_TYPE_U8, QFMT_CODEC_NONE, 2, d1);
+    qfmt_status s = qfmt_writer_add_tensor(f.w, &d, x, 0, &e);
+    cr_assert(arg_or_range(s), "dims [2^32, 2^32] with 0 bytes: %d", (int)s);
+    s = qfmt_writer_begin_tensor(f.w, &d, &e);
+    cr_assert(arg_or_range(s), "streamed dims [2^32, 2^32]: %d", (int)s);
+    uint64_t d2[2] = {0, 1ull << 57};
+    d = th_desc("o2", QFMT_TYPE_U8, QFMT_CODEC_NONE, 2, d2);
+    s = qfmt_writer_add_tensor(f.w, &d, x, 0, &e);
+    cr_assert(arg_or_range(s), "dim 2^57 next to a 0: %d", (int)s);
+    uint64_t d3[1] = {1ull << 57};
+    d = th_desc("o3", QFMT_TYPE_U8, QFMT_CODEC_NONE, 1, d3);
+    s = qfmt_writer_begin_tensor(f.w, &d, &e);
+    cr_assert(arg_or_range(s), "2^57 elements: %d", (int)s);
+    wfix_close(&f);
+}
+
+/* Block types (when this library knows them): whole blocks along the last dimension. */
+Test(roundtrip, block_types_when_known) {
+    const uint32_t bt[] = {QFMT_TYPE_Q4_0, QFMT_TYPE_Q4_1, QFMT_TYPE_Q8_0};
+    for (size_t i = 0; i < 3; i++) {
+        const qfmt_type_traits *tr = qfmt_type_get_traits(bt[i]);
+        if (!tr) continue;
+        wfix f;
+        wfix_open(&f);
+        qfmt_error e;
+        uint32_t bb = tr->block_bytes, be = tr->block_elems;
+        uint8_t *buf = calloc(4, bb * 2);
+        cr_assert_not_null(buf);
+        th_fill_random(buf, bb * 4, i);
+        for (uint32_t k = 0; k < 4; k++) th_put16(buf + k * bb, 0x3C00); /* scale 1.0 */
+        uint64_t good[2] = {2, 2ull * be};
+        qfmt_tensor_desc d = th_desc("q", bt[i], QFMT_CODEC_NONE, 2, good);
+        TH_OKE(qfmt_writer_add_tensor(f.w, &d, buf, 4ull * bb, &e), e);
+        uint64_t bad[2] = {2ull * be, 2}; /* 4 blocks of elements, but rows of 2 */
+        d = th_desc("q_bad", bt[i], QFMT_CODEC_NONE, 2, bad);
+        qfmt_status s = qfmt_writer_add_tensor(f.w, &d, buf, 4ull * bb, &e);
+        cr_assert(arg_or_range(s), "%s: last dim 2 is not whole blocks: %d", tr->name, (int)s);
+        TH_OKE(qfmt_writer_finish(f.w, &e), e);
+        qfmt_reader *r = th_open_path(f.path);
+        uint8_t *got = malloc(4ull * bb);
+        TH_OKE(qfmt_tensor_read(r, 0, got, 4ull * bb, true, &e), e);
+        cr_assert_eq(memcmp(got, buf, 4ull * bb), 0, "%s bytes", tr->name);
+        qfmt_tensor_info ti;
+        TH_OKE(qfmt_tensor_get_info(r, 0, &ti, &e), e);
+        cr_assert_eq(ti.nelements, 4ull * be);
+        cr_assert_eq(ti.raw_size, 4ull * bb);
+        qfmt_reader_close(r);
+        free(got);
+        free(buf);
+        wfix_close(&f);
+
+        /* the reader applies the same rule to a hand-built file */
+        uint8_t blocks[128] = {0};
+        th_btensor t[1] = {{"qb", 0, bt[i], QFMT_CODEC_NONE, 2, {be, 1}, blocks, bb, bb}};
+        size_t size;
+        uint8_t *file = th_build(32, NULL, 0, t, 1, &size);
+        th_open_expect(file, size, QFMT_E_CORRUPT, &e, "block type with last dim 1");
+        free(file);
+        t[0].dims[0] = 1;
+        t[0].dims[1] = be;
+        file = th_build(32, NULL, 0, t, 1, &size);
+        th_open_expect(file, size, QFMT_OK, &e, "block type with a whole block per row");
+        free(file);
+    }
 }

@@ -71,7 +71,7 @@ Test(types, block_traits_when_known) {
 }
 
 Test(types, unknown_types) {
-    const uint32_t unknown[] = {4, 5, 6, 7, 29, 31, 255, 258, 999, 65536, UINT32_MAX};
+    const uint32_t unknown[] = {4, 5, 6, 7, 29, 31, 255, 260, 999, 65536, UINT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         cr_assert_null(qfmt_type_get_traits(unknown[i]), "type %u", unknown[i]);
         uint64_t n = 5;

@@ -61,6 +61,19 @@ qfmt_status qfmt__fail(qfmt_error *err, qfmt_status code, int sys_errno, const c
     return code;
 }
 
+/* Control characters as \xNN, so a name from a file cannot break the line. */
+static const char *escape(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7F) n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+        else out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
 {
     if (!buf || buf_size == 0) return buf;
@@ -74,8 +87,11 @@ const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
             if (k > 0) n += (size_t)k;                                                      \
         }                                                                                   \
     } while (0)
-    if (e->path[0]) APPEND("%s: ", e->path);
-    if (e->tensor[0]) APPEND("tensor '%s'%s", e->tensor, e->offset != QFMT_NO_OFFSET ? " " : ": ");
+    char path[4 * sizeof e->path], tensor[4 * sizeof e->tensor];
+    if (e->path[0]) APPEND("%s: ", escape(e->path, path, sizeof path));
+    if (e->tensor[0])
+        APPEND("tensor '%s'%s", escape(e->tensor, tensor, sizeof tensor),
+               e->offset != QFMT_NO_OFFSET ? " " : ": ");
     if (e->offset != QFMT_NO_OFFSET) APPEND("at byte %" PRIu64 ": ", e->offset);
     APPEND("%s", e->message[0] ? e->message : qfmt_strerror(e->code));
 #undef APPEND

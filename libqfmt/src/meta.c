@@ -115,7 +115,12 @@ static qfmt_status parse_value(qfmt_reader *r, qfmt__meta *m, qfmt_error *err)
 qfmt_status qfmt__meta_parse(qfmt_reader *r, char **arena_pos, qfmt_error *err)
 {
     uint64_t n = r->info.metadata_count;
-    if (n == 0) return QFMT_OK;
+    if (n == 0) {
+        if (r->info.metadata_size != 0)
+            return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, r->info.metadata_offset,
+                               "%" PRIu64 " metadata bytes but no entries", r->info.metadata_size);
+        return QFMT_OK;
+    }
     r->meta = qfmt__calloc_array(&r->al, n, sizeof *r->meta);
     if (!r->meta)
         return qfmt__rfail(r, err, QFMT_E_NOMEM, NULL, QFMT_NO_OFFSET,

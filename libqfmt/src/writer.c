@@ -4,6 +4,8 @@
  * once complete and fsynced (cf. libgit2 git_filebuf_commit). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +68,7 @@ struct qfmt_writer {
     wtensor cur;
     uint64_t cur_in;   /* raw bytes appended */
     int io_errno; /* errno of a failed write inside the zstd sink */
+    const char *naming; /* tensor a failing call is about, for err->tensor */
 };
 
 static qfmt_status wfail(qfmt_writer *w, qfmt_error *err, qfmt_status code, int sys_errno,
@@ -79,7 +82,7 @@ static qfmt_status wfail(qfmt_writer *w, qfmt_error *err, qfmt_status code, int 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *tensor = w && w->state == W_TENSOR ? w->cur.name : NULL;
+    const char *tensor = !w ? NULL : w->naming ? w->naming : w->state == W_TENSOR ? w->cur.name : NULL;
     return qfmt__fail(err, code, sys_errno, w ? w->path : NULL, tensor, offset, "%s", msg);
 }
 
@@ -378,14 +381,31 @@ static void encode_scalar(uint32_t t, const qfmt_value *v, uint8_t *p)
     }
 }
 
+/* Whether the union's value is representable in the declared type (no silent narrowing). */
+static bool scalar_fits(const qfmt_value *v)
+{
+    switch (v->type) {
+    case QFMT_META_U8: return v->v.u <= UINT8_MAX;
+    case QFMT_META_BOOL: return v->v.u <= 1;
+    case QFMT_META_U16: return v->v.u <= UINT16_MAX;
+    case QFMT_META_U32: return v->v.u <= UINT32_MAX;
+    case QFMT_META_I8: return v->v.i >= INT8_MIN && v->v.i <= INT8_MAX;
+    case QFMT_META_I16: return v->v.i >= INT16_MIN && v->v.i <= INT16_MAX;
+    case QFMT_META_I32: return v->v.i >= INT32_MIN && v->v.i <= INT32_MAX;
+    case QFMT_META_F32: return !isfinite(v->v.f) || fabs(v->v.f) <= FLT_MAX; /* no overflow to Inf */
+    default: return true;
+    }
+}
+
 qfmt_status qfmt_writer_set_value(qfmt_writer *w, const char *key, const qfmt_value *v,
                                   qfmt_error *err)
 {
     if (!w || !v) return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET, "NULL argument");
     unsigned width = qfmt__meta_width(v->type);
     if (width) {
-        if (v->type == QFMT_META_BOOL && v->v.u > 1)
-            return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "bool value must be 0 or 1");
+        if (!scalar_fits(v))
+            return wfail(w, err, QFMT_E_RANGE, 0, QFMT_NO_OFFSET, "metadata '%s': value does not fit a %s",
+                         key ? key : "", qfmt_meta_type_name(v->type));
         uint8_t *p = alloc_value(w, width);
         if (!p) return wfail(w, err, QFMT_E_NOMEM, 0, QFMT_NO_OFFSET, "out of memory");
         encode_scalar(v->type, v, p);
@@ -489,7 +509,17 @@ static qfmt_status zsink(void *ctx, const void *p, size_t n)
     return e ? QFMT_E_IO : QFMT_OK;
 }
 
+static qfmt_status begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, qfmt_error *err);
+
 qfmt_status qfmt_writer_begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, qfmt_error *err)
+{
+    if (w && d) w->naming = d->name;
+    qfmt_status s = begin_tensor(w, d, err);
+    if (w) w->naming = NULL;
+    return s;
+}
+
+static qfmt_status begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, qfmt_error *err)
 {
     qfmt_status s = check_usable(w, err, W_OPEN);
     if (s != QFMT_OK) return s;
@@ -499,17 +529,17 @@ qfmt_status qfmt_writer_begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, 
         return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET,
                      "tensor name must be 1..%u bytes of UTF-8", QFMT_MAX_NAME_LEN);
     if (d->ndim > QFMT_MAX_DIMS)
-        return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "tensor '%s': %u dimensions, at most %u",
-                     d->name, d->ndim, QFMT_MAX_DIMS);
+        return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "%u dimensions, at most %u",
+                     d->ndim, QFMT_MAX_DIMS);
     if (d->codec != QFMT_CODEC_NONE && d->codec != QFMT_CODEC_ZSTD)
-        return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "tensor '%s': unknown codec %u", d->name, d->codec);
+        return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "unknown codec %u", d->codec);
     uint64_t nel, raw;
     s = qfmt__tensor_bytes(d->type, d->ndim, d->dims, &nel, &raw);
     if (s == QFMT_E_UNSUPPORTED)
-        return wfail(w, err, s, 0, QFMT_NO_OFFSET, "tensor '%s': unknown type %u", d->name, d->type);
+        return wfail(w, err, s, 0, QFMT_NO_OFFSET, "unknown type %u", d->type);
     if (s != QFMT_OK)
         return wfail(w, err, QFMT_E_RANGE, 0, QFMT_NO_OFFSET,
-                     "tensor '%s': dimensions overflow or do not hold whole blocks of %s", d->name,
+                     "dimensions overflow or do not hold whole blocks of %s",
                      qfmt_type_get_traits(d->type)->name);
     uint64_t entry = 8 + nlen + 16 + 8ull * d->ndim + 32;
     if (w->ntensors >= QFMT_MAX_TENSORS || w->dir_bytes + entry > QFMT_MAX_DIRECTORY_SIZE)
@@ -518,7 +548,7 @@ qfmt_status qfmt_writer_begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, 
     if (!set_reserve(w, &w->tensor_names, tensor_name_at))
         return wfail(w, err, QFMT_E_NOMEM, 0, QFMT_NO_OFFSET, "out of memory");
     if (set_contains(w, &w->tensor_names, tensor_name_at, d->name, (uint32_t)nlen, &slot))
-        return wfail(w, err, QFMT_E_EXISTS, 0, QFMT_NO_OFFSET, "tensor '%s' was already added", d->name);
+        return wfail(w, err, QFMT_E_EXISTS, 0, QFMT_NO_OFFSET, "a tensor of this name was already added");
     if (w->ntensors == w->tensors_cap) {
         uint64_t ncap = w->tensors_cap ? w->tensors_cap * 2 : 64;
         void *p = w->tensors;
@@ -531,8 +561,7 @@ qfmt_status qfmt_writer_begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, 
     if (zstd && !w->zs && qfmt__zstream_new(&w->al, &w->zs) != QFMT_OK)
         return wfail(w, err, QFMT_E_NOMEM, 0, QFMT_NO_OFFSET, "cannot allocate a zstd stream");
     if (zstd && qfmt__zstream_begin(w->zs, d->zstd_level, raw) != QFMT_OK)
-        return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "tensor '%s': zstd level %d rejected",
-                     d->name, d->zstd_level);
+        return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "zstd level %d rejected", d->zstd_level);
     char *name = qfmt__strndup(&w->al, d->name, nlen);
     if (!name) return wfail(w, err, QFMT_E_NOMEM, 0, QFMT_NO_OFFSET, "out of memory");
     memset(&w->cur, 0, sizeof w->cur);
@@ -673,7 +702,7 @@ static int write_index(qfmt_writer *w)
 {
     uint8_t tmp[64];
     int e = 0;
-    qsort(w->meta, (size_t)w->nmeta, sizeof *w->meta, meta_order);
+    if (w->nmeta) qsort(w->meta, (size_t)w->nmeta, sizeof *w->meta, meta_order);
     for (uint64_t i = 0; i < w->nmeta && !e; i++) {
         const wmeta *m = &w->meta[i];
         qfmt__wr64(tmp, m->key_len);

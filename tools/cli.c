@@ -300,6 +300,14 @@ const char *cli_format_real(double v, bool is_f32, char *buf, size_t buf_size)
         snprintf(buf, buf_size, v < 0 ? "-inf" : "inf");
         return buf;
     }
+    if (v == 0) { /* "-0.0" keeps the sign through a JSON reader, where "-0" reads as 0 */
+        snprintf(buf, buf_size, signbit(v) ? "-0.0" : "0");
+        return buf;
+    }
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v) { /* 10000, not 1e+04 */
+        snprintf(buf, buf_size, "%.0f", v);
+        return buf;
+    }
     int max_digits = is_f32 ? 9 : 17; /* enough to round-trip any float / double */
     for (int digits = 1; digits <= max_digits; digits++) {
         snprintf(buf, buf_size, "%.*g", digits, v);

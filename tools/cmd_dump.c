@@ -3,7 +3,8 @@
  * for people or as one JSON document for scripts.
  *
  * Only the structure is read (open validates the header, metadata and directory and their
- * checksums); tensor bytes are never touched, so dump is fast on any file size.
+ * checksums); tensor bytes are not touched unless --values asks for them, so dump is fast on
+ * any file size.
  */
 #include "cli.h"
 
@@ -13,21 +14,24 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: qfmt dump FILE [--json] [--metadata] [--tensors]\n"
+    "usage: qfmt dump FILE [--json] [--metadata] [--tensors] [--values[=N]]\n"
     "\n"
     "Prints a qfmt file's header (format version, alignment, size, sections), its metadata,\n"
     "its tensor table (index, name, type, shape, offset, stored and raw size, codec, checksum)\n"
     "and totals (tensors, parameters and bytes per type, bits per weight). The structure is\n"
-    "checked; tensor data is not read (use 'qfmt verify' for that).\n"
+    "checked; tensor data is not read unless --values is given (see also 'qfmt verify').\n"
     "\n"
     "options:\n"
-    "  --metadata   show the metadata, in full (long strings and arrays are abbreviated\n"
-    "               unless this option is given)\n"
-    "  --tensors    show the tensor table and totals\n"
-    "               (with neither option both sections are shown)\n"
-    "  --json       print one JSON document instead; metadata values are always complete,\n"
-    "               integers beyond 2^53 are written as strings, checksums as hex strings\n"
-    "  -h, --help   show this help\n";
+    "  --metadata      show the metadata, in full (long strings and arrays are abbreviated\n"
+    "                  unless this option is given)\n"
+    "  --tensors       show the tensor table and totals\n"
+    "                  (with neither option both sections are shown)\n"
+    "  --values[=N]    also show each tensor's values as numbers (floats and quantized types\n"
+    "                  decoded to f32): all of them, or the first N of each tensor; the\n"
+    "                  stored bytes are checksummed first\n"
+    "  --json          print one JSON document instead; metadata values are always complete,\n"
+    "                  integers beyond 2^53 are written as strings, checksums as hex strings\n"
+    "  -h, --help      show this help\n";
 
 enum {
     ABBREV_STRING_BYTES = 80,   /* a metadata string longer than this is cut (text output) */
@@ -42,6 +46,8 @@ struct dump_opts {
     bool show_meta;
     bool show_tensors;
     bool full_meta;
+    bool show_values;
+    uint64_t max_values; /* per tensor; UINT64_MAX: all */
 };
 
 /* Per-type totals. A file has a handful of distinct types: a linear list is enough. */
@@ -310,6 +316,55 @@ static qfmt_status print_tensors(const qfmt_reader *r, struct totals *tot, qfmt_
     return QFMT_OK;
 }
 
+static bool print_value_cb(void *ctx, const cli_value *v)
+{
+    bool *first = ctx;
+    char buf[64];
+    if (!*first)
+        fputs(", ", stdout);
+    *first = false;
+    switch (v->kind) {
+    case CLI_VALUE_F32: fputs(cli_format_real(v->f, true, buf, sizeof buf), stdout); break;
+    case CLI_VALUE_F64: fputs(cli_format_real(v->f, false, buf, sizeof buf), stdout); break;
+    case CLI_VALUE_INT: printf("%" PRId64, v->i); break;
+    case CLI_VALUE_UINT: printf("%" PRIu64, v->u); break;
+    case CLI_VALUE_BOOL: fputs(v->u ? "true" : "false", stdout); break;
+    }
+    return true;
+}
+
+static qfmt_status print_values(const qfmt_reader *r, uint64_t max, qfmt_error *err)
+{
+    uint64_t n = qfmt_tensor_count(r);
+    printf("\nvalues:\n");
+    for (uint64_t i = 0; i < n; i++) {
+        qfmt_tensor_info ti;
+        qfmt_status s = qfmt_tensor_get_info(r, i, &ti, err);
+        if (s != QFMT_OK)
+            return s;
+        fputs("  ", stdout);
+        cli_print_escaped(stdout, ti.name, strlen(ti.name), 0);
+        fputs("  ", stdout);
+        bool first = true;
+        putchar('[');
+        s = cli_tensor_values(r, i, max, print_value_cb, &first, err);
+        if (s == QFMT_E_UNSUPPORTED) { /* unknown type or codec: not an error for dump */
+            printf("] (not decodable: %s)\n", err->message);
+            continue;
+        }
+        if (s != QFMT_OK) {
+            putchar('\n');
+            return s;
+        }
+        if (max < ti.nelements)
+            printf("%s...] (first %" PRIu64 " of %" PRIu64 " values)\n", max > 0 ? ", " : "", max,
+                   ti.nelements);
+        else
+            printf("] (%" PRIu64 " value%s)\n", ti.nelements, ti.nelements == 1 ? "" : "s");
+    }
+    return QFMT_OK;
+}
+
 static void print_totals(const struct totals *tot)
 {
     const struct type_total *a = &tot->all;
@@ -387,6 +442,8 @@ static int dump_text(const qfmt_reader *r, const char *path, const struct dump_o
         s = print_tensors(r, &tot, &err);
         if (s == QFMT_OK)
             print_totals(&tot);
+        if (s == QFMT_OK && o->show_values)
+            s = print_values(r, o->max_values, &err);
         free(tot.by_type);
     }
     if (s != QFMT_OK) {
@@ -527,8 +584,46 @@ static cJSON *json_tensor(uint64_t index, const qfmt_tensor_info *ti)
     return o;
 }
 
+struct json_values {
+    cJSON *arr;
+};
+
+static bool json_value_cb(void *ctx, const cli_value *v)
+{
+    struct json_values *jv = ctx;
+    cJSON *item = NULL;
+    switch (v->kind) {
+    case CLI_VALUE_F32: item = cli_json_real(v->f, true); break;
+    case CLI_VALUE_F64: item = cli_json_real(v->f, false); break;
+    case CLI_VALUE_INT: item = cli_json_i64(v->i); break;
+    case CLI_VALUE_UINT: item = cli_json_u64(v->u); break;
+    case CLI_VALUE_BOOL: item = cJSON_CreateBool(v->u != 0); break;
+    }
+    return cli_json_add(jv->arr, NULL, item);
+}
+
+/* Adds "values": [...] to a tensor object (null when the type or codec is unknown). */
+static bool json_tensor_values(const qfmt_reader *r, uint64_t index, uint64_t max, cJSON *o,
+                               qfmt_status *s, qfmt_error *err)
+{
+    struct json_values jv;
+    jv.arr = cJSON_CreateArray();
+    if (!cli_json_add(o, "values", jv.arr))
+        return false;
+    qfmt_status vs = cli_tensor_values(r, index, max, json_value_cb, &jv, err);
+    if (vs == QFMT_E_UNSUPPORTED) {
+        cJSON_ReplaceItemInObject(o, "values", cJSON_CreateNull());
+        return true;
+    }
+    if (vs == QFMT_E_NOMEM)
+        return false;
+    *s = vs;
+    return vs == QFMT_OK;
+}
+
 /* Adds tensors [...] and totals {...} to doc. */
-static bool json_tensors(const qfmt_reader *r, cJSON *doc, qfmt_status *s, qfmt_error *err)
+static bool json_tensors(const qfmt_reader *r, cJSON *doc, const struct dump_opts *o,
+                         qfmt_status *s, qfmt_error *err)
 {
     cJSON *tensors = cJSON_CreateArray();
     if (!cli_json_add(doc, "tensors", tensors))
@@ -543,7 +638,12 @@ static bool json_tensors(const qfmt_reader *r, cJSON *doc, qfmt_status *s, qfmt_
             free(tot.by_type);
             return false;
         }
-        ok = totals_add(&tot, &ti) && cli_json_add(tensors, NULL, json_tensor(i, &ti));
+        cJSON *t = json_tensor(i, &ti);
+        ok = cli_json_add(tensors, NULL, t) && totals_add(&tot, &ti);
+        if (ok && o->show_values && !json_tensor_values(r, i, o->max_values, t, s, err)) {
+            free(tot.by_type);
+            return false;
+        }
     }
     cJSON *totals = ok ? json_type_total(&tot.all) : NULL;
     ok = ok && cli_json_add(doc, "totals", totals);
@@ -596,7 +696,7 @@ static int dump_json(const qfmt_reader *r, const char *path, const struct dump_o
     if (ok && o->show_meta)
         ok = json_metadata(r, doc, &s, &err);
     if (ok && o->show_tensors)
-        ok = json_tensors(r, doc, &s, &err);
+        ok = json_tensors(r, doc, o, &s, &err);
 
     int code;
     if (s != QFMT_OK) {
@@ -637,6 +737,13 @@ int cmd_dump(int argc, char **argv)
             want_meta = true;
         } else if (strcmp(a, "--tensors") == 0) {
             want_tensors = true;
+        } else if (strcmp(a, "--values") == 0) { /* no separate value: "--values FILE" */
+            o.show_values = true;
+            o.max_values = UINT64_MAX;
+        } else if (strncmp(a, "--values=", 9) == 0) {
+            if (!cli_parse_u64(a + 9, 0, UINT64_MAX - 1, &o.max_values))
+                return cli_usage_error("dump", usage, "--values=N: '%s' is not a number", a + 9);
+            o.show_values = true;
         } else {
             return cli_usage_error("dump", usage, "unknown option '%s'", a);
         }
@@ -644,7 +751,7 @@ int cmd_dump(int argc, char **argv)
     if (o.path == NULL)
         return cli_usage_error("dump", usage, "missing FILE");
     o.show_meta = want_meta || !want_tensors;
-    o.show_tensors = want_tensors || !want_meta;
+    o.show_tensors = want_tensors || o.show_values || !want_meta;
     o.full_meta = want_meta;
 
     qfmt_reader *r = NULL;

@@ -31,7 +31,7 @@ static void print_usage(FILE *f)
           "commands:\n",
           f);
     for (size_t i = 0; i < NCMDS; i++)
-        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+        fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].summary);
     fputs("\n"
           "Run 'qfmt <command> --help' for a command's options.\n"
           "Exit status: 0 success, 1 failure (invalid or corrupt file, I/O error), 2 usage error.\n",

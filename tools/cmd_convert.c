@@ -181,8 +181,23 @@ static void put_model_keys(meta_ctx *c, const hf_model *m)
     if (cfg_u64(m, KEYS("max_position_embeddings", "n_positions", "n_ctx"), &u)) put_u64(c, "model.context_length", u);
     if (cfg_u64(m, KEYS("type_vocab_size"), &u)) put_u64(c, "model.type_vocab_size", u);
     if (cfg_f64(m, KEYS("rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps"), &f)) put_f64(c, "model.norm_eps", f);
+    /* RoPE: transformers 5 nests it in rope_parameters, older configs use rope_theta and
+     * rope_scaling; the type says which frequencies (run refuses the ones it lacks). */
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(m->config, "rope_parameters");
+    if (!cJSON_IsObject(rp)) rp = cJSON_GetObjectItemCaseSensitive(m->config, "rope_scaling");
+    const cJSON *rt = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "rope_theta") : NULL;
+    const cJSON *ty = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "rope_type") : NULL;
+    if (!cJSON_IsString(ty) && cJSON_IsObject(rp)) ty = cJSON_GetObjectItemCaseSensitive(rp, "type");
     if (cfg_f64(m, KEYS("rope_theta"), &f)) put_f64(c, "model.rope_theta", f);
+    else if (cJSON_IsNumber(rt)) put_f64(c, "model.rope_theta", rt->valuedouble);
     else if (mt && strcmp(mt, "llama") == 0) put_f64(c, "model.rope_theta", 10000.0);
+    if (cJSON_IsString(ty)) put_str(c, "model.rope_type", ty->valuestring, strlen(ty->valuestring));
+    else if (mt && strcmp(mt, "llama") == 0) put_str(c, "model.rope_type", "default", 7);
+    /* The dtype the checkpoint was saved in: transformers computes some buffers (RoPE
+     * frequencies) in it, so run needs it to reproduce transformers. */
+    const char *dt = hf_config_string(m, "dtype");
+    if (!dt) dt = hf_config_string(m, "torch_dtype");
+    if (dt) put_str(c, "model.dtype", dt, strlen(dt));
     const char *act = hf_config_string(m, "hidden_act");
     if (!act) act = hf_config_string(m, "activation_function");
     if (act) put_str(c, "model.activation", act, strlen(act));

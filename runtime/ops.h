@@ -1,0 +1,46 @@
+/*
+ * ops.h - the numeric kernels of the forward pass: matrix products against weights of any
+ * qfmt type, norms, activations, a thread pool.
+ */
+#ifndef QFMT_RUNTIME_OPS_H
+#define QFMT_RUNTIME_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A weight matrix [rows, cols] as stored (rows are outputs, cols the inner dimension). */
+typedef struct {
+    const uint8_t *data;
+    uint32_t type;
+    uint64_t rows, cols;
+    size_t row_bytes;
+} qmat;
+
+/* A fixed pool of worker threads running one parallel-for at a time. */
+typedef struct qfmt_pool qfmt_pool;
+qfmt_pool *qfmt_pool_new(unsigned threads);
+void qfmt_pool_free(qfmt_pool *p);
+unsigned qfmt_pool_size(const qfmt_pool *p);
+/* Calls fn(ctx, i) for i in [0, n) split into contiguous ranges, one per thread. */
+void qfmt_pool_for(qfmt_pool *p, size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx);
+
+/* Decodes row r of w into out (cols floats). */
+void qmat_row(const qmat *w, uint64_t r, float *out);
+
+/* y[t][j] = sum_k x[t][k] * w[j][k] (+ bias[j]) for t < T: x is T x cols, y is T x rows.
+ * exact: fp32 against each decoded row; else activations quantized to 8-bit blocks and integer
+ * dot products where the weight type allows (q8_0, q4_0, q4_1), fp32 otherwise. */
+void qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
+              bool exact);
+
+float qfmt_dot(const float *a, const float *b, size_t n);
+void layer_norm(float *x, size_t n, const float *w, const float *b, float eps);
+void rms_norm(float *x, size_t n, const float *w, float eps);
+float gelu_tanh(float x);
+float gelu_erf(float x);
+float silu(float x);
+/* Softmax over x[0..n) in place. */
+void softmax(float *x, size_t n);
+
+#endif

@@ -13,8 +13,8 @@ fi
 packages=(
     gcc make cmake pkg-config             # toolchain
     libzstd-dev libxxhash-dev             # library
-    libcjson-dev                          # CLI
-    libcriterion-dev libpcre2-dev         # tests (criterion.pc needs libgit2.pc, which needs libpcre2-8.pc)
+    libcjson-dev libpcre2-dev             # safetensors headers; tokenizer regex (run, eval)
+    libcriterion-dev python3              # tests (CLI tests parse outputs with python3's stdlib)
     clang libclang-rt-dev                 # libFuzzer and clang's sanitizer runtimes
 )
 

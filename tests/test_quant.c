@@ -1063,12 +1063,12 @@ Test(quant_edge, nan_and_inf_name_row_and_column) {
     free(y);
 }
 
-/* Library bug (reported, disabled until fixed): quant.c checks a whole chunk of 128 blocks for
+/* Once a library bug: quant.c checks a whole chunk of 128 blocks for
  * NaN/Inf before quantizing it, so a scale overflow in block 130 followed by a NaN in block 160
  * (one chunk for one thread, split for two) is reported as the NaN with one thread and as the
  * overflow with two. The error should name the first failure in element order, whatever the
  * thread count. */
-Test(quant_edge, first_failure_in_element_order_whatever_the_threads, .disabled = true) {
+Test(quant_edge, first_failure_in_element_order_whatever_the_threads) {
     const uint64_t nb = 300, n = nb * QK;
     float *x = xmalloc(n * 4);
     uint8_t *y = xmalloc(qbytes(QFMT_TYPE_Q8_0, n));

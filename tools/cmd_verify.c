@@ -119,12 +119,11 @@ static void print_failure_line(const struct failure *f)
             qfmt_error_format(&f->err, text, sizeof text), f->index, f->start, f->end);
 }
 
-static int report_text(const char *path, unsigned threads, const struct verify_result *res)
+static int report_text(const char *path, const struct verify_result *res)
 {
     if (res->status == QFMT_OK) {
-        printf("%s: OK (%" PRIu64 " tensor%s, %" PRIu64 " bytes verified, %.2f GB/s, %u thread%s)\n",
-               path, res->tensors, res->tensors == 1 ? "" : "s", res->bytes, gb_per_s(res),
-               threads, threads == 1 ? "" : "s");
+        printf("%s: OK (%" PRIu64 " tensor%s, %" PRIu64 " bytes verified, %.2f GB/s)\n", path,
+               res->tensors, res->tensors == 1 ? "" : "s", res->bytes, gb_per_s(res));
         return cli_finish_stdout(CLI_EXIT_OK);
     }
     /* the whole-file error first (it may be a padding error the per-tensor pass cannot see),
@@ -258,7 +257,7 @@ int cmd_verify(int argc, char **argv)
 
     struct verify_result res;
     run_verify(path, threads, &res);
-    int code = json ? report_json(path, threads, &res) : report_text(path, threads, &res);
+    int code = json ? report_json(path, threads, &res) : report_text(path, &res);
     free(res.failures);
     return code;
 }

@@ -294,7 +294,7 @@ static qfmt_status typed(const qfmt_reader *r, const char *key, uint32_t want,
                            "no metadata key '%s'", key);
     if (m->type != want)
         return qfmt__rfail(r, err, QFMT_E_TYPE, NULL, m->value_offset,
-                           "metadata '%s' is a %s, not a %s", key, qfmt_meta_type_name(m->type),
+                           "metadata '%s' is of type %s, not %s", key, qfmt_meta_type_name(m->type),
                            qfmt_meta_type_name(want));
     *out = m;
     return QFMT_OK;
@@ -383,7 +383,7 @@ qfmt_status qfmt_meta_array_copy(const qfmt_reader *r, const char *key, uint32_t
     unsigned w = qfmt__meta_width(m->elem_type);
     if (m->elem_type != elem_type || !w)
         return qfmt__rfail(r, err, QFMT_E_TYPE, NULL, m->value_offset,
-                           "metadata '%s' is an array of %s, not of %s", key,
+                           "metadata '%s' is an array of type %s, not %s", key,
                            qfmt_meta_type_name(m->elem_type), qfmt_meta_type_name(elem_type));
     if (count < m->count)
         return qfmt__rfail(r, err, QFMT_E_RANGE, NULL, QFMT_NO_OFFSET,

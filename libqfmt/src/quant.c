@@ -69,17 +69,22 @@ static void run_part(part *p)
                                 p->dst + at * float_size(p->dst_type), n);
         } else if (p->quantize) {
             qfmt_convert_floats(p->plain_type, p->src + at * fs, QFMT_TYPE_F32, buf, n);
-            for (size_t i = 0; i < n; i++)
-                if (buf[i] - buf[i] != 0.0f) { /* NaN or Inf */
-                    p->status = QFMT_E_RANGE;
-                    p->bad = at + i;
-                    return;
-                }
-            size_t nb = n / QFMT__QK, done = p->q(buf, p->dst + (at / QFMT__QK) * bb, nb);
+            size_t bad = n; /* first NaN or Inf */
+            for (size_t i = 0; i < n && bad == n; i++)
+                if (buf[i] - buf[i] != 0.0f) bad = i;
+            /* blocks before the bad value first: whichever failure comes first in element order
+             * is the one reported, however the work was split */
+            size_t nb = (bad == n ? n : bad - bad % QFMT__QK) / QFMT__QK;
+            size_t done = p->q(buf, p->dst + (at / QFMT__QK) * bb, nb);
             if (done < nb) {
                 p->status = QFMT_E_RANGE;
                 p->bad = at + done * QFMT__QK;
                 p->bad_is_block = true;
+                return;
+            }
+            if (bad < n) {
+                p->status = QFMT_E_RANGE;
+                p->bad = at + bad;
                 return;
             }
         } else {

@@ -137,9 +137,11 @@ static qfmt_status parse_metadata(qfmt_st_file *f, const cJSON *m, qfmt_error *e
     f->meta = qfmt__calloc_array(&f->al, (uint64_t)(n > 0 ? n : 1), sizeof *f->meta);
     if (!f->meta) return sfail(f, err, QFMT_E_NOMEM, NULL, QFMT_NO_OFFSET, "out of memory");
     for (const cJSON *it = m->child; it; it = it->next) {
-        if (!cJSON_IsString(it))
-            return sfail(f, err, QFMT_E_CORRUPT, NULL, 8, "__metadata__ '%.64s' is not a string",
-                         it->string);
+        if (!cJSON_IsString(it) ||
+            !qfmt__utf8_valid((const uint8_t *)it->string, strlen(it->string), false) ||
+            !qfmt__utf8_valid((const uint8_t *)it->valuestring, strlen(it->valuestring), false))
+            return sfail(f, err, QFMT_E_CORRUPT, NULL, 8,
+                         "__metadata__ entry is not a string of valid UTF-8");
         st_meta *e = &f->meta[f->nmeta++];
         e->key = qfmt__strndup(&f->al, it->string, strlen(it->string));
         e->value = qfmt__strndup(&f->al, it->valuestring, strlen(it->valuestring));
@@ -168,11 +170,28 @@ static qfmt_status parse(qfmt_st_file *f, qfmt_error *err)
     const char *h = (const char *)f->base + 8;
     if (h[0] != '{')
         return sfail(f, err, QFMT_E_CORRUPT, NULL, 8, "header does not start with '{'");
-    cJSON *root = cJSON_ParseWithLength(h, (size_t)f->header_len);
+    const char *nul = memchr(h, 0, (size_t)f->header_len);
+    if (nul) return sfail(f, err, QFMT_E_CORRUPT, NULL, 8 + (uint64_t)(nul - h), "header holds a NUL byte");
+    /* cJSON turns \u0000 into a terminator, silently shortening a name or value: refuse. */
+    for (uint64_t i = 0; i + 6 <= f->header_len; i++)
+        if (h[i] == '\\' && (h[i + 1] == 'u' || h[i + 1] == 'U') && h[i + 2] == '0' && h[i + 3] == '0' &&
+            h[i + 4] == '0' && h[i + 5] == '0')
+            return sfail(f, err, QFMT_E_CORRUPT, NULL, 8 + i, "header holds an escaped NUL character");
+        else if (h[i] == '\\')
+            i++; /* skip the escaped character, so "\\u0000" is not taken for one */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(h, (size_t)f->header_len, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return sfail(f, err, QFMT_E_CORRUPT, NULL, 8, "header is not a valid JSON object");
     }
+    /* Only the space padding writers add may follow the object (as safetensors requires). */
+    for (const char *c = end; c && c < h + f->header_len; c++)
+        if (*c != ' ') {
+            cJSON_Delete(root);
+            return sfail(f, err, QFMT_E_CORRUPT, NULL, 8 + (uint64_t)(c - h),
+                         "header has bytes after its JSON object");
+        }
     qfmt_status s = QFMT_OK;
     int count = cJSON_GetArraySize(root);
     f->t = qfmt__calloc_array(&f->al, (uint64_t)(count > 0 ? count : 1), sizeof *f->t);

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -107,6 +108,28 @@ static int parse_args(int argc, char **argv, options *o)
     if (!o->src) return cli_usage_error("convert", usage, "no source model given");
     if (!o->out) return cli_usage_error("convert", usage, "no output file given (-o OUT.qfmt)");
     return 0;
+}
+
+/* Interrupted (Ctrl-C, kill): remove the half-written temporary file, then die of the signal
+ * as before. unlink is async-signal-safe; the path is set before handlers are installed. */
+static const char *volatile temp_to_remove;
+static void on_signal(int sig)
+{
+    const char *p = temp_to_remove;
+    if (p) unlink(p);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void guard_temp_file(const char *path)
+{
+    temp_to_remove = path;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = path ? on_signal : SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- Metadata -------------------------------------------------------------------------- */
@@ -385,6 +408,7 @@ int cmd_convert(int argc, char **argv)
         cli_error_qfmt(&e);
         rc = CLI_EXIT_FAILURE;
     }
+    if (rc == CLI_EXIT_OK) guard_temp_file(qfmt_writer_temp_path(w));
     uint64_t in_total = 0;
     for (uint64_t i = 0; rc == CLI_EXIT_OK && i < m.ntensors; i++) {
         rc = convert_one(&m, i, &o, &pol, model_type, w, &wk, &transposed, &ntransposed);
@@ -414,6 +438,7 @@ int cmd_convert(int argc, char **argv)
                wk.elements ? 8.0 * (double)fi.data_size / (double)wk.elements : 0.0, dt,
                dt > 0 ? (double)m.total_bytes / dt / 1e6 : 0.0);
     }
+    guard_temp_file(NULL);
     qfmt_writer_free(w); /* removes the temporary file unless finished */
     for (uint64_t i = 0; i < ntransposed; i++) free(transposed[i]);
     free(transposed);

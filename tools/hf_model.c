@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,32 +86,6 @@ static qfmt_status parse_json(const char *path, const char *text, size_t len, cJ
     return QFMT_OK;
 }
 
-/* XXH3-64 of a whole file, through a read-only mapping. */
-static qfmt_status hash_file(const char *path, uint64_t *size, uint64_t *out, qfmt_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, QFMT_E_IO, errno, path, "cannot open: %s", strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return fail(err, QFMT_E_IO, e, path, "cannot stat: %s", strerror(e));
-    }
-    *size = (uint64_t)st.st_size;
-    if (st.st_size == 0) {
-        close(fd);
-        *out = qfmt_checksum("", 0);
-        return QFMT_OK;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED) return fail(err, QFMT_E_IO, e, path, "cannot map: %s", strerror(e));
-    *out = qfmt_checksum(p, (size_t)st.st_size);
-    munmap(p, (size_t)st.st_size);
-    return QFMT_OK;
-}
-
 static qfmt_status add_shard(hf_model *m, const char *path, qfmt_error *err)
 {
     hf_shard *s = realloc(m->shards, (m->nshards + 1) * sizeof *s);
@@ -129,7 +102,7 @@ static qfmt_status add_shard(hf_model *m, const char *path, qfmt_error *err)
         return fail(err, QFMT_E_NOMEM, 0, path, "out of memory%s", "");
     }
     m->nshards++;
-    qfmt_status st = hash_file(path, &sh->size, &sh->xxh3, err);
+    qfmt_status st = qfmt_checksum_file(path, &sh->size, &sh->xxh3, err);
     if (st == QFMT_OK) st = qfmt_st_open(&sh->st, path, NULL, err);
     if (st == QFMT_OK) m->total_bytes += sh->size;
     return st;

@@ -154,6 +154,9 @@ typedef enum {
 
 /* XXH3-64 (seed 0) of n bytes: the checksum the format uses, for callers' own records. */
 QFMT_API uint64_t qfmt_checksum(const void *data, size_t n);
+/* The same over a whole file, read in pieces (memory stays small whatever the file's size). */
+QFMT_API qfmt_status qfmt_checksum_file(const char *path, uint64_t *size, uint64_t *checksum,
+                                        qfmt_error *err);
 
 /* ---- Float conversion ------------------------------------------------------------------- */
 /* Converts n values between F32, F16 and BF16 (any pair, including same type), round to
@@ -350,6 +353,9 @@ typedef struct qfmt_write_opts {
  * on any error, or qfmt_writer_free without finish, the temporary file is removed. */
 QFMT_API qfmt_status qfmt_writer_create(qfmt_writer **out, const char *path,
                                         const qfmt_write_opts *opts, qfmt_error *err);
+/* The temporary file's path while the writer is unfinished (valid until free), else NULL.
+ * For a program's own signal handler, which may unlink it on SIGINT/SIGTERM. */
+QFMT_API const char *qfmt_writer_temp_path(const qfmt_writer *w);
 /* Frees the writer; if not finished, removes the temporary file (path keeps its old file). */
 QFMT_API void qfmt_writer_free(qfmt_writer *w);
 

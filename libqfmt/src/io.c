@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/checksum.h"
+#include "internal/error.h"
 #include "internal/io.h"
 
 int qfmt__write_all(int fd, const void *p, size_t n)
@@ -132,4 +134,39 @@ void qfmt__release_pages(const uint8_t *p, uint64_t n)
     uintptr_t a = (uintptr_t)p, pg = (uintptr_t)page;
     uintptr_t lo = (a + pg - 1) & ~(pg - 1), hi = (uintptr_t)(a + n) & ~(pg - 1);
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+qfmt_status qfmt_checksum_file(const char *path, uint64_t *size, uint64_t *checksum, qfmt_error *err)
+{
+    qfmt__clear_error(err);
+    if (!path) return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET, "NULL path");
+    qfmt__alloc al;
+    qfmt__alloc_init(&al, NULL);
+    enum { CHUNK = 4 << 20 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return qfmt__fail(err, QFMT_E_IO, errno, path, NULL, QFMT_NO_OFFSET, "cannot open: %s", strerror(errno));
+    void *buf = qfmt__malloc(&al, CHUNK);
+    qfmt__hasher *h = qfmt__hasher_new(&al);
+    qfmt_status s = QFMT_OK;
+    uint64_t total = 0;
+    if (!buf || !h) s = qfmt__fail(err, QFMT_E_NOMEM, 0, path, NULL, QFMT_NO_OFFSET, "out of memory");
+    while (s == QFMT_OK) {
+        ssize_t k = read(fd, buf, CHUNK);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            s = qfmt__fail(err, QFMT_E_IO, errno, path, NULL, total, "read failed: %s", strerror(errno));
+            break;
+        }
+        if (k == 0) break;
+        qfmt__hasher_update(h, buf, (size_t)k);
+        total += (uint64_t)k;
+    }
+    if (s == QFMT_OK) {
+        if (size) *size = total;
+        if (checksum) *checksum = qfmt__hasher_digest(h);
+    }
+    qfmt__hasher_free(&al, h);
+    qfmt__free(&al, buf);
+    close(fd);
+    return s;
 }

@@ -277,6 +277,11 @@ qfmt_status qfmt_writer_create(qfmt_writer **out, const char *path, const qfmt_w
     return QFMT_OK;
 }
 
+const char *qfmt_writer_temp_path(const qfmt_writer *w)
+{
+    return w && w->fd >= 0 ? w->tmp : NULL;
+}
+
 void qfmt_writer_free(qfmt_writer *w)
 {
     if (!w) return;

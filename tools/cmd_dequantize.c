@@ -6,14 +6,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "st_out.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char usage[] =
     "usage: qfmt dequantize FILE -o OUT.safetensors [--dtype f32|f16|bf16] [--threads N]\n"
@@ -23,23 +20,6 @@ static const char usage[] =
     "block-quantized ones are decoded to --dtype (default f32). Integer tensors are copied.\n"
     "The output is replaced atomically; nothing is left behind on failure.\n"
     "Exit status: 0 written, 1 failure, 2 usage error.\n";
-
-static const char *st_dtype(uint32_t t)
-{
-    switch (t) {
-    case QFMT_TYPE_F32: return "F32";
-    case QFMT_TYPE_F16: return "F16";
-    case QFMT_TYPE_BF16: return "BF16";
-    case QFMT_TYPE_F64: return "F64";
-    case QFMT_TYPE_I8: return "I8";
-    case QFMT_TYPE_I16: return "I16";
-    case QFMT_TYPE_I32: return "I32";
-    case QFMT_TYPE_I64: return "I64";
-    case QFMT_TYPE_U8: return "U8";
-    case QFMT_TYPE_BOOL: return "BOOL";
-    default: return NULL;
-    }
-}
 
 static bool is_plain_float(uint32_t t)
 {
@@ -64,22 +44,6 @@ static bool listed_transposed(const qfmt_reader *r, const char *name)
             v.type == QFMT_META_STRING && v.v.str.len == nl && memcmp(v.v.str.ptr, name, nl) == 0)
             return true;
     return false;
-}
-
-static int write_all(int fd, const void *p, size_t n, const char *path)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            cli_error("%s: write failed: %s", path, strerror(k < 0 ? errno : EIO));
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
 }
 
 int cmd_dequantize(int argc, char **argv)
@@ -127,9 +91,8 @@ int cmd_dequantize(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     uint64_t n = qfmt_tensor_count(r), at = 0;
     plan *p = calloc(n ? n : 1, sizeof *p);
-    cJSON *hdr = cJSON_CreateObject(), *meta = cJSON_CreateObject();
-    if (!p || !hdr || !meta || !cJSON_AddStringToObject(meta, "format", "pt") ||
-        !cJSON_AddItemToObject(hdr, "__metadata__", meta)) {
+    st_out_tensor *outs = calloc(n ? n : 1, sizeof *outs);
+    if (!p || !outs) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAILURE;
     }
@@ -147,75 +110,34 @@ int cmd_dequantize(int argc, char **argv)
             pl->dims[0] = ti.dims[1];
             pl->dims[1] = ti.dims[0];
         }
-        const char *dt = tt ? st_dtype(pl->out_type) : NULL;
-        if (!dt || qfmt_type_size(pl->out_type, ti.nelements, &pl->size) != QFMT_OK) {
+        if (!tt || !st_out_dtype(pl->out_type) || qfmt_type_size(pl->out_type, ti.nelements, &pl->size) != QFMT_OK) {
             char tn[24];
             cli_error("%s: tensor '%s': type %s cannot be written to safetensors", in, ti.name,
                       cli_type_name(ti.type, tn, sizeof tn));
             rc = CLI_EXIT_FAILURE;
             break;
         }
-        cJSON *ent = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
-        bool ok = ent && shape && offs && cJSON_AddStringToObject(ent, "dtype", dt);
-        for (uint32_t d = 0; ok && d < ti.ndim; d++) ok = cli_json_add(shape, NULL, cli_json_u64(pl->dims[d]));
-        ok = ok && cli_json_add(offs, NULL, cli_json_u64(at)) && cli_json_add(offs, NULL, cli_json_u64(at + pl->size));
-        ok = ok && cJSON_AddItemToObject(ent, "shape", shape) && (shape = NULL, cJSON_AddItemToObject(ent, "data_offsets", offs)) &&
-             (offs = NULL, cJSON_AddItemToObject(hdr, ti.name, ent));
-        if (!ok) {
-            cJSON_Delete(shape);
-            cJSON_Delete(offs);
-            cJSON_Delete(ent);
-            cli_error("out of memory");
-            rc = CLI_EXIT_FAILURE;
-        }
+        outs[i] = (st_out_tensor){ti.name, pl->out_type, ti.ndim, {0}};
+        memcpy(outs[i].dims, pl->dims, sizeof outs[i].dims);
         at += pl->size;
     }
-    char *json = rc == CLI_EXIT_OK ? cJSON_PrintUnformatted(hdr) : NULL;
-    if (rc == CLI_EXIT_OK && !json) {
-        cli_error("out of memory");
-        rc = CLI_EXIT_FAILURE;
-    }
-    /* temp file beside the output, renamed over it only when complete */
-    size_t olen = strlen(out);
-    char *tmp = malloc(olen + 16);
-    int fd = -1;
-    if (rc == CLI_EXIT_OK && tmp) {
-        snprintf(tmp, olen + 16, "%s.tmp.%06d", out, (int)(getpid() % 1000000));
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (fd < 0) {
-            cli_error("%s: cannot create: %s", tmp, strerror(errno));
-            rc = CLI_EXIT_FAILURE;
-        }
-    }
-    if (rc == CLI_EXIT_OK) {
-        size_t jl = strlen(json), padded = (jl + 7) & ~(size_t)7; /* data starts 8-aligned */
-        uint8_t len8[8];
-        for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)padded >> (8 * k));
-        char *h = malloc(padded);
-        if (!h) rc = CLI_EXIT_FAILURE;
-        else {
-            memcpy(h, json, jl);
-            memset(h + jl, ' ', padded - jl);
-            if (write_all(fd, len8, 8, tmp) || write_all(fd, h, padded, tmp)) rc = CLI_EXIT_FAILURE;
-            free(h);
-        }
-    }
+    st_out *so = NULL;
+    if (rc == CLI_EXIT_OK && st_out_begin(&so, out, outs, (size_t)n) != 0) rc = CLI_EXIT_FAILURE;
     void *buf = NULL, *tbuf = NULL;
     size_t cap = 0, tcap = 0;
     qfmt_quant_opts qo = {threads, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO};
     for (uint64_t i = 0; rc == CLI_EXIT_OK && i < n; i++) {
         qfmt_tensor_info ti;
         qfmt_tensor_get_info(r, i, &ti, NULL);
-        const void *src;
-        uint64_t sz;
-        if (ti.raw_size > cap) {
+        size_t need = (size_t)(ti.raw_size > p[i].size ? ti.raw_size : p[i].size);
+        if (need > cap) {
             free(buf);
-            cap = (size_t)ti.raw_size;
+            cap = need;
             buf = malloc(cap ? cap : 1);
         }
-        if (p[i].size > tcap) {
+        if (need > tcap) {
             free(tbuf);
-            tcap = (size_t)p[i].size;
+            tcap = need;
             tbuf = malloc(tcap ? tcap : 1);
         }
         if (!buf || !tbuf) {
@@ -228,8 +150,7 @@ int cmd_dequantize(int argc, char **argv)
             rc = CLI_EXIT_FAILURE;
             break;
         }
-        src = buf;
-        sz = ti.raw_size;
+        const void *src = buf;
         if (p[i].out_type != ti.type) {
             uint64_t row = ti.ndim ? ti.dims[ti.ndim - 1] : 1, rows = row ? ti.nelements / row : 0;
             if (qfmt_dequantize(p[i].out_type, tbuf, p[i].size, ti.type, buf, rows, row, &qo, &e) != QFMT_OK) {
@@ -237,27 +158,13 @@ int cmd_dequantize(int argc, char **argv)
                 rc = CLI_EXIT_FAILURE;
                 break;
             }
-            void *t = buf; /* decoded values now in tbuf; swap so src is tbuf */
+            void *t = buf; /* the decoded values become the source */
             buf = tbuf;
             tbuf = t;
-            size_t c = cap;
-            cap = tcap;
-            tcap = c;
             src = buf;
-            sz = p[i].size;
         }
         if (p[i].transposed) { /* back to the source's [in, out] */
             size_t es = qfmt_type_get_traits(p[i].out_type)->block_bytes;
-            if (tcap < sz) {
-                free(tbuf);
-                tcap = (size_t)sz;
-                tbuf = malloc(tcap);
-                if (!tbuf) {
-                    cli_error("out of memory");
-                    rc = CLI_EXIT_FAILURE;
-                    break;
-                }
-            }
             const uint8_t *s8 = src;
             uint8_t *d8 = tbuf;
             uint64_t rows = ti.dims[0], cols = ti.dims[1];
@@ -265,30 +172,17 @@ int cmd_dequantize(int argc, char **argv)
                 for (uint64_t b = 0; b < cols; b++) memcpy(d8 + (b * rows + a) * es, s8 + (a * cols + b) * es, es);
             src = tbuf;
         }
-        if (write_all(fd, src, (size_t)sz, tmp)) rc = CLI_EXIT_FAILURE;
+        if (st_out_write(so, src, (size_t)p[i].size) != 0) rc = CLI_EXIT_FAILURE;
     }
-    if (fd >= 0) {
-        if (rc == CLI_EXIT_OK && fsync(fd) != 0) {
-            cli_error("%s: fsync failed: %s", tmp, strerror(errno));
-            rc = CLI_EXIT_FAILURE;
-        }
-        if (close(fd) != 0 && rc == CLI_EXIT_OK) {
-            cli_error("%s: close failed: %s", tmp, strerror(errno));
-            rc = CLI_EXIT_FAILURE;
-        }
-        if (rc == CLI_EXIT_OK && rename(tmp, out) != 0) {
-            cli_error("%s: cannot rename into place: %s", out, strerror(errno));
-            rc = CLI_EXIT_FAILURE;
-        }
-        if (rc != CLI_EXIT_OK) unlink(tmp);
+    if (so) {
+        if (rc == CLI_EXIT_OK) rc = st_out_commit(so) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+        else st_out_abort(so);
     }
     if (rc == CLI_EXIT_OK) printf("wrote %" PRIu64 " tensors, %" PRIu64 " data bytes to %s\n", n, at, out);
     free(buf);
     free(tbuf);
-    free(tmp);
     free(p);
-    cJSON_free(json);
-    cJSON_Delete(hdr);
+    free(outs);
     qfmt_reader_close(r);
     return cli_finish_stdout(rc);
 }

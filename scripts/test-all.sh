@@ -46,6 +46,7 @@ CC=gcc cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug \
     -DQFMT_BUILD_EXAMPLES=ON -DQFMT_BUILD_BENCH=OFF
 cmake --build build/asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j2
 pass

@@ -1,0 +1,423 @@
+/*
+ * cmd_run.c - qfmt run: executes the model in a .qfmt file with nothing else beside it.
+ * Causal models generate text from --prompt; BERT fills each [MASK]; --input/--output runs
+ * token ids from a safetensors file and writes logits and hidden states for comparison
+ * with transformers, tensor by tensor.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "model.h"
+#include "st_out.h"
+#include "tokenizer.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: qfmt run MODEL --prompt TEXT [-n N] [--temperature T] [--top-k K] [--seed S]\n"
+    "                [--threads N] [--exact | --fast]\n"
+    "       qfmt run MODEL --input IDS.safetensors --output OUT.safetensors [--threads N] [--fast]\n"
+    "\n"
+    "Runs the GPT-2, LLaMA or BERT model in MODEL using only that file (weights, hyperparameters\n"
+    "and the embedded tokenizer).\n"
+    "\n"
+    "  --prompt TEXT      causal models: generate N tokens after TEXT, printed as they come, then\n"
+    "                     a line with prompt and generation speed on stderr; BERT: fill each\n"
+    "                     [MASK] in TEXT and print the top K candidates with their probabilities\n"
+    "  -n N               tokens to generate (default 32; stops early at the end-of-text token)\n"
+    "  --temperature T    0 (default) is greedy; above 0 samples from softmax(logits / T)\n"
+    "  --top-k K          sample among the K most likely tokens (default 40; BERT: candidates shown, 5)\n"
+    "  --seed S           random seed for sampling (default 1)\n"
+    "  --input FILE       run `input_ids` (I32 or I64 [B, T]) from a safetensors file ...\n"
+    "  --output FILE      ... and write `logits` (F32 [B, T, V]) and `hidden.0`..`hidden.L` of\n"
+    "                     sequence 0 (F32 [T, d]) there\n"
+    "  --threads N        worker threads (default: the number of CPUs)\n"
+    "  --exact            fp32 products against weights decoded on the fly (reproduces\n"
+    "                     transformers on the dequantized weights; default for --input)\n"
+    "  --fast             8-bit activations and integer dot products (default for --prompt)\n"
+    "\n"
+    "Exit status: 0 success, 1 failure (bad model or input), 2 usage error.\n";
+
+typedef struct {
+    const char *model, *prompt, *input, *output;
+    uint64_t n, top_k, seed;
+    double temperature;
+    unsigned threads;
+    int exact; /* -1: the mode's default */
+    bool top_k_set;
+} options;
+
+static int parse(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n = 32;
+    o->top_k = 40;
+    o->seed = 1;
+    o->exact = -1;
+    o->threads = cli_online_cpus();
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        uint64_t u;
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return -1;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--prompt", &v)) != 0) {
+            if (r < 0) return cli_usage_error("run", usage, "--prompt needs a text");
+            o->prompt = v;
+        } else if ((r = cli_opt_value(argc, argv, &i, "-n", &v)) != 0) {
+            if (r < 0 || !cli_parse_u64(v, 0, 1u << 20, &o->n)) return cli_usage_error("run", usage, "-n takes a count");
+        } else if ((r = cli_opt_value(argc, argv, &i, "--temperature", &v)) != 0) {
+            char *end;
+            o->temperature = r < 0 ? -1 : strtod(v, &end);
+            if (r < 0 || *end || !(o->temperature >= 0) || o->temperature > 100)
+                return cli_usage_error("run", usage, "--temperature takes a number from 0 to 100");
+        } else if ((r = cli_opt_value(argc, argv, &i, "--top-k", &v)) != 0) {
+            if (r < 0 || !cli_parse_u64(v, 1, 1u << 24, &o->top_k)) return cli_usage_error("run", usage, "--top-k takes a count");
+            o->top_k_set = true;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--seed", &v)) != 0) {
+            if (r < 0 || !cli_parse_u64(v, 0, UINT64_MAX, &o->seed)) return cli_usage_error("run", usage, "--seed takes a number");
+        } else if ((r = cli_opt_value(argc, argv, &i, "--threads", &v)) != 0) {
+            if (r < 0 || !cli_parse_u64(v, 1, 256, &u)) return cli_usage_error("run", usage, "--threads takes 1 to 256");
+            o->threads = (unsigned)u;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--input", &v)) != 0) {
+            if (r < 0) return cli_usage_error("run", usage, "--input needs a file");
+            o->input = v;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--output", &v)) != 0 ||
+                   (r = cli_opt_value(argc, argv, &i, "-o", &v)) != 0) {
+            if (r < 0) return cli_usage_error("run", usage, "--output needs a file");
+            o->output = v;
+        } else if (strcmp(argv[i], "--exact") == 0) {
+            o->exact = 1;
+        } else if (strcmp(argv[i], "--fast") == 0) {
+            o->exact = 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error("run", usage, "unknown option '%s'", argv[i]);
+        } else if (!o->model) {
+            o->model = argv[i];
+        } else {
+            return cli_usage_error("run", usage, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!o->model) return cli_usage_error("run", usage, "no model file given");
+    if (!o->prompt == !o->input) return cli_usage_error("run", usage, "give either --prompt or --input");
+    if (o->input && !o->output) return cli_usage_error("run", usage, "--input needs --output");
+    return 0;
+}
+
+/* ---- --input / --output ---------------------------------------------------------------- */
+
+static int run_ids(const options *o, qfmt_model *m)
+{
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    qfmt_st_file *in = NULL;
+    qfmt_error e;
+    char msg[512];
+    if (qfmt_st_open(&in, o->input, NULL, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        return CLI_EXIT_FAILURE;
+    }
+    uint64_t idx;
+    qfmt_st_tensor t;
+    int rc = CLI_EXIT_OK;
+    if (qfmt_st_find(in, "input_ids", &idx, &e) != QFMT_OK || qfmt_st_get(in, idx, &t, &e) != QFMT_OK) {
+        cli_error("%s: no tensor 'input_ids'", o->input);
+        rc = CLI_EXIT_FAILURE;
+    } else if (t.ndim != 2 || (t.type != QFMT_TYPE_I32 && t.type != QFMT_TYPE_I64) || t.dims[1] == 0) {
+        cli_error("%s: tensor 'input_ids' must be I32 or I64 [B, T] with T > 0", o->input);
+        rc = CLI_EXIT_FAILURE;
+    }
+    if (rc != CLI_EXIT_OK) {
+        qfmt_st_close(in);
+        return rc;
+    }
+    size_t B = (size_t)t.dims[0], T = (size_t)t.dims[1], V = (size_t)h->vocab, d = (size_t)h->d, L = (size_t)h->layers;
+    int32_t *ids = malloc(T * sizeof *ids);
+    float *logits = malloc(T * V * sizeof *logits + 1);
+    float **hidden = calloc(L + 1, sizeof *hidden);
+    st_out_tensor *outs = calloc(L + 2, sizeof *outs);
+    char (*names)[32] = calloc(L + 1, sizeof *names);
+    bool ok = ids && logits && hidden && outs && names;
+    for (size_t l = 0; ok && l <= L; l++) ok = (hidden[l] = malloc(T * d * sizeof(float) + 1)) != NULL;
+    st_out *so = NULL;
+    if (!ok) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAILURE;
+    } else {
+        outs[0] = (st_out_tensor){"logits", QFMT_TYPE_F32, 3, {B, T, V}};
+        for (size_t l = 0; l <= L; l++) {
+            snprintf(names[l], sizeof names[l], "hidden.%zu", l);
+            outs[l + 1] = (st_out_tensor){names[l], QFMT_TYPE_F32, 2, {T, d}};
+        }
+        if (st_out_begin(&so, o->output, outs, L + 2) != 0) rc = CLI_EXIT_FAILURE;
+    }
+    qfmt_run_opts ro = {o->threads, o->exact != 0};
+    /* logits of every sequence come first in the file; hidden states are sequence 0's */
+    for (size_t b = 0; rc == CLI_EXIT_OK && b < B; b++) {
+        for (size_t i = 0; i < T; i++) {
+            int64_t v;
+            if (t.type == QFMT_TYPE_I32) {
+                int32_t x;
+                memcpy(&x, (const char *)t.data + (b * T + i) * 4, 4);
+                v = x;
+            } else {
+                memcpy(&v, (const char *)t.data + (b * T + i) * 8, 8);
+            }
+            ids[i] = v < INT32_MIN || v > INT32_MAX ? -1 : (int32_t)v;
+        }
+        if (qfmt_model_forward(m, ids, T, logits, b == 0 ? hidden : NULL, &ro, msg, sizeof msg) != 0) {
+            cli_error("%s: sequence %zu: %s", o->input, b, msg);
+            rc = CLI_EXIT_FAILURE;
+        } else if (st_out_write(so, logits, T * V * sizeof(float)) != 0) {
+            rc = CLI_EXIT_FAILURE;
+        }
+    }
+    for (size_t l = 0; rc == CLI_EXIT_OK && l <= L; l++)
+        if (st_out_write(so, hidden[l], T * d * sizeof(float)) != 0) rc = CLI_EXIT_FAILURE;
+    if (so) {
+        if (rc == CLI_EXIT_OK) rc = st_out_commit(so) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+        else st_out_abort(so);
+    }
+    for (size_t l = 0; hidden && l <= L; l++) free(hidden[l]);
+    free(hidden), free(ids), free(logits), free(outs), free(names);
+    qfmt_st_close(in);
+    return rc;
+}
+
+/* ---- --prompt ------------------------------------------------------------------------ */
+
+static uint64_t next_random(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+typedef struct {
+    float p;
+    int32_t id;
+} cand;
+
+static int by_p(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return x->p < y->p ? 1 : x->p > y->p ? -1 : (x->id > y->id) - (x->id < y->id);
+}
+
+/* The K most likely tokens with probabilities, sorted. cands has V slots. */
+static size_t top_candidates(const float *logits, size_t V, size_t K, double temp, cand *c)
+{
+    float mx = -INFINITY;
+    for (size_t v = 0; v < V; v++) mx = fmaxf(mx, logits[v]);
+    double sum = 0;
+    for (size_t v = 0; v < V; v++) {
+        c[v].id = (int32_t)v;
+        c[v].p = expf((float)((logits[v] - mx) / temp));
+        sum += c[v].p;
+    }
+    for (size_t v = 0; v < V; v++) c[v].p = (float)(c[v].p / sum);
+    qsort(c, V, sizeof *c, by_p);
+    return K < V ? K : V;
+}
+
+static int32_t pick(const float *logits, size_t V, const options *o, uint64_t *rng, cand *c)
+{
+    if (o->temperature == 0) {
+        size_t best = 0;
+        for (size_t v = 1; v < V; v++)
+            if (logits[v] > logits[best]) best = v;
+        return (int32_t)best;
+    }
+    size_t k = top_candidates(logits, V, o->top_k, o->temperature, c);
+    double total = 0;
+    for (size_t i = 0; i < k; i++) total += c[i].p;
+    double r = (double)(next_random(rng) >> 11) / 9007199254740992.0 * total;
+    for (size_t i = 0; i < k; i++) {
+        r -= c[i].p;
+        if (r <= 0) return c[i].id;
+    }
+    return c[k - 1].id;
+}
+
+/* Prints token bytes as they complete UTF-8 characters. */
+typedef struct {
+    char buf[64];
+    size_t len;
+} printer;
+
+static void emit(printer *p, const qfmt_tokenizer *tok, int32_t id)
+{
+    const char *b;
+    size_t n;
+    if (qfmt_tokenizer_token_bytes(tok, id, &b, &n) != 0) return;
+    for (size_t i = 0; i < n; i++) {
+        if (p->len == sizeof p->buf) {
+            fwrite(p->buf, 1, p->len, stdout);
+            p->len = 0;
+        }
+        p->buf[p->len++] = b[i];
+    }
+    size_t ok = qfmt_utf8_complete_len(p->buf, p->len);
+    fwrite(p->buf, 1, ok, stdout);
+    memmove(p->buf, p->buf + ok, p->len - ok);
+    p->len -= ok;
+    fflush(stdout);
+}
+
+static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, const int32_t *ids, size_t n,
+                    const qfmt_reader *r)
+{
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    char msg[512];
+    if (n == 0) {
+        cli_error("the prompt encodes to no tokens");
+        return CLI_EXIT_FAILURE;
+    }
+    if (n + o->n > h->ctx) {
+        cli_error("%s: %zu prompt tokens + %" PRIu64 " to generate exceed the model's context of %" PRIu64,
+                  o->model, n, o->n, h->ctx);
+        return CLI_EXIT_FAILURE;
+    }
+    qfmt_session *s;
+    if (qfmt_session_new(&s, m, msg, sizeof msg) != 0) {
+        cli_error("%s: %s", o->model, msg);
+        return CLI_EXIT_FAILURE;
+    }
+    uint64_t eos = UINT64_MAX;
+    qfmt_meta_get_u64(r, "model.eos_token_id", &eos, NULL);
+    float *logits = malloc(h->vocab * sizeof *logits);
+    cand *c = malloc(h->vocab * sizeof *c);
+    qfmt_run_opts ro = {o->threads, o->exact == 1};
+    int rc = CLI_EXIT_OK;
+    printer pr = {{0}, 0};
+    fwrite(o->prompt, 1, strlen(o->prompt), stdout);
+    fflush(stdout);
+    double t0 = cli_now();
+    if (!logits || !c || qfmt_session_eval(s, ids, n, logits, &ro, msg, sizeof msg) != 0) {
+        cli_error("%s: %s", o->model, logits && c ? msg : "out of memory");
+        rc = CLI_EXIT_FAILURE;
+    }
+    double t1 = cli_now(), t2 = t1;
+    uint64_t made = 0, rng = o->seed;
+    while (rc == CLI_EXIT_OK && made < o->n) {
+        int32_t id = pick(logits, h->vocab, o, &rng, c);
+        made++;
+        if ((uint64_t)id == eos) break;
+        emit(&pr, tok, id);
+        if (made == o->n) break;
+        if (qfmt_session_eval(s, &id, 1, logits, &ro, msg, sizeof msg) != 0) {
+            cli_error("%s: %s", o->model, msg);
+            rc = CLI_EXIT_FAILURE;
+        }
+    }
+    t2 = cli_now();
+    fwrite(pr.buf, 1, pr.len, stdout);
+    fputc('\n', stdout);
+    if (rc == CLI_EXIT_OK)
+        fprintf(stderr, "prompt: %zu tokens, %.1f tok/s; generation: %" PRIu64 " tokens, %.1f tok/s (%s path, %u threads)\n",
+                n, (double)n / (t1 - t0 > 0 ? t1 - t0 : 1e-9), made,
+                made ? (double)made / (t2 - t1 > 0 ? t2 - t1 : 1e-9) : 0.0, ro.exact ? "exact" : "fast", o->threads);
+    free(logits);
+    free(c);
+    qfmt_session_free(s);
+    return rc;
+}
+
+static int fill_masks(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, const int32_t *prompt, size_t n)
+{
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    int32_t mask = qfmt_tokenizer_token_id(tok, "[MASK]"), cls = qfmt_tokenizer_token_id(tok, "[CLS]"),
+            sep = qfmt_tokenizer_token_id(tok, "[SEP]");
+    if (mask < 0) {
+        cli_error("%s: the tokenizer has no [MASK] token", o->model);
+        return CLI_EXIT_FAILURE;
+    }
+    /* BERT's inputs are [CLS] text [SEP], as its tokenizer's post-processor adds them */
+    int32_t *ids = malloc((n + 2) * sizeof *ids);
+    size_t T = 0;
+    if (!ids) return CLI_EXIT_FAILURE;
+    if (cls >= 0 && (n == 0 || prompt[0] != cls)) ids[T++] = cls;
+    memcpy(ids + T, prompt, n * sizeof *ids);
+    T += n;
+    if (sep >= 0 && ids[T - 1] != sep) ids[T++] = sep;
+    char msg[512];
+    float *logits = malloc(T * h->vocab * sizeof *logits);
+    cand *c = malloc(h->vocab * sizeof *c);
+    qfmt_run_opts ro = {o->threads, o->exact == 1};
+    int rc = CLI_EXIT_OK, masks = 0;
+    if (!logits || !c || qfmt_model_forward(m, ids, T, logits, NULL, &ro, msg, sizeof msg) != 0) {
+        cli_error("%s: %s", o->model, logits && c ? msg : "out of memory");
+        rc = CLI_EXIT_FAILURE;
+    }
+    size_t K = o->top_k_set ? o->top_k : 5;
+    for (size_t t = 0; rc == CLI_EXIT_OK && t < T; t++) {
+        if (ids[t] != mask) continue;
+        masks++;
+        size_t k = top_candidates(logits + t * h->vocab, h->vocab, K, 1.0, c);
+        printf("[MASK] at token %zu:", t);
+        for (size_t i = 0; i < k; i++) {
+            const char *b;
+            size_t bl;
+            if (qfmt_tokenizer_token_bytes(tok, c[i].id, &b, &bl) != 0) continue;
+            printf("  '");
+            cli_print_escaped(stdout, b, bl, 40);
+            printf("' %.3f", c[i].p);
+        }
+        printf("\n");
+    }
+    if (rc == CLI_EXIT_OK && masks == 0) {
+        cli_error("the prompt has no [MASK] token to fill");
+        rc = CLI_EXIT_FAILURE;
+    }
+    free(ids), free(logits), free(c);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    options o;
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? cli_finish_stdout(CLI_EXIT_OK) : rc;
+    qfmt_reader *r = NULL;
+    qfmt_error e;
+    if (qfmt_reader_open(&r, o.model, NULL, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        return CLI_EXIT_FAILURE;
+    }
+    qfmt_model *m = NULL;
+    char msg[512];
+    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) {
+        cli_error("%s", msg);
+        qfmt_reader_close(r);
+        return CLI_EXIT_FAILURE;
+    }
+    if (o.input) {
+        rc = run_ids(&o, m);
+    } else {
+        const char *json;
+        uint64_t jl;
+        qfmt_tokenizer *tok = NULL;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (qfmt_meta_get_string(r, "tokenizer.huggingface.json", &json, &jl, NULL) != QFMT_OK) {
+            cli_error("%s: no embedded tokenizer (metadata 'tokenizer.huggingface.json')", o.model);
+            rc = CLI_EXIT_FAILURE;
+        } else if (qfmt_tokenizer_load(&tok, json, (size_t)jl, msg, sizeof msg) != 0 ||
+                   qfmt_tokenizer_encode(tok, o.prompt, strlen(o.prompt), &ids, &n, msg, sizeof msg) != 0) {
+            cli_error("%s: tokenizer: %s", o.model, msg);
+            rc = CLI_EXIT_FAILURE;
+        } else if (qfmt_model_hparams_get(m)->causal) {
+            rc = generate(&o, m, tok, ids, n, r);
+        } else {
+            rc = fill_masks(&o, m, tok, ids, n);
+        }
+        free(ids);
+        qfmt_tokenizer_free(tok);
+    }
+    qfmt_model_free(m);
+    qfmt_reader_close(r);
+    return cli_finish_stdout(rc);
+}

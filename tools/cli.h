@@ -37,6 +37,7 @@ struct qfmt_cmd {
 int cmd_convert(int argc, char **argv);
 int cmd_dequantize(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 

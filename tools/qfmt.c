@@ -18,6 +18,7 @@ static const struct qfmt_cmd cmds[] = {
     {"convert", cmd_convert, "convert a Hugging Face model or safetensors file to qfmt"},
     {"dequantize", cmd_dequantize, "write a qfmt file's tensors to a safetensors file"},
     {"dump", cmd_dump, "print header, metadata and tensor table"},
+    {"eval", cmd_eval, "perplexity of a model over a token stream or text"},
     {"run", cmd_run, "run a GPT-2, LLaMA or BERT model: generate, fill masks, or dump logits"},
     {"verify", cmd_verify, "check structure and every checksum"},
 };

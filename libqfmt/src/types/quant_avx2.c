@@ -1,10 +1,12 @@
 /* AVX2 kernels: the same bytes as the scalar references in q*.c, on every input (tested).
  * Each step is the reference's own fp32 operation (no FMA contraction: the library is built
  * with -ffp-contract=off), and roundf is emulated exactly (round half away from zero). */
+#define _POSIX_C_SOURCE 200809L
 #include "internal/quant.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <pthread.h>
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -12,7 +14,7 @@
 /* CPUID leaf 1 ECX: FMA bit 12, OSXSAVE 27, F16C 29; leaf 7 EBX: AVX2 bit 5; and the OS
  * must save the YMM state (XCR0 bits 1 and 2). Read directly: clang 14's
  * __builtin_cpu_supports does not know "f16c". */
-int qfmt__cpu_has_avx2(void)
+static int detect_avx2(void)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
@@ -22,6 +24,18 @@ int qfmt__cpu_has_avx2(void)
     if ((lo & 6u) != 6u) return 0;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     return (b & (1u << 5)) != 0;
+}
+
+/* CPUID traps to the hypervisor on virtual machines (microseconds): ask once per process.
+ * The only process-wide state of the library, written once and read-only after. */
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static int cpu_avx2;
+static void cpu_init(void) { cpu_avx2 = detect_avx2(); }
+
+int qfmt__cpu_has_avx2(void)
+{
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_avx2;
 }
 
 AVX2 static inline float hmax(__m256 v)

@@ -1,0 +1,350 @@
+/*
+ * cmd_eval.c - qfmt eval: perplexity over a token stream, the protocol of the fixtures'
+ * expected.json: non-overlapping windows of --ctx tokens from the first token, each from an
+ * empty context. Causal models score each window's ctx-1 next-token predictions; BERT scores
+ * masked positions (pseudo-perplexity). ppl = exp(mean negative log-likelihood).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "model.h"
+#include "tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: qfmt eval MODEL (--tokens FILE.safetensors | --text FILE.txt) [--ctx N] [--windows N]\n"
+    "                 [--mask FILE.safetensors] [--threads N] [--fast] [--json]\n"
+    "\n"
+    "Perplexity of MODEL over a token stream, in non-overlapping windows of --ctx tokens from the\n"
+    "first token, each evaluated from an empty context. Token ids are taken modulo the vocabulary.\n"
+    "\n"
+    "  --tokens FILE   the tensor 'tokens' (or the first tensor) of a safetensors file, I32 or I64\n"
+    "  --text FILE     a UTF-8 text, tokenized with the model's embedded tokenizer\n"
+    "  --ctx N         window length (default 128, at most the model's context)\n"
+    "  --windows N     windows to evaluate (default: every whole window in the stream)\n"
+    "  --mask FILE     BERT: U8 [windows, ctx], 1 = replace by [MASK] and score; without it every\n"
+    "                  7th position (ctx positions p with p % 7 == 3) is masked and scored\n"
+    "  --threads N     worker threads (default: the number of CPUs)\n"
+    "  --fast          the fast path (8-bit activations, integer dot products); default: exact\n"
+    "  --json          one JSON object: perplexity, scored_tokens, tokens_per_second, and more\n"
+    "\n"
+    "Causal models score the ctx-1 next-token predictions of each window. BERT (pseudo-\n"
+    "perplexity): token 0 of each window becomes [CLS], masked positions become [MASK] and are\n"
+    "scored against the original token.\n"
+    "Exit status: 0 success, 1 failure, 2 usage error.\n";
+
+typedef struct {
+    const char *model, *tokens, *text, *mask;
+    uint64_t ctx, windows;
+    unsigned threads;
+    bool fast, json;
+} options;
+
+static int parse(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ctx = 128;
+    o->threads = cli_online_cpus();
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        uint64_t u;
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return -1;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--tokens", &v)) != 0) {
+            if (r < 0) return cli_usage_error("eval", usage, "--tokens needs a file");
+            o->tokens = v;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--text", &v)) != 0) {
+            if (r < 0) return cli_usage_error("eval", usage, "--text needs a file");
+            o->text = v;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--mask", &v)) != 0) {
+            if (r < 0) return cli_usage_error("eval", usage, "--mask needs a file");
+            o->mask = v;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--ctx", &v)) != 0) {
+            if (r < 0 || !cli_parse_u64(v, 2, 1u << 20, &o->ctx)) return cli_usage_error("eval", usage, "--ctx takes 2 or more");
+        } else if ((r = cli_opt_value(argc, argv, &i, "--windows", &v)) != 0) {
+            if (r < 0 || !cli_parse_u64(v, 1, UINT32_MAX, &o->windows)) return cli_usage_error("eval", usage, "--windows takes a count");
+        } else if ((r = cli_opt_value(argc, argv, &i, "--threads", &v)) != 0) {
+            if (r < 0 || !cli_parse_u64(v, 1, 256, &u)) return cli_usage_error("eval", usage, "--threads takes 1 to 256");
+            o->threads = (unsigned)u;
+        } else if (strcmp(argv[i], "--fast") == 0) {
+            o->fast = true;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            o->json = true;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error("eval", usage, "unknown option '%s'", argv[i]);
+        } else if (!o->model) {
+            o->model = argv[i];
+        } else {
+            return cli_usage_error("eval", usage, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!o->model) return cli_usage_error("eval", usage, "no model file given");
+    if (!o->tokens == !o->text) return cli_usage_error("eval", usage, "give either --tokens or --text");
+    return 0;
+}
+
+/* Token ids from a safetensors file: 'tokens', else its first tensor. */
+static int load_tokens(const char *path, int32_t **out, size_t *n)
+{
+    qfmt_st_file *f;
+    qfmt_error e;
+    if (qfmt_st_open(&f, path, NULL, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        return -1;
+    }
+    uint64_t idx = 0;
+    qfmt_st_tensor t;
+    int rc = 0;
+    if (qfmt_st_find(f, "tokens", &idx, NULL) != QFMT_OK) idx = 0;
+    if (qfmt_st_count(f) == 0 || qfmt_st_get(f, idx, &t, &e) != QFMT_OK ||
+        (t.type != QFMT_TYPE_I32 && t.type != QFMT_TYPE_I64)) {
+        cli_error("%s: no I32 or I64 token tensor", path);
+        rc = -1;
+    } else if (!(*out = malloc(t.nelements * sizeof **out + 1))) {
+        cli_error("out of memory");
+        rc = -1;
+    } else {
+        for (uint64_t i = 0; i < t.nelements; i++) {
+            int64_t v;
+            if (t.type == QFMT_TYPE_I32) {
+                int32_t x;
+                memcpy(&x, (const char *)t.data + 4 * i, 4);
+                v = x;
+            } else {
+                memcpy(&v, (const char *)t.data + 8 * i, 8);
+            }
+            if (v < 0 || v > INT32_MAX) {
+                cli_error("%s: token %" PRIu64 " has id %" PRId64 ", not a valid token id", path, i, v);
+                free(*out);
+                rc = -1;
+                break;
+            }
+            (*out)[i] = (int32_t)v;
+        }
+        *n = (size_t)t.nelements;
+    }
+    qfmt_st_close(f);
+    return rc;
+}
+
+static int load_text_tokens(const char *path, const qfmt_reader *r, int32_t **out, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) break;
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap) break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf = nb;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        cli_error("%s: cannot read", path);
+        return -1;
+    }
+    const char *json;
+    uint64_t jl;
+    char msg[512];
+    qfmt_tokenizer *tok = NULL;
+    int rc = 0;
+    if (qfmt_meta_get_string(r, "tokenizer.huggingface.json", &json, &jl, NULL) != QFMT_OK) {
+        cli_error("%s: no embedded tokenizer (metadata 'tokenizer.huggingface.json')", qfmt_reader_path(r));
+        rc = -1;
+    } else if (qfmt_tokenizer_load(&tok, json, (size_t)jl, msg, sizeof msg) != 0 ||
+               qfmt_tokenizer_encode(tok, buf, len, out, n, msg, sizeof msg) != 0) {
+        cli_error("%s: tokenizer: %s", path, msg);
+        rc = -1;
+    }
+    qfmt_tokenizer_free(tok);
+    free(buf);
+    return rc;
+}
+
+/* -log softmax(logits)[target], in double. */
+static double nll(const float *logits, size_t V, int32_t target)
+{
+    float mx = -INFINITY;
+    for (size_t v = 0; v < V; v++) mx = fmaxf(mx, logits[v]);
+    double sum = 0;
+    for (size_t v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
+    return log(sum) - ((double)logits[target] - mx);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    options o;
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? cli_finish_stdout(CLI_EXIT_OK) : rc;
+    qfmt_reader *r = NULL;
+    qfmt_error e;
+    if (qfmt_reader_open(&r, o.model, NULL, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        return CLI_EXIT_FAILURE;
+    }
+    qfmt_model *m = NULL;
+    char msg[512];
+    int32_t *tokens = NULL, *ids = NULL;
+    uint8_t *mask = NULL;
+    float *logits = NULL;
+    size_t ntok = 0;
+    qfmt_st_file *mf = NULL;
+    rc = CLI_EXIT_FAILURE;
+    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) {
+        cli_error("%s", msg);
+        goto done;
+    }
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    if (o.ctx > h->ctx) {
+        cli_error("--ctx %" PRIu64 " exceeds the model's context of %" PRIu64, o.ctx, h->ctx);
+        goto done;
+    }
+    if ((o.tokens ? load_tokens(o.tokens, &tokens, &ntok) : load_text_tokens(o.text, r, &tokens, &ntok)) != 0)
+        goto done;
+    for (size_t i = 0; i < ntok; i++) tokens[i] = (int32_t)((uint64_t)tokens[i] % h->vocab);
+    size_t ctx = (size_t)o.ctx, windows = ntok / ctx;
+    if (o.windows) {
+        if (o.windows > windows) {
+            cli_error("%zu tokens hold %zu windows of %zu, not %" PRIu64, ntok, windows, ctx, o.windows);
+            goto done;
+        }
+        windows = (size_t)o.windows;
+    }
+    if (windows == 0) {
+        cli_error("%zu tokens do not fill one window of %zu", ntok, ctx);
+        goto done;
+    }
+    int32_t mask_id = -1, cls_id = -1;
+    if (!h->causal) { /* BERT needs [MASK] and [CLS]: from the tokenizer */
+        const char *json;
+        uint64_t jl;
+        qfmt_tokenizer *tok = NULL;
+        if (qfmt_meta_get_string(r, "tokenizer.huggingface.json", &json, &jl, NULL) == QFMT_OK &&
+            qfmt_tokenizer_load(&tok, json, (size_t)jl, msg, sizeof msg) == 0) {
+            mask_id = qfmt_tokenizer_token_id(tok, "[MASK]");
+            cls_id = qfmt_tokenizer_token_id(tok, "[CLS]");
+        }
+        qfmt_tokenizer_free(tok);
+        if (mask_id < 0 || cls_id < 0) {
+            cli_error("%s: a masked-LM eval needs the tokenizer's [MASK] and [CLS] tokens", o.model);
+            goto done;
+        }
+        if (!(mask = malloc(windows * ctx))) goto oom;
+        if (o.mask) {
+            uint64_t mi;
+            qfmt_st_tensor mt;
+            if (qfmt_st_open(&mf, o.mask, NULL, &e) != QFMT_OK) {
+                cli_error_qfmt(&e);
+                goto done;
+            }
+            if (qfmt_st_find(mf, "mask", &mi, NULL) != QFMT_OK) mi = 0;
+            if (qfmt_st_count(mf) == 0 || qfmt_st_get(mf, mi, &mt, NULL) != QFMT_OK || mt.ndim != 2 ||
+                (mt.type != QFMT_TYPE_U8 && mt.type != QFMT_TYPE_BOOL) || mt.dims[1] != ctx || mt.dims[0] < windows) {
+                cli_error("%s: needs a U8 tensor 'mask' of [>= %zu, %zu]", o.mask, windows, ctx);
+                goto done;
+            }
+            memcpy(mask, mt.data, windows * ctx);
+        } else {
+            for (size_t i = 0; i < windows * ctx; i++) mask[i] = (i % ctx) % 7 == 3;
+        }
+    }
+    if (!(ids = malloc(ctx * sizeof *ids)) || !(logits = malloc(ctx * h->vocab * sizeof *logits))) goto oom;
+    qfmt_run_opts ro = {o.threads, !o.fast};
+    double total = 0, t0 = cli_now();
+    uint64_t scored = 0;
+    bool show = !o.json && isatty(STDERR_FILENO);
+    for (size_t w = 0; w < windows; w++) {
+        const int32_t *win = tokens + w * ctx;
+        memcpy(ids, win, ctx * sizeof *ids);
+        if (!h->causal) {
+            ids[0] = cls_id;
+            for (size_t t = 1; t < ctx; t++)
+                if (mask[w * ctx + t]) ids[t] = mask_id;
+        }
+        if (qfmt_model_forward(m, ids, ctx, logits, NULL, &ro, msg, sizeof msg) != 0) {
+            cli_error("%s: window %zu: %s", o.model, w, msg);
+            goto done;
+        }
+        for (size_t t = 0; t < ctx; t++) {
+            if (h->causal && t + 1 < ctx) {
+                total += nll(logits + t * h->vocab, h->vocab, win[t + 1]);
+                scored++;
+            } else if (!h->causal && t > 0 && mask[w * ctx + t]) {
+                total += nll(logits + t * h->vocab, h->vocab, win[t]);
+                scored++;
+            }
+        }
+        if (show) {
+            double dt = cli_now() - t0;
+            fprintf(stderr, "\reval: window %zu/%zu  ppl %.4f  %.0f tok/s   ", w + 1, windows,
+                    scored ? exp(total / (double)scored) : 0.0, (double)((w + 1) * ctx) / (dt > 0 ? dt : 1e-9));
+            fflush(stderr);
+        }
+    }
+    if (show) fputc('\n', stderr);
+    double dt = cli_now() - t0, tps = (double)(windows * ctx) / (dt > 0 ? dt : 1e-9);
+    if (scored == 0) {
+        cli_error("no position was scored (is the mask empty?)");
+        goto done;
+    }
+    double ppl = exp(total / (double)scored);
+    if (o.json) {
+        cJSON *doc = cJSON_CreateObject(), *mix = cJSON_CreateObject();
+        bool ok = doc && mix;
+        for (uint64_t i = 0; ok && i < qfmt_tensor_count(r); i++) { /* parameters per stored type */
+            qfmt_tensor_info ti;
+            char tn[24];
+            qfmt_tensor_get_info(r, i, &ti, NULL);
+            cli_type_name(ti.type, tn, sizeof tn);
+            cJSON *c = cJSON_GetObjectItemCaseSensitive(mix, tn);
+            if (c) cJSON_SetNumberValue(c, c->valuedouble + (double)ti.nelements);
+            else ok = cJSON_AddNumberToObject(mix, tn, (double)ti.nelements) != NULL;
+        }
+        ok = ok && cli_json_add(doc, "model", cli_json_text(o.model, strlen(o.model))) &&
+             cJSON_AddNumberToObject(doc, "perplexity", ppl) && cli_json_add(doc, "scored_tokens", cli_json_u64(scored)) &&
+             cJSON_AddNumberToObject(doc, "tokens_per_second", tps) && cli_json_add(doc, "windows", cli_json_u64(windows)) &&
+             cli_json_add(doc, "ctx", cli_json_u64(ctx)) && cJSON_AddStringToObject(doc, "path", o.fast ? "fast" : "exact") &&
+             cJSON_AddItemToObject(doc, "type_mix", mix);
+        if (!ok) {
+            cJSON_Delete(doc);
+            if (!cJSON_IsObject(mix) || !doc) cJSON_Delete(mix);
+            goto oom;
+        }
+        rc = cli_json_print(doc);
+        cJSON_Delete(doc);
+    } else {
+        printf("perplexity %.6f over %" PRIu64 " scored tokens (%zu windows of %zu), %.1f tokens/s, %s path\n", ppl,
+               scored, windows, ctx, tps, o.fast ? "fast" : "exact");
+        rc = CLI_EXIT_OK;
+    }
+    goto done;
+oom:
+    cli_error("out of memory");
+    rc = CLI_EXIT_FAILURE;
+done:
+    qfmt_st_close(mf);
+    free(tokens), free(ids), free(mask), free(logits);
+    qfmt_model_free(m);
+    qfmt_reader_close(r);
+    return cli_finish_stdout(rc);
+}

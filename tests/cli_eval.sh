@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# qfmt eval against the fixtures' expected.json: each model converted with the default policy
+# to f32, q8_0, q4_0 and q4_1 reproduces ppl_* to within 0.2% relative (exact path); --text and
+# --tokens give the same perplexity; --json has the documented keys; bad input fails cleanly.
+# Under a sanitizer build (slow) it evaluates 4 windows and checks only consistency.
+# Run by CTest with QFMT_CLI_PATH and QFMT_TEST_DATA_DIR; prints "N passed, M failed".
+set -u
+QFMT=${QFMT_CLI_PATH:?QFMT_CLI_PATH must name the qfmt binary}
+F=${QFMT_TEST_DATA_DIR:?}/fixtures
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+
+full=1
+if nm "$QFMT" 2>/dev/null | grep -q __asan_init; then full=0; fi
+windows=$([ $full = 1 ] && echo 64 || echo 4)
+
+json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+for m in gpt2 llama bert; do
+    mask=()
+    [ $m = bert ] && mask=(--mask "$F/bert-kjv/mlm_mask.safetensors")
+    for t in f32 q8_0 q4_0 q4_1; do
+        out="$work/$m-$t.qfmt"
+        if ! "$QFMT" convert "$F/$m-kjv" -o "$out" --type $t >/dev/null 2>"$work/err"; then
+            bad "$m $t: convert ($(head -c 300 "$work/err"))"
+            continue
+        fi
+        if ! "$QFMT" eval "$out" --tokens "$F/heldout.safetensors" --windows $windows "${mask[@]}" --json >"$work/j" 2>"$work/err"; then
+            bad "$m $t: eval exit ($(head -c 300 "$work/err"))"
+            continue
+        fi
+        ppl=$(json_field perplexity <"$work/j") scored=$(json_field scored_tokens <"$work/j")
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["tokens_per_second"]>0 and isinstance(d["type_mix"],dict)' "$work/j" &&
+            ok "$m $t: --json keys" || bad "$m $t: --json keys"
+        if [ $full = 1 ]; then
+            want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ppl_"+sys.argv[2]])' "$F/$m-kjv/expected.json" $t)
+            ws=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["scored_tokens"])' "$F/$m-kjv/expected.json")
+            if python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if abs(a-b)/b<=0.002 else 1)' "$ppl" "$want"; then
+                ok "$m $t: perplexity $ppl vs expected $want"
+            else
+                bad "$m $t: perplexity $ppl vs expected $want (more than 0.2% apart)"
+            fi
+            [ "$scored" = "$ws" ] && ok "$m $t: $scored scored tokens" || bad "$m $t: $scored scored tokens, expected $ws"
+        fi
+    done
+done
+
+# --text and --tokens: the embedded tokenizer gives the same stream, so the same perplexity
+a=$("$QFMT" eval "$work/gpt2-f32.qfmt" --tokens "$F/heldout.safetensors" --windows $windows --json 2>/dev/null | json_field perplexity)
+b=$("$QFMT" eval "$work/gpt2-f32.qfmt" --text "$F/heldout.txt" --windows $windows --json 2>/dev/null | json_field perplexity)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "--text and --tokens agree ($a)" || bad "--text ($b) and --tokens ($a) differ"
+
+# the fast path runs and stays close
+c=$("$QFMT" eval "$work/llama-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows $windows --fast --json 2>/dev/null | json_field perplexity)
+d=$("$QFMT" eval "$work/llama-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows $windows --json 2>/dev/null | json_field perplexity)
+python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if abs(a-b)/b<=0.02 else 1)' "$c" "$d" 2>/dev/null &&
+    ok "fast path within 2% of exact on llama q8_0 ($c vs $d)" || bad "fast path ($c) far from exact ($d)"
+
+# bad input
+expect() { # code name cmd...
+    local want=$1 name=$2
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local rc=$?
+    if [ $rc = "$want" ] && { [ "$want" = 0 ] || [ -s "$work/err" ]; }; then ok "$name (exit $rc)"; else bad "$name (exit $rc, want $want)"; fi
+}
+expect 1 "ctx beyond the model" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens "$F/heldout.safetensors" --ctx 100000
+expect 1 "more windows than tokens" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens "$F/heldout.safetensors" --windows 100000
+expect 1 "missing token file" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens "$work/nope.safetensors"
+expect 1 "not a qfmt model" "$QFMT" eval "$F/heldout.txt" --tokens "$F/heldout.safetensors"
+expect 1 "mask of the wrong shape" "$QFMT" eval "$work/bert-f32.qfmt" --tokens "$F/heldout.safetensors" --ctx 64 --mask "$F/bert-kjv/mlm_mask.safetensors"
+expect 2 "no token source" "$QFMT" eval "$work/gpt2-f32.qfmt"
+expect 2 "both token sources" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens a --text b
+expect 0 "--help" "$QFMT" eval --help
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]

@@ -6,7 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
-#include "model.h"
+#include "model_cli.h"
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -163,16 +163,12 @@ static int load_text_tokens(const char *path, const qfmt_reader *r, int32_t **ou
         cli_error("%s: cannot read", path);
         return -1;
     }
-    const char *json;
-    uint64_t jl;
     char msg[512];
     qfmt_tokenizer *tok = NULL;
     int rc = 0;
-    if (qfmt_meta_get_string(r, "tokenizer.huggingface.json", &json, &jl, NULL) != QFMT_OK) {
-        cli_error("%s: no embedded tokenizer (metadata 'tokenizer.huggingface.json')", qfmt_reader_path(r));
+    if (cli_load_tokenizer(r, &tok) != 0) {
         rc = -1;
-    } else if (qfmt_tokenizer_load(&tok, json, (size_t)jl, msg, sizeof msg) != 0 ||
-               qfmt_tokenizer_encode(tok, buf, len, out, n, msg, sizeof msg) != 0) {
+    } else if (qfmt_tokenizer_encode(tok, buf, len, out, n, msg, sizeof msg) != 0) {
         cli_error("%s: tokenizer: %s", path, msg);
         rc = -1;
     }
@@ -198,10 +194,6 @@ int cmd_eval(int argc, char **argv)
     if (rc) return rc < 0 ? cli_finish_stdout(CLI_EXIT_OK) : rc;
     qfmt_reader *r = NULL;
     qfmt_error e;
-    if (qfmt_reader_open(&r, o.model, NULL, &e) != QFMT_OK) {
-        cli_error_qfmt(&e);
-        return CLI_EXIT_FAILURE;
-    }
     qfmt_model *m = NULL;
     char msg[512];
     int32_t *tokens = NULL, *ids = NULL;
@@ -210,10 +202,7 @@ int cmd_eval(int argc, char **argv)
     size_t ntok = 0;
     qfmt_st_file *mf = NULL;
     rc = CLI_EXIT_FAILURE;
-    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) {
-        cli_error("%s", msg);
-        goto done;
-    }
+    if (cli_open_model(o.model, &r, &m) != 0) goto done;
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
     if (o.ctx > h->ctx) {
         cli_error("--ctx %" PRIu64 " exceeds the model's context of %" PRIu64, o.ctx, h->ctx);
@@ -236,11 +225,8 @@ int cmd_eval(int argc, char **argv)
     }
     int32_t mask_id = -1, cls_id = -1;
     if (!h->causal) { /* BERT needs [MASK] and [CLS]: from the tokenizer */
-        const char *json;
-        uint64_t jl;
         qfmt_tokenizer *tok = NULL;
-        if (qfmt_meta_get_string(r, "tokenizer.huggingface.json", &json, &jl, NULL) == QFMT_OK &&
-            qfmt_tokenizer_load(&tok, json, (size_t)jl, msg, sizeof msg) == 0) {
+        if (cli_load_tokenizer(r, &tok) == 0) {
             mask_id = qfmt_tokenizer_token_id(tok, "[MASK]");
             cls_id = qfmt_tokenizer_token_id(tok, "[CLS]");
         }

@@ -6,7 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
-#include "model.h"
+#include "model_cli.h"
 #include "st_out.h"
 #include "tokenizer.h"
 
@@ -381,32 +381,19 @@ int cmd_run(int argc, char **argv)
     options o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? cli_finish_stdout(CLI_EXIT_OK) : rc;
-    qfmt_reader *r = NULL;
-    qfmt_error e;
-    if (qfmt_reader_open(&r, o.model, NULL, &e) != QFMT_OK) {
-        cli_error_qfmt(&e);
-        return CLI_EXIT_FAILURE;
-    }
-    qfmt_model *m = NULL;
+    qfmt_reader *r;
+    qfmt_model *m;
     char msg[512];
-    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) {
-        cli_error("%s", msg);
-        qfmt_reader_close(r);
-        return CLI_EXIT_FAILURE;
-    }
+    if (cli_open_model(o.model, &r, &m) != 0) return CLI_EXIT_FAILURE;
     if (o.input) {
         rc = run_ids(&o, m);
     } else {
-        const char *json;
-        uint64_t jl;
         qfmt_tokenizer *tok = NULL;
         int32_t *ids = NULL;
         size_t n = 0;
-        if (qfmt_meta_get_string(r, "tokenizer.huggingface.json", &json, &jl, NULL) != QFMT_OK) {
-            cli_error("%s: no embedded tokenizer (metadata 'tokenizer.huggingface.json')", o.model);
+        if (cli_load_tokenizer(r, &tok) != 0) {
             rc = CLI_EXIT_FAILURE;
-        } else if (qfmt_tokenizer_load(&tok, json, (size_t)jl, msg, sizeof msg) != 0 ||
-                   qfmt_tokenizer_encode(tok, o.prompt, strlen(o.prompt), &ids, &n, msg, sizeof msg) != 0) {
+        } else if (qfmt_tokenizer_encode(tok, o.prompt, strlen(o.prompt), &ids, &n, msg, sizeof msg) != 0) {
             cli_error("%s: tokenizer: %s", o.model, msg);
             rc = CLI_EXIT_FAILURE;
         } else if (qfmt_model_hparams_get(m)->causal) {

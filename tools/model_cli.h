@@ -1,0 +1,15 @@
+/* model_cli.h - what run and eval share: opening a model file and its embedded tokenizer,
+ * with messages on stderr. */
+#ifndef QFMT_MODEL_CLI_H
+#define QFMT_MODEL_CLI_H
+
+#include "model.h"
+#include "qfmt.h"
+#include "tokenizer.h"
+
+/* Opens and loads the model in `path`. 0, or -1 after printing why (nothing to free). */
+int cli_open_model(const char *path, qfmt_reader **r, qfmt_model **m);
+/* The tokenizer embedded in the file's metadata. 0, or -1 after printing why. */
+int cli_load_tokenizer(const qfmt_reader *r, qfmt_tokenizer **tok);
+
+#endif

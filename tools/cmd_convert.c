@@ -198,7 +198,7 @@ static void put_model_keys(meta_ctx *c, const hf_model *m)
     if (cfg_u64(m, KEYS("num_key_value_heads"), &u)) put_u64(c, "model.num_kv_heads", u);
     else if (heads) put_u64(c, "model.num_kv_heads", heads);
     if (cfg_u64(m, KEYS("head_dim"), &u)) put_u64(c, "model.head_dim", u);
-    else if (heads && hidden % heads == 0) put_u64(c, "model.head_dim", hidden / heads);
+    else if (heads && hidden && hidden % heads == 0) put_u64(c, "model.head_dim", hidden / heads);
     if (cfg_u64(m, KEYS("intermediate_size", "n_inner"), &u)) put_u64(c, "model.ffn_size", u);
     else if (mt && strcmp(mt, "gpt2") == 0 && hidden) put_u64(c, "model.ffn_size", 4 * hidden); /* n_inner null */
     if (cfg_u64(m, KEYS("max_position_embeddings", "n_positions", "n_ctx"), &u)) put_u64(c, "model.context_length", u);

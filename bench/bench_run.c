@@ -1,0 +1,737 @@
+/*
+ * bench_run.c - speed of the model runtime (runtime/model.h): prompt processing and generation
+ * tokens/s, each generation figure beside the memory bound (not part of the test suite: tests
+ * never time anything).
+ *
+ *     bench_run [QFMT] [--fixtures DIR] [--no-fixtures] [--synthetic DIR] [--model FILE.qfmt]...
+ *               [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--keep]
+ *
+ * For each model file: a prompt of N tokens (default 64) evaluated from an empty KV cache
+ * (prompt tokens/s), then G tokens (default 32) generated greedily one at a time (generation
+ * tokens/s), with 1 and 2 threads, on the fast path (8-bit activations, integer dot products
+ * where the weight type has them) and the exact one (fp32 against each row decoded on the fly).
+ * Each figure is the best of R runs (default 3; 1 for the synthetic model), after one warm-up
+ * run per file (which maps the weights in).
+ *
+ * Memory bound: generating a token reads every weight matrix once (the attention and MLP
+ * projections of every layer and the LM head; of the embedding tables only one row, not
+ * counted), so generation cannot beat (bytes of those matrices) / (memory bandwidth) tokens/s.
+ * The bandwidth is memcpy's, measured in this run with 1 and with 2 threads (bytes copied per
+ * second: each byte is read once and written once, so a pure read stream can go faster; and a
+ * model that fits in the CPU caches, as the fixtures do, is not held by DRAM at all: ratios
+ * above 100% there are expected). The table shows the bound and the ratio achieved.
+ *
+ * Models:
+ *  - the fixtures (DIR, default tests/data/fixtures of this source tree): gpt2-kjv and
+ *    llama-kjv, and bert-kjv for prompt processing only (no generation), each converted by
+ *    `QFMT convert` to f16, q8_0 and q4_0 (--types to change) into a scratch directory;
+ *  - --synthetic DIR: a Hugging Face checkpoint with TinyLlama-1.1B's shape and random BF16
+ *    weights (hidden 2048, ffn 5632, 22 layers, 32 heads, 4 KV heads, vocab 32000), written to
+ *    DIR as bench_convert does (2.2 GB; reused when already there), converted likewise (each
+ *    conversion removed after its benchmark; the model too unless --keep). Needs about 2.2 GB
+ *    for the model and 2.5 GB for the largest conversion, and takes minutes;
+ *  - --model FILE.qfmt (repeatable): an already converted model, as it is.
+ *
+ * QFMT is the qfmt binary: the first argument, else $QFMT_CLI, else ../tools/qfmt beside this
+ * program's directory (the build tree's layout). Token ids are pseudo-random (fixed seed): speed
+ * does not depend on them.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "qfmt.h"
+
+enum {
+    MEMCPY_BYTES = 256 << 20,
+    MEMCPY_REPS = 5,
+    MAX_THREADS_TESTED = 2,
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- Cleanup: files removed at exit and on SIGINT/SIGTERM --------------------------------- */
+
+enum { MAX_CLEANUP = 32 };
+static char cleanup_paths[MAX_CLEANUP][PATH_MAX];
+static bool cleanup_is_dir[MAX_CLEANUP];
+static volatile sig_atomic_t child_pid;
+
+static void cleanup_add(const char *path, bool is_dir)
+{
+    for (int i = 0; i < MAX_CLEANUP; i++)
+        if (cleanup_paths[i][0] == '\0') {
+            snprintf(cleanup_paths[i], sizeof cleanup_paths[i], "%s", path);
+            cleanup_is_dir[i] = is_dir;
+            return;
+        }
+}
+
+static void cleanup_drop(const char *path)
+{
+    for (int i = 0; i < MAX_CLEANUP; i++)
+        if (strcmp(cleanup_paths[i], path) == 0) cleanup_paths[i][0] = '\0';
+}
+
+static void cleanup_run(void)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = MAX_CLEANUP - 1; i >= 0; i--)
+            if (cleanup_paths[i][0] != '\0' && cleanup_is_dir[i] == (pass == 1)) {
+                if (pass == 0) unlink(cleanup_paths[i]);
+                else rmdir(cleanup_paths[i]);
+            }
+}
+
+static void on_signal(int sig)
+{
+    if (child_pid > 0) kill((pid_t)child_pid, sig);
+    cleanup_run();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fputs("bench_run: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    cleanup_run();
+    exit(1);
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (!p) die("out of memory");
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* ---- memcpy bandwidth, 1 and 2 threads ---------------------------------------------------- */
+
+typedef struct {
+    char *dst;
+    const char *src;
+    size_t n;
+} copy_job;
+
+static void *copy_thread(void *p)
+{
+    copy_job *j = p;
+    memcpy(j->dst, j->src, j->n);
+    return NULL;
+}
+
+/* Bytes copied per second by `threads` threads each copying its share of a 256 MiB buffer. */
+static double memcpy_bandwidth(unsigned threads)
+{
+    char *a = malloc(MEMCPY_BYTES), *b = malloc(MEMCPY_BYTES);
+    if (!a || !b) die("out of memory");
+    memset(a, 1, MEMCPY_BYTES);
+    memset(b, 2, MEMCPY_BYTES);
+    double best = 1e9;
+    for (int rep = 0; rep < MEMCPY_REPS; rep++) {
+        pthread_t tid[MAX_THREADS_TESTED];
+        copy_job job[MAX_THREADS_TESTED];
+        size_t share = MEMCPY_BYTES / threads;
+        double t0 = now();
+        for (unsigned t = 0; t < threads; t++) {
+            job[t] = (copy_job){(rep % 2 ? a : b) + t * share, (rep % 2 ? b : a) + t * share, share};
+            if (t == 0) continue;
+            if (pthread_create(&tid[t], NULL, copy_thread, &job[t]) != 0) die("pthread_create failed");
+        }
+        copy_thread(&job[0]);
+        for (unsigned t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    volatile char sink = a[12345] + b[54321];
+    (void)sink;
+    free(a);
+    free(b);
+    return MEMCPY_BYTES / best;
+}
+
+/* ---- Running qfmt convert ---------------------------------------------------------------- */
+
+static double run_cmd(char *const argv[])
+{
+    fflush(stdout);
+    double t0 = now();
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) dup2(fd, STDOUT_FILENO);
+        execv(argv[0], argv);
+        fprintf(stderr, "bench_run: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    child_pid = pid;
+    int status;
+    pid_t w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {}
+    child_pid = 0;
+    if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "bench_run: failed:");
+        for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
+        fputc('\n', stderr);
+        die("stopping");
+    }
+    return now() - t0;
+}
+
+static void convert(const char *qfmt, const char *src, const char *out, const char *type)
+{
+    char threads[24];
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(threads, sizeof threads, "%ld", n > 0 ? n : 1);
+    char *argv[] = {(char *)qfmt, "convert", (char *)src, "-o", (char *)out, "--type", (char *)type,
+                    "--threads", threads, NULL};
+    double dt = run_cmd(argv);
+    printf("converted %s to %s in %.1f s (%.0f MB)\n", src, type, dt, (double)file_size(out) / 1e6);
+}
+
+/* ---- The synthetic TinyLlama-shaped model (as bench_convert writes it) -------------------- */
+
+enum {
+    S_HIDDEN = 2048,
+    S_FFN = 5632,
+    S_LAYERS = 22,
+    S_HEADS = 32,
+    S_KV_HEADS = 4,
+    S_HEAD_DIM = S_HIDDEN / S_HEADS,
+    S_VOCAB = 32000,
+    S_NTENSORS = 3 + 9 * S_LAYERS,
+    CHUNK_BYTES = 8 << 20,
+};
+
+typedef struct {
+    char name[80];
+    uint64_t dims[2];
+    uint32_t ndim;
+    bool norm;
+    uint64_t begin, end;
+} stensor;
+
+static stensor stensors[S_NTENSORS];
+static size_t nstensors;
+
+static void add_stensor(const char *name, uint64_t d0, uint64_t d1, bool norm)
+{
+    stensor *t = &stensors[nstensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->dims[0] = d0;
+    t->dims[1] = d1;
+    t->ndim = d1 ? 2 : 1;
+    t->norm = norm;
+}
+
+static uint64_t stensor_bytes(const stensor *t) { return 2 * t->dims[0] * (t->ndim == 2 ? t->dims[1] : 1); }
+
+static uint64_t plan_synthetic(void)
+{
+    char n[80];
+    nstensors = 0;
+    add_stensor("model.embed_tokens.weight", S_VOCAB, S_HIDDEN, false);
+    for (int l = 0; l < S_LAYERS; l++) {
+#define LAYER(suffix, d0, d1, norm)                                                                \
+    do {                                                                                           \
+        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                    \
+        add_stensor(n, d0, d1, norm);                                                              \
+    } while (0)
+        LAYER("input_layernorm.weight", S_HIDDEN, 0, true);
+        LAYER("self_attn.q_proj.weight", S_HEADS * S_HEAD_DIM, S_HIDDEN, false);
+        LAYER("self_attn.k_proj.weight", S_KV_HEADS * S_HEAD_DIM, S_HIDDEN, false);
+        LAYER("self_attn.v_proj.weight", S_KV_HEADS * S_HEAD_DIM, S_HIDDEN, false);
+        LAYER("self_attn.o_proj.weight", S_HIDDEN, S_HEADS * S_HEAD_DIM, false);
+        LAYER("post_attention_layernorm.weight", S_HIDDEN, 0, true);
+        LAYER("mlp.gate_proj.weight", S_FFN, S_HIDDEN, false);
+        LAYER("mlp.up_proj.weight", S_FFN, S_HIDDEN, false);
+        LAYER("mlp.down_proj.weight", S_HIDDEN, S_FFN, false);
+#undef LAYER
+    }
+    add_stensor("model.norm.weight", S_HIDDEN, 0, true);
+    add_stensor("lm_head.weight", S_VOCAB, S_HIDDEN, false);
+    uint64_t at = 0;
+    for (size_t i = 0; i < nstensors; i++) {
+        stensors[i].begin = at;
+        at += stensor_bytes(&stensors[i]);
+        stensors[i].end = at;
+    }
+    return at;
+}
+
+static char *make_header(size_t *len)
+{
+    size_t cap = 64 + nstensors * 192, n = 0;
+    char *h = malloc(cap);
+    if (!h) die("out of memory");
+    n += (size_t)snprintf(h + n, cap - n, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (size_t i = 0; i < nstensors; i++) {
+        const stensor *t = &stensors[i];
+        if (t->ndim == 2)
+            n += (size_t)snprintf(h + n, cap - n,
+                                  ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%" PRIu64 ",%" PRIu64
+                                  "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}",
+                                  t->name, t->dims[0], t->dims[1], t->begin, t->end);
+        else
+            n += (size_t)snprintf(h + n, cap - n,
+                                  ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%" PRIu64 "],\"data_offsets\":[%" PRIu64
+                                  ",%" PRIu64 "]}",
+                                  t->name, t->dims[0], t->begin, t->end);
+        if (n >= cap - 8) die("header buffer too small");
+    }
+    h[n++] = '}';
+    while (n % 8) h[n++] = ' ';
+    *len = n;
+    return h;
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Bell-shaped BF16 values: sd about 0.02 for weights, 1 +- 0.05 for norms. */
+static void fill_bf16(uint16_t *out, size_t n, bool norm, uint64_t *seed)
+{
+    const float scale = 0.02f / 37837.0f;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = splitmix64(seed);
+        int32_t s = (int32_t)(r & 0xFFFF) + (int32_t)((r >> 16) & 0xFFFF) + (int32_t)((r >> 32) & 0xFFFF) +
+                    (int32_t)(r >> 48) - 2 * 65535;
+        float v = (float)s * scale;
+        out[i] = qfmt_f32_to_bf16(norm ? 1.0f + 2.5f * v : v);
+    }
+}
+
+static void write_all(int fd, const void *p, size_t n, const char *path)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) die("%s: write failed: %s", path, k < 0 ? strerror(errno) : "no progress");
+        c += k;
+        n -= (size_t)k;
+    }
+}
+
+static void write_synthetic(const char *dir, uint64_t data_size)
+{
+    size_t hlen;
+    char *header = make_header(&hlen);
+    char *final = path_join(dir, "model.safetensors"), *tmp = path_join(dir, "model.safetensors.part");
+    cleanup_add(tmp, false);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) die("%s: cannot create: %s", tmp, strerror(errno));
+    uint8_t len8[8];
+    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)hlen >> (8 * k));
+    write_all(fd, len8, 8, tmp);
+    write_all(fd, header, hlen, tmp);
+    uint16_t *chunk = malloc(CHUNK_BYTES);
+    if (!chunk) die("out of memory");
+    uint64_t seed = 0x51F0A7ull;
+    double t0 = now();
+    for (size_t i = 0; i < nstensors; i++) {
+        uint64_t left = stensor_bytes(&stensors[i]);
+        while (left) {
+            size_t n = left < CHUNK_BYTES ? (size_t)left : CHUNK_BYTES;
+            fill_bf16(chunk, n / 2, stensors[i].norm, &seed);
+            write_all(fd, chunk, n, tmp);
+            left -= n;
+        }
+    }
+    if (close(fd) != 0) die("%s: close failed: %s", tmp, strerror(errno));
+    if (rename(tmp, final) != 0) die("%s: cannot rename to %s: %s", tmp, final, strerror(errno));
+    cleanup_drop(tmp);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+             "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+             "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"vocab_size\": %d,\n"
+             "  \"max_position_embeddings\": 2048,\n  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 10000.0,\n"
+             "  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": false,\n  \"bos_token_id\": 1,\n"
+             "  \"eos_token_id\": 2,\n  \"torch_dtype\": \"bfloat16\",\n  \"note\": \"random weights, "
+             "synthesised by qfmt's bench_run\"\n}\n",
+             S_HIDDEN, S_FFN, S_LAYERS, S_HEADS, S_KV_HEADS, S_VOCAB);
+    char *cp = path_join(dir, "config.json");
+    int cfd = open(cp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (cfd < 0) die("%s: cannot create: %s", cp, strerror(errno));
+    write_all(cfd, cfg, strlen(cfg), cp);
+    close(cfd);
+    printf("synthesised %s: %zu tensors, %.0f MB BF16 in %.1f s\n", final, nstensors,
+           (double)(8 + hlen + data_size) / 1e6, now() - t0);
+    free(cp);
+    free(chunk);
+    free(header);
+    free(tmp);
+    free(final);
+}
+
+/* ---- Weight bytes read per generated token ------------------------------------------------ */
+
+static bool contains(const char *s, const char *part) { return strstr(s, part) != NULL; }
+
+/* Every 2-D weight the forward pass multiplies by: all matrices except the embedding tables it
+ * only gathers rows from; the token embedding counts when it is also the output head (tied). */
+static uint64_t weight_bytes_per_token(const qfmt_reader *r)
+{
+    bool untied_head = qfmt_tensor_find(r, "lm_head.weight", NULL, NULL) == QFMT_OK ||
+                       qfmt_tensor_find(r, "cls.predictions.decoder.weight", NULL, NULL) == QFMT_OK;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < qfmt_tensor_count(r); i++) {
+        qfmt_tensor_info ti;
+        if (qfmt_tensor_get_info(r, i, &ti, NULL) != QFMT_OK || ti.ndim != 2) continue;
+        if (contains(ti.name, "wpe.") || contains(ti.name, "position_embeddings") ||
+            contains(ti.name, "token_type_embeddings"))
+            continue;
+        bool tok = contains(ti.name, "wte.") || contains(ti.name, "embed_tokens") || contains(ti.name, "word_embeddings");
+        if (tok && untied_head) continue;
+        sum += ti.raw_size; /* what the runtime reads: the decoded bytes if compressed */
+    }
+    return sum;
+}
+
+/* ---- The benchmark of one model file ------------------------------------------------------ */
+
+typedef struct {
+    size_t prompt, gen;
+    int repeat;
+    double bw[MAX_THREADS_TESTED + 1]; /* memcpy bytes/s by thread count */
+} bench_cfg;
+
+static size_t argmax(const float *x, size_t n)
+{
+    size_t b = 0;
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+typedef struct {
+    double pp, gen; /* tokens/s, best of the repeats */
+} speeds;
+
+/* One run: the prompt from an empty cache, then `gen` greedy tokens. */
+static speeds run_once(qfmt_model *m, const int32_t *ids, const bench_cfg *c, unsigned threads, bool exact,
+                       float *logits)
+{
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    qfmt_run_opts o = {threads, exact};
+    char msg[512];
+    speeds s = {0, 0};
+    if (!h->causal) {
+        double t0 = now();
+        if (qfmt_model_forward(m, ids, c->prompt, logits, NULL, &o, msg, sizeof msg) != 0) die("forward: %s", msg);
+        s.pp = (double)c->prompt / (now() - t0);
+        return s;
+    }
+    qfmt_session *se;
+    if (qfmt_session_new(&se, m, msg, sizeof msg) != 0) die("session: %s", msg);
+    double t0 = now();
+    if (qfmt_session_eval(se, ids, c->prompt, logits, &o, msg, sizeof msg) != 0) die("prompt: %s", msg);
+    double t1 = now();
+    for (size_t g = 0; g < c->gen; g++) {
+        int32_t id = (int32_t)argmax(logits, h->vocab);
+        if (qfmt_session_eval(se, &id, 1, logits, &o, msg, sizeof msg) != 0) die("generation: %s", msg);
+    }
+    double t2 = now();
+    s.pp = (double)c->prompt / (t1 - t0);
+    s.gen = c->gen ? (double)c->gen / (t2 - t1) : 0;
+    qfmt_session_free(se);
+    return s;
+}
+
+static void bench_file(const char *label, const char *path, const bench_cfg *c)
+{
+    qfmt_reader *r = NULL;
+    qfmt_error e;
+    if (qfmt_reader_open(&r, path, NULL, &e) != QFMT_OK) {
+        char buf[1024];
+        die("%s", qfmt_error_format(&e, buf, sizeof buf));
+    }
+    qfmt_model *m = NULL;
+    char msg[512];
+    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) die("%s", msg);
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    static const char *const arch[] = {"gpt2", "llama", "bert"};
+    uint64_t wb = weight_bytes_per_token(r);
+    printf("\n== %s: %s, %" PRIu64 " layers, d %" PRIu64 ", ffn %" PRIu64 ", vocab %" PRIu64 ", ctx %" PRIu64
+           "; file %.1f MB; weights read per token %.2f MB\n",
+           label, arch[h->arch], h->layers, h->d, h->ffn, h->vocab, h->ctx, (double)file_size(path) / 1e6,
+           (double)wb / 1e6);
+    bench_cfg cc = *c;
+    if (cc.prompt > h->ctx) cc.prompt = (size_t)h->ctx;
+    if (h->causal && cc.prompt + cc.gen > h->ctx) cc.gen = (size_t)h->ctx - cc.prompt;
+    int32_t *ids = malloc(cc.prompt * sizeof *ids);
+    float *logits = malloc((h->causal ? 1 : cc.prompt) * h->vocab * sizeof *logits);
+    if (!ids || !logits) die("out of memory");
+    uint64_t seed = 0xB0B5EEDull;
+    for (size_t i = 0; i < cc.prompt; i++) ids[i] = (int32_t)(splitmix64(&seed) % h->vocab);
+    run_once(m, ids, &cc, 2, false, logits); /* warm-up: the weights mapped in */
+    if (h->causal)
+        printf("  threads  path   prompt (%zu tok)  generation (%zu tok)  memory bound  achieved\n", cc.prompt, cc.gen);
+    else
+        printf("  threads  path   prompt (%zu tok)  (no generation: bidirectional)\n", cc.prompt);
+    for (unsigned threads = 1; threads <= MAX_THREADS_TESTED; threads++)
+        for (int exact = 0; exact < 2; exact++) {
+            speeds best = {0, 0};
+            for (int rep = 0; rep < cc.repeat; rep++) {
+                speeds s = run_once(m, ids, &cc, threads, exact, logits);
+                if (s.pp > best.pp) best.pp = s.pp;
+                if (s.gen > best.gen) best.gen = s.gen;
+            }
+            if (h->causal) {
+                double bound = c->bw[threads] / (double)wb;
+                printf("  %7u  %-5s  %10.1f tok/s  %12.1f tok/s  %8.1f tok/s  %6.0f%%\n", threads,
+                       exact ? "exact" : "fast", best.pp, best.gen, bound, 100.0 * best.gen / bound);
+            } else {
+                printf("  %7u  %-5s  %10.1f tok/s\n", threads, exact ? "exact" : "fast", best.pp);
+            }
+            fflush(stdout);
+        }
+    free(ids);
+    free(logits);
+    qfmt_model_free(m);
+    qfmt_reader_close(r);
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+
+static char *find_qfmt(const char *arg)
+{
+    if (arg) return strdup(arg);
+    const char *env = getenv("QFMT_CLI");
+    if (env && *env) return strdup(env);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) die("cannot find this program's directory: give the qfmt binary as the argument");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = '\0';
+    return path_join(self, "../tools/qfmt");
+}
+
+/* tests/data/fixtures beside this source file's directory. */
+static char *default_fixtures(void)
+{
+    char src[PATH_MAX];
+    snprintf(src, sizeof src, "%s", __FILE__);
+    char *slash = strrchr(src, '/');
+    if (!slash) return strdup("../tests/data/fixtures");
+    *slash = '\0';
+    return path_join(src, "../tests/data/fixtures");
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: bench_run [QFMT] [--fixtures DIR] [--no-fixtures] [--synthetic DIR] [--model FILE.qfmt]...\n"
+          "                 [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--keep]\n"
+          "Prompt-processing and generation tokens/s of the model runtime with 1 and 2 threads, fast and\n"
+          "exact paths, each generation figure beside the memory bound (weight bytes read per token /\n"
+          "memcpy bandwidth measured in the same run). Models: the fixtures (DIR, default\n"
+          "tests/data/fixtures of the source tree) converted by QFMT to f16, q8_0 and q4_0 (--types);\n"
+          "--synthetic DIR: a TinyLlama-1.1B-shaped random BF16 model synthesised in DIR (2.2 GB, reused\n"
+          "if there; removed at the end unless --keep) converted likewise; --model: a .qfmt file as is.\n"
+          "QFMT: the qfmt binary (default $QFMT_CLI, else ../tools/qfmt next to this program).\n"
+          "--prompt N (default 64), --gen N (default 32): tokens; --repeat R: best of R runs (default 3,\n"
+          "1 for the synthetic model).\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    const char *qfmt_arg = NULL, *fixtures_arg = NULL, *synthetic = NULL;
+    const char *models[16];
+    size_t nmodels = 0;
+    bool fixtures = true, keep = false;
+    char types_buf[256] = "f16,q8_0,q4_0";
+    bench_cfg cfg = {64, 32, 3, {0}};
+    int repeat_set = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--fixtures") && has) {
+            fixtures_arg = argv[++i];
+        } else if (!strcmp(a, "--no-fixtures")) {
+            fixtures = false;
+        } else if (!strcmp(a, "--synthetic") && has) {
+            synthetic = argv[++i];
+        } else if (!strcmp(a, "--model") && has && nmodels < 16) {
+            models[nmodels++] = argv[++i];
+        } else if (!strcmp(a, "--types") && has) {
+            snprintf(types_buf, sizeof types_buf, "%s", argv[++i]);
+        } else if (!strcmp(a, "--prompt") && has) {
+            cfg.prompt = (size_t)atol(argv[++i]);
+        } else if (!strcmp(a, "--gen") && has) {
+            cfg.gen = (size_t)atol(argv[++i]);
+        } else if (!strcmp(a, "--repeat") && has) {
+            cfg.repeat = atoi(argv[++i]);
+            repeat_set = 1;
+        } else if (!strcmp(a, "--keep")) {
+            keep = true;
+        } else if (a[0] != '-' && !qfmt_arg) {
+            qfmt_arg = a;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (cfg.prompt < 1 || cfg.prompt > 100000 || cfg.gen > 100000 || cfg.repeat < 1 || cfg.repeat > 100) {
+        usage(stderr);
+        return 2;
+    }
+    char *types[8];
+    size_t ntypes = 0;
+    for (char *save = NULL, *t = strtok_r(types_buf, ",", &save); t && ntypes < 8; t = strtok_r(NULL, ",", &save))
+        types[ntypes++] = t;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    char *qfmt = NULL;
+    if (fixtures || synthetic) {
+        qfmt = find_qfmt(qfmt_arg);
+        if (access(qfmt, X_OK) != 0) die("%s: not an executable qfmt binary", qfmt);
+    }
+    char cpu[256] = "unknown CPU";
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) {
+        char line[512];
+        while (fgets(line, sizeof line, ci))
+            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+                snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+                cpu[strcspn(cpu, "\n")] = '\0';
+                break;
+            }
+        fclose(ci);
+    }
+    printf("bench_run: %s, %ld online CPUs, AVX2 kernels %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           qfmt_kernel_available(QFMT_KERNEL_AVX2) ? "yes" : "no");
+    for (unsigned t = 1; t <= MAX_THREADS_TESTED; t++) cfg.bw[t] = memcpy_bandwidth(t);
+    printf("memcpy: %.0f MB/s with 1 thread, %.0f MB/s with 2 (bytes copied per second, %d MiB, best of %d)\n",
+           cfg.bw[1] / 1e6, cfg.bw[2] / 1e6, MEMCPY_BYTES >> 20, MEMCPY_REPS);
+    printf("memory bound = memcpy bandwidth (same thread count) / weight bytes read per token\n");
+
+    if (fixtures) {
+        char *fx = fixtures_arg ? strdup(fixtures_arg) : default_fixtures();
+        const char *tdir = getenv("TMPDIR");
+        char scratch[PATH_MAX];
+        snprintf(scratch, sizeof scratch, "%s/qfmt_bench_run.XXXXXX", tdir && *tdir ? tdir : "/tmp");
+        if (!mkdtemp(scratch)) die("%s: cannot create: %s", scratch, strerror(errno));
+        cleanup_add(scratch, true);
+        static const char *const names[] = {"gpt2-kjv", "llama-kjv", "bert-kjv"};
+        for (size_t n = 0; n < 3; n++) {
+            char *src = path_join(fx, names[n]);
+            for (size_t t = 0; t < ntypes; t++) {
+                char name[128], label[160];
+                snprintf(name, sizeof name, "%s-%s.qfmt", names[n], types[t]);
+                snprintf(label, sizeof label, "%s %s", names[n], types[t]);
+                char *out = path_join(scratch, name);
+                cleanup_add(out, false);
+                convert(qfmt, src, out, types[t]);
+                bench_file(label, out, &cfg);
+                unlink(out);
+                cleanup_drop(out);
+                free(out);
+            }
+            free(src);
+        }
+        free(fx);
+    }
+
+    for (size_t i = 0; i < nmodels; i++) bench_file(models[i], models[i], &cfg);
+
+    if (synthetic) {
+        bench_cfg sc = cfg;
+        if (!repeat_set) sc.repeat = 1;
+        if (mkdir(synthetic, 0755) == 0) {
+            if (!keep) cleanup_add(synthetic, true);
+        } else if (errno != EEXIST) {
+            die("%s: cannot create: %s", synthetic, strerror(errno));
+        }
+        uint64_t data_size = plan_synthetic();
+        size_t hlen;
+        free(make_header(&hlen));
+        uint64_t model_size = 8 + hlen + data_size;
+        char *model = path_join(synthetic, "model.safetensors"), *config = path_join(synthetic, "config.json");
+        bool reuse = file_size(model) == model_size && access(config, R_OK) == 0;
+        if (!keep) {
+            cleanup_add(model, false);
+            cleanup_add(config, false);
+        }
+        struct statvfs vfs;
+        uint64_t need = (reuse ? 0 : model_size) + model_size + (256u << 20);
+        if (statvfs(synthetic, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < need)
+            die("%s: %.1f GB free, %.1f GB needed", synthetic, (double)vfs.f_bavail * vfs.f_frsize / 1e9,
+                (double)need / 1e9);
+        if (reuse) printf("\nsynthetic model: reusing %s (%.0f MB)\n", model, (double)model_size / 1e6);
+        else write_synthetic(synthetic, data_size);
+        for (size_t t = 0; t < ntypes; t++) {
+            char name[64], label[160];
+            snprintf(name, sizeof name, "run-%s.qfmt", types[t]);
+            snprintf(label, sizeof label, "synthetic TinyLlama-1.1B-shaped %s", types[t]);
+            char *out = path_join(synthetic, name);
+            cleanup_add(out, false);
+            convert(qfmt, synthetic, out, types[t]);
+            bench_file(label, out, &sc);
+            unlink(out);
+            cleanup_drop(out);
+            free(out);
+        }
+        if (keep) printf("model kept in %s\n", synthetic);
+        free(model);
+        free(config);
+    }
+    cleanup_run();
+    free(qfmt);
+    return 0;
+}

@@ -539,6 +539,18 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+/* The 1-minute load average: other work on the machine skews the thread figures. */
+static void print_load(const char *when)
+{
+    double l1 = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l1) != 1) l1 = -1;
+        fclose(f);
+    }
+    if (l1 >= 0) printf("load average (1 min) %s: %.2f\n", when, l1);
+}
+
 static char *find_qfmt(const char *arg)
 {
     if (arg) return strdup(arg);
@@ -656,6 +668,7 @@ int main(int argc, char **argv)
     }
     printf("bench_run: %s, %ld online CPUs, AVX2 kernels %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
            qfmt_kernel_available(QFMT_KERNEL_AVX2) ? "yes" : "no");
+    print_load("at the start");
     for (unsigned t = 1; t <= MAX_THREADS_TESTED; t++) cfg.bw[t] = memcpy_bandwidth(t);
     printf("memcpy: %.0f MB/s with 1 thread, %.0f MB/s with 2 (bytes copied per second, %d MiB, best of %d)\n",
            cfg.bw[1] / 1e6, cfg.bw[2] / 1e6, MEMCPY_BYTES >> 20, MEMCPY_REPS);
@@ -731,6 +744,8 @@ int main(int argc, char **argv)
         free(model);
         free(config);
     }
+    printf("\n");
+    print_load("at the end");
     cleanup_run();
     free(qfmt);
     return 0;

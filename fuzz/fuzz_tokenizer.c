@@ -1,0 +1,227 @@
+/*
+ * fuzz_tokenizer.c - libFuzzer target for the runtime's tokenizer.json loader and its byte-level
+ * BPE encoder / decoder (runtime/tokenizer.c).
+ *
+ * Input: a tokenizer.json text, optionally followed by a NUL byte and a text to encode (JSON
+ * cannot hold a raw NUL, so the split is unambiguous). Whatever loads encodes a fixed text
+ * (ASCII, Unicode letters, digits, white space, an added token, invalid UTF-8) and the
+ * fuzz-derived one, then decodes the ids, with and without special tokens.
+ *
+ * Besides memory errors (ASan, UBSan), the target aborts when the tokenizer contradicts itself:
+ * an id outside [0, vocab_size), a failing decode of ids it produced, a token id lookup that
+ * does not give back the token's string, or a broken round trip. tokenizer.h promises
+ * decode(encode(x)) == x for every byte string x when every byte's character is in the
+ * vocabulary, no added token has lstrip / rstrip, and no prefix space is added; the check is
+ * made only then, and only when every added token decodes to its own text (an added token
+ * written in byte characters, such as "Ġx", decodes to other bytes than it matched).
+ *
+ * Build: with clang and -DQFMT_FUZZ=ON (libFuzzer), or with any compiler linked with
+ * regression_driver.c to replay a corpus. See fuzz/README.md.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "fuzz_tokenizer: %s:%d: check failed: %s\n", __FILE__, __LINE__,  \
+                    #cond);                                                                    \
+            abort();                                                                           \
+        }                                                                                      \
+    } while (0)
+
+static const char FIXED_TEXT[] =
+    "And God said, Let there be light: and there was light.\n\n"
+    "  It's 1611's   text\t\t\r\n caf\xc3\xa9 \xce\xb1\xce\xb2\xce\xb3 \xe4\xb8\xad\xe6\x96\x87 "
+    "\xf0\x9f\x98\x80 <|endoftext|>[MASK] [CLS]x<s></s> 12345 a\xc2\xa0" "b\xe2\x80\x83" "c "
+    "\xff\xfe\x80 \xe2\x82 \xed\xa0\x80 end";
+
+static volatile uint8_t sink;
+
+static void touch(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc ^= b[i];
+    sink = acc;
+}
+
+/* What the round trip needs of the tokenizer.json, read independently of the loader: no
+ * prefix space, no lstrip/rstrip, every added token's decoded bytes equal to its content. */
+static bool round_trip_expected(const qfmt_tokenizer *t, const char *json, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    bool ok = root != NULL;
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pre, "add_prefix_space")))
+        ok = false;
+    for (const cJSON *p = cJSON_IsArray(list) ? list->child : NULL; p; p = p->next)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space")))
+            ok = false;
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; a && ok; a = a->next) {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "lstrip")) ||
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "rstrip"))) {
+            ok = false;
+            break;
+        }
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(a, "content");
+        if (!cJSON_IsString(content))
+            continue;
+        int32_t id = qfmt_tokenizer_token_id(t, content->valuestring);
+        const char *b;
+        size_t bl;
+        if (id < 0 || qfmt_tokenizer_token_bytes(t, id, &b, &bl) != 0 ||
+            bl != strlen(content->valuestring) || memcmp(b, content->valuestring, bl) != 0)
+            ok = false;
+    }
+    cJSON_Delete(root);
+    /* every byte's character is a token */
+    for (unsigned c = 0; c < 256 && ok; c++) {
+        unsigned cp = c;
+        if (!((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE)) {
+            unsigned k = 0;
+            for (unsigned x = 0; x < c; x++)
+                if (!((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE))
+                    k++;
+            cp = 256 + k;
+        }
+        char s[3] = {0};
+        if (cp < 0x80)
+            s[0] = (char)cp;
+        else {
+            s[0] = (char)(0xC0 | (cp >> 6));
+            s[1] = (char)(0x80 | (cp & 0x3F));
+        }
+        if (qfmt_tokenizer_token_id(t, s) < 0)
+            ok = false;
+    }
+    return ok;
+}
+
+static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len, bool round_trip)
+{
+    int32_t *ids = (int32_t *)(void *)&sink; /* must be reset */
+    size_t n = 12345;
+    char msg[256];
+    if (qfmt_tokenizer_encode(t, text, len, &ids, &n, msg, sizeof msg) != 0) {
+        CHECK(ids == NULL && n == 0);
+        CHECK(memchr(msg, '\0', sizeof msg) != NULL && msg[0] != '\0');
+        return;
+    }
+    CHECK(n == 0 || ids != NULL);
+    size_t vs = qfmt_tokenizer_vocab_size(t);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(ids[i] >= 0 && (size_t)ids[i] < vs);
+        const char *b;
+        size_t bl;
+        CHECK(qfmt_tokenizer_token_bytes(t, ids[i], &b, &bl) == 0);
+        touch(b, bl);
+    }
+    for (int skip = 0; skip <= 1; skip++) {
+        char *out = NULL;
+        size_t olen = 0;
+        CHECK(qfmt_tokenizer_decode(t, ids, n, skip, &out, &olen) == 0);
+        CHECK(out != NULL && out[olen] == '\0');
+        touch(out, olen + 1);
+        if (!skip && round_trip)
+            CHECK(olen == len && memcmp(out, text, len) == 0);
+        size_t keep = qfmt_utf8_complete_len(out, olen);
+        CHECK(keep <= olen && olen - keep <= 3);
+        free(out);
+    }
+    /* an id past the end is refused */
+    if (n > 0) {
+        int32_t saved = ids[n - 1];
+        ids[n - 1] = (int32_t)vs;
+        char *out = (char *)&sink;
+        size_t olen = 1;
+        CHECK(qfmt_tokenizer_decode(t, ids, n, false, &out, &olen) != 0);
+        CHECK(out == NULL && olen == 0);
+        ids[n - 1] = saved;
+    }
+    free(ids);
+}
+
+/* Every id: its string looks up to itself (or, for an id whose string another token has, to a
+ * token with the same string), its bytes are readable. */
+static void walk_vocab(const qfmt_tokenizer *t)
+{
+    size_t vs = qfmt_tokenizer_vocab_size(t);
+    CHECK(vs > 0);
+    size_t lim = vs < 4096 ? vs : 4096;
+    for (size_t id = 0; id < lim; id++) {
+        const char *s, *b;
+        size_t sl, bl;
+        int rs = qfmt_tokenizer_token_string(t, (int32_t)id, &s, &sl);
+        int rb = qfmt_tokenizer_token_bytes(t, (int32_t)id, &b, &bl);
+        CHECK(rs == rb);
+        if (rs != 0) {
+            CHECK(!qfmt_tokenizer_is_special(t, (int32_t)id));
+            continue;
+        }
+        touch(s, sl);
+        touch(b, bl);
+        if (memchr(s, '\0', sl) == NULL) {
+            char *z = malloc(sl + 1);
+            if (z != NULL) {
+                memcpy(z, s, sl);
+                z[sl] = '\0';
+                CHECK(qfmt_tokenizer_token_id(t, z) == (int32_t)id);
+                free(z);
+            }
+        }
+    }
+    const char *s;
+    size_t sl;
+    CHECK(qfmt_tokenizer_token_string(t, (int32_t)vs, &s, &sl) != 0);
+    CHECK(qfmt_tokenizer_token_string(t, -1, &s, &sl) != 0);
+    CHECK(!qfmt_tokenizer_is_special(t, -1));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *nul = memchr(data, '\0', size);
+    size_t jlen = nul ? (size_t)(nul - data) : size;
+    /* exactly-sized copies, so ASan sees an overread of either part */
+    char *json = malloc(jlen ? jlen : 1);
+    size_t tlen = nul ? size - jlen - 1 : 0;
+    char *text = malloc(tlen ? tlen : 1);
+    if (json == NULL || text == NULL) {
+        free(json);
+        free(text);
+        return 0;
+    }
+    memcpy(json, data, jlen);
+    if (tlen)
+        memcpy(text, nul + 1, tlen);
+
+    qfmt_tokenizer *t = (qfmt_tokenizer *)(void *)&sink;
+    char msg[256];
+    if (qfmt_tokenizer_load(&t, json, jlen, msg, sizeof msg) != 0) {
+        CHECK(t == NULL);
+        CHECK(memchr(msg, '\0', sizeof msg) != NULL && msg[0] != '\0');
+    } else {
+        CHECK(t != NULL);
+        walk_vocab(t);
+        bool rt = round_trip_expected(t, json, jlen);
+        encode_decode(t, FIXED_TEXT, sizeof FIXED_TEXT - 1, rt);
+        encode_decode(t, text, tlen, rt);
+        encode_decode(t, "", 0, rt);
+        qfmt_tokenizer_free(t);
+    }
+    free(json);
+    free(text);
+    return 0;
+}

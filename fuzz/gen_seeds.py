@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seeds of fuzz_safetensors, fuzz_tokenizer, fuzz_config and fuzz_quant
+into fuzz/corpus/<name>/ (deterministic; standard library only). The fuzz_reader seeds come
+from examples/gen_fuzz_seeds.c instead. Seeds a campaign found are kept next to these (their
+names are SHA-1s); this script only (re)writes the files whose names it chooses.
+
+    python3 fuzz/gen_seeds.py            # from the repository root
+"""
+import json
+import os
+import random
+import struct
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "tests", "data", "fixtures")
+CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    assert len(data) <= 16384, (target, name, len(data))
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- safetensors -------------------------------------------------------------------------
+
+ST_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+            "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def safetensors(tensors, metadata=None, pad=0, raw_header=None):
+    """tensors: list of (name, dtype, shape, data bytes or None for generated)."""
+    header, blobs, at = {}, [], 0
+    rnd = random.Random(len(tensors))
+    for name, dtype, shape, data in tensors:
+        n = 1
+        for d in shape:
+            n *= d
+        size = n * ST_SIZES[dtype]
+        if data is None:
+            if dtype == "F32":
+                data = struct.pack("<%df" % n, *[rnd.gauss(0, 1) for _ in range(n)])
+            elif dtype == "BOOL":
+                data = bytes(rnd.randrange(2) for _ in range(size))
+            else:
+                data = bytes(rnd.randrange(256) for _ in range(size))
+        assert len(data) == size, name
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [at, at + size]}
+        blobs.append(data)
+        at += size
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    h = raw_header if raw_header is not None else json.dumps(header, separators=(",", ":"))
+    h = h.encode("utf-8") + b" " * pad
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def gen_safetensors():
+    put("safetensors", "tiny_f32.st", safetensors([("w", "F32", [2, 3], None)]))
+    put("safetensors", "all_dtypes.st", safetensors(
+        [(d.lower(), d, [2, 3], None) for d in ST_SIZES], metadata={"format": "pt"}))
+    put("safetensors", "scalar_empty.st", safetensors(
+        [("scalar", "F32", [], None), ("empty", "F16", [0, 4], b""), ("one", "I8", [1], None)]))
+    put("safetensors", "padded_header.st", safetensors([("x", "BF16", [4], None)], pad=7))
+    put("safetensors", "rows_of_blocks.st", safetensors(
+        [("layer.weight", "F32", [2, 64], None), ("layer.bias", "F32", [2], None),
+         ("h.weight", "F16", [1, 32], None), ("b.weight", "BF16", [3, 32], None)]))
+    f = struct.pack("<32f", *([float("nan"), float("inf"), -float("inf"), 1e38, -0.0, 1e-45] +
+                              [0.5] * 26))
+    put("safetensors", "nonfinite.st", safetensors([("bad.weight", "F32", [1, 32], f)]))
+    big = struct.pack("<32e", *([65504.0, -65504.0, 6e-8, -6e-8] + [1.0] * 28))
+    put("safetensors", "f16_extremes.st", safetensors([("e.weight", "F16", [1, 32], big)]))
+    put("safetensors", "metadata_only.st", safetensors(
+        [], metadata={"format": "pt", "note": "caf\u00e9", "": "empty key"}))
+    put("safetensors", "unicode_names.st", safetensors(
+        [("\u00e9t\u00e9.w", "U8", [3], None), ("a/b.c[0]", "I16", [1, 1, 1, 1, 1, 1, 1, 1], None)]))
+    # Hugging Face layouts from the fixtures, shrunk: the real names and dtypes, tiny shapes.
+    for model in ("gpt2-kjv", "llama-kjv", "bert-kjv"):
+        with open(os.path.join(FIX, model, "model.safetensors"), "rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            hdr = json.loads(fh.read(n))
+        meta = hdr.pop("__metadata__", None)
+        items = sorted(hdr.items(), key=lambda kv: kv[1]["data_offsets"][0])[:12]
+        ts = []
+        for name, e in items:
+            shape = [min(d, 2) for d in e["shape"]]
+            ts.append((name, e["dtype"], shape, None))
+        put("safetensors", model + "_shrunk.st", safetensors(ts, metadata=meta))
+    with open(os.path.join(FIX, "bert-kjv", "mlm_mask.safetensors"), "rb") as fh:
+        put("safetensors", "mlm_mask.st", fh.read())
+    # refused at open, each for one reason
+    put("safetensors", "overlap.st", safetensors([], raw_header=json.dumps(
+        {"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]},
+         "b": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}})) + b"abc")
+    put("safetensors", "bad_dtype.st", safetensors([], raw_header=json.dumps(
+        {"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}})) + b"ab")
+    put("safetensors", "nul_escape.st", safetensors([], raw_header=
+        '{"a\\u0000b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}') + b"x")
+
+
+# ---- tokenizer.json ------------------------------------------------------------------------
+
+def byte_chars():
+    bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = {}, 0
+    for b in range(256):
+        if b in bs:
+            cs[b] = chr(b)
+        else:
+            cs[b] = chr(256 + n)
+            n += 1
+    return cs
+
+
+def tokenizer(vocab_extra, merges, added, pre=None, model_opts=None, bytes_only=None):
+    bc = byte_chars()
+    vocab = {}
+    for a in added:
+        if a.get("in_vocab"):
+            vocab[a["content"]] = len(vocab)
+    for b in range(256):
+        if bytes_only is None or b in bytes_only:
+            vocab[bc[b]] = len(vocab)
+    for t in vocab_extra:
+        vocab.setdefault(t, len(vocab))
+    nv = len(vocab)
+    added_tokens = []
+    for a in added:
+        e = {"id": vocab[a["content"]] if a["content"] in vocab else nv, "content": a["content"],
+             "single_word": a.get("single_word", False), "lstrip": a.get("lstrip", False),
+             "rstrip": a.get("rstrip", False), "normalized": a.get("normalized", False),
+             "special": a.get("special", True)}
+        if a["content"] not in vocab:
+            nv += 1
+        added_tokens.append(e)
+    model = {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+             "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+             "ignore_merges": False, "vocab": vocab, "merges": merges}
+    if model_opts:
+        model.update(model_opts)
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added_tokens,
+        "normalizer": None,
+        "pre_tokenizer": pre or {"type": "ByteLevel", "add_prefix_space": False,
+                                 "trim_offsets": True, "use_regex": True},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
+                           "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": True},
+        "model": model}, ensure_ascii=False, separators=(",", ":"))
+
+
+GPT2_RE = ("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+")
+
+
+def gen_tokenizer():
+    merges = [["t", "h"], ["\u0120", "th"], ["\u0120th", "e"], ["a", "n"], ["an", "d"],
+              ["\u0120", "and"], ["l", "i"], ["li", "g"], ["lig", "h"], ["ligh", "t"],
+              ["\u0120", "light"], ["e", "r"], ["\u0120th", "er"]]
+    extra = ["th", "\u0120th", "\u0120the", "an", "and", "\u0120and", "li", "lig", "ligh",
+             "light", "\u0120light", "er", "\u0120ther"]
+    added = [{"content": "<|endoftext|>", "in_vocab": True},
+             {"content": "[MASK]", "lstrip": True},
+             {"content": "[CLS]", "single_word": True, "special": False},
+             {"content": "<s>", "normalized": True, "rstrip": True, "special": False}]
+    text = "\0And God said, Let there be light: and there was light. [MASK] <|endoftext|><s>  x"
+    put("tokenizer", "small.json", tokenizer(extra, merges, added) + text)
+    put("tokenizer", "small_string_merges.json", tokenizer(
+        extra, [" ".join(m) for m in merges], added[:1],
+        pre={"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": GPT2_RE}, "behavior": "Isolated",
+             "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+             "use_regex": False}]}) + "\0the light\n\n\t caf\u00e9 123")
+    put("tokenizer", "prefix_space_no_regex.json", tokenizer(
+        extra, merges, [], pre={"type": "Sequence", "pretokenizers": [
+            {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+             "use_regex": False}]}) + "\0and the light")
+    put("tokenizer", "unk_fuse_ignore_merges.json", tokenizer(
+        ["<unk>", "th", "the"], [["t", "h"], ["th", "e"]], [],
+        model_opts={"unk_token": "<unk>", "fuse_unk": True, "ignore_merges": True},
+        bytes_only=set(range(0x61, 0x7B))) + "\0the \xff\xfe unknown THE")
+    put("tokenizer", "minimal.json", json.dumps({
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
+        "decoder": {"type": "ByteLevel"}}) + "\0abab ba")
+    put("tokenizer", "unsupported_unigram.json",
+        '{"model":{"type":"Unigram","vocab":[["a",0.0]]},"decoder":{"type":"ByteLevel"}}')
+    # the fixture, cut to its first ids (still a valid tokenizer), and a raw prefix of it
+    with open(os.path.join(FIX, "tokenizer.json"), encoding="utf-8") as fh:
+        real_text = fh.read()
+    real = json.loads(real_text)
+    keep = {t: i for t, i in real["model"]["vocab"].items() if i < 300}
+    real["model"]["vocab"] = keep
+    real["model"]["merges"] = [m for m in real["model"]["merges"]
+                               if m[0] in keep and m[1] in keep and m[0] + m[1] in keep]
+    put("tokenizer", "fixture_first_300_ids.json",
+        json.dumps(real, ensure_ascii=False, separators=(",", ":")) +
+        "\0In the beginning God created the heaven and the earth.")
+    put("tokenizer", "fixture_prefix.json", real_text[:3000])
+
+
+# ---- config.json ---------------------------------------------------------------------------
+
+def gen_config():
+    for model in ("gpt2-kjv", "llama-kjv", "bert-kjv"):
+        with open(os.path.join(FIX, model, "config.json"), encoding="utf-8") as fh:
+            put("config", model + ".json", fh.read())
+    put("config", "tiny_llama.json", json.dumps({
+        "model_type": "llama", "vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 16,
+        "max_position_embeddings": 8, "rms_norm_eps": 1e-6, "rope_theta": 500000.0,
+        "rope_scaling": {"type": "linear", "factor": 2.0}, "torch_dtype": "float16"}))
+    put("config", "limits.json", json.dumps({
+        "model_type": "gpt2", "vocab_size": 16777216, "n_embd": 16777216, "n_layer": 4096,
+        "n_head": 4096, "n_positions": 16777217, "layer_norm_epsilon": 1e300}))
+    put("config", "raw_keys.json", json.dumps({
+        "model.vocab_size": 3.5, "model.hidden_size": -4, "model.num_layers": "2",
+        "model.num_heads": True, "model.ffn_size": 18446744073709551615,
+        "model.context_length": 4, "model.norm_eps": 1e-5, "general.architecture": "bert",
+        "model.type_vocab_size": 0, "model.head_dim": 0, "general.architectures": ["x", "y"]}))
+    put("config", "not_an_object.json", "[1, 2, 3]")
+
+
+# ---- quant ----------------------------------------------------------------------------------
+
+QTYPES = ["q8_0", "q4_0", "q4_1", "q8_z", "q4_z"]
+QBYTES = [34, 18, 20, 35, 19]
+
+
+def gen_quant():
+    rnd = random.Random(1)
+    for t, name in enumerate(QTYPES):
+        # mode 0: two rows of blocks (random bytes, and blocks with special fp16 scales)
+        blocks = bytes(rnd.randrange(256) for _ in range(QBYTES[t] * 4))
+        put("quant", "dequant_%s_random" % name, bytes([t, 1]) + blocks)
+        special = b""
+        for scale in (0x7C00, 0xFC00, 0x7E00, 0x0001, 0x8000, 0x7BFF):
+            special += struct.pack("<H", scale) + bytes(rnd.randrange(256)
+                                                        for _ in range(QBYTES[t] - 2))
+        put("quant", "dequant_%s_special_scales" % name, bytes([t, 0]) + special)
+        # modes 1-3: f32, f16, bf16 values
+        vals = [rnd.gauss(0, 1) for _ in range(64)]
+        put("quant", "quant_%s_f32" % name, bytes([t | 8, 1]) + struct.pack("<64f", *vals))
+        put("quant", "quant_%s_f16" % name, bytes([t | 16, 0]) + struct.pack("<64e", *vals))
+        bf = b"".join(struct.pack("<f", v)[2:] for v in vals)
+        put("quant", "quant_%s_bf16" % name, bytes([t | 24, 4 | 8]) + bf)
+    edge = ([0.0] * 32 + [1e-40, -1e-40] * 16 + [65504.0, -65504.0] * 16 +
+            [1.0] * 31 + [-2.0] + [7.0] * 32 + [1e5] + [0.0] * 31)
+    put("quant", "quant_q4_1_edges", bytes([2 | 8, 0]) + struct.pack("<%df" % len(edge), *edge))
+    put("quant", "quant_q8_z_edges", bytes([3 | 8, 0]) + struct.pack("<%df" % len(edge), *edge))
+    nan = [float("nan")] + [1.0] * 31 + [float("inf")] + [0.0] * 31
+    put("quant", "quant_q8_0_nonfinite", bytes([0 | 8, 8]) + struct.pack("<64f", *nan))
+
+
+if __name__ == "__main__":
+    gen_safetensors()
+    gen_tokenizer()
+    gen_config()
+    gen_quant()

@@ -14,29 +14,67 @@
 #include "internal/error.h"
 #include "internal/io.h"
 
-int qfmt__write_all(int fd, const void *p, size_t n)
+static int posix_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    (void)ctx;
+    return open(path, flags, mode);
+}
+static ssize_t posix_write(void *ctx, int fd, const void *p, size_t n)
+{
+    (void)ctx;
+    return write(fd, p, n);
+}
+static int posix_fsync(void *ctx, int fd)
+{
+    (void)ctx;
+    return fsync(fd);
+}
+static int posix_close(void *ctx, int fd)
+{
+    (void)ctx;
+    return close(fd);
+}
+static int posix_rename(void *ctx, const char *from, const char *to)
+{
+    (void)ctx;
+    return rename(from, to);
+}
+static int posix_unlink(void *ctx, const char *path)
+{
+    (void)ctx;
+    return unlink(path);
+}
+
+const qfmt__io qfmt__io_posix = {posix_open,  posix_write,  posix_fsync, posix_close,
+                                 posix_rename, posix_unlink, NULL};
+
+int qfmt__write_all(const qfmt__io *io, int fd, const void *p, size_t n, size_t *written)
 {
     const char *c = p;
+    *written = 0;
     while (n > 0) {
         size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t k = write(fd, c, chunk);
+        ssize_t k = io->write(io->ctx, fd, c, chunk);
         if (k < 0) {
             if (errno == EINTR) continue;
-            return errno;
+            return errno ? errno : EIO;
         }
-        if (k == 0) return EIO; /* no progress: would loop forever */
+        if (k == 0 || (size_t)k > chunk) return EIO; /* no progress, or nonsense: stop */
         c += k;
         n -= (size_t)k;
+        *written += (size_t)k;
     }
     return 0;
 }
 
-int qfmt__create_temp(const char *path, char *tmp, size_t tmp_cap, uint64_t seed)
+int qfmt__create_temp(const qfmt__io *io, const char *path, char *tmp, size_t tmp_cap,
+                      uint64_t seed)
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t x = seed ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+    if (!x) x = 0x9E3779B97F4A7C15ull; /* xorshift stays at 0 forever */
     for (int attempt = 0; attempt < 100; attempt++) {
         char suffix[7];
         for (int i = 0; i < 6; i++) {
@@ -51,14 +89,26 @@ int qfmt__create_temp(const char *path, char *tmp, size_t tmp_cap, uint64_t seed
             errno = ENAMETOOLONG;
             return -1;
         }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        int fd;
+        do fd = io->open(io->ctx, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        while (fd < 0 && errno == EINTR);
         if (fd >= 0 || errno != EEXIST) return fd;
     }
     errno = EEXIST;
     return -1;
 }
 
-int qfmt__fsync_parent(const char *path)
+int qfmt__fsync(const qfmt__io *io, int fd)
+{
+    for (;;) {
+        if (io->fsync(io->ctx, fd) == 0) return 0;
+        /* EINTR: interrupted before it finished, nothing reported lost: again. Any other error
+         * is final (a retried fsync may "succeed" with the pages already dropped). */
+        if (errno != EINTR) return errno ? errno : EIO;
+    }
+}
+
+int qfmt__fsync_parent(const qfmt__io *io, const char *path)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
@@ -70,10 +120,12 @@ int qfmt__fsync_parent(const char *path)
         memcpy(dir, path, n);
         dir[n] = '\0';
     }
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    int rc = fsync(fd) == 0 ? 0 : errno;
-    close(fd);
+    int fd;
+    do fd = io->open(io->ctx, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return errno ? errno : EIO;
+    int rc = qfmt__fsync(io, fd);
+    io->close(io->ctx, fd); /* read-only: closing it cannot lose anything */
     /* Some filesystems refuse fsync on directories; the rename has happened all the same. */
     return rc == EINVAL ? 0 : rc;
 }

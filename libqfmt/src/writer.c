@@ -48,12 +48,14 @@ enum { BUF_CAP = 1 << 20 };
 
 struct qfmt_writer {
     qfmt__alloc al;
+    qfmt__io io; /* the system calls, qfmt__io_posix unless a test gives others */
     int fd;
     int state;
     char *path, *tmp;
     uint32_t alignment;
     bool no_fsync;
     uint64_t pos; /* bytes emitted so far, buffered ones included */
+    uint64_t disk; /* bytes written to the file (where a failed write failed) */
     uint8_t *buf;
     size_t buf_len;
     qfmt__hasher *hasher;
@@ -90,16 +92,18 @@ static qfmt_status wfail(qfmt_writer *w, qfmt_error *err, qfmt_status code, int 
 static void abandon(qfmt_writer *w)
 {
     if (w->fd >= 0) {
-        close(w->fd);
+        w->io.close(w->io.ctx, w->fd);
         w->fd = -1;
-        unlink(w->tmp);
+        w->io.unlink(w->io.ctx, w->tmp);
     }
     w->state = W_FAILED;
 }
 
+/* A failed write (offset: where the file stopped growing) or fsync (no offset). */
 static qfmt_status io_fail(qfmt_writer *w, qfmt_error *err, int e, const char *what)
 {
-    qfmt_status s = wfail(w, err, QFMT_E_IO, e, w->pos, "%s failed: %s", what, strerror(e));
+    uint64_t at = strcmp(what, "write") == 0 ? w->disk : QFMT_NO_OFFSET;
+    qfmt_status s = wfail(w, err, QFMT_E_IO, e, at, "%s failed: %s", what, strerror(e));
     abandon(w);
     return s;
 }
@@ -114,10 +118,18 @@ static qfmt_status check_usable(qfmt_writer *w, qfmt_error *err, int want_state)
 
 /* ---- Output --------------------------------------------------------------------------- */
 
+static int write_out(qfmt_writer *w, const void *p, size_t n)
+{
+    size_t done = 0;
+    int e = qfmt__write_all(&w->io, w->fd, p, n, &done);
+    w->disk += done;
+    return e;
+}
+
 static int flush_buf(qfmt_writer *w)
 {
     if (!w->buf_len) return 0;
-    int e = qfmt__write_all(w->fd, w->buf, w->buf_len);
+    int e = write_out(w, w->buf, w->buf_len);
     w->buf_len = 0;
     return e;
 }
@@ -128,7 +140,7 @@ static int emit(qfmt_writer *w, const void *p, size_t n)
     w->pos += n;
     if (n >= BUF_CAP) {
         int e = flush_buf(w);
-        return e ? e : qfmt__write_all(w->fd, p, n);
+        return e ? e : write_out(w, p, n);
     }
     if (w->buf_len + n > BUF_CAP) {
         int e = flush_buf(w);
@@ -222,6 +234,12 @@ static bool set_reserve(qfmt_writer *w, nameset *s, name_at_fn at)
 qfmt_status qfmt_writer_create(qfmt_writer **out, const char *path, const qfmt_write_opts *opts,
                                qfmt_error *err)
 {
+    return qfmt__writer_create_io(out, path, opts, NULL, err);
+}
+
+qfmt_status qfmt__writer_create_io(qfmt_writer **out, const char *path, const qfmt_write_opts *opts,
+                                   const qfmt__io *io, qfmt_error *err)
+{
     qfmt__clear_error(err);
     if (!out || !path || !*path)
         return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET, "no output path");
@@ -237,6 +255,7 @@ qfmt_status qfmt_writer_create(qfmt_writer **out, const char *path, const qfmt_w
     if (!w) return qfmt__fail(err, QFMT_E_NOMEM, 0, path, NULL, QFMT_NO_OFFSET, "cannot allocate the writer");
     memset(w, 0, sizeof *w);
     w->al = al;
+    w->io = io ? *io : qfmt__io_posix;
     w->fd = -1;
     w->alignment = align;
     w->no_fsync = opts && opts->no_fsync;
@@ -251,7 +270,7 @@ qfmt_status qfmt_writer_create(qfmt_writer **out, const char *path, const qfmt_w
         qfmt_writer_free(w);
         return s;
     }
-    w->fd = qfmt__create_temp(path, w->tmp, tcap, (uint64_t)(uintptr_t)w);
+    w->fd = qfmt__create_temp(&w->io, path, w->tmp, tcap, (uint64_t)(uintptr_t)w);
     if (w->fd < 0) {
         int e = errno;
         qfmt_status s = qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET,
@@ -643,6 +662,14 @@ qfmt_status qfmt_writer_end_tensor(qfmt_writer *w, qfmt_error *err)
     return QFMT_OK;
 }
 
+/* Forgets the tensor begun but not yet written (add_tensor refusing it): back to W_OPEN. */
+static void drop_current(qfmt_writer *w)
+{
+    qfmt__free(&w->al, w->cur.name);
+    memset(&w->cur, 0, sizeof w->cur);
+    w->state = W_OPEN;
+}
+
 qfmt_status qfmt_writer_add_tensor(qfmt_writer *w, const qfmt_tensor_desc *desc, const void *data,
                                    uint64_t size, qfmt_error *err)
 {
@@ -651,9 +678,7 @@ qfmt_status qfmt_writer_add_tensor(qfmt_writer *w, const qfmt_tensor_desc *desc,
     if (size != w->cur.raw) {
         s = wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET,
                   "%" PRIu64 " bytes given, the type and dimensions need %" PRIu64, size, w->cur.raw);
-        qfmt__free(&w->al, w->cur.name);
-        memset(&w->cur, 0, sizeof w->cur);
-        w->state = W_OPEN;
+        drop_current(w);
         return s;
     }
     if (w->cur.codec == QFMT_CODEC_ZSTD && size <= SIZE_MAX) {
@@ -677,8 +702,11 @@ qfmt_status qfmt_writer_add_tensor(qfmt_writer *w, const qfmt_tensor_desc *desc,
         }
         qfmt__free(&w->al, tmp);
         if (s == QFMT_E_NOMEM) {
-            abandon(w);
-            return wfail(w, err, s, 0, QFMT_NO_OFFSET, "out of memory compressing");
+            /* Nothing of this tensor is in the file yet: the writer stays usable, as after
+             * any other allocation failure that wrote nothing. */
+            s = wfail(w, err, s, 0, QFMT_NO_OFFSET, "out of memory compressing");
+            drop_current(w);
+            return s;
         }
         w->cur.codec = QFMT_CODEC_NONE;
     }
@@ -760,25 +788,25 @@ qfmt_status qfmt_writer_finish(qfmt_writer *w, qfmt_error *err)
     e = emit(w, f, sizeof f);
     if (!e) e = flush_buf(w);
     if (e) return io_fail(w, err, e, "write");
-    if (!w->no_fsync && fsync(w->fd) != 0) return io_fail(w, err, errno, "fsync");
+    if (!w->no_fsync && (e = qfmt__fsync(&w->io, w->fd)) != 0) return io_fail(w, err, e, "fsync");
     int fd = w->fd;
     w->fd = -1;
-    if (close(fd) != 0) {
+    if (w->io.close(w->io.ctx, fd) != 0) {
         int ce = errno;
-        unlink(w->tmp);
+        w->io.unlink(w->io.ctx, w->tmp);
         w->state = W_FAILED;
         return wfail(w, err, QFMT_E_IO, ce, QFMT_NO_OFFSET, "close failed: %s", strerror(ce));
     }
-    if (rename(w->tmp, w->path) != 0) {
+    if (w->io.rename(w->io.ctx, w->tmp, w->path) != 0) {
         int re = errno;
-        unlink(w->tmp);
+        w->io.unlink(w->io.ctx, w->tmp);
         w->state = W_FAILED;
         return wfail(w, err, QFMT_E_IO, re, QFMT_NO_OFFSET, "cannot rename %s into place: %s",
                      w->tmp, strerror(re));
     }
     w->state = W_DONE;
     if (!w->no_fsync) {
-        e = qfmt__fsync_parent(w->path);
+        e = qfmt__fsync_parent(&w->io, w->path);
         if (e) return wfail(w, err, QFMT_E_IO, e, QFMT_NO_OFFSET,
                             "file is complete, but fsync of its directory failed: %s", strerror(e));
     }

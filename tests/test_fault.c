@@ -310,7 +310,7 @@ static qfmt_status write_model_ex(const char *path, const model_data *m, const q
     const char *toks[3] = {"<s>", "hello", "w\xc3\xb6rld"};
     int64_t scalar = -7;
     qfmt_tensor_desc d;
-    int fatal = 0;
+    const char *fatal = NULL; /* the call a failure ended the writer in */
 #define CALL(x)                                                                                  \
     do {                                                                                         \
         s = (x);                                                                                 \
@@ -318,7 +318,7 @@ static qfmt_status write_model_ex(const char *path, const model_data *m, const q
             qfmt_error saved = *e;                                                               \
             qfmt_status s2 = (x);                                                                \
             if (s2 == QFMT_E_STATE) {                                                            \
-                fatal = 1;                                                                       \
+                fatal = #x;                                                                      \
                 *e = saved;                                                                      \
             } else {                                                                             \
                 s = s2;                                                                          \
@@ -361,6 +361,10 @@ static qfmt_status write_model_ex(const char *path, const model_data *m, const q
     s = qfmt_writer_finish(w, e);
 #undef CALL
 out:
+    if (fatal) /* qfmt.h: only a failure mid-tensor ends the writer */
+        cr_assert(!strncmp(fatal, "qfmt_writer_append", 18) ||
+                      !strncmp(fatal, "qfmt_writer_end_tensor", 22),
+                  "QFMT_E_NOMEM in %s ended the writer", fatal);
     if (s == QFMT_E_IO || fatal) {
         /* an I/O failure ends the writer and removes its temporary file at once */
         cr_assert_null(qfmt_writer_temp_path(w), "no temporary file after a fatal failure");

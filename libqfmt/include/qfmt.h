@@ -401,7 +401,14 @@ QFMT_API qfmt_status qfmt_writer_append(qfmt_writer *w, const void *data, size_t
 QFMT_API qfmt_status qfmt_writer_end_tensor(qfmt_writer *w, qfmt_error *err);
 
 /* Writes metadata, directory and footer, fsyncs, renames over the final path and fsyncs
- * the directory. After it (success or not) only qfmt_writer_free may be called. */
+ * the directory. After it (success or not) only qfmt_writer_free may be called. Failing
+ * before the rename, it leaves `path` untouched; only the directory's fsync comes after it:
+ * then QFMT_E_IO says the complete file is in place but perhaps not yet durable.
+ *
+ * Failures while writing: QFMT_E_NOMEM from a call that wrote nothing (set_*, begin_tensor,
+ * add_tensor) leaves the writer usable, so the call may be made again. Any I/O error, and
+ * QFMT_E_NOMEM from append or end_tensor (zstd, mid-tensor), ends the writer: the temporary
+ * file is removed at once and later calls return QFMT_E_STATE. */
 QFMT_API qfmt_status qfmt_writer_finish(qfmt_writer *w, qfmt_error *err);
 
 /* ---- Import: safetensors --------------------------------------------------------------- */

@@ -62,11 +62,14 @@ static qfmt_status parse_array(qfmt_reader *r, qfmt__meta *m, qfmt_error *err)
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, m->value_offset + 4,
                            "metadata '%s': %" PRIu64 " strings cannot fit in %" PRIu64 " bytes",
                            key, m->count, body);
-    m->str_offsets = qfmt__malloc_array(&r->al, m->count ? m->count : 1, sizeof(uint64_t));
-    if (!m->str_offsets)
-        return qfmt__rfail(r, err, QFMT_E_NOMEM, NULL, QFMT_NO_OFFSET,
-                           "metadata '%s': cannot allocate the index of %" PRIu64 " strings", key,
-                           m->count);
+    void *idx = NULL;
+    qfmt_status s = qfmt__ralloc(r, m->count, sizeof(uint64_t), &idx);
+    m->str_offsets = idx;
+    if (s != QFMT_OK)
+        return qfmt__rfail(r, err, s, NULL, QFMT_NO_OFFSET,
+                           "metadata '%s': cannot allocate the index of %" PRIu64 " strings%s",
+                           key, m->count,
+                           s == QFMT_E_RANGE ? " within the allocation bound of open" : "");
     qfmt__cur c = {r->base, body_off, body_off + body};
     for (uint64_t i = 0; i < m->count; i++) {
         uint64_t len, at = c.pos;
@@ -121,10 +124,13 @@ qfmt_status qfmt__meta_parse(qfmt_reader *r, char **arena_pos, qfmt_error *err)
                                "%" PRIu64 " metadata bytes but no entries", r->info.metadata_size);
         return QFMT_OK;
     }
-    r->meta = qfmt__calloc_array(&r->al, n, sizeof *r->meta);
-    if (!r->meta)
-        return qfmt__rfail(r, err, QFMT_E_NOMEM, NULL, QFMT_NO_OFFSET,
-                           "cannot allocate %" PRIu64 " metadata entries", n);
+    void *mem = NULL;
+    qfmt_status st = qfmt__ralloc(r, n, sizeof *r->meta, &mem);
+    r->meta = mem;
+    if (st != QFMT_OK)
+        return qfmt__rfail(r, err, st, NULL, QFMT_NO_OFFSET,
+                           "cannot allocate %" PRIu64 " metadata entries%s", n,
+                           st == QFMT_E_RANGE ? " within the allocation bound of open" : "");
     qfmt__cur c = {r->base, r->info.metadata_offset,
                    r->info.metadata_offset + r->info.metadata_size};
     const uint8_t *prev = NULL;

@@ -32,6 +32,39 @@ qfmt_status qfmt__rfail(const qfmt_reader *r, qfmt_error *err, qfmt_status code,
     return qfmt__fail(err, code, 0, r ? r->path : NULL, tensor, offset, "%s", msg);
 }
 
+/* The arena holds every key and name with its terminator: at most the index bytes + 1. Each
+ * tensor costs its state and a by_name slot, each metadata entry its state and, for a string
+ * array, at most as many index bytes as its elements take: with these the total stays within
+ * (1 + 5) bytes per directory byte and (1 + 4 + 1) per metadata byte, + 1. */
+_Static_assert(sizeof(qfmt__tensor) + sizeof(uint32_t) <= 5u * QFMT__MIN_DIR_ENTRY,
+               "tensor state exceeds the open allocation bound");
+_Static_assert(sizeof(qfmt__meta) <= 4u * QFMT__MIN_META_ENTRY,
+               "metadata state exceeds the open allocation bound");
+_Static_assert(sizeof(qfmt_reader) + 1 <= QFMT__OPEN_ALLOC_BASE,
+               "reader exceeds the open allocation bound");
+
+qfmt_status qfmt__ralloc(qfmt_reader *r, uint64_t n, size_t size, void **out)
+{
+    uint64_t bytes;
+    *out = NULL;
+    if (!qfmt__mul_u64(n ? n : 1, size, &bytes) || bytes > r->budget) return QFMT_E_RANGE;
+    *out = qfmt__calloc_array(&r->al, n ? n : 1, size);
+    if (!*out) return QFMT_E_NOMEM;
+    r->budget -= bytes;
+    return QFMT_OK;
+}
+
+/* Turns a qfmt__ralloc failure into the error reported by open. */
+static qfmt_status ralloc_fail(const qfmt_reader *r, qfmt_error *err, qfmt_status s, uint64_t n,
+                               const char *what)
+{
+    if (s == QFMT_E_NOMEM)
+        return qfmt__rfail(r, err, s, NULL, QFMT_NO_OFFSET, "cannot allocate %s (%" PRIu64 ")",
+                           what, n);
+    return qfmt__rfail(r, err, s, NULL, QFMT_NO_OFFSET,
+                       "%s (%" PRIu64 ") exceed the allocation bound of open", what, n);
+}
+
 static qfmt_status parse_header(qfmt_reader *r, qfmt_error *err)
 {
     const uint8_t *h = r->base;
@@ -99,11 +132,14 @@ static qfmt_status parse_footer(qfmt_reader *r, qfmt_error *err)
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, foff + QFMT__F_META_OFFSET,
                            "metadata offset %" PRIu64 " is not an aligned offset after the header",
                            in->metadata_offset);
-    if (in->metadata_size > QFMT_MAX_META_SIZE || in->directory_size > QFMT_MAX_DIRECTORY_SIZE)
+    if (in->metadata_size > QFMT_MAX_META_SIZE)
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, foff + QFMT__F_META_SIZE,
-                           "metadata (%" PRIu64 " bytes) or directory (%" PRIu64
-                           " bytes) exceeds the limit of %llu bytes",
-                           in->metadata_size, in->directory_size, QFMT_MAX_META_SIZE);
+                           "metadata (%" PRIu64 " bytes) exceeds the limit of %llu bytes",
+                           in->metadata_size, QFMT_MAX_META_SIZE);
+    if (in->directory_size > QFMT_MAX_DIRECTORY_SIZE)
+        return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, foff + QFMT__F_DIR_SIZE,
+                           "directory (%" PRIu64 " bytes) exceeds the limit of %llu bytes",
+                           in->directory_size, QFMT_MAX_DIRECTORY_SIZE);
     if (!qfmt__add_u64(in->metadata_offset, in->metadata_size, &end) ||
         !qfmt__add_u64(end, in->directory_size, &end) || end != foff)
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, foff,
@@ -254,11 +290,12 @@ static qfmt_status parse_directory(qfmt_reader *r, char **arena_pos, qfmt_error 
                    r->info.directory_offset + r->info.directory_size};
     uint64_t expect = r->info.data_offset;
     if (n) {
-        r->tensors = qfmt__calloc_array(&r->al, n, sizeof *r->tensors);
-        r->by_name = qfmt__malloc_array(&r->al, n, sizeof *r->by_name);
-        if (!r->tensors || !r->by_name)
-            return qfmt__rfail(r, err, QFMT_E_NOMEM, NULL, QFMT_NO_OFFSET,
-                               "cannot allocate the directory of %" PRIu64 " tensors", n);
+        void *t = NULL, *b = NULL;
+        qfmt_status s = qfmt__ralloc(r, n, sizeof *r->tensors, &t);
+        r->tensors = t;
+        if (s == QFMT_OK) s = qfmt__ralloc(r, n, sizeof *r->by_name, &b);
+        r->by_name = b;
+        if (s != QFMT_OK) return ralloc_fail(r, err, s, n, "directory entries");
     }
     for (uint64_t i = 0; i < n; i++) {
         qfmt_status s = parse_entry(r, &c, i, &expect, arena_pos, err);
@@ -276,7 +313,9 @@ static qfmt_status parse_directory(qfmt_reader *r, char **arena_pos, qfmt_error 
     sort_names(r, r->by_name, n);
     for (uint64_t i = 1; i < n; i++)
         if (name_cmp(r, r->by_name[i - 1], r->by_name[i]) == 0) {
-            const qfmt__tensor *t = &r->tensors[r->by_name[i]];
+            /* heapsort is not stable: name the later entry in file order, whichever this is */
+            uint32_t a = r->by_name[i - 1], b = r->by_name[i];
+            const qfmt__tensor *t = &r->tensors[a > b ? a : b];
             return qfmt__rfail(r, err, QFMT_E_CORRUPT, t->name, t->entry_offset,
                                "tensor name appears more than once");
         }
@@ -288,13 +327,17 @@ static qfmt_status open_common(qfmt_reader *r, const qfmt_open_opts *opts, qfmt_
     qfmt_status s = parse_header(r, err);
     if (s == QFMT_OK) s = parse_footer(r, err);
     if (s != QFMT_OK) return s;
+    /* From here on, every allocation is charged to the budget of the spec's bound; the
+     * footer's sizes are checked (<= 2^30 each, inside the file), so this cannot overflow. */
+    r->budget = QFMT__OPEN_ALLOC_FACTOR * (r->info.metadata_size + r->info.directory_size) +
+                (QFMT__OPEN_ALLOC_BASE - sizeof *r);
     /* Every key and name, with its terminator, is shorter than its entry: the sections' size
      * bounds the arena. */
     uint64_t arena_size = r->info.metadata_size + r->info.directory_size + 1;
-    r->arena = qfmt__malloc_array(&r->al, arena_size, 1);
-    if (!r->arena)
-        return qfmt__rfail(r, err, QFMT_E_NOMEM, NULL, QFMT_NO_OFFSET,
-                           "cannot allocate %" PRIu64 " bytes for names", arena_size);
+    void *arena = NULL;
+    s = qfmt__ralloc(r, arena_size, 1, &arena);
+    r->arena = arena;
+    if (s != QFMT_OK) return ralloc_fail(r, err, s, arena_size, "bytes for names");
     char *pos = r->arena;
     s = qfmt__meta_parse(r, &pos, err);
     if (s == QFMT_OK) s = parse_directory(r, &pos, err);

@@ -39,7 +39,19 @@ struct qfmt_reader {
     uint32_t *by_name; /* tensor indexes sorted by name, for lookup */
     qfmt__meta *meta;  /* sorted by key, as the file stores them */
     char *arena;       /* names and keys */
+    uint64_t budget;   /* bytes open may still allocate (spec: Limits and resources) */
 };
+
+/* What open allocates is bounded by the index it reads (spec, "Limits and resources"): at most
+ * QFMT__OPEN_ALLOC_FACTOR bytes per byte of metadata and directory, plus QFMT__OPEN_ALLOC_BASE
+ * bytes (the reader itself included), plus a copy of the path. The entry counts are bounded by
+ * the smallest entries (format.h), and each entry's state is at most this many of those bytes. */
+#define QFMT__OPEN_ALLOC_FACTOR 6u
+#define QFMT__OPEN_ALLOC_BASE 4096u
+
+/* n elements of `size` bytes, zeroed, charged to r->budget: QFMT_E_NOMEM if the allocator
+ * fails, QFMT_E_RANGE if the budget would be exceeded (nothing is allocated then). */
+qfmt_status qfmt__ralloc(qfmt_reader *r, uint64_t n, size_t size, void **out);
 
 /* Records a failure with the reader's path. */
 qfmt_status qfmt__rfail(const qfmt_reader *r, qfmt_error *err, qfmt_status code,

@@ -285,6 +285,8 @@ static void model_free(model_data *m) {
     free(m->zrand);
 }
 
+static uint32_t g_alignment; /* of the model's file; 0: the default */
+
 /* Writes the model to path through `io` (NULL: the real calls) and `alloc` (NULL: malloc).
  * Returns the first failing status; err describes it. With `resume`, a call that fails with
  * QFMT_E_NOMEM is made once more (as a caller that freed some memory would): it must either
@@ -295,6 +297,7 @@ static qfmt_status write_model_ex(const char *path, const model_data *m, const q
                                   qfmt_error *e) {
     qfmt_write_opts wo = {0};
     wo.alloc = alloc;
+    wo.alignment = g_alignment;
     wo.no_fsync = !fsync_on;
     qfmt_writer *w = (qfmt_writer *)(uintptr_t)1;
     memset(e, 0, sizeof *e);
@@ -582,6 +585,21 @@ Test(fault, write_fails_eio_enospc) {
             if (i == 0 && prev == 0)
                 cr_log_info("write EIO/ENOSPC: %ld failure points per loop", a.failures);
         }
+}
+
+/* The largest alignment: megabytes of padding go through the buffer between tensors. */
+Test(fault, write_fails_large_alignment) {
+    g_alignment = QFMT_MAX_ALIGNMENT;
+    free(g_ref);
+    g_ref = reference_bytes(&g_model, &g_ref_size);
+    loop_stats a = IO_LOOP(OP_WRITE, M_ERR, ENOSPC, false, true);
+    loop_stats b = IO_LOOP(OP_WRITE, M_SHORT_ERR, EIO, false, false);
+    loop_stats c = IO_LOOP(OP_WRITE, M_SHORT, 0, false, false);
+    cr_assert_geq(a.failures, 8);
+    cr_assert_eq(a.failures, b.failures);
+    cr_assert_eq(c.failures, 0);
+    cr_log_info("alignment %u: %ld write failure points, file of %zu bytes", QFMT_MAX_ALIGNMENT,
+                a.failures, g_ref_size);
 }
 
 Test(fault, write_short_then_error) {

@@ -585,3 +585,78 @@ Test(hostile, write_corpus_to_directory) {
     cr_assert_eq(system(cmd), 0);
     th_rmtree(dir);
 }
+
+/* The densest index the format allows: directory entries of the minimum 57 bytes, metadata
+ * entries of the minimum 21 bytes, and a string array of empty strings (8 bytes each, one index
+ * slot each). What open allocates must stay within the spec's bound, and this measures how
+ * close the worst case comes to it. */
+Test(hostile, densest_index_within_bound) {
+    enum { NT = 127, NM = 127, NSTR = 4000 };
+    static char names[NT][2], keys[NM][2];
+    static uint8_t one[NT];
+    th_btensor t[NT];
+    th_bmeta m[NM + 1];
+    memset(t, 0, sizeof t);
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < NT; i++) { /* 1-byte names 0x01..0x7F, scalars of one byte */
+        names[i][0] = (char)(i + 1);
+        t[i].name = names[i];
+        t[i].name_len = 1;
+        t[i].type = QFMT_TYPE_U8;
+        t[i].stored = &one[i];
+        t[i].stored_size = t[i].raw_size = 1;
+    }
+    for (int i = 0; i < NM; i++) { /* 1-byte keys, an unknown value type of 0 bytes */
+        keys[i][0] = (char)(i + 1);
+        m[i].key = keys[i];
+        m[i].key_len = 1;
+        m[i].vtype = 99;
+    }
+    uint8_t *arr = calloc(12 + 8 * NSTR, 1);
+    cr_assert_not_null(arr);
+    th_put32(arr, QFMT_META_STRING);
+    th_put64(arr + 4, NSTR);
+    m[NM].key = "\x7f\x7f";
+    m[NM].key_len = 2;
+    m[NM].vtype = QFMT_META_ARRAY;
+    m[NM].value = arr;
+    m[NM].value_size = 12 + 8 * NSTR;
+    size_t size;
+    uint8_t *b = th_build(32, m, NM + 1, t, NT, &size);
+    ht_count c = {0};
+    qfmt_allocator al = {ht_alloc, ht_free, &c};
+    qfmt_open_opts oo = {0};
+    oo.alloc = &al;
+    qfmt_reader *r = NULL;
+    qfmt_error e;
+    qfmt_status s = qfmt_reader_open_memory(&r, b, size, &oo, &e);
+    cr_assert_eq(s, QFMT_OK, "%s", e.message);
+    uint64_t index = index_bytes(b, size);
+    cr_log_info("densest index: %" PRIu64 " bytes, open allocated %zu (%.2f per byte)", index,
+                c.peak, (double)c.peak / (double)index);
+    cr_expect_leq(c.peak, open_bound(index, 0));
+    qfmt_reader_close(r);
+    cr_expect_eq(c.live, 0);
+    /* and with the tensors alone (the directory's own ratio) */
+    free(b);
+    b = th_build(32, NULL, 0, t, NT, &size);
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(qfmt_reader_open_memory(&r, b, size, &oo, &e), QFMT_OK, "%s", e.message);
+    index = index_bytes(b, size);
+    cr_log_info("densest directory: %" PRIu64 " bytes, open allocated %zu (%.2f per byte)", index,
+                c.peak, (double)c.peak / (double)index);
+    cr_expect_leq(c.peak, open_bound(index, 0));
+    qfmt_reader_close(r);
+    /* and the metadata alone */
+    free(b);
+    b = th_build(32, m, NM, NULL, 0, &size);
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(qfmt_reader_open_memory(&r, b, size, &oo, &e), QFMT_OK, "%s", e.message);
+    index = index_bytes(b, size);
+    cr_log_info("densest metadata: %" PRIu64 " bytes, open allocated %zu (%.2f per byte)", index,
+                c.peak, (double)c.peak / (double)index);
+    cr_expect_leq(c.peak, open_bound(index, 0));
+    qfmt_reader_close(r);
+    free(b);
+    free(arr);
+}

@@ -46,7 +46,8 @@ qfmt_status qfmt__zstd_check_frame(const void *src, uint64_t src_size, uint64_t 
         *why = "zstd frame header is invalid";
         return QFMT_E_CORRUPT;
     }
-    if (fh.windowSize > (1ull << 27)) { /* readers must agree: RFC 8878 leaves it to them */
+    /* readers must agree on the largest window: RFC 8878 leaves it to each decoder */
+    if (fh.windowSize > (1ull << QFMT__ZSTD_WINDOW_LOG_MAX)) {
         *why = "zstd frame window exceeds 2^27 bytes";
         return QFMT_E_CORRUPT;
     }
@@ -103,6 +104,14 @@ qfmt_status qfmt__zstd_validate(const qfmt__alloc *al, const void *src, uint64_t
         qfmt__free(al, scratch);
         *why = "cannot allocate a zstd decoder";
         return QFMT_E_NOMEM;
+    }
+    /* The window bounds what the streaming decoder allocates (spec: Limits and resources);
+     * set it here rather than rely on libzstd's default being the same. */
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, QFMT__ZSTD_WINDOW_LOG_MAX))) {
+        ZSTD_freeDCtx(d);
+        qfmt__free(al, scratch);
+        *why = "cannot set the zstd window limit";
+        return QFMT_E_UNSUPPORTED;
     }
     ZSTD_inBuffer in = {src, (size_t)src_size, 0};
     uint64_t total = 0;

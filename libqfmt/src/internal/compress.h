@@ -8,6 +8,9 @@
 #include "alloc.h"
 #include "qfmt.h"
 
+/* Largest zstd window a frame may ask for (spec: Codec 1): 2^27 bytes. */
+#define QFMT__ZSTD_WINDOW_LOG_MAX 27
+
 /* Checks that src is exactly one zstd frame declaring `raw_size` content bytes. Reads only the
  * frame's headers and block headers, not its content. */
 qfmt_status qfmt__zstd_check_frame(const void *src, uint64_t src_size, uint64_t raw_size,

@@ -368,6 +368,7 @@ out:
         cr_assert(!strncmp(fatal, "qfmt_writer_append", 18) ||
                       !strncmp(fatal, "qfmt_writer_end_tensor", 22),
                   "QFMT_E_NOMEM in %s ended the writer", fatal);
+    if (fatal) cr_assert_str_eq(e->tensor, "zstd.stream", "the error names the tensor");
     if (s == QFMT_E_IO || fatal) {
         /* an I/O failure ends the writer and removes its temporary file at once */
         cr_assert_null(qfmt_writer_temp_path(w), "no temporary file after a fatal failure");
@@ -538,6 +539,8 @@ static loop_stats io_loop(const model_data *m, const uint8_t *ref, size_t ref_si
                      e.sys_errno, f.injected_errno, e.message);
         cr_assert_neq(e.message[0], 0);
         cr_assert_not_null(strstr(e.path, "model.qfmt"), "%s: err.path '%s'", what, e.path);
+        if (op == OP_WRITE && n == 1 && mode == M_ERR && g_alignment == 0)
+            cr_assert_str_eq(e.tensor, "big", "%s: the first write is the flush before 'big'", what);
         if (op == OP_WRITE)
             cr_assert_eq(e.offset, (uint64_t)f.bytes, "%s: failed at byte %" PRIu64 ", after %ld written",
                          what, e.offset, f.bytes);

@@ -533,6 +533,16 @@ static qfmt_status zsink(void *ctx, const void *p, size_t n)
     return e ? QFMT_E_IO : QFMT_OK;
 }
 
+/* A streaming compression failure mid-tensor ends the writer (the error names the tensor). */
+static qfmt_status zstream_fail(qfmt_writer *w, qfmt_error *err, qfmt_status s)
+{
+    if (s == QFMT_E_IO) return io_fail(w, err, w->io_errno ? w->io_errno : EIO, "write");
+    s = wfail(w, err, s, 0, QFMT_NO_OFFSET, "%s",
+              s == QFMT_E_NOMEM ? "out of memory in zstd" : "zstd compression failed");
+    abandon(w);
+    return s;
+}
+
 static qfmt_status begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, qfmt_error *err);
 
 qfmt_status qfmt_writer_begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, qfmt_error *err)
@@ -620,12 +630,7 @@ qfmt_status qfmt_writer_append(qfmt_writer *w, const void *data, size_t size, qf
         return e ? io_fail(w, err, e, "write") : QFMT_OK;
     }
     s = qfmt__zstream_feed(w->zs, data, size, 0, zsink, w);
-    if (s == QFMT_E_IO) return io_fail(w, err, w->io_errno ? w->io_errno : EIO, "write");
-    if (s != QFMT_OK) {
-        abandon(w);
-        return wfail(w, err, s, 0, QFMT_NO_OFFSET, "zstd compression failed");
-    }
-    return QFMT_OK;
+    return s == QFMT_OK ? s : zstream_fail(w, err, s);
 }
 
 static void push_current(qfmt_writer *w)
@@ -648,11 +653,7 @@ qfmt_status qfmt_writer_end_tensor(qfmt_writer *w, qfmt_error *err)
                      "tensor ended after %" PRIu64 " of its %" PRIu64 " bytes", w->cur_in, w->cur.raw);
     if (w->cur.codec == QFMT_CODEC_ZSTD) {
         s = qfmt__zstream_feed(w->zs, NULL, 0, 1, zsink, w);
-        if (s == QFMT_E_IO) return io_fail(w, err, w->io_errno ? w->io_errno : EIO, "write");
-        if (s != QFMT_OK) {
-            abandon(w);
-            return wfail(w, err, s, 0, QFMT_NO_OFFSET, "zstd compression failed");
-        }
+        if (s != QFMT_OK) return zstream_fail(w, err, s);
     }
     w->cur.checksum = qfmt__hasher_digest(w->hasher);
     int e = pad_to_alignment(w);

@@ -210,11 +210,26 @@ def gen_config():
     for model in ("gpt2-kjv", "llama-kjv", "bert-kjv"):
         with open(os.path.join(FIX, model, "config.json"), encoding="utf-8") as fh:
             put("config", model + ".json", fh.read())
-    put("config", "tiny_llama.json", json.dumps({
+    # small enough for fuzz_config to add the weights and run the model
+    tiny_llama = {
         "model_type": "llama", "vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1,
         "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 16,
         "max_position_embeddings": 8, "rms_norm_eps": 1e-6, "rope_theta": 500000.0,
-        "rope_scaling": {"type": "linear", "factor": 2.0}, "torch_dtype": "float16"}))
+        "torch_dtype": "float16"}
+    put("config", "tiny_llama.json", json.dumps(tiny_llama))
+    put("config", "tiny_llama_linear_rope.json", json.dumps(dict(
+        tiny_llama, rope_scaling={"type": "linear", "factor": 2.0})))
+    put("config", "tiny_llama_gqa_head_dim.json", json.dumps(dict(
+        tiny_llama, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=6, rope_parameters={"rope_theta": 10000.0, "rope_type": "default"},
+        dtype="bfloat16")))
+    put("config", "tiny_gpt2.json", json.dumps({
+        "model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_layer": 2, "n_head": 2,
+        "n_inner": None, "n_positions": 4, "layer_norm_epsilon": 1e-5}))
+    put("config", "tiny_bert.json", json.dumps({
+        "model_type": "bert", "vocab_size": 12, "hidden_size": 6, "num_hidden_layers": 1,
+        "num_attention_heads": 3, "intermediate_size": 10, "max_position_embeddings": 5,
+        "type_vocab_size": 2, "layer_norm_eps": 1e-12}))
     put("config", "limits.json", json.dumps({
         "model_type": "gpt2", "vocab_size": 16777216, "n_embd": 16777216, "n_layer": 4096,
         "n_head": 4096, "n_positions": 16777217, "layer_norm_epsilon": 1e300}))

@@ -247,6 +247,19 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
                          qfmt_reader_path(r), (unsigned long long)h->d, (unsigned long long)h->heads,
                          (unsigned long long)h->kv_heads, (unsigned long long)h->head_dim,
                          (unsigned long long)h->layers);
+    /* BERT adds token type 0's embedding to every position: a table of no rows would be read
+     * past its end. */
+    if (h->arch == QFMT_ARCH_BERT && (h->type_vocab == 0 || h->type_vocab > lim))
+        return qfmt__msg(msg, cap, "%s: metadata 'model.type_vocab_size' is %llu, not within 1..%llu",
+                         qfmt_reader_path(r), (unsigned long long)h->type_vocab, (unsigned long long)lim);
+    /* A session's KV cache holds layers x ctx x kv_heads x head_dim floats: bound it (2^36
+     * floats, 256 GiB) so that its size, computed in size_t, cannot overflow. The limits above
+     * alone allow 2^64. No weight has that shape, so the file size does not bound it. */
+    if (h->layers * h->ctx > (1ull << 36) / (h->kv_heads * h->head_dim))
+        return qfmt__msg(msg, cap,
+                         "%s: a KV cache of %llu layers x %llu positions x %llu values is too large",
+                         qfmt_reader_path(r), (unsigned long long)h->layers, (unsigned long long)h->ctx,
+                         (unsigned long long)(h->kv_heads * h->head_dim));
     return 0;
 }
 

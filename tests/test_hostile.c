@@ -219,6 +219,7 @@ static const ht_case expect[] = {
     V("zstd_bad_block", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
     V("zstd_bomb", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
     V("zstd_bomb_single_segment", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
+    V("zstd_window_max_short", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
     OK("zstd_large_window_ok"),
 };
 #define NEXPECT (sizeof expect / sizeof expect[0])

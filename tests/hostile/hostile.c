@@ -1164,6 +1164,16 @@ static int c_zstd_bomb_single(const hostile_base *b, hostile_file *f)
     free(o);
     return rc;
 }
+/* The largest window allowed, declared by a 20-byte frame for a u8[2^27] tensor that then holds
+ * one block: verify may hold zstd's 128 MiB window (the documented bound), never more, and stops
+ * at the frame's end. */
+static int c_zstd_window_max_short(const hostile_base *b, hostile_file *f)
+{
+    uint8_t o[32];
+    size_t p = zhdr(o, false, 17 << 3, 0, 1u << 27); /* window 2^27 */
+    p += zrle(o + p, 0x07, 128u << 10, 1, true);
+    return replace_zstd(b, f, o, p, 1u << 27);
+}
 /* Valid: u8[2^24] stored as 128 RLE blocks (~512 bytes). Opening it allocates nothing for the
  * 16 MiB; verify needs zstd's window (at most min(Raw_Size, 2^27) plus a block), not more. */
 static int c_zstd_large_valid(const hostile_base *b, hostile_file *f)
@@ -1332,6 +1342,8 @@ static const case_entry cases[] = {
     {"zstd_bad_block", "reserved block type", c_zstd_bad_block},
     {"zstd_bomb", "zstd bomb: 32 KiB frame expanding to 1 GiB, 4 KiB declared", c_zstd_bomb},
     {"zstd_bomb_single_segment", "zstd bomb, single segment", c_zstd_bomb_single},
+    {"zstd_window_max_short", "largest window declared, far fewer bytes decoded",
+     c_zstd_window_max_short},
     {"zstd_large_window_ok", "valid 16 MiB tensor in a 512-byte frame", c_zstd_large_valid},
 };
 

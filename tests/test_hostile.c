@@ -135,6 +135,7 @@ static const ht_case expect[] = {
     O("key_nul", CORRUPT, "not valid UTF-8 or has a NUL"),
     O("key_duplicate", CORRUPT, "unique and in increasing order"),
     O("key_out_of_order", CORRUPT, "unique and in increasing order"),
+    O("key_control_chars", CORRUPT, "metadata 'm.s\\x1b\\x0a': string is not valid UTF-8"),
     O("value_size_u64max", CORRUPT, "runs past the section"),
     O("value_size_2p32", CORRUPT, "runs past the section"),
     O("string_not_utf8", CORRUPT, "string is not valid UTF-8"),
@@ -173,6 +174,7 @@ static const ht_case expect[] = {
     O("name_nul", CORRUPT, "has a NUL"),
     O("name_duplicate", CORRUPT, "more than once"),
     O("name_duplicate_adjacent", CORRUPT, "more than once"),
+    O("name_control_chars", CORRUPT, "raw size 10 bytes"),
     O("ndim_9", CORRUPT, "9 dimensions"),
     O("ndim_u32max", CORRUPT, "4294967295 dimensions"),
     O("dir_reserved", CORRUPT, "reserved directory field"),
@@ -246,6 +248,12 @@ static void check_error(const char *what, const qfmt_error *e, qfmt_status got, 
     qfmt_error_format(e, line, sizeof line);
     snprintf(at, sizeof at, "byte %" PRIu64, off);
     cr_expect_not_null(strstr(line, at), "%s: formatted error names no offset: %s", what, line);
+    /* names and keys are quoted, but no control character reaches a terminal or a log */
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+        cr_expect(*p >= 0x20 && *p != 0x7F, "%s: control byte 0x%02x in '%s'", what, *p, line);
+        cr_expect(!(p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F), "%s: C1 control in '%s'", what,
+                  line);
+    }
 }
 
 /* Metadata getters: each scalar getter succeeds exactly on its own stored type, and never

@@ -20,16 +20,49 @@
 #include "internal/types.h"
 #include "internal/utf8.h"
 
+/* Messages quote keys and names from the file, which may hold any character but NUL: control
+ * characters (C0, DEL, and C1 such as U+009B, a terminal's CSI) are written as \xNN, so that
+ * a hostile file cannot send escape sequences or line breaks to a terminal or a log. */
+static void escape_controls(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F) {
+            if (n + 4 >= cap) break;
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
+        } else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+            if (n + 8 >= cap) break;
+            n += (size_t)snprintf(out + n, cap - n, "\\xc2\\x%02x", p[1]);
+            p++;
+        } else {
+            if (n + 1 >= cap) break;
+            out[n++] = (char)*p;
+        }
+    }
+    /* a cut (at cap, or by vsnprintf before) must not leave half a UTF-8 sequence behind */
+    size_t k = n, back = 0;
+    while (k > 0 && back < 4 && ((unsigned char)out[k - 1] & 0xC0) == 0x80) k--, back++;
+    if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
+        unsigned char lead = (unsigned char)out[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (back + 1 < need) n = k - 1;
+    }
+    out[n] = '\0';
+}
+
 qfmt_status qfmt__rfail(const qfmt_reader *r, qfmt_error *err, qfmt_status code,
                         const char *tensor, uint64_t offset, const char *fmt, ...)
 {
     if (!err) return code;
-    char msg[sizeof err->message];
+    char msg[sizeof err->message], safe[sizeof err->message];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return qfmt__fail(err, code, 0, r ? r->path : NULL, tensor, offset, "%s", msg);
+    escape_controls(msg, safe, sizeof safe);
+    char name[sizeof err->tensor];
+    if (tensor) escape_controls(tensor, name, sizeof name);
+    return qfmt__fail(err, code, 0, r ? r->path : NULL, tensor ? name : NULL, offset, "%s", safe);
 }
 
 /* The arena holds every key and name with its terminator: at most the index bytes + 1. Each

@@ -703,6 +703,16 @@ static int c_key_out_of_order(const hostile_base *b, hostile_file *f)
 {
     return mpatch(b, f, "m.u32", F_KEY + 2, 1, 'a', F_KEY);
 }
+/* "m.str" becomes "m.s" ESC newline: still sorted, valid UTF-8; its value is then invalid, and
+ * the message quoting the key must not carry the controls. */
+static int c_key_control_chars(const hostile_base *b, hostile_file *f)
+{
+    if (mpatch(b, f, "m.str", F_KEY + 3, 1, 0x1B, F_VALUE)) return -1;
+    f->buf[MK("m.str")->key_off + 4] = '\n';
+    f->buf[MK("m.str")->value_off] = 0xFF;
+    fix_index(f);
+    return 0;
+}
 static int c_value_size_u64max(const hostile_base *b, hostile_file *f)
 {
     return mpatch(b, f, "m.str", F_SIZE, 8, UINT64_MAX, F_SIZE);
@@ -904,6 +914,16 @@ static int c_name_duplicate_first(const hostile_base *b, hostile_file *f)
     memcpy(f->buf + T(T_F16)->name_off, tnames[T_F32], 16);
     fix_index(f);
     f->offset = T(T_F16)->entry_off;
+    return 0;
+}
+/* A name holding ESC [ 2 J, a newline and U+009B (C1 CSI): valid UTF-8 without NUL, so the
+ * file is only wrong in its raw size; the error quoting the name must not carry the controls. */
+static int c_name_control_chars(const hostile_base *b, hostile_file *f)
+{
+    const hb_tensor *t = T(T_F16);
+    if (tpatch(b, f, T_F16, t->raw_off, 8, t->raw + 2, t->raw_off)) return -1;
+    memcpy(f->buf + t->name_off + 5, "\x1b[2J\n\xc2\x9b", 7);
+    fix_index(f);
     return 0;
 }
 static int c_ndim_9(const hostile_base *b, hostile_file *f)
@@ -1251,6 +1271,8 @@ static const case_entry cases[] = {
     {"key_nul", "NUL byte in a key", c_key_nul},
     {"key_duplicate", "duplicate metadata key", c_key_duplicate},
     {"key_out_of_order", "metadata keys out of order", c_key_out_of_order},
+    {"key_control_chars", "escape sequence and newline in a key quoted by an error",
+     c_key_control_chars},
     {"value_size_u64max", "string length SIZE_MAX (allocation wrap)", c_value_size_u64max},
     {"value_size_2p32", "string length near 2^32", c_value_size_2p32},
     {"string_not_utf8", "non-UTF-8 string value", c_string_not_utf8},
@@ -1291,6 +1313,8 @@ static const case_entry cases[] = {
     {"name_nul", "NUL byte in a name", c_name_nul},
     {"name_duplicate", "duplicate tensor names (far apart)", c_name_duplicate},
     {"name_duplicate_adjacent", "duplicate tensor names (adjacent)", c_name_duplicate_first},
+    {"name_control_chars", "escape sequences and C1 CSI in a name quoted by an error",
+     c_name_control_chars},
     {"ndim_9", "more dimensions than allowed", c_ndim_9},
     {"ndim_u32max", "dimension count 2^32-1", c_ndim_u32max},
     {"dir_reserved", "reserved directory field set", c_dir_reserved},

@@ -91,6 +91,7 @@ typedef struct {
 static const ht_case expect[] = {
     O("bad_magic", BAD_MAGIC, "bad magic"),
     O("gguf_magic", BAD_MAGIC, "bad magic"),
+    O("bad_magic_short", BAD_MAGIC, "bad magic"),
     O("empty_file", CORRUPT, "shorter than header and footer"),
     O("version_major_2", VERSION, "format version 2."),
     O("version_major_65535", VERSION, "format version 65535."),
@@ -201,6 +202,7 @@ static const ht_case expect[] = {
     OK("unknown_codec"),
     OK("unknown_type"),
     O("unknown_type_huge_dims", CORRUPT, "2^56"),
+    O("data_region_gap", CORRUPT, "but the tensor data ends at"),
     O("dir_trunc_name_length", CORRUPT, "truncated (name length)"),
     O("dir_trunc_name", CORRUPT, "truncated (name)"),
     O("dir_trunc_fields", CORRUPT, "directory entry is truncated"),
@@ -261,10 +263,16 @@ static void check_error(const char *what, const qfmt_error *e, qfmt_status got, 
 static void touch_meta(qfmt_reader *r, const char *what)
 {
     qfmt_error e;
+    cr_expect_eq(qfmt_meta_find(r, "no.such.key", NULL, &e), QFMT_E_NOT_FOUND, "%s", what);
+    cr_expect_eq(qfmt_meta_get_u32(r, "no.such.key", NULL, &e), QFMT_E_NOT_FOUND, "%s", what);
+    cr_expect_eq(qfmt_meta_get_entry(r, qfmt_meta_count(r), NULL, NULL, &e), QFMT_E_RANGE);
     for (uint64_t i = 0; i < qfmt_meta_count(r); i++) {
         const char *k = NULL;
         qfmt_value v;
         cr_assert_eq(qfmt_meta_get_entry(r, i, &k, &v, &e), QFMT_OK, "%s: entry %" PRIu64, what, i);
+        uint64_t found = UINT64_MAX;
+        cr_expect_eq(qfmt_meta_find(r, k, &found, &e), QFMT_OK, "%s: find '%s'", what, k);
+        cr_expect_eq(found, i, "%s: find '%s'", what, k);
         union {
             uint64_t u;
             double d;
@@ -309,6 +317,9 @@ static void touch_meta(qfmt_reader *r, const char *what)
         }
         uint64_t *buf = calloc(cnt ? cnt : 1, 8);
         cr_assert_not_null(buf);
+        if (cnt && et <= QFMT_META_BOOL)
+            cr_expect_eq(qfmt_meta_array_copy(r, k, et, buf, cnt - 1, &e), QFMT_E_RANGE,
+                         "%s: '%s' copied into too few elements", what, k);
         for (uint32_t t = 0; t <= QFMT_META_ARRAY + 1; t++) {
             qfmt_status s3 = qfmt_meta_array_copy(r, k, t, buf, cnt, &e);
             cr_expect_eq(s3, (t == et && t <= QFMT_META_BOOL) ? QFMT_OK : QFMT_E_TYPE,

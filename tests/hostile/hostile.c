@@ -484,6 +484,14 @@ static int c_gguf_magic(const hostile_base *b, hostile_file *f)
     f->offset = 0;
     return 0;
 }
+static int c_bad_magic_short(const hostile_base *b, hostile_file *f)
+{
+    if (dup_base(b, f)) return -1;
+    f->size = 100; /* too short for a qfmt file, and not one anyway */
+    f->buf[0] = 'q';
+    f->offset = 0;
+    return 0;
+}
 static int c_empty_file(const hostile_base *b, hostile_file *f)
 {
     (void)b;
@@ -1089,6 +1097,20 @@ static int c_dtrunc_tail(const hostile_base *b, hostile_file *f)
     return cut_dir(b, f, 8 + 16 + 16 + 8 + 20, T(T_ZSTD)->offset_off);
 }
 
+/* 32 zero bytes more between the last tensor and the metadata: every tensor is in place, but
+ * the data region does not end where the layout says (step D11) */
+static int c_data_region_gap(const hostile_base *b, hostile_file *f)
+{
+    uint8_t *data = calloc((size_t)b->meta_off + b->align, 1);
+    if (!data) return -1;
+    memcpy(data, b->buf, (size_t)b->meta_off);
+    int rc = assemble(f, data, b->meta_off + b->align, b->buf + b->meta_off, b->meta_size, b->nm,
+                      b->buf + b->dir_off, b->dir_size, b->nt);
+    free(data);
+    f->offset = f->size - 64;
+    return rc;
+}
+
 /* caught by verify: data no longer matches, every structural checksum recomputed */
 static int c_data_corrupt(const hostile_base *b, hostile_file *f)
 {
@@ -1223,6 +1245,8 @@ static const case_entry cases[] = {
     /* header */
     {"bad_magic", "bad magic", c_bad_magic},
     {"gguf_magic", "another format's magic", c_gguf_magic},
+    {"bad_magic_short", "bad magic in a file too short for a header and footer",
+     c_bad_magic_short},
     {"empty_file", "truncation: no bytes at all", c_empty_file},
     {"version_major_2", "unknown major version", c_version_2},
     {"version_major_65535", "unknown major version (max)", c_version_ffff},
@@ -1343,6 +1367,7 @@ static const case_entry cases[] = {
     {"unknown_type", "unknown tensor type: opens, cannot be read", c_unknown_type},
     {"unknown_type_huge_dims", "unknown type does not skip the dimension checks",
      c_unknown_type_huge_dims},
+    {"data_region_gap", "data region longer than its tensors", c_data_region_gap},
     /* directory truncated inside an entry */
     {"dir_trunc_name_length", "truncation inside a name length", c_dtrunc_namelen},
     {"dir_trunc_name", "truncation inside a name", c_dtrunc_name},

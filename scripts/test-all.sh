@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run):
 #   1. release build (gcc, RelWithDebInfo) + ctest
 #   2. ASan + UBSan build (gcc, Debug) + ctest
-#   3. short libFuzzer run of every fuzz target (clang; QFMT_FUZZ_SECONDS in all, default 60)
+#   3. short libFuzzer run of every fuzz target (clang; QFMT_FUZZ_SECONDS in all, default 25
+#      per target)
 #   4. install smoke test: pkg-config and find_package(qfmt) consumers, exported symbols
 # Ends with "test-all: N passed, 0 failed"; exits non-zero on the first failure.
 set -euo pipefail
@@ -63,7 +64,7 @@ else
         -DQFMT_FUZZ=ON -DQFMT_SANITIZE=OFF -DQFMT_BUILD_TESTS=OFF -DQFMT_BUILD_TOOLS=OFF \
         -DQFMT_BUILD_EXAMPLES=OFF -DQFMT_BUILD_BENCH=OFF
     cmake --build build/fuzz -j "$jobs"
-    total=${QFMT_FUZZ_SECONDS:-60}
+    total=${QFMT_FUZZ_SECONDS:-$((25 * ${#fuzz_sources[@]}))}
     per=$((total / ${#fuzz_sources[@]}))
     ((per >= 1)) || per=1
     for src in "${fuzz_sources[@]}"; do

@@ -12,6 +12,8 @@
 
 #include "hostile/hostile.c"
 
+#include "internal/utf8.h"
+
 /* ---- Allocation accounting ------------------------------------------------------------------ */
 typedef struct {
     size_t cur, peak;   /* bytes live now, most bytes live at once */
@@ -220,6 +222,7 @@ static const ht_case expect[] = {
     V("zstd_trailing", CORRUPT, "exactly one complete zstd frame", QFMT_E_CORRUPT),
     V("zstd_truncated", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
     V("zstd_skippable", CORRUPT, "not a zstd frame", QFMT_E_CORRUPT),
+    V("zstd_two_bytes", CORRUPT, "zstd frame too short", QFMT_E_CORRUPT),
     V("zstd_bad_block", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
     V("zstd_bomb", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
     V("zstd_bomb_single_segment", CORRUPT, "zstd frame", QFMT_E_CORRUPT),
@@ -250,6 +253,10 @@ static void check_error(const char *what, const qfmt_error *e, qfmt_status got, 
     qfmt_error_format(e, line, sizeof line);
     snprintf(at, sizeof at, "byte %" PRIu64, off);
     cr_expect_not_null(strstr(line, at), "%s: formatted error names no offset: %s", what, line);
+    cr_expect(qfmt__utf8_valid((const uint8_t *)e->message, strlen(e->message), false),
+              "%s: message is not valid UTF-8", what);
+    cr_expect(qfmt__utf8_valid((const uint8_t *)e->tensor, strlen(e->tensor), false),
+              "%s: err.tensor is not valid UTF-8", what);
     /* names and keys are quoted, but no control character reaches a terminal or a log */
     for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
         cr_expect(*p >= 0x20 && *p != 0x7F, "%s: control byte 0x%02x in '%s'", what, *p, line);
@@ -788,4 +795,39 @@ Test(hostile, sweep_index_and_header_values, .timeout = 600) {
     free(buf);
     hostile_base_free(b);
     th_rmtree(dir);
+}
+
+/* Long names and keys of multi-byte characters, quoted by errors: the message (256 bytes) and
+ * err.tensor (128) are cut, but never inside a character. */
+Test(hostile, long_utf8_names_cut_cleanly) {
+    char key[251], name[301];
+    for (int i = 0; i < 125; i++) memcpy(key + 2 * i, "\xC3\xA9", 2); /* 125 x U+00E9 */
+    key[250] = 0;
+    for (int i = 0; i < 100; i++) memcpy(name + 3 * i, "\xE2\x82\xAC", 3); /* 100 x U+20AC */
+    name[300] = 0;
+    uint8_t two = 2, data[4] = {0};
+    th_bmeta m = {key, 0, QFMT_META_BOOL, &two, 1}; /* bool 2: an error quoting the key */
+    th_btensor t;
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    t.type = QFMT_TYPE_F32;
+    t.ndim = 1;
+    t.dims[0] = 1;
+    t.stored = data;
+    t.stored_size = 4;
+    t.raw_size = 8; /* wrong: an error naming the tensor */
+    const char *cases[2] = {"key", "name"};
+    for (int c = 0; c < 2; c++) {
+        size_t size;
+        uint8_t *b = c == 0 ? th_build(32, &m, 1, NULL, 0, &size) : th_build(32, NULL, 0, &t, 1, &size);
+        qfmt_error e;
+        th_open_expect(b, size, QFMT_E_CORRUPT, &e, cases[c]);
+        cr_expect(qfmt__utf8_valid((const uint8_t *)e.message, strlen(e.message), false),
+                  "%s: message cut inside a character: %s", cases[c], e.message);
+        cr_expect(qfmt__utf8_valid((const uint8_t *)e.tensor, strlen(e.tensor), false),
+                  "%s: err.tensor cut inside a character", cases[c]);
+        if (c == 0) cr_expect_gt(strlen(e.message), 200u, "%s", e.message);
+        else cr_expect_gt(strlen(e.tensor), 100u, "%s", e.tensor);
+        free(b);
+    }
 }

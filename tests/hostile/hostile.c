@@ -1174,6 +1174,11 @@ static int c_zstd_skippable(const hostile_base *b, hostile_file *f)
     memset(o + 8, 0, 8);
     return replace_zstd(b, f, o, sizeof o, 0);
 }
+static int c_zstd_tiny(const hostile_base *b, hostile_file *f)
+{
+    static const uint8_t o[2] = {0x28, 0xB5}; /* half a magic number */
+    return replace_zstd(b, f, o, sizeof o, 0);
+}
 static int c_zstd_bad_block(const hostile_base *b, hostile_file *f)
 {
     uint8_t o[64];
@@ -1388,6 +1393,7 @@ static const case_entry cases[] = {
     {"zstd_trailing", "bytes after the frame", c_zstd_trailing},
     {"zstd_truncated", "truncated frame", c_zstd_truncated},
     {"zstd_skippable", "skippable frame instead of data", c_zstd_skippable},
+    {"zstd_two_bytes", "compressed tensor of 2 stored bytes", c_zstd_tiny},
     {"zstd_bad_block", "reserved block type", c_zstd_bad_block},
     {"zstd_bomb", "zstd bomb: 32 KiB frame expanding to 1 GiB, 4 KiB declared", c_zstd_bomb},
     {"zstd_bomb_single_segment", "zstd bomb, single segment", c_zstd_bomb_single},

@@ -4,7 +4,7 @@
  * never time anything).
  *
  *     bench_run [QFMT] [--fixtures DIR] [--no-fixtures] [--synthetic DIR] [--model FILE.qfmt]...
- *               [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--keep]
+ *               [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--paths fast|exact|both] [--keep]
  *
  * For each model file: a prompt of N tokens (default 64) evaluated from an empty KV cache
  * (prompt tokens/s), then G tokens (default 32) generated greedily one at a time (generation
@@ -438,6 +438,7 @@ static uint64_t weight_bytes_per_token(const qfmt_reader *r)
 typedef struct {
     size_t prompt, gen;
     int repeat;
+    bool fast, exact; /* which paths to run */
     double bw[MAX_THREADS_TESTED + 1]; /* memcpy bytes/s by thread count */
 } bench_cfg;
 
@@ -516,6 +517,7 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
         printf("  threads  path   prompt (%zu tok)  (no generation: bidirectional)\n", cc.prompt);
     for (unsigned threads = 1; threads <= MAX_THREADS_TESTED; threads++)
         for (int exact = 0; exact < 2; exact++) {
+            if (!(exact ? c->exact : c->fast)) continue;
             speeds best = {0, 0};
             for (int rep = 0; rep < cc.repeat; rep++) {
                 speeds s = run_once(m, ids, &cc, threads, exact, logits);
@@ -579,7 +581,7 @@ static char *default_fixtures(void)
 static void usage(FILE *f)
 {
     fputs("usage: bench_run [QFMT] [--fixtures DIR] [--no-fixtures] [--synthetic DIR] [--model FILE.qfmt]...\n"
-          "                 [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--keep]\n"
+          "                 [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--paths fast|exact|both] [--keep]\n"
           "Prompt-processing and generation tokens/s of the model runtime with 1 and 2 threads, fast and\n"
           "exact paths, each generation figure beside the memory bound (weight bytes read per token /\n"
           "memcpy bandwidth measured in the same run). Models: the fixtures (DIR, default\n"
@@ -588,7 +590,7 @@ static void usage(FILE *f)
           "if there; removed at the end unless --keep) converted likewise; --model: a .qfmt file as is.\n"
           "QFMT: the qfmt binary (default $QFMT_CLI, else ../tools/qfmt next to this program).\n"
           "--prompt N (default 64), --gen N (default 32): tokens; --repeat R: best of R runs (default 3,\n"
-          "1 for the synthetic model).\n",
+          "1 for the synthetic model); --paths: the fast path, the exact one or both (default).\n",
           f);
 }
 
@@ -599,7 +601,7 @@ int main(int argc, char **argv)
     size_t nmodels = 0;
     bool fixtures = true, keep = false;
     char types_buf[256] = "f16,q8_0,q4_0";
-    bench_cfg cfg = {64, 32, 3, {0}};
+    bench_cfg cfg = {64, 32, 3, true, true, {0}};
     int repeat_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -624,6 +626,14 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--repeat") && has) {
             cfg.repeat = atoi(argv[++i]);
             repeat_set = 1;
+        } else if (!strcmp(a, "--paths") && has) {
+            const char *v = argv[++i];
+            cfg.fast = !strcmp(v, "fast") || !strcmp(v, "both");
+            cfg.exact = !strcmp(v, "exact") || !strcmp(v, "both");
+            if (!cfg.fast && !cfg.exact) {
+                usage(stderr);
+                return 2;
+            }
         } else if (!strcmp(a, "--keep")) {
             keep = true;
         } else if (a[0] != '-' && !qfmt_arg) {

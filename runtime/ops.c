@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "internal/quant.h"
 #include "ops.h"
 #include "qfmt.h"
@@ -68,16 +69,9 @@ float qfmt_dot(const float *a, const float *b, size_t n)
     return dot_scalar(a, b, n);
 }
 
-/* ---- Fast path: 8-bit activations ----------------------------------------------------- */
+/* ---- Fast path: 8-bit activations, scalar reference (gemm.h) ---------------------------- */
 
-/* One block of 32 activations: x ~ d*q; s = d * sum(q) for the offset terms. */
-typedef struct {
-    float d, s;
-    int32_t sum;
-    int8_t q[QFMT__QK];
-} xblock;
-
-static void quantize_act(const float *x, size_t n, xblock *out)
+void act_quantize_scalar(const float *x, size_t n, xblock *out)
 {
     for (size_t b = 0; b < n / QFMT__QK; b++, x += QFMT__QK) {
         float amax = 0.0f;
@@ -85,7 +79,7 @@ static void quantize_act(const float *x, size_t n, xblock *out)
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < QFMT__QK; j++) {
-            out[b].q[j] = (int8_t)roundf(x[j] * id);
+            out[b].q[j] = (int8_t)nearbyintf(x[j] * id); /* half to even, as the SIMD rounding */
             sum += out[b].q[j];
         }
         out[b].d = d;
@@ -96,7 +90,7 @@ static void quantize_act(const float *x, size_t n, xblock *out)
 
 static inline float f16(const uint8_t *p) { return qfmt_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
-/* Integer sums of one weight block against one activation block, per type. Scalar. */
+/* Integer sums of one weight block against one activation block. */
 static int32_t isum_q8(const uint8_t *w, const int8_t *q)
 {
     int32_t s = 0;
@@ -116,97 +110,52 @@ static int32_t isum_u8(const uint8_t *w, const int8_t *q)
     return s;
 }
 
-#if defined(__x86_64__)
-AVX2 static inline int32_t hsum_i32(__m256i v)
-{
-    __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4E));
-    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xB1));
-    return _mm_cvtsi128_si32(a);
-}
-/* Unsigned bytes u (0..255) times signed bytes s, summed. maddubs adds pairs into int16,
- * which 2*255*127 would overflow: the codes go in as two nibble halves. */
-AVX2 static inline int32_t dot_u8s8(__m256i u, __m256i s)
-{
-    __m256i lo = _mm256_and_si256(u, _mm256_set1_epi8(0x0F)), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), _mm256_set1_epi8(0x0F));
-    __m256i one = _mm256_set1_epi16(1);
-    __m256i a = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, s), one);
-    __m256i b = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, s), one);
-    return hsum_i32(_mm256_add_epi32(a, _mm256_slli_epi32(b, 4)));
-}
-AVX2 static int32_t isum_q8_avx2(const uint8_t *w, const int8_t *q)
-{
-    __m256i a = _mm256_loadu_si256((const __m256i *)w), b = _mm256_loadu_si256((const __m256i *)q);
-    /* |w| * sign(q, w): w = -128 never occurs in q8_0 (codes are -127..127) */
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-    return hsum_i32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-AVX2 static int32_t isum_u4_avx2(const uint8_t *w, const int8_t *q)
-{
-    __m128i b = _mm_loadu_si128((const __m128i *)w);
-    __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F)),
-                                     _mm_and_si128(b, _mm_set1_epi8(0x0F)));
-    __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)q));
-    return hsum_i32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-AVX2 static int32_t isum_u8_avx2(const uint8_t *w, const int8_t *q)
-{
-    return dot_u8s8(_mm256_loadu_si256((const __m256i *)w), _mm256_loadu_si256((const __m256i *)q));
-}
-#endif
-
-typedef int32_t (*isum_fn)(const uint8_t *, const int8_t *);
-
-/* Row of weight blocks dotted with activation blocks; one float sequence for both kernels. */
-static float row_dot_fast(uint32_t type, const uint8_t *w, const xblock *x, size_t nb, bool simd)
+/* The reference: block by block, the integer block sum (zero point removed) exact, then one
+ * fused multiply-add per block into a single fp32 accumulator. The SIMD kernels (gemm_x86.c)
+ * take the same steps in the same order, so every level gives the same float. */
+static float row_dot_scalar(uint32_t type, const uint8_t *w, const xblock *x, size_t nb)
 {
     float acc = 0.0f;
-    isum_fn q8 = isum_q8, u4 = isum_u4, u8 = isum_u8;
-#if defined(__x86_64__)
-    if (simd) {
-        q8 = isum_q8_avx2;
-        u4 = isum_u4_avx2;
-        u8 = isum_u8_avx2;
-    }
-#else
-    (void)simd;
-#endif
     switch (type) {
     case QFMT_TYPE_Q8_0:
-        for (size_t b = 0; b < nb; b++, w += 34) acc += f16(w) * x[b].d * (float)q8(w + 2, x[b].q);
+        for (size_t b = 0; b < nb; b++, w += 34) acc = fmaf((float)isum_q8(w + 2, x[b].q), f16(w) * x[b].d, acc);
         break;
     case QFMT_TYPE_Q4_0:
         for (size_t b = 0; b < nb; b++, w += 18)
-            acc += f16(w) * x[b].d * (float)(u4(w + 2, x[b].q) - 8 * x[b].sum);
+            acc = fmaf((float)(isum_u4(w + 2, x[b].q) - 8 * x[b].sum), f16(w) * x[b].d, acc);
         break;
     case QFMT_TYPE_Q4_1:
         for (size_t b = 0; b < nb; b++, w += 20) {
-            acc += f16(w) * x[b].d * (float)u4(w + 4, x[b].q);
-            acc += f16(w + 2) * x[b].s;
+            acc = fmaf((float)isum_u4(w + 4, x[b].q), f16(w) * x[b].d, acc);
+            acc = fmaf(f16(w + 2), x[b].s, acc);
         }
         break;
     case QFMT_TYPE_Q8_Z:
         for (size_t b = 0; b < nb; b++, w += 35)
-            acc += f16(w) * x[b].d * (float)(u8(w + 3, x[b].q) - w[2] * x[b].sum);
+            acc = fmaf((float)(isum_u8(w + 3, x[b].q) - w[2] * x[b].sum), f16(w) * x[b].d, acc);
         break;
     case QFMT_TYPE_Q4_Z:
         for (size_t b = 0; b < nb; b++, w += 19)
-            acc += f16(w) * x[b].d * (float)(u4(w + 3, x[b].q) - (w[2] & 0x0F) * x[b].sum);
+            acc = fmaf((float)(isum_u4(w + 3, x[b].q) - (w[2] & 0x0F) * x[b].sum), f16(w) * x[b].d, acc);
         break;
     }
     return acc;
 }
 
-/* Exposed for the kernel test: the fast dot of one row with either kernel. */
-float qfmt__row_dot_fast(uint32_t type, const uint8_t *w, const float *x, size_t n, bool simd);
-float qfmt__row_dot_fast(uint32_t type, const uint8_t *w, const float *x, size_t n, bool simd)
+void gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                   const float *bias)
 {
-    xblock *xb = malloc((n / QFMT__QK) * sizeof *xb + 1);
-    if (!xb) return NAN;
-    quantize_act(x, n, xb);
-    float r = row_dot_fast(type, w, xb, n / QFMT__QK, simd && qfmt__cpu_has_avx2());
-    free(xb);
-    return r;
+    size_t nb = w->cols / QFMT__QK;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *wr = w->data + r * w->row_bytes;
+        float b = bias ? bias[r] : 0.0f;
+        for (size_t t = 0; t < T; t++) y[t * ldy + r] = row_dot_scalar(w->type, wr, xq + t * nb, nb) + b;
+    }
+}
+
+static gemm_q_fn gemm_q_of(gemm_level l)
+{
+    return l == GEMM_VNNI ? gemm_q_vnni : l == GEMM_AVX2 ? gemm_q_avx2 : gemm_q_scalar;
 }
 
 /* ---- Matrix products ------------------------------------------------------------------ */
@@ -216,10 +165,11 @@ typedef struct {
     const float *bias, *x;
     size_t T;
     float *y;
-    const xblock *xq;
-    bool simd;
+    xblock *xq;
+    gemm_level level;
 } mm_job;
 
+/* The exact path: each row decoded to fp32, fp32 dot products. */
 static void mm_exact(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
@@ -237,43 +187,108 @@ static void mm_exact(void *ctx, size_t begin, size_t end)
     free(row);
 }
 
-static void mm_fast(void *ctx, size_t begin, size_t end)
+/* Fast path, float weights: one row against one token straight from F16/BF16; several tokens
+ * against rows decoded four at a time, each activation load serving four rows. */
+static void mm_float_fast(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
     const qmat *w = j->w;
-    size_t nb = w->cols / QFMT__QK;
-    for (size_t r = begin; r < end; r++) {
-        const uint8_t *wr = w->data + r * w->row_bytes;
-        float b = j->bias ? j->bias[r] : 0.0f;
-        for (size_t t = 0; t < j->T; t++)
-            j->y[t * w->rows + r] = row_dot_fast(w->type, wr, j->xq + t * nb, nb, j->simd) + b;
+    size_t n = w->cols;
+    if (j->T == 1 && w->type != QFMT_TYPE_F32) {
+        float (*dot)(const uint8_t *, const float *, size_t) =
+            w->type == QFMT_TYPE_F16 ? dot_f16_avx2 : dot_bf16_avx2;
+        for (size_t r = begin; r < end; r++)
+            j->y[r] = dot(w->data + r * w->row_bytes, j->x, n) + (j->bias ? j->bias[r] : 0.0f);
+        return;
     }
+    float *rows = w->type == QFMT_TYPE_F32 ? NULL : malloc(4 * n * sizeof *rows);
+    for (size_t r = begin; r < end; r += 4) {
+        size_t nr = end - r < 4 ? end - r : 4;
+        const float *wr[4];
+        for (size_t i = 0; i < 4; i++) {
+            size_t ri = r + (i < nr ? i : 0);
+            if (rows) {
+                if (i < nr) qmat_row(w, ri, rows + i * n);
+                wr[i] = rows + (i < nr ? i : 0) * n;
+            } else {
+                wr[i] = (const float *)(const void *)(w->data + ri * w->row_bytes);
+            }
+        }
+        for (size_t t = 0; t < j->T; t++) {
+            float out[4];
+            dot4_avx2(wr[0], wr[1], wr[2], wr[3], j->x + t * n, n, out);
+            for (size_t i = 0; i < nr; i++) j->y[t * w->rows + r + i] = out[i] + (j->bias ? j->bias[r + i] : 0.0f);
+        }
+    }
+    free(rows);
+}
+
+static void mm_quant_fast(void *ctx, size_t begin, size_t end)
+{
+    mm_job *j = ctx;
+    gemm_q_of(j->level)(j->w, j->xq, j->T, begin, end, j->y, j->w->rows, j->bias);
 }
 
 static void quantize_rows(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
-    size_t nb = j->w->cols / QFMT__QK;
-    for (size_t t = begin; t < end; t++)
-        quantize_act(j->x + t * j->w->cols, j->w->cols, (xblock *)j->xq + t * nb);
+    size_t n = j->w->cols, nb = n / QFMT__QK;
+    for (size_t t = begin; t < end; t++) {
+        if (j->level == GEMM_SCALAR) act_quantize_scalar(j->x + t * n, n, j->xq + t * nb);
+        else act_quantize_avx2(j->x + t * n, n, j->xq + t * nb);
+    }
 }
 
-void qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
-              bool exact)
+/* Row ranges of fast products are cut at multiples of 4 rows (the VNNI tile). */
+static void mm_quant_split(void *ctx, size_t begin, size_t end)
 {
-    mm_job j = {w, bias, x, T, y, NULL, qfmt__cpu_has_avx2() != 0};
-    bool fast = !exact && qfmt__quant_get(w->type) != NULL;
-    if (fast) {
+    mm_job *j = ctx;
+    size_t rows = j->w->rows, r0 = begin * 4, r1 = end * 4 < rows ? end * 4 : rows;
+    mm_quant_fast(ctx, r0, r1);
+}
+
+static void mm_float_split(void *ctx, size_t begin, size_t end)
+{
+    mm_job *j = ctx;
+    size_t rows = j->w->rows, r0 = begin * 4, r1 = end * 4 < rows ? end * 4 : rows;
+    mm_float_fast(ctx, r0, r1);
+}
+
+static void qmat_mul_level(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
+                           bool exact, gemm_level level)
+{
+    mm_job j = {w, bias, x, T, y, NULL, level};
+    size_t tiles = (w->rows + 3) / 4;
+    if (!exact && qfmt__quant_get(w->type) != NULL) {
         xblock *xq = malloc(T * (w->cols / QFMT__QK) * sizeof *xq + 1);
         if (xq) {
             j.xq = xq;
             qfmt_pool_for(p, T, quantize_rows, &j);
-            qfmt_pool_for(p, w->rows, mm_fast, &j);
+            qfmt_pool_for(p, tiles, mm_quant_split, &j);
             free(xq);
             return;
         }
     }
+    if (!exact && level != GEMM_SCALAR &&
+        (w->type == QFMT_TYPE_F16 || w->type == QFMT_TYPE_BF16)) { /* F32: the exact path is as fast */
+        qfmt_pool_for(p, tiles, mm_float_split, &j);
+        return;
+    }
     qfmt_pool_for(p, w->rows, mm_exact, &j);
+}
+
+void qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y, bool exact)
+{
+    qmat_mul_level(p, w, bias, x, T, y, exact, gemm_best_level());
+}
+
+/* Exposed for the kernel tests: the fast product at a given level (gemm.h), one thread. */
+int qfmt__qmat_mul_fast_at(const qmat *w, const float *bias, const float *x, size_t T, float *y, int level);
+int qfmt__qmat_mul_fast_at(const qmat *w, const float *bias, const float *x, size_t T, float *y, int level)
+{
+    if (!gemm_level_available((gemm_level)level)) return -1;
+    qmat_mul_level(NULL, w, bias, x, T, y, false, (gemm_level)level);
+    return 0;
 }
 
 /* ---- Elementwise ---------------------------------------------------------------------- */

@@ -28,12 +28,31 @@
 #include <cjson/cJSON.h>
 
 #include "model.h"
+#include "ops.h"
 
 extern char **environ;
 
-/* The fast path's dot product of one weight row (n columns, stored as `type`) with x, with
- * the scalar (simd false) or the AVX2 kernel (runtime/ops.c, exported for this test). */
-float qfmt__row_dot_fast(uint32_t type, const uint8_t *w, const float *x, size_t n, bool simd);
+/* The fast path's product y = x w^T (+ bias) of T activation rows at a kernel level of gemm.h
+ * (0 scalar reference, 1 AVX2, 2 AVX-512 VNNI), one thread (runtime/ops.c, exported for these
+ * tests); -1 when this CPU lacks the level. */
+int qfmt__qmat_mul_fast_at(const qmat *w, const float *bias, const float *x, size_t T, float *y, int level);
+enum { LEVEL_SCALAR, LEVEL_AVX2, LEVEL_VNNI, LEVEL_COUNT };
+static const char *const LEVEL_NAMES[LEVEL_COUNT] = {"scalar", "AVX2", "VNNI"};
+
+static qmat make_qmat(uint32_t type, const void *data, uint64_t rows, uint64_t cols) {
+    uint64_t rb = 0;
+    cr_assert_eq(qfmt_type_size(type, cols, &rb), QFMT_OK);
+    return (qmat){(const uint8_t *)data, type, rows, cols, (size_t)rb};
+}
+
+/* The fast dot of one weight row (n columns, stored as `type`) with x at a level; NAN if the
+ * CPU lacks it. */
+static float row_dot_at(uint32_t type, const uint8_t *w, const float *x, size_t n, int level) {
+    qmat m = make_qmat(type, w, 1, n);
+    float y = NAN;
+    if (qfmt__qmat_mul_fast_at(&m, NULL, x, 1, &y, level) != 0) return NAN;
+    return y;
+}
 
 /* The sanitizer build runs the same assertions on less data where a test is expensive. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -645,11 +664,6 @@ static void fill_x(float *x, size_t n, int dist, uint64_t *s) {
     }
 }
 
-static uint32_t f2u(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
 
 /* The row cases: (type, weight distribution, activation distribution, columns, quality). For
  * each, fn is called with the quantized row, its decoding and x. */
@@ -738,12 +752,17 @@ static void note_ratio(double err, double tol) {
     if (tol > 0 && err / tol > worst_ratio) worst_ratio = err / tol;
 }
 
+static uint32_t f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
 static void case_scalar(const ktype *kt, const char *label, const uint8_t *q, const float *wd, const float *x,
                         size_t n) {
-    (void)kt;
     double exact = 0;
     for (size_t i = 0; i < n; i++) exact += (double)wd[i] * (double)x[i];
-    float f = qfmt__row_dot_fast(kt->type, q, x, n, false);
+    float f = row_dot_at(kt->type, q, x, n, LEVEL_SCALAR);
     double tol = fast_tolerance(wd, x, n);
     cr_assert(isfinite(f), "%s: scalar fast dot %g", label, f);
     note_ratio(fabs(f - exact), tol);
@@ -751,17 +770,20 @@ static void case_scalar(const ktype *kt, const char *label, const uint8_t *q, co
                   fabs(f - exact), tol);
 }
 
-static void case_avx2(const ktype *kt, const char *label, const uint8_t *q, const float *wd, const float *x,
+static int simd_levels_run;
+
+/* Every SIMD level gives the scalar reference's float bit for bit (runtime/gemm_x86.c). */
+static void case_simd(const ktype *kt, const char *label, const uint8_t *q, const float *wd, const float *x,
                       size_t n) {
-    float a = qfmt__row_dot_fast(kt->type, q, x, n, false), b = qfmt__row_dot_fast(kt->type, q, x, n, true);
-    cr_assert_eq(f2u(a), f2u(b), "%s: scalar %.9g (0x%08x) and AVX2 %.9g (0x%08x) differ", label, a, f2u(a), b,
-                 f2u(b));
-    double exact = 0;
-    for (size_t i = 0; i < n; i++) exact += (double)wd[i] * (double)x[i];
-    double tol = fast_tolerance(wd, x, n);
-    note_ratio(fabs(b - exact), tol);
-    cr_assert_leq(fabs(b - exact), tol, "%s: AVX2 fast dot %.9g, exact %.9g (|diff| %.3g > %.3g)", label, b, exact,
-                  fabs(b - exact), tol);
+    (void)wd;
+    float a = row_dot_at(kt->type, q, x, n, LEVEL_SCALAR);
+    for (int level = LEVEL_AVX2; level < LEVEL_COUNT; level++) {
+        float b = row_dot_at(kt->type, q, x, n, level);
+        if (isnan(b) && !isnan(a)) continue; /* this CPU lacks the level */
+        simd_levels_run |= 1 << level;
+        cr_assert_eq(f2u(a), f2u(b), "%s: scalar %.9g (0x%08x) and %s %.9g (0x%08x) differ", label, a, f2u(a),
+                     LEVEL_NAMES[level], b, f2u(b));
+    }
 }
 
 Test(kernels, scalar_close_to_exact) {
@@ -769,13 +791,16 @@ Test(kernels, scalar_close_to_exact) {
     cr_log_info("scalar fast dot: worst |fast - exact| is %.2f of the tolerance", worst_ratio);
 }
 
-Test(kernels, avx2_identical_to_scalar) {
+/* Every SIMD level this CPU has, against the scalar reference on the same inputs. */
+Test(kernels, simd_identical_to_scalar) {
     if (!qfmt_kernel_available(QFMT_KERNEL_AVX2)) cr_skip_test("no AVX2+FMA+F16C on this CPU");
-    for_kernel_cases(case_avx2);
-    cr_log_info("AVX2 fast dot: bit-identical to scalar; worst |fast - exact| is %.2f of the tolerance", worst_ratio);
+    for_kernel_cases(case_simd);
+    cr_assert(simd_levels_run & (1 << LEVEL_AVX2), "the AVX2 level did not run");
+    cr_log_info("fast dot levels run: AVX2%s, bit-identical to scalar",
+                simd_levels_run & (1 << LEVEL_VNNI) ? " and VNNI" : " (no VNNI on this CPU)");
 }
 
-/* Zero weights give exactly zero, whatever the activations, on both kernels. */
+/* Zero weights give exactly zero, whatever the activations, at every level. */
 Test(kernels, zero_weights_give_zero) {
     float x[64], w[64] = {0};
     uint8_t q[2 * 64];
@@ -786,11 +811,91 @@ Test(kernels, zero_weights_give_zero) {
         qfmt_error e;
         cr_assert_eq(qfmt_type_size(KTYPES[k].type, 64, &qsz), QFMT_OK);
         TH_OKE(qfmt_quantize(KTYPES[k].type, q, qsz, QFMT_TYPE_F32, w, 1, 64, NULL, &e), e);
-        for (int simd = 0; simd < 2; simd++) {
-            float r = qfmt__row_dot_fast(KTYPES[k].type, q, x, 64, simd);
-            cr_expect_eq(r, 0.0f, "%s (%s): zero weights give %g", KTYPES[k].name, simd ? "AVX2" : "scalar", r);
+        for (int level = 0; level < LEVEL_COUNT; level++) {
+            float r = row_dot_at(KTYPES[k].type, q, x, 64, level);
+            if (isnan(r)) continue;
+            cr_expect_eq(r, 0.0f, "%s (%s): zero weights give %g", KTYPES[k].name, LEVEL_NAMES[level], r);
         }
     }
+}
+
+/* Whole products at the kernels' edges: row counts and token counts that are not multiples of
+ * the 8-row strips or the 4-row activation tiles, token counts below and above the point where
+ * the VNNI level repacks weights, an odd block count and a bias. Block types: every output
+ * element at every level equals the scalar reference bit for bit, and one product of T rows
+ * equals T products of one row (so incremental decoding gives the full pass's logits). F16 and
+ * BF16 weights (fp32 products): within 1e-5 of a double-precision sum. */
+Test(kernels, products_match_reference) {
+    static const size_t ROWS[] = {1, 3, 8, 13, 21};
+    static const size_t TOKENS[] = {1, 2, 5, 8, 9, 13};
+    enum { MAXR = 21, MAXT = 13 };
+    const size_t cols = 96; /* 3 blocks */
+    uint64_t s = 0x74696C6564ull;
+    float *w = malloc(MAXR * cols * sizeof *w), *x = malloc(MAXT * cols * sizeof *x), *bias = malloc(MAXR * sizeof *bias);
+    float *ref = malloc(MAXT * MAXR * sizeof *ref), *got = malloc(MAXT * MAXR * sizeof *got);
+    float *one = malloc(MAXR * sizeof *one), *wd = malloc(MAXR * cols * sizeof *wd);
+    uint8_t *q = malloc(MAXR * cols * 4);
+    cr_assert(w && x && bias && ref && got && one && wd && q);
+    fill_w(w, MAXR * cols, W_NORMAL, &s);
+    fill_x(x, MAXT * cols, X_NORMAL, &s);
+    for (size_t i = 0; i < MAXR; i++) bias[i] = rnd_sym(&s);
+    static const uint32_t FLOATS[] = {QFMT_TYPE_F16, QFMT_TYPE_BF16};
+    int checked = 0, levels = 0;
+    for (size_t k = 0; k < NKTYPES + 2; k++) {
+        bool is_float = k >= NKTYPES;
+        uint32_t type = is_float ? FLOATS[k - NKTYPES] : KTYPES[k].type;
+        const char *name = qfmt_type_get_traits(type)->name;
+        qfmt_error e;
+        if (!is_float) {
+            uint64_t qsz;
+            cr_assert_eq(qfmt_type_size(type, MAXR * cols, &qsz), QFMT_OK);
+            TH_OKE(qfmt_quantize(type, q, qsz, QFMT_TYPE_F32, w, MAXR, cols, NULL, &e), e);
+        } else {
+            TH_OKE(qfmt_convert_floats(QFMT_TYPE_F32, w, type, q, MAXR * cols), e);
+        }
+        TH_OKE(qfmt_dequantize(QFMT_TYPE_F32, wd, MAXR * cols * sizeof *wd, type, q, MAXR, cols, NULL, &e), e);
+        for (size_t ri = 0; ri < sizeof ROWS / sizeof ROWS[0]; ri++)
+            for (size_t ti = 0; ti < sizeof TOKENS / sizeof TOKENS[0]; ti++) {
+                size_t R = ROWS[ri], T = TOKENS[ti];
+                qmat m = make_qmat(type, q, R, cols);
+                for (int level = 0; level < LEVEL_COUNT; level++) {
+                    for (size_t i = 0; i < T * R; i++) got[i] = NAN;
+                    if (qfmt__qmat_mul_fast_at(&m, bias, x, T, got, level) != 0) continue;
+                    levels |= 1 << level;
+                    if (level == 0) memcpy(ref, got, T * R * sizeof *ref);
+                    for (size_t t = 0; t < T; t++) {
+                        if (!is_float) cr_assert_eq(qfmt__qmat_mul_fast_at(&m, bias, x + t * cols, 1, one, level), 0);
+                        for (size_t r = 0; r < R; r++) {
+                            float g = got[t * R + r];
+                            cr_assert(isfinite(g), "%s %s: y[%zu][%zu] not written (%zu rows x %zu tokens)", name,
+                                      LEVEL_NAMES[level], t, r, R, T);
+                            if (is_float) {
+                                double want = bias[r], mag = fabs(bias[r]);
+                                for (size_t c = 0; c < cols; c++) {
+                                    want += (double)wd[r * cols + c] * x[t * cols + c];
+                                    mag += fabs((double)wd[r * cols + c] * x[t * cols + c]);
+                                }
+                                cr_assert_leq(fabs(g - want), 1e-5 * mag,
+                                              "%s %s, %zu rows x %zu tokens: y[%zu][%zu] = %.9g, want %.9g", name,
+                                              LEVEL_NAMES[level], R, T, t, r, g, want);
+                            } else {
+                                cr_assert_eq(f2u(g), f2u(ref[t * R + r]),
+                                             "%s %s, %zu rows x %zu tokens: y[%zu][%zu] = %.9g, scalar %.9g", name,
+                                             LEVEL_NAMES[level], R, T, t, r, g, ref[t * R + r]);
+                                cr_assert_eq(f2u(g), f2u(one[r]),
+                                             "%s %s, %zu rows: token %zu of %zu gives %.9g, alone %.9g", name,
+                                             LEVEL_NAMES[level], R, t, T, g, one[r]);
+                            }
+                            checked++;
+                        }
+                    }
+                }
+            }
+    }
+    cr_assert(levels & (1 << LEVEL_SCALAR));
+    cr_log_info("products: %d outputs checked at levels%s%s%s", checked, levels & 1 ? " scalar" : "",
+                levels & 2 ? " AVX2" : "", levels & 4 ? " VNNI" : "");
+    free(w), free(x), free(bias), free(ref), free(got), free(one), free(wd), free(q);
 }
 
 /* ---- Bad input --------------------------------------------------------------------------- */

@@ -1,0 +1,55 @@
+/*
+ * gemm.h - the fast path's matrix-product kernels: activations quantized to 8-bit blocks of
+ * 32 (one scale each, as q8_0) against weight blocks, integer dot products within a block and
+ * fp32 across blocks. ops.c holds the scalar reference and picks a kernel; gemm_x86.c holds the
+ * SIMD kernels, each tested against the reference on the CPU it runs on (tests/test_model.c).
+ */
+#ifndef QFMT_RUNTIME_GEMM_H
+#define QFMT_RUNTIME_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops.h"
+
+/* One block of 32 activations: x ~ d*q, sum = sum(q), s = d * sum (for the offset terms). */
+typedef struct {
+    float d, s;
+    int32_t sum;
+    int8_t q[32];
+} xblock;
+
+/* Kernel levels, each usable only when the CPU has it (gemm_level_available). */
+typedef enum {
+    GEMM_SCALAR = 0, /* portable C, the reference */
+    GEMM_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    GEMM_VNNI = 2,   /* AVX-512 VNNI on 256-bit vectors (AVX512VL): tiled q8_0 / q4_0 products */
+} gemm_level;
+
+bool gemm_level_available(gemm_level l);
+gemm_level gemm_best_level(void);
+
+/* Quantizes n floats (a multiple of 32) to n/32 blocks; round half to even, like every level. */
+void act_quantize_scalar(const float *x, size_t n, xblock *out);
+void act_quantize_avx2(const float *x, size_t n, xblock *out);
+
+/* y[t * ldy + r] = sum_k w[r][k] x[t][k] (+ bias[r]) for rows r in [r0, r1) and t < T, where
+ * x[t] is given as xq[t * nb .. t * nb + nb) with nb = w->cols / 32. */
+typedef void (*gemm_q_fn)(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                          const float *bias);
+void gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                   const float *bias);
+void gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias);
+void gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias);
+
+/* Float weights (F16, BF16) against fp32 activations, one row: sum_k w[k] x[k]. */
+float dot_f16_avx2(const uint8_t *w, const float *x, size_t n);
+float dot_bf16_avx2(const uint8_t *w, const float *x, size_t n);
+/* Four fp32 rows against one fp32 vector: out[i] = sum_k w[i][k] x[k]. */
+void dot4_avx2(const float *w0, const float *w1, const float *w2, const float *w3, const float *x, size_t n,
+               float out[4]);
+
+#endif

@@ -1,0 +1,485 @@
+/* SIMD kernels of the fast path (gemm.h), for x86-64: AVX2 for every block type, and tiled
+ * AVX-512 VNNI products for q8_0 and q4_0, the types quantized models are made of.
+ *
+ * Every kernel returns the scalar reference's float bit for bit (ops.c; tests/test_model.c
+ * checks it on the CPU it runs on): exact integer sums within a block, then the reference's
+ * fp32 steps in the reference's order, vectorised across weight rows instead of within one. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "qfmt.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#include <pthread.h>
+
+#include "internal/quant.h"
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+#define INLINE inline __attribute__((always_inline))
+/* From this many activation rows on, repacking a strip of weight rows pays for itself. */
+enum { STRIP_MIN_T = 8 };
+#define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+/* ---- CPU features -------------------------------------------------------------------------- */
+
+/* AVX512F (leaf 7 EBX bit 16), BW (30), VL (31), VNNI (ECX bit 11), and the OS saving the
+ * opmask and upper ZMM state (XCR0 bits 5-7) besides YMM (1-2). */
+static int detect_vnni(void)
+{
+    if (!qfmt__cpu_has_avx2()) return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    unsigned need_b = (1u << 16) | (1u << 30) | (1u << 31);
+    if ((b & need_b) != need_b || !(c & (1u << 11))) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xE6u) == 0xE6u;
+}
+
+/* CPUID traps to the hypervisor on virtual machines: ask once per process. */
+static pthread_once_t vnni_once = PTHREAD_ONCE_INIT;
+static int cpu_vnni;
+static void vnni_init(void) { cpu_vnni = detect_vnni(); }
+
+bool gemm_level_available(gemm_level l)
+{
+    if (l == GEMM_SCALAR) return true;
+    if (l == GEMM_AVX2) return qfmt__cpu_has_avx2() != 0;
+    pthread_once(&vnni_once, vnni_init);
+    return l == GEMM_VNNI && cpu_vnni;
+}
+
+gemm_level gemm_best_level(void)
+{
+    return gemm_level_available(GEMM_VNNI) ? GEMM_VNNI : gemm_level_available(GEMM_AVX2) ? GEMM_AVX2 : GEMM_SCALAR;
+}
+
+/* ---- Shared pieces ------------------------------------------------------------------------- */
+
+AVX2 static INLINE float f16c(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
+
+AVX2 static INLINE float hsum_ps(__m256 v)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+AVX2 static INLINE int32_t hsum_epi32(__m256i v)
+{
+    __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4E));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xB1));
+    return _mm_cvtsi128_si32(a);
+}
+
+/* 16 bytes of nibbles -> 32 codes in element order: low nibbles are elements 0..15. */
+AVX2 static INLINE __m256i codes_q4(const uint8_t *p)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)p), m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+/* Unsigned bytes u <= 127 times signed bytes s, summed in groups of 4 into 8 int32 lanes
+ * (maddubs pairs into int16: 2 * 127 * 128 cannot saturate). */
+AVX2 static INLINE __m256i madd_us(__m256i u, __m256i s)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+#define LOAD256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+
+/* ---- Activation quantization --------------------------------------------------------------- */
+
+AVX2 void act_quantize_avx2(const float *x, size_t n, xblock *out)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t b = 0; b < n / 32; b++, x += 32) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+               v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m256 mul = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), RND));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), RND));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), RND));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), RND));
+        int32_t sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+        /* packs work within 128-bit lanes; the permute puts the 32 bytes back in order */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(void *)out[b].q, p);
+        out[b].d = d;
+        out[b].sum = sum;
+        out[b].s = d * (float)sum;
+    }
+}
+
+/* ---- 8 rows at a time, every block type (AVX2, and VNNI where the CPU has it) -----------------
+ *
+ * Every level gives the scalar reference's float, bit for bit: for each weight row the exact
+ * integer sum of each block (zero point removed), then acc = fma(sum, dw * dx, acc) block after
+ * block (q4_1 adds fma(m, s, acc)). Here the 8 lane-wise partial sums of 8 rows fold into one
+ * vector whose lane i is row i's block sum, so the fp32 steps run on 8 rows at once in the
+ * reference's order. That makes results independent of the level, of the thread count and of
+ * how a sequence is split into calls (incremental decoding equals the full pass). */
+
+/* Lane i of the result = sum of the 8 lanes of p[i]. */
+AVX2 static INLINE __m256i fold8(const __m256i p[8])
+{
+    __m256i a = _mm256_hadd_epi32(p[0], p[1]), b = _mm256_hadd_epi32(p[2], p[3]);
+    __m256i c = _mm256_hadd_epi32(p[4], p[5]), d = _mm256_hadd_epi32(p[6], p[7]);
+    __m256i lo = _mm256_hadd_epi32(a, b), hi = _mm256_hadd_epi32(c, d); /* per 128-bit half: rows 0-3, 4-7 */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+/* The f16 at byte `at` of block b of each row, as 8 floats. */
+AVX2 static INLINE __m256 gather_f16(const uint8_t *const wr[8], size_t off)
+{
+    uint16_t h[8];
+    for (int i = 0; i < 8; i++) h[i] = (uint16_t)(wr[i][off] | (wr[i][off + 1] << 8));
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h));
+}
+
+/* Per-type block layout: bytes per block, where the codes start. */
+static INLINE size_t block_bytes(uint32_t type)
+{
+    return type == QFMT_TYPE_Q8_0 ? 34 : type == QFMT_TYPE_Q4_0 ? 18 : type == QFMT_TYPE_Q4_1 ? 20
+         : type == QFMT_TYPE_Q8_Z ? 35 : 19;
+}
+
+/* The 8 rows' integer sums of one block against activation block x, zero points removed, with
+ * the level's integer dot product (DOT(u, s): unsigned codes <= 127 or any, times signed q). */
+#define BLOCK_SUMS(NAME, ATTR, DOT_SMALL, DOT_U8)                                                                 \
+    ATTR static INLINE __m256i NAME(uint32_t type, const uint8_t *const wr[8], size_t off, const xblock *x)       \
+    {                                                                                                             \
+        __m256i p[8], q = LOAD256(x->q), s;                                                                       \
+        switch (type) {                                                                                           \
+        case QFMT_TYPE_Q8_0:                                                                                      \
+            for (int i = 0; i < 8; i++) {                                                                         \
+                __m256i w = LOAD256(wr[i] + off + 2); /* |w| * sign(q, w): exact, q is never -128 */              \
+                p[i] = DOT_SMALL(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));                                 \
+            }                                                                                                     \
+            return fold8(p);                                                                                      \
+        case QFMT_TYPE_Q4_0:                                                                                      \
+        case QFMT_TYPE_Q4_1:                                                                                      \
+            for (int i = 0; i < 8; i++) p[i] = DOT_SMALL(codes_q4(wr[i] + off + (type == QFMT_TYPE_Q4_0 ? 2 : 4)), q); \
+            s = fold8(p);                                                                                         \
+            return type == QFMT_TYPE_Q4_0 ? _mm256_sub_epi32(s, _mm256_set1_epi32(8 * x->sum)) : s;              \
+        case QFMT_TYPE_Q4_Z:                                                                                      \
+        case QFMT_TYPE_Q8_Z: {                                                                                    \
+            int32_t z[8];                                                                                         \
+            for (int i = 0; i < 8; i++) {                                                                         \
+                const uint8_t *blk = wr[i] + off;                                                                 \
+                z[i] = type == QFMT_TYPE_Q8_Z ? blk[2] : blk[2] & 0x0F;                                           \
+                p[i] = type == QFMT_TYPE_Q8_Z ? DOT_U8(LOAD256(blk + 3), q) : DOT_SMALL(codes_q4(blk + 3), q);   \
+            }                                                                                                     \
+            __m256i zv = _mm256_loadu_si256((const __m256i *)(const void *)z);                                   \
+            return _mm256_sub_epi32(fold8(p), _mm256_mullo_epi32(zv, _mm256_set1_epi32(x->sum)));                \
+        }                                                                                                         \
+        }                                                                                                         \
+        return _mm256_setzero_si256();                                                                            \
+    }
+
+/* AVX2: maddubs pairs into int16 (no saturation for codes <= 127); codes up to 255 go in as
+ * two nibble halves. */
+AVX2 static INLINE __m256i dot_u8_avx2(__m256i u, __m256i q)
+{
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    __m256i lo = madd_us(_mm256_and_si256(u, m), q), hi = madd_us(_mm256_and_si256(_mm256_srli_epi16(u, 4), m), q);
+    return _mm256_add_epi32(lo, _mm256_slli_epi32(hi, 4));
+}
+BLOCK_SUMS(block_sums_avx2, AVX2, madd_us, dot_u8_avx2)
+
+/* VNNI: vpdpbusd sums groups of 4 straight into int32, for any unsigned byte. */
+VNNI static INLINE __m256i dot_vnni(__m256i u, __m256i q) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, q); }
+BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni)
+
+#define GEMM_ROWS8(NAME, ATTR, SUMS)                                                                               \
+    ATTR static void NAME(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,  \
+                          const float *bias)                                                                       \
+    {                                                                                                              \
+        uint32_t type = w->type;                                                                                   \
+        size_t nb = w->cols / 32, bb = block_bytes(type);                                                          \
+        for (size_t r = r0; r < r1; r += 8) {                                                                      \
+            size_t nr = r1 - r < 8 ? r1 - r : 8;                                                                   \
+            const uint8_t *wr[8];                                                                                  \
+            for (size_t i = 0; i < 8; i++) wr[i] = w->data + (r + (i < nr ? i : 0)) * w->row_bytes;              \
+            for (size_t t = 0; t < T; t++) {                                                                       \
+                const xblock *x = xq + t * nb;                                                                     \
+                __m256 acc = _mm256_setzero_ps();                                                                  \
+                for (size_t b = 0; b < nb; b++) {                                                                  \
+                    __m256i s = SUMS(type, wr, b * bb, &x[b]);                                                     \
+                    __m256 sc = _mm256_mul_ps(gather_f16(wr, b * bb), _mm256_set1_ps(x[b].d));                     \
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), sc, acc);                                         \
+                    if (type == QFMT_TYPE_Q4_1)                                                                    \
+                        acc = _mm256_fmadd_ps(gather_f16(wr, b * bb + 2), _mm256_set1_ps(x[b].s), acc);           \
+                }                                                                                                  \
+                float lanes[8];                                                                                    \
+                _mm256_storeu_ps(lanes, acc);                                                                      \
+                for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);      \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+GEMM_ROWS8(rows8_avx2, AVX2, block_sums_avx2)
+GEMM_ROWS8(rows8_vnni, VNNI, block_sums_vnni)
+
+void gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias)
+{
+    rows8_avx2(w, xq, T, r0, r1, y, ldy, bias);
+}
+
+/* ---- VNNI, many activation rows: weights repacked so that a vector lane is a weight row ----
+
+ * For a prompt, each weight row meets dozens of activation rows, so it pays to repack a strip of
+ * 8 rows once: per block, 8 vectors whose lane i holds 4 consecutive codes of row i (unsigned:
+ * q4_0 codes 0..15, q8_0 values + 128). One vpdpbusd with 4 activation bytes broadcast to every
+ * lane then serves 8 rows, and after 8 of them lane i holds row i's integer block sum, exact;
+ * starting the lanes at -Z * (sum of the block's activations) removes the zero point Z (8 for
+ * q4_0, 128 for q8_0). The block scales multiply all 8 rows at once, with no horizontal sums. */
+
+typedef struct {
+    __m256i codes[8]; /* [group of 4 elements]: lane i = row i */
+    __m256 dw;        /* lane i: row i's block scale */
+} strip_block;
+
+/* 8 x 8 transpose of 32-bit elements: out[k] lane i = in[i] lane k. */
+VNNI static INLINE void transpose8(__m256i r[8])
+{
+    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+    r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/* Repacks rows wr[0..8) (spare entries repeat a real row) into nb strip blocks. */
+VNNI static void pack_strip(uint32_t type, const uint8_t *const wr[8], size_t nb, strip_block *out)
+{
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (size_t b = 0; b < nb; b++) {
+        __m256i r[8];
+        float dw[8];
+        for (int i = 0; i < 8; i++) {
+            if (type == QFMT_TYPE_Q4_0) {
+                const uint8_t *p = wr[i] + b * 18;
+                r[i] = codes_q4(p + 2);
+                dw[i] = f16c(p);
+            } else {
+                const uint8_t *p = wr[i] + b * 34;
+                r[i] = _mm256_xor_si256(LOAD256(p + 2), flip);
+                dw[i] = f16c(p);
+            }
+        }
+        transpose8(r);
+        for (int k = 0; k < 8; k++) _mm256_store_si256(&out[b].codes[k], r[k]);
+        out[b].dw = _mm256_loadu_ps(dw);
+    }
+}
+
+static INLINE int32_t load_i32(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* 8 rows (a strip) x nt activation rows; out[j] lane i = row i against activation row j. */
+VNNI static INLINE void strip_tile(const strip_block *sb, const xblock *const xr[4], size_t nb, int nt, int32_t zero,
+                                   __m256 out[4])
+{
+    __m256 acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        const strip_block *s = &sb[b];
+        __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++) {
+            const xblock *xb = xr[j] + b;
+            lo[j] = _mm256_set1_epi32(-zero * xb->sum);
+            hi[j] = _mm256_setzero_si256();
+        }
+        /* two chains per activation row hide vpdpbusd's latency */
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k += 2) {
+#pragma GCC unroll 4
+            for (int j = 0; j < nt; j++) {
+                const int8_t *q = xr[j][b].q;
+                lo[j] = _mm256_dpbusd_epi32(lo[j], s->codes[k], _mm256_set1_epi32(load_i32(q + 4 * k)));
+                hi[j] = _mm256_dpbusd_epi32(hi[j], s->codes[k + 1], _mm256_set1_epi32(load_i32(q + 4 * k + 4)));
+            }
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++) {
+            __m256 sc = _mm256_mul_ps(s->dw, _mm256_set1_ps(xr[j][b].d));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo[j], hi[j])), sc, acc[j]);
+        }
+    }
+    for (int j = 0; j < nt; j++) out[j] = acc[j];
+}
+
+#define STRIP_FN(nt)                                                                                           \
+    VNNI static void strip_tile_##nt(const strip_block *sb, const xblock *const xr[4], size_t nb, int32_t zero, \
+                                     __m256 out[4])                                                            \
+    {                                                                                                          \
+        strip_tile(sb, xr, nb, nt, zero, out);                                                                 \
+    }
+STRIP_FN(1)
+STRIP_FN(2)
+STRIP_FN(3)
+STRIP_FN(4)
+
+typedef void (*strip_fn)(const strip_block *sb, const xblock *const xr[4], size_t nb, int32_t zero, __m256 out[4]);
+
+/* Rows [r0, r1) against all T activation rows, strip by strip; false if no scratch memory. */
+VNNI static bool gemm_strips(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                             const float *bias)
+{
+    static const strip_fn fns[4] = {strip_tile_1, strip_tile_2, strip_tile_3, strip_tile_4};
+    size_t nb = w->cols / 32;
+    strip_block *sb = aligned_alloc(32, nb * sizeof *sb);
+    if (!sb) return false;
+    int32_t zero = w->type == QFMT_TYPE_Q4_0 ? 8 : 128;
+    for (size_t r = r0; r < r1; r += 8) {
+        size_t nr = r1 - r < 8 ? r1 - r : 8;
+        const uint8_t *wr[8];
+        for (size_t i = 0; i < 8; i++) wr[i] = w->data + (r + (i < nr ? i : 0)) * w->row_bytes;
+        pack_strip(w->type, wr, nb, sb);
+        for (size_t t = 0; t < T; t += 4) {
+            size_t nt = T - t < 4 ? T - t : 4;
+            const xblock *xr[4];
+            for (size_t j = 0; j < 4; j++) xr[j] = xq + (t + (j < nt ? j : 0)) * nb;
+            __m256 out[4];
+            fns[nt - 1](sb, xr, nb, zero, out);
+            for (size_t j = 0; j < nt; j++) {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, out[j]);
+                for (size_t i = 0; i < nr; i++) y[(t + j) * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);
+            }
+        }
+    }
+    free(sb);
+    return true;
+}
+
+void gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias)
+{
+    bool strips = T >= STRIP_MIN_T && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0);
+    if (strips && gemm_strips(w, xq, T, r0, r1, y, ldy, bias)) return;
+    rows8_vnni(w, xq, T, r0, r1, y, ldy, bias);
+}
+
+/* ---- Float weights ------------------------------------------------------------------------- */
+
+AVX2 static INLINE __m256 load_f16(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+AVX2 static INLINE __m256 load_bf16(const uint8_t *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+#define DOT_HALF(name, load, scalar)                                                                         \
+    AVX2 float name(const uint8_t *w, const float *x, size_t n)                                              \
+    {                                                                                                        \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
+        size_t i = 0;                                                                                        \
+        for (; i + 32 <= n; i += 32) {                                                                       \
+            a0 = _mm256_fmadd_ps(load(w + 2 * i), _mm256_loadu_ps(x + i), a0);                               \
+            a1 = _mm256_fmadd_ps(load(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);                      \
+            a2 = _mm256_fmadd_ps(load(w + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);                     \
+            a3 = _mm256_fmadd_ps(load(w + 2 * i + 48), _mm256_loadu_ps(x + i + 24), a3);                     \
+        }                                                                                                    \
+        for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load(w + 2 * i), _mm256_loadu_ps(x + i), a0);      \
+        float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                      \
+        for (; i < n; i++) s += scalar((uint16_t)(w[2 * i] | (w[2 * i + 1] << 8))) * x[i];                  \
+        return s;                                                                                            \
+    }
+DOT_HALF(dot_f16_avx2, load_f16, qfmt_f16_to_f32)
+DOT_HALF(dot_bf16_avx2, load_bf16, qfmt_bf16_to_f32)
+
+AVX2 void dot4_avx2(const float *w0, const float *w1, const float *w2, const float *w3, const float *x, size_t n,
+                    float out[4])
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+    }
+    out[0] = hsum_ps(a0);
+    out[1] = hsum_ps(a1);
+    out[2] = hsum_ps(a2);
+    out[3] = hsum_ps(a3);
+    for (; i < n; i++) {
+        out[0] += w0[i] * x[i];
+        out[1] += w1[i] * x[i];
+        out[2] += w2[i] * x[i];
+        out[3] += w3[i] * x[i];
+    }
+}
+
+#else /* not x86-64: only the scalar level exists; these are never called */
+
+bool gemm_level_available(gemm_level l) { return l == GEMM_SCALAR; }
+gemm_level gemm_best_level(void) { return GEMM_SCALAR; }
+void act_quantize_avx2(const float *x, size_t n, xblock *out) { act_quantize_scalar(x, n, out); }
+void gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias)
+{
+    gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
+}
+void gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias)
+{
+    gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
+}
+float dot_f16_avx2(const uint8_t *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += qfmt_f16_to_f32((uint16_t)(w[2 * i] | (w[2 * i + 1] << 8))) * x[i];
+    return s;
+}
+float dot_bf16_avx2(const uint8_t *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += qfmt_bf16_to_f32((uint16_t)(w[2 * i] | (w[2 * i + 1] << 8))) * x[i];
+    return s;
+}
+void dot4_avx2(const float *w0, const float *w1, const float *w2, const float *w3, const float *x, size_t n,
+               float out[4])
+{
+    out[0] = out[1] = out[2] = out[3] = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        out[0] += w0[i] * x[i];
+        out[1] += w1[i] * x[i];
+        out[2] += w2[i] * x[i];
+        out[3] += w3[i] * x[i];
+    }
+}
+#endif

@@ -143,12 +143,26 @@ AVX2 static INLINE __m256i fold8(const __m256i p[8])
     return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
 }
 
-/* The f16 at byte `at` of block b of each row, as 8 floats. */
+/* Lane i of the result = sum of row i's 4 lanes, where v[k] holds rows 2k (low half) and 2k+1. */
+AVX2 static INLINE __m256i fold_pairs(const __m256i v[4])
+{
+    __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    return _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)); /* was 0 2 4 6 1 3 5 7 */
+}
+
+/* The f16 at byte `off` of each of the 8 rows, as 8 floats (built in registers: a store of 8
+ * halves read back as one vector would stall store-to-load forwarding). */
+static INLINE short ld16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return (short)v;
+}
 AVX2 static INLINE __m256 gather_f16(const uint8_t *const wr[8], size_t off)
 {
-    uint16_t h[8];
-    for (int i = 0; i < 8; i++) h[i] = (uint16_t)(wr[i][off] | (wr[i][off + 1] << 8));
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h));
+    __m128i h = _mm_setr_epi16(ld16(wr[0] + off), ld16(wr[1] + off), ld16(wr[2] + off), ld16(wr[3] + off),
+                               ld16(wr[4] + off), ld16(wr[5] + off), ld16(wr[6] + off), ld16(wr[7] + off));
+    return _mm256_cvtph_ps(h);
 }
 
 /* Per-type block layout: bytes per block, where the codes start. */
@@ -160,10 +174,10 @@ static INLINE size_t block_bytes(uint32_t type)
 
 /* The 8 rows' integer sums of one block against activation block x, zero points removed, with
  * the level's integer dot product (DOT(u, s): unsigned codes <= 127 or any, times signed q). */
-#define BLOCK_SUMS(NAME, ATTR, DOT_SMALL, DOT_U8)                                                                 \
+#define BLOCK_SUMS(NAME, ATTR, DOT_SMALL, DOT_U8, DOT2)                                                           \
     ATTR static INLINE __m256i NAME(uint32_t type, const uint8_t *const wr[8], size_t off, const xblock *x)       \
     {                                                                                                             \
-        __m256i p[8], q = LOAD256(x->q), s;                                                                       \
+        __m256i p[8], q = LOAD256(x->q);                                                                          \
         switch (type) {                                                                                           \
         case QFMT_TYPE_Q8_0:                                                                                      \
             for (int i = 0; i < 8; i++) {                                                                         \
@@ -173,19 +187,34 @@ static INLINE size_t block_bytes(uint32_t type)
             return fold8(p);                                                                                      \
         case QFMT_TYPE_Q4_0:                                                                                      \
         case QFMT_TYPE_Q4_1:                                                                                      \
-            for (int i = 0; i < 8; i++) p[i] = DOT_SMALL(codes_q4(wr[i] + off + (type == QFMT_TYPE_Q4_0 ? 2 : 4)), q); \
-            s = fold8(p);                                                                                         \
-            return type == QFMT_TYPE_Q4_0 ? _mm256_sub_epi32(s, _mm256_set1_epi32(8 * x->sum)) : s;              \
-        case QFMT_TYPE_Q4_Z:                                                                                      \
-        case QFMT_TYPE_Q8_Z: {                                                                                    \
-            int32_t z[8];                                                                                         \
-            for (int i = 0; i < 8; i++) {                                                                         \
-                const uint8_t *blk = wr[i] + off;                                                                 \
-                z[i] = type == QFMT_TYPE_Q8_Z ? blk[2] : blk[2] & 0x0F;                                           \
-                p[i] = type == QFMT_TYPE_Q8_Z ? DOT_U8(LOAD256(blk + 3), q) : DOT_SMALL(codes_q4(blk + 3), q);   \
+        case QFMT_TYPE_Q4_Z: {                                                                                    \
+            /* two rows per vector: row 2k's 16 nibble bytes in the low half, row 2k+1's in the high; low     \
+             * nibbles meet q[0..15], high nibbles q[16..31], each broadcast to both halves */                   \
+            size_t co = off + (type == QFMT_TYPE_Q4_0 ? 2 : type == QFMT_TYPE_Q4_1 ? 4 : 3);                     \
+            const __m256i m = _mm256_set1_epi8(0x0F);                                                            \
+            __m256i qlo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)x->q));     \
+            __m256i qhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(x->q + 16))); \
+            __m256i v[4];                                                                                         \
+            for (int k = 0; k < 4; k++) {                                                                         \
+                __m256i b = _mm256_inserti128_si256(                                                              \
+                    _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(wr[2 * k] + co))),      \
+                    _mm_loadu_si128((const __m128i *)(const void *)(wr[2 * k + 1] + co)), 1);                     \
+                v[k] = DOT2(_mm256_and_si256(b, m), qlo, _mm256_and_si256(_mm256_srli_epi16(b, 4), m), qhi);      \
             }                                                                                                     \
-            __m256i zv = _mm256_loadu_si256((const __m256i *)(const void *)z);                                   \
-            return _mm256_sub_epi32(fold8(p), _mm256_mullo_epi32(zv, _mm256_set1_epi32(x->sum)));                \
+            __m256i s = fold_pairs(v);                                                                            \
+            if (type == QFMT_TYPE_Q4_0) return _mm256_sub_epi32(s, _mm256_set1_epi32(8 * x->sum));               \
+            if (type == QFMT_TYPE_Q4_1) return s;                                                                 \
+            __m256i zv = _mm256_and_si256(_mm256_setr_epi32(wr[0][off + 2], wr[1][off + 2], wr[2][off + 2],        \
+                                                            wr[3][off + 2], wr[4][off + 2], wr[5][off + 2],        \
+                                                            wr[6][off + 2], wr[7][off + 2]),                       \
+                                          _mm256_set1_epi32(0x0F));                                               \
+            return _mm256_sub_epi32(s, _mm256_mullo_epi32(zv, _mm256_set1_epi32(x->sum)));                        \
+        }                                                                                                         \
+        case QFMT_TYPE_Q8_Z: {                                                                                    \
+            for (int i = 0; i < 8; i++) p[i] = DOT_U8(LOAD256(wr[i] + off + 3), q);                               \
+            __m256i zv = _mm256_setr_epi32(wr[0][off + 2], wr[1][off + 2], wr[2][off + 2], wr[3][off + 2],         \
+                                           wr[4][off + 2], wr[5][off + 2], wr[6][off + 2], wr[7][off + 2]);        \
+            return _mm256_sub_epi32(fold8(p), _mm256_mullo_epi32(zv, _mm256_set1_epi32(x->sum)));                 \
         }                                                                                                         \
         }                                                                                                         \
         return _mm256_setzero_si256();                                                                            \
@@ -199,18 +228,26 @@ AVX2 static INLINE __m256i dot_u8_avx2(__m256i u, __m256i q)
     __m256i lo = madd_us(_mm256_and_si256(u, m), q), hi = madd_us(_mm256_and_si256(_mm256_srli_epi16(u, 4), m), q);
     return _mm256_add_epi32(lo, _mm256_slli_epi32(hi, 4));
 }
-BLOCK_SUMS(block_sums_avx2, AVX2, madd_us, dot_u8_avx2)
+AVX2 static INLINE __m256i dot2_avx2(__m256i a, __m256i qa, __m256i b, __m256i qb)
+{
+    return _mm256_add_epi32(madd_us(a, qa), madd_us(b, qb));
+}
+BLOCK_SUMS(block_sums_avx2, AVX2, madd_us, dot_u8_avx2, dot2_avx2)
 
 /* VNNI: vpdpbusd sums groups of 4 straight into int32, for any unsigned byte. */
 VNNI static INLINE __m256i dot_vnni(__m256i u, __m256i q) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, q); }
-BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni)
+VNNI static INLINE __m256i dot2_vnni(__m256i a, __m256i qa, __m256i b, __m256i qb)
+{
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, qa), b, qb);
+}
+BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni, dot2_vnni)
 
-#define GEMM_ROWS8(NAME, ATTR, SUMS)                                                                               \
+/* One loop per block type (TYPE a constant, so each loop keeps its vectors in registers). */
+#define ROWS8_LOOP(NAME, ATTR, SUMS, TYPE)                                                                         \
     ATTR static void NAME(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,  \
                           const float *bias)                                                                       \
     {                                                                                                              \
-        uint32_t type = w->type;                                                                                   \
-        size_t nb = w->cols / 32, bb = block_bytes(type);                                                          \
+        size_t nb = w->cols / 32, bb = block_bytes(TYPE);                                                          \
         for (size_t r = r0; r < r1; r += 8) {                                                                      \
             size_t nr = r1 - r < 8 ? r1 - r : 8;                                                                   \
             const uint8_t *wr[8];                                                                                  \
@@ -219,16 +256,34 @@ BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni)
                 const xblock *x = xq + t * nb;                                                                     \
                 __m256 acc = _mm256_setzero_ps();                                                                  \
                 for (size_t b = 0; b < nb; b++) {                                                                  \
-                    __m256i s = SUMS(type, wr, b * bb, &x[b]);                                                     \
+                    __m256i s = SUMS(TYPE, wr, b * bb, &x[b]);                                                     \
                     __m256 sc = _mm256_mul_ps(gather_f16(wr, b * bb), _mm256_set1_ps(x[b].d));                     \
                     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), sc, acc);                                         \
-                    if (type == QFMT_TYPE_Q4_1)                                                                    \
+                    if (TYPE == QFMT_TYPE_Q4_1)                                                                    \
                         acc = _mm256_fmadd_ps(gather_f16(wr, b * bb + 2), _mm256_set1_ps(x[b].s), acc);           \
                 }                                                                                                  \
                 float lanes[8];                                                                                    \
                 _mm256_storeu_ps(lanes, acc);                                                                      \
                 for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);      \
             }                                                                                                      \
+        }                                                                                                          \
+    }
+
+#define GEMM_ROWS8(NAME, ATTR, SUMS)                                                                               \
+    ROWS8_LOOP(NAME##_q8_0, ATTR, SUMS, QFMT_TYPE_Q8_0)                                                            \
+    ROWS8_LOOP(NAME##_q4_0, ATTR, SUMS, QFMT_TYPE_Q4_0)                                                            \
+    ROWS8_LOOP(NAME##_q4_1, ATTR, SUMS, QFMT_TYPE_Q4_1)                                                            \
+    ROWS8_LOOP(NAME##_q8_z, ATTR, SUMS, QFMT_TYPE_Q8_Z)                                                            \
+    ROWS8_LOOP(NAME##_q4_z, ATTR, SUMS, QFMT_TYPE_Q4_Z)                                                            \
+    static void NAME(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,       \
+                     const float *bias)                                                                            \
+    {                                                                                                              \
+        switch (w->type) {                                                                                         \
+        case QFMT_TYPE_Q8_0: NAME##_q8_0(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q4_0: NAME##_q4_0(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q4_1: NAME##_q4_1(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q8_Z: NAME##_q8_z(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q4_Z: NAME##_q4_z(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
         }                                                                                                          \
     }
 GEMM_ROWS8(rows8_avx2, AVX2, block_sums_avx2)

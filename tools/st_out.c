@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "internal/io.h"
 
 struct st_out {
     int fd;
@@ -37,16 +38,11 @@ const char *st_out_dtype(uint32_t t)
 
 static int write_all(st_out *o, const void *p, size_t n)
 {
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(o->fd, c, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            cli_error("%s: write failed: %s", o->path, strerror(k < 0 ? errno : EIO));
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
+    size_t done = 0;
+    int e = qfmt__write_all(&qfmt__io_posix, o->fd, p, n, &done);
+    if (e) {
+        cli_error("%s: write failed: %s", o->tmp, strerror(e));
+        return -1;
     }
     return 0;
 }
@@ -95,7 +91,8 @@ int st_out_begin(st_out **out, const char *path, const st_out_tensor *t, size_t 
     char *json = header(t, n, &total);
     st_out *o = calloc(1, sizeof *o);
     size_t pl = strlen(path);
-    if (!json || !o || !(o->path = strdup(path)) || !(o->tmp = malloc(pl + 24))) {
+    size_t tmp_cap = pl + 16;
+    if (!json || !o || !(o->path = strdup(path)) || !(o->tmp = malloc(tmp_cap))) {
         if (json && o) cli_error("out of memory");
         cJSON_free(json);
         if (o) free(o->path);
@@ -104,10 +101,10 @@ int st_out_begin(st_out **out, const char *path, const st_out_tensor *t, size_t 
     }
     o->fd = -1;
     o->expected = total;
-    snprintf(o->tmp, pl + 24, "%s.tmp.%d", path, (int)getpid());
-    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    /* a fresh name, created exclusively: never follows a link planted under a guessable name */
+    o->fd = qfmt__create_temp(&qfmt__io_posix, path, o->tmp, tmp_cap, (uint64_t)(uintptr_t)o);
     if (o->fd < 0) {
-        cli_error("%s: cannot create: %s", o->tmp, strerror(errno));
+        cli_error("%s: cannot create a temporary file beside it: %s", path, strerror(errno));
         cJSON_free(json);
         free(o->tmp);
         free(o->path);
@@ -147,8 +144,9 @@ int st_out_commit(st_out *o)
                   (unsigned long long)o->expected);
         rc = -1;
     }
-    if (rc == 0 && fsync(o->fd) != 0) {
-        cli_error("%s: fsync failed: %s", o->tmp, strerror(errno));
+    int e;
+    if (rc == 0 && (e = qfmt__fsync(&qfmt__io_posix, o->fd)) != 0) {
+        cli_error("%s: fsync failed: %s", o->tmp, strerror(e));
         rc = -1;
     }
     int fd = o->fd;
@@ -161,7 +159,12 @@ int st_out_commit(st_out *o)
         cli_error("%s: cannot rename into place: %s", o->path, strerror(errno));
         rc = -1;
     }
-    if (rc) unlink(o->tmp);
+    if (rc) {
+        unlink(o->tmp);
+    } else if ((e = qfmt__fsync_parent(&qfmt__io_posix, o->path)) != 0) { /* makes the rename durable */
+        cli_error("%s: written, but syncing its directory failed: %s", o->path, strerror(e));
+        rc = -1;
+    }
     free(o->tmp);
     free(o->path);
     free(o);

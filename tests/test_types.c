@@ -174,3 +174,60 @@ Test(types, error_format) {
         for (size_t k = n; k < sizeof small; k++) cr_assert_eq(small[k], 'Z', "buf_size %zu", n);
     }
 }
+
+/* ---- Bulk float conversions ----------------------------------------------------------------
+ * qfmt_convert_floats runs SIMD loops where the CPU has them: every element must carry the bits
+ * of the scalar per-value conversions, for every 16-bit input and a sweep of 32-bit inputs that
+ * covers every sign and exponent with the low bits at each rounding boundary, plus NaNs. Odd
+ * lengths exercise the vector loops' tails. */
+
+static void check_from16(uint32_t type, float (*one)(uint16_t)) {
+    enum { N = 65536 + 5 };
+    uint16_t *h = malloc(N * sizeof *h);
+    float *f = malloc(N * sizeof *f);
+    cr_assert(h && f);
+    for (uint32_t i = 0; i < N; i++) h[i] = (uint16_t)(i * 40503u); /* every value, in a scrambled order */
+    cr_assert_eq(qfmt_convert_floats(type, h, QFMT_TYPE_F32, f, N), QFMT_OK);
+    for (uint32_t i = 0; i < N; i++) {
+        float want = one(h[i]);
+        cr_assert_eq(memcmp(&f[i], &want, 4), 0, "%s 0x%04x: bulk and scalar conversions differ",
+                     qfmt_type_get_traits(type)->name, h[i]);
+    }
+    free(h);
+    free(f);
+}
+
+Test(floats, bulk_to_f32_matches_scalar) {
+    check_from16(QFMT_TYPE_F16, qfmt_f16_to_f32);
+    check_from16(QFMT_TYPE_BF16, qfmt_bf16_to_f32);
+}
+
+static void check_to16(uint32_t type, uint16_t (*one)(float), unsigned low_bits) {
+    /* top (32 - low_bits) bits: every value; low bits: 0, 1, half - 1, half, half + 1, max */
+    const uint32_t half = 1u << (low_bits - 1), lows[] = {0, 1, half - 1, half, half + 1, (half << 1) - 1};
+    const size_t nlow = sizeof lows / sizeof lows[0], ntop = (size_t)1 << (32 - low_bits);
+    size_t n = ntop * nlow + 3;
+    float *f = malloc(n * sizeof *f);
+    uint16_t *h = malloc(n * sizeof *h);
+    cr_assert(f && h);
+    uint64_t s = 99;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = i < ntop * nlow ? (uint32_t)((i / nlow) << low_bits) | lows[i % nlow] : (uint32_t)th_rand(&s);
+        memcpy(&f[i], &u, 4);
+    }
+    cr_assert_eq(qfmt_convert_floats(QFMT_TYPE_F32, f, type, h, n), QFMT_OK);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t want = one(f[i]);
+        uint32_t u;
+        memcpy(&u, &f[i], 4);
+        cr_assert_eq(h[i], want, "f32 0x%08x to %s: bulk 0x%04x, scalar 0x%04x", u, qfmt_type_get_traits(type)->name,
+                     h[i], want);
+    }
+    free(f);
+    free(h);
+}
+
+Test(floats, bulk_from_f32_matches_scalar, .timeout = 120) {
+    check_to16(QFMT_TYPE_F16, qfmt_f32_to_f16, 13);
+    check_to16(QFMT_TYPE_BF16, qfmt_f32_to_bf16, 16);
+}

@@ -1,7 +1,10 @@
 /* F32 <-> F16 <-> BF16, round to nearest even, with NaN, Inf and subnormals kept (spec:
- * "Float conversions"). Scalar and exact; the hot loops of the quant kernels have their own. */
+ * "Float conversions"). The scalar code defines the bits; to and from F32, qfmt_convert_floats
+ * runs AVX2/F16C loops with the same bits where the CPU has them (types/floats_avx2.c). */
 #include <string.h>
 
+#include "internal/floats.h"
+#include "internal/quant.h"
 #include "qfmt.h"
 
 static inline uint32_t f32_bits(float f)
@@ -110,6 +113,18 @@ qfmt_status qfmt_convert_floats(uint32_t src_type, const void *src, uint32_t dst
     /* Native 16/32-bit loads match the file: the host is little-endian (asserted below). */
     const unsigned char *s = src;
     unsigned char *d = dst;
+    if (n >= 8 && qfmt__cpu_has_avx2()) {
+        if (dst_type == QFMT_TYPE_F32) {
+            if (src_type == QFMT_TYPE_BF16) qfmt__bf16_to_f32_avx2(s, dst, n);
+            else qfmt__f16_to_f32_avx2(s, dst, n);
+            return QFMT_OK;
+        }
+        if (src_type == QFMT_TYPE_F32) {
+            if (dst_type == QFMT_TYPE_BF16) qfmt__f32_to_bf16_avx2(src, d, n);
+            else qfmt__f32_to_f16_avx2(src, d, n);
+            return QFMT_OK;
+        }
+    }
     for (size_t i = 0; i < n; i++) store(dst_type, d, i, load(src_type, s, i));
     return QFMT_OK;
 }

@@ -8,6 +8,7 @@
 
 #include "internal/checked.h"
 #include "internal/error.h"
+#include "internal/floats.h"
 #include "internal/quant.h"
 
 static const qfmt__quant_kernels kernels[] = {
@@ -43,6 +44,7 @@ enum { CHUNK_BLOCKS = 128, CHUNK = CHUNK_BLOCKS * QFMT__QK };
 
 typedef struct {
     bool quantize;
+    bool simd;             /* AVX2 loops (the same results as the scalar ones) */
     uint32_t plain_type;   /* the float side */
     uint32_t src_type, dst_type; /* float to float conversion, when k is NULL */
     const uint8_t *src;
@@ -70,8 +72,12 @@ static void run_part(part *p)
         } else if (p->quantize) {
             qfmt_convert_floats(p->plain_type, p->src + at * fs, QFMT_TYPE_F32, buf, n);
             size_t bad = n; /* first NaN or Inf */
-            for (size_t i = 0; i < n && bad == n; i++)
-                if (buf[i] - buf[i] != 0.0f) bad = i;
+            if (p->simd) {
+                bad = qfmt__first_nonfinite_avx2(buf, n);
+            } else {
+                for (size_t i = 0; i < n && bad == n; i++)
+                    if (buf[i] - buf[i] != 0.0f) bad = i;
+            }
             /* blocks before the bad value first: whichever failure comes first in element order
              * is the one reported, however the work was split */
             size_t nb = (bad == n ? n : bad - bad % QFMT__QK) / QFMT__QK;
@@ -159,6 +165,7 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
     proto.k = k;
     if (k) {
         proto.q = best ? k->quantize_best : simd ? k->quantize_avx2 : k->quantize_ref;
+        proto.simd = simd;
         proto.dq = simd ? k->dequantize_avx2 : k->dequantize_ref;
     }
 

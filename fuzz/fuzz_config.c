@@ -294,7 +294,8 @@ static void tensor(wctx *c, const char *name, uint64_t d0, uint64_t d1, uint32_t
 static void conv1d(wctx *c, const char *name)
 {
     if (c->ntransposed < sizeof c->transposed / sizeof c->transposed[0])
-        snprintf(c->transposed[c->ntransposed++], sizeof c->transposed[0], "%s", name);
+        snprintf(c->transposed[c->ntransposed++], sizeof c->transposed[0], "%.*s",
+                 (int)sizeof c->transposed[0] - 1, name);
 }
 
 /* Every weight the runtime loads for the architecture, in the shapes it expects. */

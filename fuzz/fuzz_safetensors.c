@@ -194,7 +194,7 @@ static bool fix_header_len(uint8_t *d, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *copy = malloc(size ? size : 1); /* exactly sized: ASan sees any overread */
+    uint8_t *copy = calloc(size ? size : 1, 1); /* exactly sized: ASan sees any overread */
     if (copy == NULL)
         return 0;
     if (size > 0)

@@ -202,6 +202,26 @@ Test(floats, bulk_to_f32_matches_scalar) {
     check_from16(QFMT_TYPE_BF16, qfmt_bf16_to_f32);
 }
 
+/* F16 <-> BF16 in bulk: every input, the bits of the two scalar steps through F32. */
+Test(floats, bulk_16_to_16_matches_scalar) {
+    enum { N = 65536 + 3 };
+    uint16_t *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+    cr_assert(in && out);
+    for (uint32_t i = 0; i < N; i++) in[i] = (uint16_t)(i * 40503u);
+    for (int dir = 0; dir < 2; dir++) {
+        uint32_t from = dir ? QFMT_TYPE_F16 : QFMT_TYPE_BF16, to = dir ? QFMT_TYPE_BF16 : QFMT_TYPE_F16;
+        cr_assert_eq(qfmt_convert_floats(from, in, to, out, N), QFMT_OK);
+        for (uint32_t i = 0; i < N; i++) {
+            float f = dir ? qfmt_f16_to_f32(in[i]) : qfmt_bf16_to_f32(in[i]);
+            uint16_t want = dir ? qfmt_f32_to_bf16(f) : qfmt_f32_to_f16(f);
+            cr_assert_eq(out[i], want, "%s 0x%04x to %s: bulk 0x%04x, scalar 0x%04x",
+                         qfmt_type_get_traits(from)->name, in[i], qfmt_type_get_traits(to)->name, out[i], want);
+        }
+    }
+    free(in);
+    free(out);
+}
+
 static void check_to16(uint32_t type, uint16_t (*one)(float), unsigned low_bits) {
     /* top (32 - low_bits) bits: every value; low bits: 0, 1, half - 1, half, half + 1, max */
     const uint32_t half = 1u << (low_bits - 1), lows[] = {0, 1, half - 1, half, half + 1, (half << 1) - 1};

@@ -1,8 +1,9 @@
 /*
  * cmd_convert.c - qfmt convert: a Hugging Face checkpoint (or one .safetensors file) to a qfmt
  * file, one tensor at a time: read (mapped), transpose GPT-2's Conv1D weights, convert or
- * quantize on N threads, write (optionally zstd), release the source pages. Memory stays
- * about the largest tensor times a small constant whatever the model's size.
+ * quantize on N threads, write (optionally zstd) on a thread of its own while the next tensor
+ * is converted, release the source pages. Memory stays about the largest tensor times a small
+ * constant whatever the model's size.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -11,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -301,8 +303,122 @@ typedef struct {
     uint64_t in_bytes, out_bytes, elements;
 } work;
 
+/* ---- Writing behind converting -----------------------------------------------------------
+ * One thread hashes, compresses and writes tensor i while the others convert tensor i+1 into the
+ * other buffer set, so the write (a copy into the page cache, as costly as the quantization)
+ * is hidden behind it. Only that thread uses the writer until every tensor is written. */
+
+typedef struct {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool busy, quit;
+    qfmt_tensor_desc d; /* the job: a tensor and its bytes, then the source tensor to release */
+    const void *data;
+    uint64_t size, index;
+    qfmt_writer *w;
+    const hf_model *m;
+    int rc; /* the first failure; after it nothing more is written */
+} write_thread;
+
+static void *write_main(void *arg)
+{
+    write_thread *wt = arg;
+    pthread_mutex_lock(&wt->mu);
+    for (;;) {
+        while (!wt->busy && !wt->quit) pthread_cond_wait(&wt->cv, &wt->mu);
+        if (!wt->busy) break;
+        int rc = wt->rc;
+        pthread_mutex_unlock(&wt->mu);
+        if (rc == CLI_EXIT_OK) {
+            qfmt_error e;
+            if (qfmt_writer_add_tensor(wt->w, &wt->d, wt->data, wt->size, &e) != QFMT_OK) {
+                cli_error_qfmt(&e);
+                rc = CLI_EXIT_FAILURE;
+            }
+        }
+        hf_model_release(wt->m, wt->index);
+        pthread_mutex_lock(&wt->mu);
+        wt->rc = rc;
+        wt->busy = false;
+        pthread_cond_broadcast(&wt->cv);
+    }
+    pthread_mutex_unlock(&wt->mu);
+    return NULL;
+}
+
+/* Waits until the previous job is written; returns the first failure so far. */
+static int write_wait(write_thread *wt)
+{
+    pthread_mutex_lock(&wt->mu);
+    while (wt->busy) pthread_cond_wait(&wt->cv, &wt->mu);
+    int rc = wt->rc;
+    pthread_mutex_unlock(&wt->mu);
+    return rc;
+}
+
+static int write_post(write_thread *wt, const qfmt_tensor_desc *d, const void *data, uint64_t size, uint64_t index)
+{
+    int rc = write_wait(wt);
+    if (rc != CLI_EXIT_OK) return rc;
+    pthread_mutex_lock(&wt->mu);
+    wt->d = *d;
+    wt->data = data;
+    wt->size = size;
+    wt->index = index;
+    wt->busy = true;
+    pthread_cond_broadcast(&wt->cv);
+    pthread_mutex_unlock(&wt->mu);
+    return CLI_EXIT_OK;
+}
+
+static bool write_start(write_thread *wt, qfmt_writer *w, const hf_model *m)
+{
+    memset(wt, 0, sizeof *wt);
+    wt->w = w;
+    wt->m = m;
+    pthread_mutex_init(&wt->mu, NULL);
+    pthread_cond_init(&wt->cv, NULL);
+    if (pthread_create(&wt->tid, NULL, write_main, wt) != 0) {
+        pthread_mutex_destroy(&wt->mu);
+        pthread_cond_destroy(&wt->cv);
+        return false;
+    }
+    return true;
+}
+
+/* The source checksums (metadata source.xxh3), read on a thread of their own meanwhile. */
+typedef struct {
+    hf_model *m;
+    qfmt_error e;
+    qfmt_status s;
+} checksum_job;
+
+static void *checksum_main(void *arg)
+{
+    checksum_job *j = arg;
+    j->s = hf_model_checksum(j->m, &j->e);
+    return NULL;
+}
+
+/* Lets the last job finish and ends the thread; returns the first failure. */
+static int write_stop(write_thread *wt)
+{
+    int rc = write_wait(wt);
+    pthread_mutex_lock(&wt->mu);
+    wt->quit = true;
+    pthread_cond_broadcast(&wt->cv);
+    pthread_mutex_unlock(&wt->mu);
+    pthread_join(wt->tid, NULL);
+    pthread_mutex_destroy(&wt->mu);
+    pthread_cond_destroy(&wt->cv);
+    return rc;
+}
+
+/* Converts tensor i into wk's buffers and hands it to the write thread (wk must not be
+ * reused until that write is done: the caller alternates two sets). */
 static int convert_one(const hf_model *m, uint64_t i, const options *o, const convert_policy *pol,
-                       const char *model_type, qfmt_writer *w, work *wk, char ***transposed,
+                       const char *model_type, write_thread *wt, work *wk, char ***transposed,
                        uint64_t *ntransposed)
 {
     qfmt_error e;
@@ -354,14 +470,9 @@ static int convert_one(const hf_model *m, uint64_t i, const options *o, const co
             src = wk->b;
         }
     }
-    if (qfmt_writer_add_tensor(w, &d, src, out_size, &e) != QFMT_OK) {
-        cli_error_qfmt(&e);
-        return CLI_EXIT_FAILURE;
-    }
     wk->in_bytes += t.size;
     wk->elements += t.nelements;
-    hf_model_release(m, i);
-    return CLI_EXIT_OK;
+    return write_post(wt, &d, src, out_size, i); /* releases the source tensor once written */
 oom:
     cli_error("%s: tensor '%s': out of memory", o->src, t.name);
     return CLI_EXIT_FAILURE;
@@ -398,8 +509,9 @@ int cmd_convert(int argc, char **argv)
     convert_policy pol = {o.type, o.keep, o.nkeep, o.quant, o.nquant};
     qfmt_write_opts wo = {NULL, 0, false};
     qfmt_writer *w = NULL;
-    work wk;
-    memset(&wk, 0, sizeof wk);
+    work wk[2]; /* one set being written, the other being filled */
+    memset(wk, 0, sizeof wk);
+    write_thread wt;
     char **transposed = NULL;
     uint64_t ntransposed = 0;
     bool show = isatty(STDERR_FILENO);
@@ -409,13 +521,27 @@ int cmd_convert(int argc, char **argv)
         rc = CLI_EXIT_FAILURE;
     }
     if (rc == CLI_EXIT_OK) guard_temp_file(qfmt_writer_temp_path(w));
-    uint64_t in_total = 0;
-    for (uint64_t i = 0; rc == CLI_EXIT_OK && i < m.ntensors; i++) {
-        rc = convert_one(&m, i, &o, &pol, model_type, w, &wk, &transposed, &ntransposed);
-        in_total = wk.in_bytes;
-        if (show) progress(i + 1, m.ntensors, in_total, m.total_bytes, t0);
+    checksum_job cj = {&m, {0}, QFMT_OK};
+    pthread_t ctid;
+    bool checksumming = rc == CLI_EXIT_OK && pthread_create(&ctid, NULL, checksum_main, &cj) == 0;
+    if (rc == CLI_EXIT_OK && !checksumming) checksum_main(&cj); /* no thread to be had: here */
+    if (rc == CLI_EXIT_OK && !write_start(&wt, w, &m)) {
+        cli_error("%s: cannot start a thread", o.out);
+        rc = CLI_EXIT_FAILURE;
+    } else if (rc == CLI_EXIT_OK) {
+        for (uint64_t i = 0; rc == CLI_EXIT_OK && i < m.ntensors; i++) {
+            rc = convert_one(&m, i, &o, &pol, model_type, &wt, &wk[i % 2], &transposed, &ntransposed);
+            if (show) progress(i + 1, m.ntensors, wk[0].in_bytes + wk[1].in_bytes, m.total_bytes, t0);
+        }
+        int wrc = write_stop(&wt);
+        if (rc == CLI_EXIT_OK) rc = wrc;
     }
     if (show) fputc('\n', stderr);
+    if (checksumming) pthread_join(ctid, NULL);
+    if (rc == CLI_EXIT_OK && cj.s != QFMT_OK) {
+        cli_error_qfmt(&cj.e);
+        rc = CLI_EXIT_FAILURE;
+    }
     if (rc == CLI_EXIT_OK &&
         put_metadata(w, &m, &o, (const char *const *)transposed, ntransposed, &e) != QFMT_OK) {
         cli_error_qfmt(&e);
@@ -435,15 +561,20 @@ int cmd_convert(int argc, char **argv)
         printf("converted %" PRIu64 " tensors: %" PRIu64 " bytes in, %" PRIu64
                " bytes out (data %" PRIu64 "), %.3f bits/weight, %.2f s, %.0f MB/s\n",
                m.ntensors, m.total_bytes, fi.file_size, fi.data_size,
-               wk.elements ? 8.0 * (double)fi.data_size / (double)wk.elements : 0.0, dt,
+               wk[0].elements + wk[1].elements
+                   ? 8.0 * (double)fi.data_size / (double)(wk[0].elements + wk[1].elements)
+                   : 0.0,
+               dt,
                dt > 0 ? (double)m.total_bytes / dt / 1e6 : 0.0);
     }
     guard_temp_file(NULL);
     qfmt_writer_free(w); /* removes the temporary file unless finished */
     for (uint64_t i = 0; i < ntransposed; i++) free(transposed[i]);
     free(transposed);
-    free(wk.a);
-    free(wk.b);
+    for (int k = 0; k < 2; k++) {
+        free(wk[k].a);
+        free(wk[k].b);
+    }
     hf_model_close(&m);
     free(o.keep);
     free(o.quant);

@@ -102,9 +102,11 @@ static qfmt_status add_shard(hf_model *m, const char *path, qfmt_error *err)
         return fail(err, QFMT_E_NOMEM, 0, path, "out of memory%s", "");
     }
     m->nshards++;
-    qfmt_status st = qfmt_checksum_file(path, &sh->size, &sh->xxh3, err);
-    if (st == QFMT_OK) st = qfmt_st_open(&sh->st, path, NULL, err);
-    if (st == QFMT_OK) m->total_bytes += sh->size;
+    qfmt_status st = qfmt_st_open(&sh->st, path, NULL, err);
+    if (st == QFMT_OK) {
+        sh->size = qfmt_st_file_size(sh->st);
+        m->total_bytes += sh->size;
+    }
     return st;
 }
 
@@ -225,6 +227,18 @@ void hf_model_close(hf_model *m)
 qfmt_status hf_model_tensor(const hf_model *m, uint64_t i, qfmt_st_tensor *out, qfmt_error *err)
 {
     return qfmt_st_get(m->shards[m->tensors[i].shard].st, m->tensors[i].index, out, err);
+}
+
+qfmt_status hf_model_checksum(hf_model *m, qfmt_error *err)
+{
+    for (uint32_t k = 0; k < m->nshards; k++) {
+        uint64_t size = 0;
+        qfmt_status st = qfmt_checksum_file(m->shards[k].path, &size, &m->shards[k].xxh3, err);
+        if (st != QFMT_OK) return st;
+        if (size != m->shards[k].size)
+            return fail(err, QFMT_E_IO, 0, m->shards[k].path, "changed size while being converted%s", "");
+    }
+    return QFMT_OK;
 }
 
 void hf_model_release(const hf_model *m, uint64_t i)

@@ -17,7 +17,7 @@ typedef struct {
     char *path;        /* as opened */
     char *name;        /* file name without directory */
     uint64_t size;
-    uint64_t xxh3;     /* of the whole file */
+    uint64_t xxh3;     /* of the whole file, once hf_model_checksum has run */
     qfmt_st_file *st;
 } hf_shard;
 
@@ -44,6 +44,9 @@ void hf_model_close(hf_model *m);
 
 /* Tensor i of the model. */
 qfmt_status hf_model_tensor(const hf_model *m, uint64_t i, qfmt_st_tensor *out, qfmt_error *err);
+/* Fills each shard's xxh3 (a read of every file, in bounded memory); may run on a thread of
+ * its own while tensors are read, as it touches nothing else. */
+qfmt_status hf_model_checksum(hf_model *m, qfmt_error *err);
 /* Releases tensor i's pages after use (bounded memory). */
 void hf_model_release(const hf_model *m, uint64_t i);
 

@@ -124,6 +124,16 @@ qfmt_status qfmt_convert_floats(uint32_t src_type, const void *src, uint32_t dst
             else qfmt__f32_to_f16_avx2(src, d, n);
             return QFMT_OK;
         }
+        /* F16 <-> BF16: through F32 a chunk at a time, the scalar path's own two steps */
+        float buf[1024];
+        for (size_t at = 0; at < n; at += 1024) {
+            size_t k = n - at < 1024 ? n - at : 1024;
+            if (src_type == QFMT_TYPE_BF16) qfmt__bf16_to_f32_avx2(s + 2 * at, buf, k);
+            else qfmt__f16_to_f32_avx2(s + 2 * at, buf, k);
+            if (dst_type == QFMT_TYPE_BF16) qfmt__f32_to_bf16_avx2(buf, d + 2 * at, k);
+            else qfmt__f32_to_f16_avx2(buf, d + 2 * at, k);
+        }
+        return QFMT_OK;
     }
     for (size_t i = 0; i < n; i++) store(dst_type, d, i, load(src_type, s, i));
     return QFMT_OK;

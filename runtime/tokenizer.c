@@ -299,7 +299,9 @@ static void merge_put(qfmt_tokenizer *t, int32_t a, int32_t b, uint32_t rank, in
 
 static int arena_add(qfmt_tokenizer *t, const char *s, size_t n, uint32_t *off) {
     if (n > UINT32_MAX - t->arena_len) return -1;
-    if (t->arena_len + n > t->arena_cap) {
+    /* Allocated even for an empty first string ("" is a valid vocab key): offsets are used as
+     * t->arena + off, which must not be arithmetic on a null pointer. */
+    if (!t->arena || t->arena_len + n > t->arena_cap) {
         size_t cap = t->arena_cap ? t->arena_cap : 4096;
         while (cap < t->arena_len + n) cap *= 2;
         if (cap > (size_t)UINT32_MAX + 1) cap = (size_t)UINT32_MAX + 1;

@@ -7,10 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-void qfmt__bf16_to_f32_avx2(const uint8_t *src, float *dst, size_t n);
-void qfmt__f16_to_f32_avx2(const uint8_t *src, float *dst, size_t n);
-void qfmt__f32_to_bf16_avx2(const float *src, uint8_t *dst, size_t n);
-void qfmt__f32_to_f16_avx2(const float *src, uint8_t *dst, size_t n);
+/* Pointers need no alignment: qfmt_convert_floats takes any. */
+void qfmt__bf16_to_f32_avx2(const void *src, void *dst, size_t n);
+void qfmt__f16_to_f32_avx2(const void *src, void *dst, size_t n);
+void qfmt__f32_to_bf16_avx2(const void *src, void *dst, size_t n);
+void qfmt__f32_to_f16_avx2(const void *src, void *dst, size_t n);
 /* Index of the first NaN or infinity in x[0..n), or n. */
 size_t qfmt__first_nonfinite_avx2(const float *x, size_t n);
 

@@ -14,26 +14,41 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-AVX2 void qfmt__bf16_to_f32_avx2(const uint8_t *src, float *dst, size_t n)
+/* The scalar steps for the tails, through memcpy: no alignment is assumed. */
+static inline uint16_t get16(const uint8_t *p, size_t i) { return (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)); }
+static inline float getf(const uint8_t *p, size_t i)
 {
+    float f;
+    memcpy(&f, p + 4 * i, 4);
+    return f;
+}
+static inline void put16(uint8_t *p, size_t i, uint16_t h) { memcpy(p + 2 * i, &h, 2); }
+static inline void putf(uint8_t *p, size_t i, float f) { memcpy(p + 4 * i, &f, 4); }
+#define LOAD128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+
+AVX2 void qfmt__bf16_to_f32_avx2(const void *src_, void *dst_, size_t n)
+{
+    const uint8_t *src = src_;
+    uint8_t *dst = dst_;
     const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
     const __m256i quiet = _mm256_set1_epi32(0x400000);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256i x = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i))), 16);
+        __m256i x = _mm256_slli_epi32(_mm256_cvtepu16_epi32(LOAD128(src + 2 * i)), 16);
         __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs), inf);
         x = _mm256_or_si256(x, _mm256_and_si256(nan, quiet));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(x));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + 4 * i), x);
     }
-    for (; i < n; i++) dst[i] = qfmt_bf16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    for (; i < n; i++) putf(dst, i, qfmt_bf16_to_f32(get16(src, i)));
 }
 
-AVX2 void qfmt__f16_to_f32_avx2(const uint8_t *src, float *dst, size_t n)
+AVX2 void qfmt__f16_to_f32_avx2(const void *src_, void *dst_, size_t n)
 {
+    const uint8_t *src = src_;
+    uint8_t *dst = dst_;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i))));
-    for (; i < n; i++) dst[i] = qfmt_f16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps((float *)(void *)(dst + 4 * i), _mm256_cvtph_ps(LOAD128(src + 2 * i)));
+    for (; i < n; i++) putf(dst, i, qfmt_f16_to_f32(get16(src, i)));
 }
 
 /* 8 int32 lanes holding 16-bit values -> 8 packed uint16. */
@@ -43,35 +58,34 @@ AVX2 static inline __m128i narrow16(__m256i v)
     return _mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08));
 }
 
-AVX2 void qfmt__f32_to_bf16_avx2(const float *src, uint8_t *dst, size_t n)
+AVX2 void qfmt__f32_to_bf16_avx2(const void *src_, void *dst_, size_t n)
 {
+    const uint8_t *src = src_;
+    uint8_t *dst = dst_;
     const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
     const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF), qbit = _mm256_set1_epi32(0x40);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256i x = _mm256_castps_si256(_mm256_loadu_ps(src + i));
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(src + 4 * i));
         __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs), inf);
         __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
         __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(x, bias), odd), 16);
         __m256i q = _mm256_or_si256(_mm256_srli_epi32(x, 16), qbit);
         _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i), narrow16(_mm256_blendv_epi8(r, q, nan)));
     }
-    for (; i < n; i++) {
-        uint16_t h = qfmt_f32_to_bf16(src[i]);
-        memcpy(dst + 2 * i, &h, 2);
-    }
+    for (; i < n; i++) put16(dst, i, qfmt_f32_to_bf16(getf(src, i)));
 }
 
-AVX2 void qfmt__f32_to_f16_avx2(const float *src, uint8_t *dst, size_t n)
+AVX2 void qfmt__f32_to_f16_avx2(const void *src_, void *dst_, size_t n)
 {
+    const uint8_t *src = src_;
+    uint8_t *dst = dst_;
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    for (; i < n; i++) {
-        uint16_t h = qfmt_f32_to_f16(src[i]);
-        memcpy(dst + 2 * i, &h, 2);
-    }
+                         _mm256_cvtps_ph(_mm256_loadu_ps((const float *)(const void *)(src + 4 * i)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) put16(dst, i, qfmt_f32_to_f16(getf(src, i)));
 }
 
 AVX2 size_t qfmt__first_nonfinite_avx2(const float *x, size_t n)
@@ -92,19 +106,19 @@ AVX2 size_t qfmt__first_nonfinite_avx2(const float *x, size_t n)
 
 #else /* no x86: never called (qfmt__cpu_has_avx2() is 0); scalar for completeness */
 
-void qfmt__bf16_to_f32_avx2(const uint8_t *src, float *dst, size_t n)
+void qfmt__bf16_to_f32_avx2(const void *src, void *dst, size_t n)
 {
     qfmt_convert_floats(QFMT_TYPE_BF16, src, QFMT_TYPE_F32, dst, n);
 }
-void qfmt__f16_to_f32_avx2(const uint8_t *src, float *dst, size_t n)
+void qfmt__f16_to_f32_avx2(const void *src, void *dst, size_t n)
 {
     qfmt_convert_floats(QFMT_TYPE_F16, src, QFMT_TYPE_F32, dst, n);
 }
-void qfmt__f32_to_bf16_avx2(const float *src, uint8_t *dst, size_t n)
+void qfmt__f32_to_bf16_avx2(const void *src, void *dst, size_t n)
 {
     qfmt_convert_floats(QFMT_TYPE_F32, src, QFMT_TYPE_BF16, dst, n);
 }
-void qfmt__f32_to_f16_avx2(const float *src, uint8_t *dst, size_t n)
+void qfmt__f32_to_f16_avx2(const void *src, void *dst, size_t n)
 {
     qfmt_convert_floats(QFMT_TYPE_F32, src, QFMT_TYPE_F16, dst, n);
 }

@@ -240,7 +240,9 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
     if (!h->vocab || !h->d || !h->layers || !h->heads || !h->kv_heads || !h->head_dim || !h->ffn || !h->ctx ||
         h->vocab > lim || h->d > lim || h->layers > 4096 || h->heads > 4096 || h->ffn > lim || h->ctx > lim ||
         h->head_dim > 65536 || h->heads % h->kv_heads != 0 ||
-        (h->arch != QFMT_ARCH_LLAMA && h->heads * h->head_dim != h->d) || (h->head_dim % 2) != 0)
+        /* GPT-2 and BERT have neither grouped KV heads nor a head_dim of their own */
+        (h->arch != QFMT_ARCH_LLAMA && (h->heads * h->head_dim != h->d || h->kv_heads != h->heads)) ||
+        (h->head_dim % 2) != 0)
         return qfmt__msg(msg, cap,
                          "%s: hyperparameters do not describe a usable model (d %llu, heads %llu, kv heads %llu, "
                          "head_dim %llu, layers %llu)",

@@ -6,9 +6,11 @@
  * Two matrix-product paths: exact (each weight row decoded to fp32 on the fly, fp32 products)
  * reproduces transformers on the dequantized weights; fast (activations quantized to 8-bit
  * blocks, exact integer dot products against every block type, F16/BF16 rows read directly)
- * is what a runtime would ship. The fast path's kernels (runtime/gemm.h: scalar, AVX2, AVX-512
- * VNNI) give the same bits whatever the CPU, the thread count or how a sequence is split into
- * calls, so incremental decoding reproduces a whole-sequence pass exactly.
+ * is what a runtime would ship. For block types the fast path's kernels (runtime/gemm.h:
+ * scalar, AVX2, AVX-512 VNNI) give the same bits whatever the CPU, the thread count or how a
+ * sequence is split into calls, so incremental decoding reproduces a whole-sequence pass
+ * exactly; F16/BF16 weights take a one-row dot for one token and 4-row tiles for more, which
+ * round differently (within fp32 noise).
  */
 #ifndef QFMT_RUNTIME_MODEL_H
 #define QFMT_RUNTIME_MODEL_H

@@ -5,6 +5,8 @@
  * checks it on the CPU it runs on): exact integer sums within a block, then the reference's
  * fp32 steps in the reference's order, vectorised across weight rows instead of within one. */
 #define _POSIX_C_SOURCE 200809L
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,7 +110,19 @@ AVX2 void act_quantize_avx2(const float *x, size_t n, xblock *out)
         __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        /* as the reference: NaN or Inf anywhere poisons the block, a tiny block counts as zero */
+        const __m256i expo = _mm256_set1_epi32(0x7F800000);
+#define NONFINITE(v) _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), expo), expo)
+        int bad = _mm256_movemask_epi8(_mm256_or_si256(_mm256_or_si256(NONFINITE(v0), NONFINITE(v1)),
+                                                       _mm256_or_si256(NONFINITE(v2), NONFINITE(v3))));
+#undef NONFINITE
+        float amax = _mm_cvtss_f32(h), d = bad ? NAN : amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        if (bad || !(id <= FLT_MAX)) {
+            memset(out[b].q, 0, sizeof out[b].q);
+            out[b].d = out[b].s = bad ? NAN : 0.0f;
+            out[b].sum = 0;
+            continue;
+        }
         const __m256 mul = _mm256_set1_ps(id);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), RND));
         __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), RND));

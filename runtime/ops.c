@@ -71,12 +71,24 @@ float qfmt_dot(const float *a, const float *b, size_t n)
 
 /* ---- Fast path: 8-bit activations, scalar reference (gemm.h) ---------------------------- */
 
+/* A block holding a NaN or an infinity gives d = NaN and no codes, so the products it enters
+ * are NaN at every level; a block so small that 1/d overflows counts as zero. */
 void act_quantize_scalar(const float *x, size_t n, xblock *out)
 {
     for (size_t b = 0; b < n / QFMT__QK; b++, x += QFMT__QK) {
         float amax = 0.0f;
-        for (int j = 0; j < QFMT__QK; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        bool finite = true;
+        for (int j = 0; j < QFMT__QK; j++) {
+            finite = finite && isfinite(x[j]);
+            amax = fmaxf(amax, fabsf(x[j]));
+        }
+        float d = finite ? amax / 127.0f : NAN, id = d != 0.0f ? 1.0f / d : 0.0f;
+        if (!finite || !isfinite(id)) {
+            memset(out[b].q, 0, sizeof out[b].q);
+            out[b].d = out[b].s = finite ? 0.0f : NAN;
+            out[b].sum = 0;
+            continue;
+        }
         int32_t sum = 0;
         for (int j = 0; j < QFMT__QK; j++) {
             out[b].q[j] = (int8_t)nearbyintf(x[j] * id); /* half to even, as the SIMD rounding */
@@ -174,45 +186,46 @@ static void mm_exact(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
     const qmat *w = j->w;
-    float *row = w->type == QFMT_TYPE_F32 ? NULL : malloc(w->cols * sizeof *row);
+    bool decode = w->type != QFMT_TYPE_F32;
+    float *row = decode ? malloc(w->cols * sizeof *row) : NULL;
     for (size_t r = begin; r < end; r++) {
+        float b = j->bias ? j->bias[r] : 0.0f;
+        if (decode && !row) { /* no memory for a row: NaN out rather than read the wrong bytes */
+            for (size_t t = 0; t < j->T; t++) j->y[t * w->rows + r] = NAN;
+            continue;
+        }
         const float *wr = (const float *)(const void *)(w->data + r * w->row_bytes);
         if (row) {
             qmat_row(w, r, row);
             wr = row;
         }
-        float b = j->bias ? j->bias[r] : 0.0f;
         for (size_t t = 0; t < j->T; t++) j->y[t * w->rows + r] = qfmt_dot(wr, j->x + t * w->cols, w->cols) + b;
     }
     free(row);
 }
 
-/* Fast path, float weights: one row against one token straight from F16/BF16; several tokens
- * against rows decoded four at a time, each activation load serving four rows. */
+/* Fast path, float weights (F16, BF16): one row against one token straight from the map;
+ * several tokens against rows decoded four at a time, each activation load serving four rows. */
 static void mm_float_fast(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
     const qmat *w = j->w;
     size_t n = w->cols;
-    if (j->T == 1 && w->type != QFMT_TYPE_F32) {
+    float *rows = j->T == 1 ? NULL : malloc(4 * n * sizeof *rows);
+    if (!rows) { /* one token, or no memory for decoded rows: a dot per row and token */
         float (*dot)(const uint8_t *, const float *, size_t) =
             w->type == QFMT_TYPE_F16 ? dot_f16_avx2 : dot_bf16_avx2;
         for (size_t r = begin; r < end; r++)
-            j->y[r] = dot(w->data + r * w->row_bytes, j->x, n) + (j->bias ? j->bias[r] : 0.0f);
+            for (size_t t = 0; t < j->T; t++)
+                j->y[t * w->rows + r] = dot(w->data + r * w->row_bytes, j->x + t * n, n) + (j->bias ? j->bias[r] : 0.0f);
         return;
     }
-    float *rows = w->type == QFMT_TYPE_F32 ? NULL : malloc(4 * n * sizeof *rows);
     for (size_t r = begin; r < end; r += 4) {
         size_t nr = end - r < 4 ? end - r : 4;
         const float *wr[4];
         for (size_t i = 0; i < 4; i++) {
-            size_t ri = r + (i < nr ? i : 0);
-            if (rows) {
-                if (i < nr) qmat_row(w, ri, rows + i * n);
-                wr[i] = rows + (i < nr ? i : 0) * n;
-            } else {
-                wr[i] = (const float *)(const void *)(w->data + ri * w->row_bytes);
-            }
+            if (i < nr) qmat_row(w, r + i, rows + i * n);
+            wr[i] = rows + (i < nr ? i : 0) * n;
         }
         for (size_t t = 0; t < j->T; t++) {
             float out[4];

@@ -41,20 +41,25 @@ struct qfmt_pool {
     void (*fn)(void *, size_t, size_t);
     void *ctx;
     size_t total;
-    atomic_size_t nchunks;
-    atomic_uint_fast64_t claim; /* job id << 32 | next chunk to hand out */
+    atomic_uint_fast64_t claim; /* see claim_word */
     atomic_size_t done;         /* chunks finished */
 };
 
+/* The claim word: job id (32 bits) | chunk count (16) | next chunk (16). The count travels
+ * with the job id, so a thread still looking at a finished job can never take a chunk of the
+ * next one (nor reopen its own with the next job's count). */
+static inline uint64_t claim_word(uint32_t job, size_t nch) { return (uint64_t)job << 32 | (uint64_t)nch << 16; }
+
 /* Takes the next chunk of job `job`; false when that job has none left (or is over). */
-static bool claim_chunk(qfmt_pool *p, uint32_t job, size_t *chunk)
+static bool claim_chunk(qfmt_pool *p, uint32_t job, size_t *chunk, size_t *nch)
 {
     uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
     for (;;) {
-        if ((uint32_t)(v >> 32) != job || (v & 0xFFFFFFFFu) >= atomic_load_explicit(&p->nchunks, memory_order_relaxed))
-            return false;
+        size_t count = (size_t)(v >> 16 & 0xFFFFu), next = (size_t)(v & 0xFFFFu);
+        if ((uint32_t)(v >> 32) != job || next >= count) return false;
         if (atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel, memory_order_acquire)) {
-            *chunk = (size_t)(v & 0xFFFFFFFFu);
+            *chunk = next;
+            *nch = count;
             return true;
         }
     }
@@ -63,9 +68,8 @@ static bool claim_chunk(qfmt_pool *p, uint32_t job, size_t *chunk)
 /* Runs chunks of job `job` until none is left. */
 static void work(qfmt_pool *p, uint32_t job)
 {
-    size_t c;
-    while (claim_chunk(p, job, &c)) {
-        size_t nch = atomic_load_explicit(&p->nchunks, memory_order_relaxed);
+    size_t c, nch;
+    while (claim_chunk(p, job, &c, &nch)) {
         size_t b = p->total * c / nch, e = p->total * (c + 1) / nch;
         if (b < e) p->fn(p->ctx, b, e);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
@@ -111,7 +115,6 @@ qfmt_pool *qfmt_pool_new(unsigned threads)
     atomic_init(&p->gen, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->quit, false);
-    atomic_init(&p->nchunks, 0);
     atomic_init(&p->claim, 0);
     atomic_init(&p->done, 0);
     p->tid = calloc(p->n, sizeof *p->tid);
@@ -152,14 +155,14 @@ void qfmt_pool_for(qfmt_pool *p, size_t n, void (*fn)(void *, size_t, size_t), v
     }
     size_t nch = (size_t)p->n * CHUNKS_PER_THREAD;
     if (nch > n) nch = n;
+    if (nch > 0xFFFF) nch = 0xFFFF;
     /* The previous job is over (all its chunks done), so no thread reads these fields now. */
     p->fn = fn;
     p->ctx = ctx;
     p->total = n;
-    atomic_store_explicit(&p->nchunks, nch, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     uint32_t job = (uint32_t)(atomic_load_explicit(&p->gen, memory_order_relaxed) + 1);
-    atomic_store_explicit(&p->claim, (uint64_t)job << 32, memory_order_release);
+    atomic_store_explicit(&p->claim, claim_word(job, nch), memory_order_release);
     atomic_fetch_add(&p->gen, 1); /* seq_cst: ordered before the sleepers check */
     if (atomic_load(&p->sleepers)) {
         pthread_mutex_lock(&p->mu); /* a sleeper checks gen under the lock: no lost wake-up */

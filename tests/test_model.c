@@ -898,6 +898,49 @@ Test(kernels, products_match_reference) {
     free(w), free(x), free(bias), free(ref), free(got), free(one), free(wd), free(q);
 }
 
+/* Activation blocks holding a NaN or an infinity make every product they enter NaN, and blocks
+ * too small to scale (|x| ~ 1e-38) count as zero, alike at every level and for one activation
+ * row or many (the scalar reference used to cast NaN to int8: undefined behaviour). */
+Test(kernels, nonfinite_and_tiny_activations) {
+    enum { R = 9, T = 9, COLS = 96 };
+    uint64_t s = 0x6E616E;
+    float w[R * COLS], x[T * COLS], bias[R], y[T * R], one[R];
+    fill_w(w, R * COLS, W_NORMAL, &s);
+    fill_x(x, T * COLS, X_NORMAL, &s);
+    for (size_t r = 0; r < R; r++) bias[r] = rnd_sym(&s);
+    x[2 * COLS + 5] = NAN;                                    /* row 2, block 0 */
+    x[3 * COLS + 40] = INFINITY;                              /* row 3, block 1 */
+    for (size_t c = 0; c < COLS; c++) x[4 * COLS + c] = 1e-38f * rnd_sym(&s); /* row 4: tiny */
+    uint8_t q[R * COLS * 2];
+    for (size_t k = 0; k < NKTYPES; k++) {
+        uint64_t qsz;
+        qfmt_error e;
+        cr_assert_eq(qfmt_type_size(KTYPES[k].type, R * COLS, &qsz), QFMT_OK);
+        TH_OKE(qfmt_quantize(KTYPES[k].type, q, qsz, QFMT_TYPE_F32, w, R, COLS, NULL, &e), e);
+        qmat m = make_qmat(KTYPES[k].type, q, R, COLS);
+        for (int level = 0; level < LEVEL_COUNT; level++) {
+            if (qfmt__qmat_mul_fast_at(&m, bias, x, T, y, level) != 0) continue;
+            for (size_t t = 0; t < T; t++) {
+                cr_assert_eq(qfmt__qmat_mul_fast_at(&m, bias, x + t * COLS, 1, one, level), 0);
+                for (size_t r = 0; r < R; r++) {
+                    float g = y[t * R + r];
+                    if (t == 2 || t == 3) {
+                        cr_assert(isnan(g) && isnan(one[r]), "%s %s: row %zu with a non-finite activation gives %g / %g",
+                                  KTYPES[k].name, LEVEL_NAMES[level], t, g, one[r]);
+                    } else if (t == 4) {
+                        cr_assert_eq(f2u(g), f2u(bias[r]), "%s %s: tiny activations give %.9g, want the bias %.9g",
+                                     KTYPES[k].name, LEVEL_NAMES[level], g, bias[r]);
+                    } else {
+                        cr_assert(isfinite(g), "%s %s: y[%zu][%zu] = %g", KTYPES[k].name, LEVEL_NAMES[level], t, r, g);
+                        cr_assert_eq(f2u(g), f2u(one[r]), "%s %s: y[%zu][%zu] differs from the one-row product",
+                                     KTYPES[k].name, LEVEL_NAMES[level], t, r);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* ---- Bad input --------------------------------------------------------------------------- */
 
 static int forward_msg(tm_model *M, const int32_t *ids, size_t T, char *msg, size_t cap) {

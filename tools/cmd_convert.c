@@ -445,7 +445,8 @@ static int convert_one(const hf_model *m, uint64_t i, const options *o, const co
         char **tp = realloc(*transposed, (*ntransposed + 1) * sizeof *tp);
         if (!tp) goto oom;
         *transposed = tp;
-        tp[(*ntransposed)++] = strdup(t.name);
+        if (!(tp[*ntransposed] = strdup(t.name))) goto oom;
+        (*ntransposed)++;
     }
     const char *note = NULL;
     d.type = policy_type(pol, t.name, t.type, d.ndim, d.dims, &note);

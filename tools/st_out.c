@@ -54,12 +54,14 @@ static char *header(const st_out_tensor *t, size_t n, uint64_t *total)
     bool ok = hdr && meta && cJSON_AddStringToObject(meta, "format", "pt") && cJSON_AddItemToObject(hdr, "__metadata__", meta);
     if (!ok) cJSON_Delete(meta);
     uint64_t at = 0;
+    bool type_error = false;
     for (size_t i = 0; ok && i < n; i++) {
         uint64_t nel = 1, size;
         for (uint32_t d = 0; d < t[i].ndim; d++) nel *= t[i].dims[d];
         const char *dt = st_out_dtype(t[i].type);
         if (!dt || qfmt_type_size(t[i].type, nel, &size) != QFMT_OK) {
             cli_error("tensor '%s': its type cannot be written to safetensors", t[i].name);
+            type_error = true;
             ok = false;
             break;
         }
@@ -80,6 +82,7 @@ static char *header(const st_out_tensor *t, size_t n, uint64_t *total)
     }
     char *json = ok ? cJSON_PrintUnformatted(hdr) : NULL;
     cJSON_Delete(hdr);
+    if (!json && !type_error) cli_error("out of memory building the safetensors header");
     *total = at;
     return json;
 }

@@ -48,8 +48,8 @@ void gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1
 /* Float weights (F16, BF16) against fp32 activations, one row: sum_k w[k] x[k]. */
 float dot_f16_avx2(const uint8_t *w, const float *x, size_t n);
 float dot_bf16_avx2(const uint8_t *w, const float *x, size_t n);
-/* Four fp32 rows against one fp32 vector: out[i] = sum_k w[i][k] x[k]. */
-void dot4_avx2(const float *w0, const float *w1, const float *w2, const float *w3, const float *x, size_t n,
-               float out[4]);
+/* Float weights (F16, BF16) against T fp32 activation rows, rows [r0, r1): y as above. */
+void gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias);
 
 #endif

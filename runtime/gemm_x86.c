@@ -489,27 +489,65 @@ AVX2 static INLINE __m256 load_bf16(const uint8_t *p)
 DOT_HALF(dot_f16_avx2, load_f16, qfmt_f16_to_f32)
 DOT_HALF(dot_bf16_avx2, load_bf16, qfmt_bf16_to_f32)
 
-AVX2 void dot4_avx2(const float *w0, const float *w1, const float *w2, const float *w3, const float *x, size_t n,
-                    float out[4])
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 xv = _mm256_loadu_ps(x + i);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+/* Float weights, several activation rows: tiles of 4 rows x up to 2 activation rows, each pair
+ * with an accumulator of its own over the columns in order, weights converted once per tile. */
+#define GEMM_HALF(NAME, LOAD, SCALAR)                                                                        \
+    AVX2 static INLINE void NAME##_tile(const uint8_t *const wr[4], const float *const xr[2], size_t n,      \
+                                        int nt, float out[4][2])                                             \
+    {                                                                                                        \
+        __m256 acc[4][2];                                                                                    \
+        for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();                            \
+        size_t k = 0;                                                                                        \
+        for (; k + 8 <= n; k += 8) {                                                                         \
+            __m256 w0 = LOAD(wr[0] + 2 * k), w1 = LOAD(wr[1] + 2 * k), w2 = LOAD(wr[2] + 2 * k),              \
+                   w3 = LOAD(wr[3] + 2 * k);                                                                 \
+            for (int j = 0; j < nt; j++) {                                                                   \
+                __m256 x = _mm256_loadu_ps(xr[j] + k);                                                       \
+                acc[0][j] = _mm256_fmadd_ps(w0, x, acc[0][j]);                                               \
+                acc[1][j] = _mm256_fmadd_ps(w1, x, acc[1][j]);                                               \
+                acc[2][j] = _mm256_fmadd_ps(w2, x, acc[2][j]);                                               \
+                acc[3][j] = _mm256_fmadd_ps(w3, x, acc[3][j]);                                               \
+            }                                                                                                \
+        }                                                                                                    \
+        for (int i = 0; i < 4; i++)                                                                          \
+            for (int j = 0; j < nt; j++) {                                                                   \
+                float s = hsum_ps(acc[i][j]);                                                                \
+                for (size_t c = k; c < n; c++)                                                               \
+                    s += SCALAR((uint16_t)(wr[i][2 * c] | (wr[i][2 * c + 1] << 8))) * xr[j][c];              \
+                out[i][j] = s;                                                                               \
+            }                                                                                                \
+    }                                                                                                        \
+    AVX2 static void NAME##_1(const uint8_t *const wr[4], const float *const xr[2], size_t n, float out[4][2]) \
+    {                                                                                                        \
+        NAME##_tile(wr, xr, n, 1, out);                                                                      \
+    }                                                                                                        \
+    AVX2 static void NAME##_2(const uint8_t *const wr[4], const float *const xr[2], size_t n, float out[4][2]) \
+    {                                                                                                        \
+        NAME##_tile(wr, xr, n, 2, out);                                                                      \
     }
-    out[0] = hsum_ps(a0);
-    out[1] = hsum_ps(a1);
-    out[2] = hsum_ps(a2);
-    out[3] = hsum_ps(a3);
-    for (; i < n; i++) {
-        out[0] += w0[i] * x[i];
-        out[1] += w1[i] * x[i];
-        out[2] += w2[i] * x[i];
-        out[3] += w3[i] * x[i];
+GEMM_HALF(f16, load_f16, qfmt_f16_to_f32)
+GEMM_HALF(bf16, load_bf16, qfmt_bf16_to_f32)
+
+typedef void (*half_tile_fn)(const uint8_t *const wr[4], const float *const xr[2], size_t n, float out[4][2]);
+
+void gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias)
+{
+    bool f16 = w->type == QFMT_TYPE_F16;
+    half_tile_fn fn[2] = {f16 ? f16_1 : bf16_1, f16 ? f16_2 : bf16_2};
+    size_t n = w->cols;
+    for (size_t r = r0; r < r1; r += 4) {
+        size_t nr = r1 - r < 4 ? r1 - r : 4;
+        const uint8_t *wr[4];
+        for (size_t i = 0; i < 4; i++) wr[i] = w->data + (r + (i < nr ? i : 0)) * w->row_bytes;
+        for (size_t t = 0; t < T; t += 2) {
+            size_t nt = T - t < 2 ? T - t : 2;
+            const float *xr[2] = {x + t * n, x + (t + nt - 1) * n};
+            float out[4][2];
+            fn[nt - 1](wr, xr, n, out);
+            for (size_t i = 0; i < nr; i++)
+                for (size_t j = 0; j < nt; j++) y[(t + j) * ldy + r + i] = out[i][j] + (bias ? bias[r + i] : 0.0f);
+        }
     }
 }
 
@@ -540,15 +578,12 @@ float dot_bf16_avx2(const uint8_t *w, const float *x, size_t n)
     for (size_t i = 0; i < n; i++) s += qfmt_bf16_to_f32((uint16_t)(w[2 * i] | (w[2 * i + 1] << 8))) * x[i];
     return s;
 }
-void dot4_avx2(const float *w0, const float *w1, const float *w2, const float *w3, const float *x, size_t n,
-               float out[4])
+void gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                 const float *bias)
 {
-    out[0] = out[1] = out[2] = out[3] = 0.0f;
-    for (size_t i = 0; i < n; i++) {
-        out[0] += w0[i] * x[i];
-        out[1] += w1[i] * x[i];
-        out[2] += w2[i] * x[i];
-        out[3] += w3[i] * x[i];
-    }
+    float (*dot)(const uint8_t *, const float *, size_t) = w->type == QFMT_TYPE_F16 ? dot_f16_avx2 : dot_bf16_avx2;
+    for (size_t r = r0; r < r1; r++)
+        for (size_t t = 0; t < T; t++)
+            y[t * ldy + r] = dot(w->data + r * w->row_bytes, x + t * w->cols, w->cols) + (bias ? bias[r] : 0.0f);
 }
 #endif

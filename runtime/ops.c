@@ -204,36 +204,20 @@ static void mm_exact(void *ctx, size_t begin, size_t end)
     free(row);
 }
 
-/* Fast path, float weights (F16, BF16): one row against one token straight from the map;
- * several tokens against rows decoded four at a time, each activation load serving four rows. */
+/* Fast path, float weights (F16, BF16), read straight from the map: a dot per row for one
+ * token (a stream per thread: generation is memory-bound), tiles of 4 rows x 2 tokens for more
+ * (each weight converted once per two tokens). */
 static void mm_float_fast(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
     const qmat *w = j->w;
-    size_t n = w->cols;
-    float *rows = j->T == 1 ? NULL : malloc(4 * n * sizeof *rows);
-    if (!rows) { /* one token, or no memory for decoded rows: a dot per row and token */
-        float (*dot)(const uint8_t *, const float *, size_t) =
-            w->type == QFMT_TYPE_F16 ? dot_f16_avx2 : dot_bf16_avx2;
-        for (size_t r = begin; r < end; r++)
-            for (size_t t = 0; t < j->T; t++)
-                j->y[t * w->rows + r] = dot(w->data + r * w->row_bytes, j->x + t * n, n) + (j->bias ? j->bias[r] : 0.0f);
+    if (j->T > 1) {
+        gemm_f_avx2(w, j->x, j->T, begin, end, j->y, w->rows, j->bias);
         return;
     }
-    for (size_t r = begin; r < end; r += 4) {
-        size_t nr = end - r < 4 ? end - r : 4;
-        const float *wr[4];
-        for (size_t i = 0; i < 4; i++) {
-            if (i < nr) qmat_row(w, r + i, rows + i * n);
-            wr[i] = rows + (i < nr ? i : 0) * n;
-        }
-        for (size_t t = 0; t < j->T; t++) {
-            float out[4];
-            dot4_avx2(wr[0], wr[1], wr[2], wr[3], j->x + t * n, n, out);
-            for (size_t i = 0; i < nr; i++) j->y[t * w->rows + r + i] = out[i] + (j->bias ? j->bias[r + i] : 0.0f);
-        }
-    }
-    free(rows);
+    float (*dot)(const uint8_t *, const float *, size_t) = w->type == QFMT_TYPE_F16 ? dot_f16_avx2 : dot_bf16_avx2;
+    for (size_t r = begin; r < end; r++)
+        j->y[r] = dot(w->data + r * w->row_bytes, j->x, w->cols) + (j->bias ? j->bias[r] : 0.0f);
 }
 
 static void mm_quant_fast(void *ctx, size_t begin, size_t end)

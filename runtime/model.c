@@ -122,7 +122,8 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
     if (flip) { /* decode [cols, rows] and transpose into an f32 [rows, cols] */
         if (qfmt_type_get_traits(ti.type)->block_elems != 1)
             return qfmt__msg(msg, cap, "tensor '%s': a block-quantized Conv1D weight must be stored [out, in]", ti.name);
-        float *tmp = malloc(cols * sizeof *tmp), *t = own(m, malloc(rows * cols * sizeof *t));
+        /* w is [cols, rows] as stored: each decoded row holds `rows` floats */
+        float *tmp = malloc(rows * sizeof *tmp), *t = own(m, malloc(rows * cols * sizeof *t));
         if (!tmp || !t) {
             free(tmp);
             return qfmt__msg(msg, cap, "tensor '%s': out of memory", ti.name);

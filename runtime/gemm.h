@@ -24,7 +24,7 @@ typedef struct {
 typedef enum {
     GEMM_SCALAR = 0, /* portable C, the reference */
     GEMM_AVX2 = 1,   /* AVX2 + FMA + F16C */
-    GEMM_VNNI = 2,   /* AVX-512 VNNI on 256-bit vectors (AVX512VL): tiled q8_0 / q4_0 products */
+    GEMM_VNNI = 2,   /* AVX-512 VNNI on 256-bit vectors (AVX512VL); repacked strips for q8_0 / q4_0 */
 } gemm_level;
 
 bool gemm_level_available(gemm_level l);

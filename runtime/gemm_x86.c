@@ -1,9 +1,11 @@
-/* SIMD kernels of the fast path (gemm.h), for x86-64: AVX2 for every block type, and tiled
- * AVX-512 VNNI products for q8_0 and q4_0, the types quantized models are made of.
+/* SIMD kernels of the fast path (gemm.h), for x86-64: every block type with AVX2 and with
+ * AVX-512 VNNI (256-bit vectors), 8 weight rows at a time; for prompts, q8_0 and q4_0 weights
+ * repacked into 8-row strips; and F16/BF16 rows read straight from the map.
  *
- * Every kernel returns the scalar reference's float bit for bit (ops.c; tests/test_model.c
- * checks it on the CPU it runs on): exact integer sums within a block, then the reference's
- * fp32 steps in the reference's order, vectorised across weight rows instead of within one. */
+ * For block types every kernel returns the scalar reference's float bit for bit (ops.c;
+ * tests/test_model.c checks it on the CPU it runs on): exact integer sums within a block, then
+ * the reference's fp32 steps in the reference's order, vectorised across weight rows instead of
+ * within one. */
 #define _POSIX_C_SOURCE 200809L
 #include <float.h>
 #include <math.h>

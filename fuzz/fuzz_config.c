@@ -35,17 +35,10 @@
 
 #include "qfmt.h"
 #include "model.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_config: %s:%d: check failed: %s\n", __FILE__, __LINE__,     \
-                    #cond);                                                                    \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
 
 /* The scratch file the writer writes: in /dev/shm when there is one (no disk I/O), one per
  * process (libFuzzer's -jobs run several). Removed after each input. */

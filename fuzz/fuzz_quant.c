@@ -31,6 +31,7 @@
 
 #include "qfmt.h"
 #include "internal/quant.h"
+#include "fuzz_check.h"
 
 enum {
     QK = 32,
@@ -39,14 +40,6 @@ enum {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_quant: %s:%d: check failed: %s\n", __FILE__, __LINE__,      \
-                    #cond);                                                                    \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
 
 static const uint32_t block_types[] = {QFMT_TYPE_Q8_0, QFMT_TYPE_Q4_0, QFMT_TYPE_Q4_1,
                                        QFMT_TYPE_Q8_Z, QFMT_TYPE_Q4_Z};

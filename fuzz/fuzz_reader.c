@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "qfmt.h"
+#include "fuzz_check.h"
 
 /* Header-only, for recomputing checksums of mutated inputs (see above). */
 #define XXH_INLINE_ALL
@@ -39,40 +40,6 @@ enum {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_reader: %s:%d: check failed: %s\n", __FILE__, __LINE__,      \
-                    #cond);                                                                    \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
-
-static volatile uint8_t sink;
-
-/* Reads every byte so ASan sees any out-of-bounds pointer or size. */
-static void touch(const void *p, uint64_t n)
-{
-    const uint8_t *b = p;
-    uint8_t acc = 0;
-    for (uint64_t i = 0; i < n; i++)
-        acc ^= b[i];
-    sink = acc;
-}
-
-/* A returned error is consistent: code equals the status, strings are terminated. */
-static void check_error(qfmt_status s, const qfmt_error *e)
-{
-    CHECK(s != QFMT_OK);
-    CHECK(e->code == s);
-    CHECK(memchr(e->message, '\0', sizeof e->message) != NULL);
-    CHECK(memchr(e->path, '\0', sizeof e->path) != NULL);
-    CHECK(memchr(e->tensor, '\0', sizeof e->tensor) != NULL);
-    char buf[600];
-    const char *text = qfmt_error_format(e, buf, sizeof buf);
-    CHECK(text == buf && memchr(buf, '\0', sizeof buf) != NULL);
-    CHECK(qfmt_strerror(s) != NULL);
-}
 
 static void check_value(const qfmt_value *v)
 {

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "qfmt.h"
+#include "fuzz_check.h"
 
 enum {
     MAX_CONVERT_ELEMS = 1 << 20, /* convert tensors up to this many elements */
@@ -34,37 +35,6 @@ enum {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_safetensors: %s:%d: check failed: %s\n", __FILE__,          \
-                    __LINE__, #cond);                                                          \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
-
-static volatile uint8_t sink;
-
-static void touch(const void *p, uint64_t n)
-{
-    const uint8_t *b = p;
-    uint8_t acc = 0;
-    for (uint64_t i = 0; i < n; i++)
-        acc ^= b[i];
-    sink = acc;
-}
-
-static void check_error(qfmt_status s, const qfmt_error *e)
-{
-    CHECK(s != QFMT_OK);
-    CHECK(e->code == s);
-    CHECK(memchr(e->message, '\0', sizeof e->message) != NULL);
-    CHECK(memchr(e->path, '\0', sizeof e->path) != NULL);
-    CHECK(memchr(e->tensor, '\0', sizeof e->tensor) != NULL);
-    char buf[600];
-    CHECK(qfmt_error_format(e, buf, sizeof buf) == buf);
-    CHECK(memchr(buf, '\0', sizeof buf) != NULL);
-}
 
 /* As qfmt convert does: floats to f32, and to q8_0 when the rows hold whole blocks. Non-finite
  * values must be refused by the quantizer (QFMT_E_RANGE), never crash it. */

@@ -27,34 +27,16 @@
 #include <string.h>
 
 #include "tokenizer.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_tokenizer: %s:%d: check failed: %s\n", __FILE__, __LINE__,  \
-                    #cond);                                                                    \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
 
 static const char FIXED_TEXT[] =
     "And God said, Let there be light: and there was light.\n\n"
     "  It's 1611's   text\t\t\r\n caf\xc3\xa9 \xce\xb1\xce\xb2\xce\xb3 \xe4\xb8\xad\xe6\x96\x87 "
     "\xf0\x9f\x98\x80 <|endoftext|>[MASK] [CLS]x<s></s> 12345 a\xc2\xa0" "b\xe2\x80\x83" "c "
     "\xff\xfe\x80 \xe2\x82 \xed\xa0\x80 end";
-
-static volatile uint8_t sink;
-
-static void touch(const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    uint8_t acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc ^= b[i];
-    sink = acc;
-}
 
 /* What the round trip needs of the tokenizer.json, read independently of the loader: no
  * prefix space, no lstrip/rstrip, every added token's decoded bytes equal to its content. */
@@ -112,7 +94,7 @@ static bool round_trip_expected(const qfmt_tokenizer *t, const char *json, size_
 
 static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len, bool round_trip)
 {
-    int32_t *ids = (int32_t *)(void *)&sink; /* must be reset */
+    int32_t *ids = (int32_t *)(void *)&fuzz_sink; /* must be reset */
     size_t n = 12345;
     char msg[256];
     if (qfmt_tokenizer_encode(t, text, len, &ids, &n, msg, sizeof msg) != 0) {
@@ -145,7 +127,7 @@ static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len,
     if (n > 0) {
         int32_t saved = ids[n - 1];
         ids[n - 1] = (int32_t)vs;
-        char *out = (char *)&sink;
+        char *out = (char *)&fuzz_sink;
         size_t olen = 1;
         CHECK(qfmt_tokenizer_decode(t, ids, n, false, &out, &olen) != 0);
         CHECK(out == NULL && olen == 0);
@@ -207,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tlen)
         memcpy(text, nul + 1, tlen);
 
-    qfmt_tokenizer *t = (qfmt_tokenizer *)(void *)&sink;
+    qfmt_tokenizer *t = (qfmt_tokenizer *)(void *)&fuzz_sink;
     char msg[256];
     if (qfmt_tokenizer_load(&t, json, jlen, msg, sizeof msg) != 0) {
         CHECK(t == NULL);

@@ -179,6 +179,7 @@ typedef struct {
     float *y;
     xblock *xq;
     gemm_level level;
+    void (*rows_fn)(void *ctx, size_t r0, size_t r1); /* the fast kernel, for mm_split */
 } mm_job;
 
 /* The exact path: each row decoded to fp32, fp32 dot products. */
@@ -236,39 +237,35 @@ static void quantize_rows(void *ctx, size_t begin, size_t end)
     }
 }
 
-/* Row ranges of fast products are cut at multiples of 4 rows (the VNNI tile). */
-static void mm_quant_split(void *ctx, size_t begin, size_t end)
+/* Fast products are split among threads in units of 8 rows, the kernels' strips and folds. */
+enum { ROW_UNIT = 8 };
+static void mm_split(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
-    size_t rows = j->w->rows, r0 = begin * 4, r1 = end * 4 < rows ? end * 4 : rows;
-    mm_quant_fast(ctx, r0, r1);
-}
-
-static void mm_float_split(void *ctx, size_t begin, size_t end)
-{
-    mm_job *j = ctx;
-    size_t rows = j->w->rows, r0 = begin * 4, r1 = end * 4 < rows ? end * 4 : rows;
-    mm_float_fast(ctx, r0, r1);
+    size_t rows = j->w->rows, r1 = end * ROW_UNIT < rows ? end * ROW_UNIT : rows;
+    j->rows_fn(ctx, begin * ROW_UNIT, r1);
 }
 
 static void qmat_mul_level(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
                            bool exact, gemm_level level)
 {
-    mm_job j = {w, bias, x, T, y, NULL, level};
-    size_t tiles = (w->rows + 3) / 4;
+    mm_job j = {w, bias, x, T, y, NULL, level, NULL};
+    size_t units = (w->rows + ROW_UNIT - 1) / ROW_UNIT;
     if (!exact && qfmt__quant_get(w->type) != NULL) {
         xblock *xq = malloc(T * (w->cols / QFMT__QK) * sizeof *xq + 1);
         if (xq) {
             j.xq = xq;
             qfmt_pool_for(p, T, quantize_rows, &j);
-            qfmt_pool_for(p, tiles, mm_quant_split, &j);
+            j.rows_fn = mm_quant_fast;
+            qfmt_pool_for(p, units, mm_split, &j);
             free(xq);
             return;
         }
     }
     if (!exact && level != GEMM_SCALAR &&
         (w->type == QFMT_TYPE_F16 || w->type == QFMT_TYPE_BF16)) { /* F32: the exact path is as fast */
-        qfmt_pool_for(p, tiles, mm_float_split, &j);
+        j.rows_fn = mm_float_fast;
+        qfmt_pool_for(p, units, mm_split, &j);
         return;
     }
     qfmt_pool_for(p, w->rows, mm_exact, &j);

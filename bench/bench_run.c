@@ -4,20 +4,22 @@
  * never time anything).
  *
  *     bench_run [QFMT] [--fixtures DIR] [--no-fixtures] [--synthetic DIR] [--model FILE.qfmt]...
- *               [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--paths fast|exact|both] [--keep]
+ *               [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--paths fast|exact|both]
+ *               [--threads N,N,..] [--keep]
  *
  * For each model file: a prompt of N tokens (default 64) evaluated from an empty KV cache
  * (prompt tokens/s), then G tokens (default 32) generated greedily one at a time (generation
- * tokens/s), with 1 and 2 threads, on the fast path (8-bit activations, integer dot products
- * where the weight type has them) and the exact one (fp32 against each row decoded on the fly).
+ * tokens/s), with 1 and 2 threads (--threads to change), on the fast path (8-bit activations,
+ * integer dot products where the weight type has them) and the exact one (fp32 against each row
+ * decoded on the fly).
  * Each figure is the best of R runs (default 3; 1 for the synthetic model), after one warm-up
  * run per file (which maps the weights in).
  *
  * Memory bound: generating a token reads every weight matrix once (the attention and MLP
  * projections of every layer and the LM head; of the embedding tables only one row, not
  * counted), so generation cannot beat (bytes of those matrices) / (memory bandwidth) tokens/s.
- * The bandwidth is that of a pure read stream (a sum over 256 MiB), measured in this run with 1
- * and with 2 threads, as generation reads its weights; memcpy's (each byte read once and written
+ * The bandwidth is that of a pure read stream (a sum over 256 MiB), measured in this run with
+ * each thread count, as generation reads its weights; memcpy's (each byte read once and written
  * once) is printed beside it. A model that fits in the CPU caches, as the fixtures do, is not
  * held by DRAM at all: ratios above 100% there are expected. The table shows the bound and the
  * ratio achieved.
@@ -64,7 +66,8 @@
 enum {
     MEMCPY_BYTES = 256 << 20,
     MEMCPY_REPS = 5,
-    MAX_THREADS_TESTED = 2,
+    MAX_THREADS = 256,     /* the most --threads may ask for */
+    MAX_THREAD_COUNTS = 16, /* how many thread counts --threads may list */
 };
 
 static double now(void)
@@ -144,7 +147,7 @@ static uint64_t file_size(const char *path)
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-/* ---- memcpy bandwidth, 1 and 2 threads ---------------------------------------------------- */
+/* ---- memcpy bandwidth, by thread count -------------------------------------------------------- */
 
 typedef struct {
     char *dst;        /* NULL: read only */
@@ -198,8 +201,8 @@ static double stream_bandwidth(unsigned threads, bool copy)
     double best = 1e9;
     uint64_t sink = 0;
     for (int rep = 0; rep < MEMCPY_REPS; rep++) {
-        pthread_t tid[MAX_THREADS_TESTED];
-        stream_job job[MAX_THREADS_TESTED];
+        pthread_t tid[MAX_THREADS];
+        stream_job job[MAX_THREADS];
         size_t share = MEMCPY_BYTES / threads;
         char *dst = rep % 2 ? a : b, *src = rep % 2 ? b : a;
         double t0 = now();
@@ -472,8 +475,20 @@ typedef struct {
     size_t prompt, gen;
     int repeat;
     bool fast, exact; /* which paths to run */
-    double bw[MAX_THREADS_TESTED + 1]; /* read bytes/s by thread count: the generation bound */
+    unsigned threads[MAX_THREAD_COUNTS]; /* the thread counts to run, ascending */
+    size_t nthreads;
+    double bw[MAX_THREADS + 1]; /* read bytes/s by thread count: the generation bound */
 } bench_cfg;
+
+/* "read bandwidth: A MB/s with 1 thread, B MB/s with 2, ..." */
+static void print_bandwidth(const char *what, const double *bw, const bench_cfg *c, const char *note)
+{
+    printf("%s", what);
+    for (size_t i = 0; i < c->nthreads; i++)
+        printf("%s%.0f MB/s with %u%s", i ? ", " : " ", bw[c->threads[i]] / 1e6, c->threads[i],
+               i ? "" : c->threads[i] == 1 ? " thread" : " threads");
+    printf("%s\n", note);
+}
 
 static size_t argmax(const float *x, size_t n)
 {
@@ -537,8 +552,8 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
            (double)wb / 1e6);
     bench_cfg cc = *c;
     if (h->causal) { /* the bound measured again just before: this machine's bandwidth drifts */
-        for (unsigned t = 1; t <= MAX_THREADS_TESTED; t++) cc.bw[t] = stream_bandwidth(t, false);
-        printf("  read bandwidth now: %.0f MB/s with 1 thread, %.0f MB/s with 2\n", cc.bw[1] / 1e6, cc.bw[2] / 1e6);
+        for (size_t i = 0; i < cc.nthreads; i++) cc.bw[cc.threads[i]] = stream_bandwidth(cc.threads[i], false);
+        print_bandwidth("  read bandwidth now:", cc.bw, &cc, "");
     }
     if (cc.prompt > h->ctx) cc.prompt = (size_t)h->ctx;
     if (h->causal && cc.prompt + cc.gen > h->ctx) cc.gen = (size_t)h->ctx - cc.prompt;
@@ -547,13 +562,14 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
     if (!ids || !logits) die("out of memory");
     uint64_t seed = 0xB0B5EEDull;
     for (size_t i = 0; i < cc.prompt; i++) ids[i] = (int32_t)(splitmix64(&seed) % h->vocab);
-    run_once(m, ids, &cc, 2, false, logits); /* warm-up: the weights mapped in */
+    run_once(m, ids, &cc, cc.threads[cc.nthreads - 1], false, logits); /* warm-up: the weights mapped in */
     if (h->causal)
         printf("  threads  path   prompt (%zu tok)  generation (%zu tok)  memory bound  achieved\n", cc.prompt, cc.gen);
     else
         printf("  threads  path   prompt (%zu tok)  (no generation: bidirectional)\n", cc.prompt);
-    for (unsigned threads = 1; threads <= MAX_THREADS_TESTED; threads++)
+    for (size_t ti = 0; ti < cc.nthreads; ti++)
         for (int exact = 0; exact < 2; exact++) {
+            unsigned threads = cc.threads[ti];
             if (!(exact ? c->exact : c->fast)) continue;
             speeds best = {0, 0};
             for (int rep = 0; rep < cc.repeat; rep++) {
@@ -618,8 +634,9 @@ static char *default_fixtures(void)
 static void usage(FILE *f)
 {
     fputs("usage: bench_run [QFMT] [--fixtures DIR] [--no-fixtures] [--synthetic DIR] [--model FILE.qfmt]...\n"
-          "                 [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--paths fast|exact|both] [--keep]\n"
-          "Prompt-processing and generation tokens/s of the model runtime with 1 and 2 threads, fast and\n"
+          "                 [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--paths fast|exact|both]\n"
+          "                 [--threads N,N,..] [--keep]\n"
+          "Prompt-processing and generation tokens/s of the model runtime (1 and 2 threads), fast and\n"
           "exact paths, each generation figure beside the memory bound (weight bytes read per token /\n"
           "memcpy bandwidth measured in the same run). Models: the fixtures (DIR, default\n"
           "tests/data/fixtures of the source tree) converted by QFMT to f16, q8_0 and q4_0 (--types);\n"
@@ -627,7 +644,8 @@ static void usage(FILE *f)
           "if there; removed at the end unless --keep) converted likewise; --model: a .qfmt file as is.\n"
           "QFMT: the qfmt binary (default $QFMT_CLI, else ../tools/qfmt next to this program).\n"
           "--prompt N (default 64), --gen N (default 32): tokens; --repeat R: best of R runs (default 3,\n"
-          "1 for the synthetic model); --paths: the fast path, the exact one or both (default).\n",
+          "1 for the synthetic model); --paths: the fast path, the exact one or both (default);\n"
+          "--threads: the thread counts to run, ascending (default 1,2; at most 256 threads).\n",
           f);
 }
 
@@ -638,7 +656,7 @@ int main(int argc, char **argv)
     size_t nmodels = 0;
     bool fixtures = true, keep = false;
     char types_buf[256] = "f16,q8_0,q4_0";
-    bench_cfg cfg = {64, 32, 3, true, true, {0}};
+    bench_cfg cfg = {64, 32, 3, true, true, {1, 2}, 2, {0}};
     int repeat_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -668,6 +686,23 @@ int main(int argc, char **argv)
             cfg.fast = !strcmp(v, "fast") || !strcmp(v, "both");
             cfg.exact = !strcmp(v, "exact") || !strcmp(v, "both");
             if (!cfg.fast && !cfg.exact) {
+                usage(stderr);
+                return 2;
+            }
+        } else if (!strcmp(a, "--threads") && has) {
+            char buf[256], *end;
+            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            cfg.nthreads = 0;
+            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                unsigned long n = strtoul(t, &end, 10);
+                if (*end || n < 1 || n > MAX_THREADS || cfg.nthreads == MAX_THREAD_COUNTS ||
+                    (cfg.nthreads && n <= cfg.threads[cfg.nthreads - 1])) {
+                    usage(stderr);
+                    return 2;
+                }
+                cfg.threads[cfg.nthreads++] = (unsigned)n;
+            }
+            if (!cfg.nthreads) {
                 usage(stderr);
                 return 2;
             }
@@ -716,15 +751,15 @@ int main(int argc, char **argv)
     printf("bench_run: %s, %ld online CPUs, AVX2 kernels %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
            qfmt_kernel_available(QFMT_KERNEL_AVX2) ? "yes" : "no");
     print_load("at the start");
-    double copy_bw[MAX_THREADS_TESTED + 1];
-    for (unsigned t = 1; t <= MAX_THREADS_TESTED; t++) {
-        copy_bw[t] = stream_bandwidth(t, true);
-        cfg.bw[t] = stream_bandwidth(t, false);
+    double copy_bw[MAX_THREADS + 1];
+    for (size_t i = 0; i < cfg.nthreads; i++) {
+        copy_bw[cfg.threads[i]] = stream_bandwidth(cfg.threads[i], true);
+        cfg.bw[cfg.threads[i]] = stream_bandwidth(cfg.threads[i], false);
     }
-    printf("memcpy: %.0f MB/s with 1 thread, %.0f MB/s with 2 (bytes copied per second, %d MiB, best of %d)\n",
-           copy_bw[1] / 1e6, copy_bw[2] / 1e6, MEMCPY_BYTES >> 20, MEMCPY_REPS);
-    printf("read:   %.0f MB/s with 1 thread, %.0f MB/s with 2 (bytes summed per second, same buffer)\n",
-           cfg.bw[1] / 1e6, cfg.bw[2] / 1e6);
+    char note[96];
+    snprintf(note, sizeof note, " (bytes copied per second, %d MiB, best of %d)", MEMCPY_BYTES >> 20, MEMCPY_REPS);
+    print_bandwidth("memcpy:", copy_bw, &cfg, note);
+    print_bandwidth("read:  ", cfg.bw, &cfg, " (bytes summed per second, same buffer)");
     printf("memory bound = read bandwidth (same thread count) / weight bytes read per token\n");
 
     if (fixtures) {

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run):
-#   1. release build (gcc, RelWithDebInfo) + ctest
-#   2. ASan + UBSan build (gcc, Debug) + ctest
-#   3. short libFuzzer run of every fuzz target (clang; QFMT_FUZZ_SECONDS in all, default 25
+#   1. release build (gcc, Release: CMake's -O3, as a user's build) + ctest
+#   2. clang release build (Release, every target; built, not run)
+#   3. ASan + UBSan build (gcc, Debug) + ctest
+#   4. short libFuzzer run of every fuzz target (clang; QFMT_FUZZ_SECONDS in all, default 25
 #      per target)
-#   4. install smoke test: pkg-config and find_package(qfmt) consumers, exported symbols
+#   5. install smoke test: pkg-config and find_package(qfmt) consumers, exported symbols
+# Every configure passes -DQFMT_WERROR=ON: warnings fail the tests, while a user's build (where
+# QFMT_WERROR is OFF) still succeeds with a compiler that warns more.
 # Ends with "test-all: N passed, 0 failed"; exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,16 +36,28 @@ bash scripts/install-deps.sh
 
 # ---- 1. release ---------------------------------------------------------------------------
 begin release
-CC=gcc cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=gcc cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DQFMT_WERROR=ON \
     -DQFMT_SANITIZE=OFF -DQFMT_FUZZ=OFF -DQFMT_BUILD_TESTS=ON -DQFMT_BUILD_TOOLS=ON \
     -DQFMT_BUILD_EXAMPLES=ON -DQFMT_BUILD_BENCH=ON
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release --output-on-failure -j2
 pass
 
-# ---- 2. ASan + UBSan ------------------------------------------------------------------------
+# ---- 2. clang release: clang's warnings at -O3 in every target (about 15 s on 2 cores) -------
+begin clang-release
+if ! command -v clang >/dev/null 2>&1; then
+    echo "test-all: clang not found, clang release build skipped"
+else
+    CC=clang cmake -S . -B build/clang-release -DCMAKE_BUILD_TYPE=Release -DQFMT_WERROR=ON \
+        -DQFMT_SANITIZE=OFF -DQFMT_FUZZ=OFF -DQFMT_BUILD_TESTS=ON -DQFMT_BUILD_TOOLS=ON \
+        -DQFMT_BUILD_EXAMPLES=ON -DQFMT_BUILD_BENCH=ON
+    cmake --build build/clang-release -j "$jobs"
+    pass
+fi
+
+# ---- 3. ASan + UBSan ------------------------------------------------------------------------
 begin sanitizers
-CC=gcc cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug \
+CC=gcc cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DQFMT_WERROR=ON \
     -DQFMT_SANITIZE=ON -DQFMT_FUZZ=OFF -DQFMT_BUILD_TESTS=ON -DQFMT_BUILD_TOOLS=ON \
     -DQFMT_BUILD_EXAMPLES=ON -DQFMT_BUILD_BENCH=OFF
 cmake --build build/asan -j "$jobs"
@@ -52,7 +67,7 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j2
 pass
 
-# ---- 3. libFuzzer ---------------------------------------------------------------------------
+# ---- 4. libFuzzer ---------------------------------------------------------------------------
 begin fuzz
 fuzz_sources=(fuzz/fuzz_*.c)
 if ! command -v clang >/dev/null 2>&1; then
@@ -60,7 +75,7 @@ if ! command -v clang >/dev/null 2>&1; then
 elif [[ ! -e "${fuzz_sources[0]}" ]]; then
     echo "test-all: no fuzz/fuzz_*.c yet, fuzz stage skipped"
 else
-    CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQFMT_WERROR=ON \
         -DQFMT_FUZZ=ON -DQFMT_SANITIZE=OFF -DQFMT_BUILD_TESTS=OFF -DQFMT_BUILD_TOOLS=OFF \
         -DQFMT_BUILD_EXAMPLES=OFF -DQFMT_BUILD_BENCH=OFF
     cmake --build build/fuzz -j "$jobs"
@@ -97,7 +112,7 @@ else
     pass
 fi
 
-# ---- 4. install smoke test -------------------------------------------------------------------
+# ---- 5. install smoke test -------------------------------------------------------------------
 begin install
 prefix="$scratch/prefix"
 cmake --install build/release --prefix "$prefix"

@@ -372,11 +372,16 @@ out:
     if (s == QFMT_E_IO || fatal) {
         /* an I/O failure ends the writer and removes its temporary file at once */
         cr_assert_null(qfmt_writer_temp_path(w), "no temporary file after a fatal failure");
+        const char *slash = strrchr(path, '/');
+        cr_assert_not_null(slash, "'%s' has no directory part", path);
         char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", path);
-        *strrchr(dir, '/') = 0;
+        size_t dir_len = (size_t)(slash - path);
+        cr_assert_lt(dir_len, sizeof dir, "directory of '%s' is too long", path);
+        memcpy(dir, path, dir_len);
+        dir[dir_len] = 0;
         char tmp_prefix[64];
-        snprintf(tmp_prefix, sizeof tmp_prefix, "%s.tmp.", strrchr(path, '/') + 1);
+        int n = snprintf(tmp_prefix, sizeof tmp_prefix, "%s.tmp.", slash + 1);
+        cr_assert(n > 0 && (size_t)n < sizeof tmp_prefix, "file name '%s' is too long", slash + 1);
         DIR *dd = opendir(dir);
         cr_assert_not_null(dd);
         struct dirent *de;

@@ -60,7 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "model.h"
+#include "qfmt_model.h"
 #include "qfmt.h"
 
 enum {

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "qfmt.h"
-#include "model.h"
+#include "qfmt_model.h"
 #include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

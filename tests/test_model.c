@@ -27,7 +27,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "model.h"
+#include "qfmt_model.h"
 #include "ops.h"
 
 extern char **environ;

@@ -13,7 +13,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "tokenizer.h"
+#include "qfmt_model.h"
 
 #define FIX QFMT_TEST_DATA_DIR "/fixtures/"
 #define HELDOUT_TOKENS 52109

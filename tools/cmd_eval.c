@@ -7,7 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "model_cli.h"
-#include "tokenizer.h"
+#include "qfmt_model.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

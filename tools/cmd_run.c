@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "model_cli.h"
 #include "st_out.h"
-#include "tokenizer.h"
+#include "qfmt_model.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -3,9 +3,8 @@
 #ifndef QFMT_MODEL_CLI_H
 #define QFMT_MODEL_CLI_H
 
-#include "model.h"
+#include "qfmt_model.h"
 #include "qfmt.h"
-#include "tokenizer.h"
 
 /* Opens and loads the model in `path`. 0, or -1 after printing why (nothing to free). */
 int cli_open_model(const char *path, qfmt_reader **r, qfmt_model **m);

@@ -170,6 +170,20 @@ QFMT_API float qfmt_f16_to_f32(uint16_t h);
 QFMT_API uint16_t qfmt_f32_to_bf16(float f);
 QFMT_API float qfmt_bf16_to_f32(uint16_t h);
 
+/* ---- CPU features ------------------------------------------------------------------------ */
+#define QFMT_CPU_AVX2 (1u << 0)        /* AVX2 + FMA + F16C, YMM state saved by the OS */
+#define QFMT_CPU_AVX512_VNNI (1u << 1) /* AVX-512 F/BW/VL + VNNI, ZMM and opmask state saved */
+/* What this CPU offers of the above (CPUID once per process; 0 off x86). Thread-safe. */
+QFMT_API unsigned qfmt_cpu_features(void);
+
+/* ---- Row decoding --------------------------------------------------------------------- */
+/* Decodes n values of one row (for a block type n is a multiple of its block_elems and src
+ * holds n / block_elems blocks) to fp32. Every CPU level gives the reference's bits. */
+typedef void (*qfmt_row_decode_fn)(const void *src, float *dst, size_t n);
+/* The fastest decoder of `type` on this CPU: F32, F16, BF16 and every block type; NULL for a
+ * type this library cannot decode. Thread-safe; the function stays valid for the process. */
+QFMT_API qfmt_row_decode_fn qfmt_row_decoder(uint32_t type);
+
 /* ---- Quantization ---------------------------------------------------------------------- */
 typedef enum {
     QFMT_QUALITY_REFERENCE = 0, /* the reference quantizer: ggml's bytes, reproducible */

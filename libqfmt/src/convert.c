@@ -3,6 +3,7 @@
  * runs AVX2/F16C loops with the same bits where the CPU has them (types/floats_avx2.c). */
 #include <string.h>
 
+#include "internal/cpu.h"
 #include "internal/floats.h"
 #include "internal/quant.h"
 #include "qfmt.h"

@@ -221,3 +221,46 @@ qfmt_status qfmt_dequantize(uint32_t dst_type, void *dst, uint64_t dst_size, uin
 {
     return run(false, dst_type, dst, dst_size, src_type, src, nrows, row_len, opts, err);
 }
+
+/* ---- Row decoders (qfmt_row_decoder) ------------------------------------------------------ */
+
+#define FLOAT_ROW(name, T)                                                   \
+    static void name(const void *src, float *dst, size_t n)                  \
+    {                                                                        \
+        qfmt_convert_floats(T, src, QFMT_TYPE_F32, dst, n);                  \
+    }
+FLOAT_ROW(row_f32, QFMT_TYPE_F32)
+FLOAT_ROW(row_f16, QFMT_TYPE_F16)
+FLOAT_ROW(row_bf16, QFMT_TYPE_BF16)
+
+#define BLOCK_ROW(name, fn)                                                  \
+    static void name(const void *src, float *dst, size_t n)                  \
+    {                                                                        \
+        fn((const uint8_t *)src, dst, n / QFMT__QK);                         \
+    }
+BLOCK_ROW(row_q8_0_ref, qfmt__q8_0_dequantize_ref)
+BLOCK_ROW(row_q4_0_ref, qfmt__q4_0_dequantize_ref)
+BLOCK_ROW(row_q4_1_ref, qfmt__q4_1_dequantize_ref)
+BLOCK_ROW(row_q8_z_ref, qfmt__q8_z_dequantize_ref)
+BLOCK_ROW(row_q4_z_ref, qfmt__q4_z_dequantize_ref)
+BLOCK_ROW(row_q8_0_avx2, qfmt__q8_0_dequantize_avx2)
+BLOCK_ROW(row_q4_0_avx2, qfmt__q4_0_dequantize_avx2)
+BLOCK_ROW(row_q4_1_avx2, qfmt__q4_1_dequantize_avx2)
+BLOCK_ROW(row_q8_z_avx2, qfmt__q8_z_dequantize_avx2)
+BLOCK_ROW(row_q4_z_avx2, qfmt__q4_z_dequantize_avx2)
+
+qfmt_row_decode_fn qfmt_row_decoder(uint32_t type)
+{
+    bool simd = qfmt__cpu_has_avx2() != 0;
+    switch (type) {
+    case QFMT_TYPE_F32: return row_f32;
+    case QFMT_TYPE_F16: return row_f16;
+    case QFMT_TYPE_BF16: return row_bf16;
+    case QFMT_TYPE_Q8_0: return simd ? row_q8_0_avx2 : row_q8_0_ref;
+    case QFMT_TYPE_Q4_0: return simd ? row_q4_0_avx2 : row_q4_0_ref;
+    case QFMT_TYPE_Q4_1: return simd ? row_q4_1_avx2 : row_q4_1_ref;
+    case QFMT_TYPE_Q8_Z: return simd ? row_q8_z_avx2 : row_q8_z_ref;
+    case QFMT_TYPE_Q4_Z: return simd ? row_q4_z_avx2 : row_q4_z_ref;
+    default: return NULL;
+    }
+}

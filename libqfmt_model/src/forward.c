@@ -46,7 +46,7 @@ static void attn_range(void *ctx, size_t begin, size_t end)
         const float *q = j->q + t * j->heads * j->hd + h * j->hd;
         size_t nk = j->causal ? j->pos0 + t + 1 : j->nkeys;
         for (size_t s = 0; s < nk; s++) sc[s] = qfmt_dot(q, j->k + s * j->kv_dim + kvh * j->hd, j->hd) * scale;
-        softmax(sc, nk);
+        qfmt__softmax(sc, nk);
         float *o = j->out + t * j->heads * j->hd + h * j->hd;
         memset(o, 0, j->hd * sizeof *o);
         for (size_t s = 0; s < nk; s++) {
@@ -116,7 +116,7 @@ static void add(float *x, const float *y, size_t n)
 
 static void embed_rows(const qmat *e, const int32_t *ids, size_t n, float *x)
 {
-    for (size_t t = 0; t < n; t++) qmat_row(e, (uint64_t)ids[t], x + t * e->cols);
+    for (size_t t = 0; t < n; t++) qfmt__qmat_row(e, (uint64_t)ids[t], x + t * e->cols);
 }
 
 static int check_ids(const qfmt_model *m, const int32_t *ids, size_t n, char *msg, size_t cap)
@@ -145,7 +145,7 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
     embed_rows(&m->tok, ids, n, b.x);
     if (h->arch == QFMT_ARCH_GPT2)
         for (size_t t = 0; t < n; t++) {
-            qmat_row(&m->pos, s->pos + t, b.a);
+            qfmt__qmat_row(&m->pos, s->pos + t, b.a);
             add(b.x + t * d, b.a, d);
         }
     if (hidden) memcpy(hidden[0], b.x, n * d * sizeof(float));
@@ -154,12 +154,12 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
         float *kc = s->k + l * s->cap * kvd, *vc = s->v + l * s->cap * kvd;
         memcpy(b.a, b.x, n * d * sizeof(float));
         for (size_t t = 0; t < n; t++) {
-            if (h->arch == QFMT_ARCH_GPT2) layer_norm(b.a + t * d, d, L->ln1.w, L->ln1.b, eps);
-            else rms_norm(b.a + t * d, d, L->ln1.w, eps);
+            if (h->arch == QFMT_ARCH_GPT2) qfmt__layer_norm(b.a + t * d, d, L->ln1.w, L->ln1.b, eps);
+            else qfmt__rms_norm(b.a + t * d, d, L->ln1.w, eps);
         }
         const float *q = b.q;
         if (h->arch == QFMT_ARCH_GPT2) { /* fused q|k|v */
-            qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
+            qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
             for (size_t t = 0; t < n; t++) { /* queries to b.k (kvd == d here), keys and values to the cache */
                 memcpy(b.k + t * d, b.q + t * 3 * d, d * sizeof(float));
                 memcpy(kc + (s->pos + t) * kvd, b.q + t * 3 * d + d, d * sizeof(float));
@@ -167,9 +167,9 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
             }
             q = b.k;
         } else {
-            qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
-            qmat_mul(pool, &L->k.w, L->k.b, b.a, n, b.k, exact);
-            qmat_mul(pool, &L->v.w, L->v.b, b.a, n, b.v, exact);
+            qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
+            qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.a, n, b.k, exact);
+            qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.a, n, b.v, exact);
             rope(b.q, n, h->heads, hd, s->pos, h->rope_theta, h->rope_freq_type);
             rope(b.k, n, h->kv_heads, hd, s->pos, h->rope_theta, h->rope_freq_type);
             memcpy(kc + s->pos * kvd, b.k, n * kvd * sizeof(float));
@@ -177,32 +177,32 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
         }
         attn_job aj = {q, kc, vc, b.att, n, s->pos, h->heads, h->heads / h->kv_heads, hd, kvd, true, 0};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
-        qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
+        qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
         add(b.x, b.a, n * d);
         memcpy(b.a, b.x, n * d * sizeof(float));
         for (size_t t = 0; t < n; t++) {
-            if (h->arch == QFMT_ARCH_GPT2) layer_norm(b.a + t * d, d, L->ln2.w, L->ln2.b, eps);
-            else rms_norm(b.a + t * d, d, L->ln2.w, eps);
+            if (h->arch == QFMT_ARCH_GPT2) qfmt__layer_norm(b.a + t * d, d, L->ln2.w, L->ln2.b, eps);
+            else qfmt__rms_norm(b.a + t * d, d, L->ln2.w, eps);
         }
-        qmat_mul(pool, &L->up.w, L->up.b, b.a, n, b.f, exact);
+        qfmt__qmat_mul(pool, &L->up.w, L->up.b, b.a, n, b.f, exact);
         if (h->arch == QFMT_ARCH_GPT2) {
-            for (size_t i = 0; i < n * h->ffn; i++) b.f[i] = gelu_tanh(b.f[i]);
+            for (size_t i = 0; i < n * h->ffn; i++) b.f[i] = qfmt__gelu_tanh(b.f[i]);
         } else {
-            qmat_mul(pool, &L->gate.w, L->gate.b, b.a, n, b.g, exact);
-            for (size_t i = 0; i < n * h->ffn; i++) b.f[i] *= silu(b.g[i]);
+            qfmt__qmat_mul(pool, &L->gate.w, L->gate.b, b.a, n, b.g, exact);
+            for (size_t i = 0; i < n * h->ffn; i++) b.f[i] *= qfmt__silu(b.g[i]);
         }
-        qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
+        qfmt__qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
         add(b.x, b.a, n * d);
         if (hidden && l + 1 < h->layers) memcpy(hidden[l + 1], b.x, n * d * sizeof(float));
     }
     for (size_t t = 0; t < n; t++) {
-        if (h->arch == QFMT_ARCH_GPT2) layer_norm(b.x + t * d, d, m->final_norm.w, m->final_norm.b, eps);
-        else rms_norm(b.x + t * d, d, m->final_norm.w, eps);
+        if (h->arch == QFMT_ARCH_GPT2) qfmt__layer_norm(b.x + t * d, d, m->final_norm.w, m->final_norm.b, eps);
+        else qfmt__rms_norm(b.x + t * d, d, m->final_norm.w, eps);
     }
     if (hidden) memcpy(hidden[h->layers], b.x, n * d * sizeof(float));
     if (logits) {
-        if (all_logits) qmat_mul(pool, &m->head, NULL, b.x, n, logits, exact);
-        else qmat_mul(pool, &m->head, NULL, b.x + (n - 1) * d, 1, logits, exact);
+        if (all_logits) qfmt__qmat_mul(pool, &m->head, NULL, b.x, n, logits, exact);
+        else qfmt__qmat_mul(pool, &m->head, NULL, b.x + (n - 1) * d, 1, logits, exact);
     }
     s->pos += n;
     free_bufs(&b);
@@ -260,35 +260,35 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
     float eps = (float)h->eps;
     embed_rows(&m->tok, ids, n, b.x);
     for (size_t t = 0; t < n; t++) {
-        qmat_row(&m->pos, t, b.a);
+        qfmt__qmat_row(&m->pos, t, b.a);
         add(b.x + t * d, b.a, d);
-        qmat_row(&m->type, 0, b.a); /* token type 0 */
+        qfmt__qmat_row(&m->type, 0, b.a); /* token type 0 */
         add(b.x + t * d, b.a, d);
-        layer_norm(b.x + t * d, d, m->emb_norm.w, m->emb_norm.b, eps);
+        qfmt__layer_norm(b.x + t * d, d, m->emb_norm.w, m->emb_norm.b, eps);
     }
     if (hidden) memcpy(hidden[0], b.x, n * d * sizeof(float));
     for (uint64_t l = 0; l < h->layers; l++) {
         const layer *L = &m->layers[l];
-        qmat_mul(pool, &L->q.w, L->q.b, b.x, n, b.q, exact);
-        qmat_mul(pool, &L->k.w, L->k.b, b.x, n, b.k, exact);
-        qmat_mul(pool, &L->v.w, L->v.b, b.x, n, b.v, exact);
+        qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.x, n, b.q, exact);
+        qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.x, n, b.k, exact);
+        qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.x, n, b.v, exact);
         attn_job aj = {b.q, b.k, b.v, b.att, n, 0, h->heads, 1, h->head_dim, d, false, n};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
-        qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
+        qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
         add(b.x, b.a, n * d);
-        for (size_t t = 0; t < n; t++) layer_norm(b.x + t * d, d, L->ln1.w, L->ln1.b, eps);
-        qmat_mul(pool, &L->up.w, L->up.b, b.x, n, b.f, exact);
-        for (size_t i = 0; i < n * h->ffn; i++) b.f[i] = gelu_erf(b.f[i]);
-        qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
+        for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.x + t * d, d, L->ln1.w, L->ln1.b, eps);
+        qfmt__qmat_mul(pool, &L->up.w, L->up.b, b.x, n, b.f, exact);
+        for (size_t i = 0; i < n * h->ffn; i++) b.f[i] = qfmt__gelu_erf(b.f[i]);
+        qfmt__qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
         add(b.x, b.a, n * d);
-        for (size_t t = 0; t < n; t++) layer_norm(b.x + t * d, d, L->ln2.w, L->ln2.b, eps);
+        for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.x + t * d, d, L->ln2.w, L->ln2.b, eps);
         if (hidden) memcpy(hidden[l + 1], b.x, n * d * sizeof(float));
     }
     if (logits) { /* MLM head: dense, GELU, LayerNorm, decoder (tied), bias */
-        qmat_mul(pool, &m->mlm_dense.w, m->mlm_dense.b, b.x, n, b.a, exact);
-        for (size_t i = 0; i < n * d; i++) b.a[i] = gelu_erf(b.a[i]);
-        for (size_t t = 0; t < n; t++) layer_norm(b.a + t * d, d, m->mlm_norm.w, m->mlm_norm.b, eps);
-        qmat_mul(pool, &m->head, m->mlm_bias, b.a, n, logits, exact);
+        qfmt__qmat_mul(pool, &m->mlm_dense.w, m->mlm_dense.b, b.x, n, b.a, exact);
+        for (size_t i = 0; i < n * d; i++) b.a[i] = qfmt__gelu_erf(b.a[i]);
+        for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.a + t * d, d, m->mlm_norm.w, m->mlm_norm.b, eps);
+        qfmt__qmat_mul(pool, &m->head, m->mlm_bias, b.a, n, logits, exact);
     }
     free_bufs(&b);
     return 0;

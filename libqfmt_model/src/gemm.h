@@ -27,29 +27,29 @@ typedef enum {
     GEMM_VNNI = 2,   /* AVX-512 VNNI on 256-bit vectors (AVX512VL); repacked strips for q8_0 / q4_0 */
 } gemm_level;
 
-bool gemm_level_available(gemm_level l);
-gemm_level gemm_best_level(void);
+bool qfmt__gemm_level_available(gemm_level l);
+gemm_level qfmt__gemm_best_level(void);
 
 /* Quantizes n floats (a multiple of 32) to n/32 blocks; round half to even, like every level. */
-void act_quantize_scalar(const float *x, size_t n, xblock *out);
-void act_quantize_avx2(const float *x, size_t n, xblock *out);
+void qfmt__act_quantize_scalar(const float *x, size_t n, xblock *out);
+void qfmt__act_quantize_avx2(const float *x, size_t n, xblock *out);
 
 /* y[t * ldy + r] = sum_k w[r][k] x[t][k] (+ bias[r]) for rows r in [r0, r1) and t < T, where
  * x[t] is given as xq[t * nb .. t * nb + nb) with nb = w->cols / 32. */
 typedef void (*gemm_q_fn)(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                           const float *bias);
-void gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                    const float *bias);
-void gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias);
-void gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias);
 
 /* Float weights (F16, BF16) against fp32 activations, one row: sum_k w[k] x[k]. */
-float dot_f16_avx2(const uint8_t *w, const float *x, size_t n);
-float dot_bf16_avx2(const uint8_t *w, const float *x, size_t n);
+float qfmt__dot_f16_avx2(const uint8_t *w, const float *x, size_t n);
+float qfmt__dot_bf16_avx2(const uint8_t *w, const float *x, size_t n);
 /* Float weights (F16, BF16) against T fp32 activation rows, rows [r0, r1): y as above. */
-void gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias);
 
 #endif

@@ -16,11 +16,9 @@
 #include "qfmt.h"
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #include <pthread.h>
 
-#include "internal/quant.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
@@ -31,36 +29,17 @@ enum { STRIP_MIN_T = 8 };
 
 /* ---- CPU features -------------------------------------------------------------------------- */
 
-/* AVX512F (leaf 7 EBX bit 16), BW (30), VL (31), VNNI (ECX bit 11), and the OS saving the
- * opmask and upper ZMM state (XCR0 bits 5-7) besides YMM (1-2). */
-static int detect_vnni(void)
-{
-    if (!qfmt__cpu_has_avx2()) return 0;
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    unsigned need_b = (1u << 16) | (1u << 30) | (1u << 31);
-    if ((b & need_b) != need_b || !(c & (1u << 11))) return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0xE6u) == 0xE6u;
-}
-
-/* CPUID traps to the hypervisor on virtual machines: ask once per process. */
-static pthread_once_t vnni_once = PTHREAD_ONCE_INIT;
-static int cpu_vnni;
-static void vnni_init(void) { cpu_vnni = detect_vnni(); }
-
-bool gemm_level_available(gemm_level l)
+bool qfmt__gemm_level_available(gemm_level l)
 {
     if (l == GEMM_SCALAR) return true;
-    if (l == GEMM_AVX2) return qfmt__cpu_has_avx2() != 0;
-    pthread_once(&vnni_once, vnni_init);
-    return l == GEMM_VNNI && cpu_vnni;
+    unsigned f = qfmt_cpu_features(); /* cpu.c in libqfmt: the one place that runs CPUID */
+    if (l == GEMM_AVX2) return (f & QFMT_CPU_AVX2) != 0;
+    return l == GEMM_VNNI && (f & QFMT_CPU_AVX512_VNNI) != 0;
 }
 
-gemm_level gemm_best_level(void)
+gemm_level qfmt__gemm_best_level(void)
 {
-    return gemm_level_available(GEMM_VNNI) ? GEMM_VNNI : gemm_level_available(GEMM_AVX2) ? GEMM_AVX2 : GEMM_SCALAR;
+    return qfmt__gemm_level_available(GEMM_VNNI) ? GEMM_VNNI : qfmt__gemm_level_available(GEMM_AVX2) ? GEMM_AVX2 : GEMM_SCALAR;
 }
 
 /* ---- Shared pieces ------------------------------------------------------------------------- */
@@ -101,7 +80,7 @@ AVX2 static INLINE __m256i madd_us(__m256i u, __m256i s)
 
 /* ---- Activation quantization --------------------------------------------------------------- */
 
-AVX2 void act_quantize_avx2(const float *x, size_t n, xblock *out)
+AVX2 void qfmt__act_quantize_avx2(const float *x, size_t n, xblock *out)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (size_t b = 0; b < n / 32; b++, x += 32) {
@@ -305,7 +284,7 @@ BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni, dot2_vnni)
 GEMM_ROWS8(rows8_avx2, AVX2, block_sums_avx2)
 GEMM_ROWS8(rows8_vnni, VNNI, block_sums_vnni)
 
-void gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
     rows8_avx2(w, xq, T, r0, r1, y, ldy, bias);
@@ -455,7 +434,7 @@ VNNI static bool gemm_strips(const qmat *w, const xblock *xq, size_t T, size_t r
     return true;
 }
 
-void gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
     bool strips = T >= STRIP_MIN_T && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0);
@@ -488,8 +467,8 @@ AVX2 static INLINE __m256 load_bf16(const uint8_t *p)
         for (; i < n; i++) s += scalar((uint16_t)(w[2 * i] | (w[2 * i + 1] << 8))) * x[i];                  \
         return s;                                                                                            \
     }
-DOT_HALF(dot_f16_avx2, load_f16, qfmt_f16_to_f32)
-DOT_HALF(dot_bf16_avx2, load_bf16, qfmt_bf16_to_f32)
+DOT_HALF(qfmt__dot_f16_avx2, load_f16, qfmt_f16_to_f32)
+DOT_HALF(qfmt__dot_bf16_avx2, load_bf16, qfmt_bf16_to_f32)
 
 /* Float weights, several activation rows: tiles of 4 rows x up to 2 activation rows, each pair
  * with an accumulator of its own over the columns in order, weights converted once per tile. */
@@ -532,7 +511,7 @@ GEMM_HALF(bf16, load_bf16, qfmt_bf16_to_f32)
 
 typedef void (*half_tile_fn)(const uint8_t *const wr[4], const float *const xr[2], size_t n, float out[4][2]);
 
-void gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
     bool f16 = w->type == QFMT_TYPE_F16;
@@ -555,35 +534,35 @@ void gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, 
 
 #else /* not x86-64: only the scalar level exists; these are never called */
 
-bool gemm_level_available(gemm_level l) { return l == GEMM_SCALAR; }
-gemm_level gemm_best_level(void) { return GEMM_SCALAR; }
-void act_quantize_avx2(const float *x, size_t n, xblock *out) { act_quantize_scalar(x, n, out); }
-void gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+bool qfmt__gemm_level_available(gemm_level l) { return l == GEMM_SCALAR; }
+gemm_level qfmt__gemm_best_level(void) { return GEMM_SCALAR; }
+void qfmt__act_quantize_avx2(const float *x, size_t n, xblock *out) { qfmt__act_quantize_scalar(x, n, out); }
+void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
-    gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
+    qfmt__gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
 }
-void gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
-    gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
+    qfmt__gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
 }
-float dot_f16_avx2(const uint8_t *w, const float *x, size_t n)
+float qfmt__dot_f16_avx2(const uint8_t *w, const float *x, size_t n)
 {
     float s = 0.0f;
     for (size_t i = 0; i < n; i++) s += qfmt_f16_to_f32((uint16_t)(w[2 * i] | (w[2 * i + 1] << 8))) * x[i];
     return s;
 }
-float dot_bf16_avx2(const uint8_t *w, const float *x, size_t n)
+float qfmt__dot_bf16_avx2(const uint8_t *w, const float *x, size_t n)
 {
     float s = 0.0f;
     for (size_t i = 0; i < n; i++) s += qfmt_bf16_to_f32((uint16_t)(w[2 * i] | (w[2 * i + 1] << 8))) * x[i];
     return s;
 }
-void gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
-    float (*dot)(const uint8_t *, const float *, size_t) = w->type == QFMT_TYPE_F16 ? dot_f16_avx2 : dot_bf16_avx2;
+    float (*dot)(const uint8_t *, const float *, size_t) = w->type == QFMT_TYPE_F16 ? qfmt__dot_f16_avx2 : qfmt__dot_bf16_avx2;
     for (size_t r = r0; r < r1; r++)
         for (size_t t = 0; t < T; t++)
             y[t * ldy + r] = dot(w->data + r * w->row_bytes, x + t * w->cols, w->cols) + (bias ? bias[r] : 0.0f);

@@ -91,7 +91,7 @@ static bool transposed_listed(const qfmt_reader *r, const char *name)
 
 static bool usable_type(uint32_t t)
 {
-    return t == QFMT_TYPE_F32 || t == QFMT_TYPE_F16 || t == QFMT_TYPE_BF16 || qfmt__quant_get(t) != NULL;
+    return qfmt_row_decoder(t) != NULL;
 }
 
 /* A [rows, cols] weight. conv1d: GPT-2 Conv1D, stored [cols, rows] by Hugging Face unless the
@@ -129,7 +129,7 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
             return qfmt__msg(msg, cap, "tensor '%s': out of memory", ti.name);
         }
         for (uint64_t i = 0; i < cols; i++) {
-            qmat_row(&w, i, tmp);
+            qfmt__qmat_row(&w, i, tmp);
             for (uint64_t j = 0; j < rows; j++) t[j * cols + i] = tmp[j];
         }
         free(tmp);
@@ -159,7 +159,7 @@ int qfmt__load_vector(qfmt_model *m, const char *name, uint64_t n, bool required
     float *v = own(m, malloc(n * sizeof *v + 1));
     if (!p || !v) return p ? qfmt__msg(msg, cap, "out of memory") : -1;
     qmat w = {p, ti.type, 1, n, 0};
-    qmat_row(&w, 0, v);
+    qfmt__qmat_row(&w, 0, v);
     *out = v;
     return 0;
 }

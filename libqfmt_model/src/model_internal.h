@@ -2,8 +2,7 @@
 #ifndef QFMT_RUNTIME_MODEL_INTERNAL_H
 #define QFMT_RUNTIME_MODEL_INTERNAL_H
 
-#include "internal/quant.h"
-#include "model.h"
+#include "qfmt_model.h"
 #include "ops.h"
 
 typedef struct {

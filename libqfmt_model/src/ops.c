@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "gemm.h"
-#include "internal/quant.h"
 #include "ops.h"
 #include "qfmt.h"
 
@@ -18,7 +17,12 @@
 
 /* ---- Row decoding --------------------------------------------------------------------- */
 
-void qmat_row(const qmat *w, uint64_t r, float *out)
+bool qfmt__is_block_type(uint32_t type)
+{
+    return type != QFMT_TYPE_F32 && type != QFMT_TYPE_F16 && type != QFMT_TYPE_BF16 && qfmt_row_decoder(type) != NULL;
+}
+
+void qfmt__qmat_row(const qmat *w, uint64_t r, float *out)
 {
     const uint8_t *p = w->data + r * w->row_bytes;
     if (w->type == QFMT_TYPE_F32) {
@@ -26,9 +30,7 @@ void qmat_row(const qmat *w, uint64_t r, float *out)
     } else if (w->type == QFMT_TYPE_F16 || w->type == QFMT_TYPE_BF16) {
         qfmt_convert_floats(w->type, p, QFMT_TYPE_F32, out, w->cols);
     } else {
-        const qfmt__quant_kernels *k = qfmt__quant_get(w->type);
-        (qfmt__cpu_has_avx2() && k->dequantize_avx2 ? k->dequantize_avx2 : k->dequantize_ref)(
-            p, out, w->cols / QFMT__QK);
+        qfmt_row_decoder(w->type)(p, out, w->cols);
     }
 }
 
@@ -64,7 +66,7 @@ AVX2 static float dot_avx2(const float *a, const float *b, size_t n)
 float qfmt_dot(const float *a, const float *b, size_t n)
 {
 #if defined(__x86_64__)
-    if (qfmt__cpu_has_avx2()) return dot_avx2(a, b, n);
+    if ((qfmt_cpu_features() & QFMT_CPU_AVX2)) return dot_avx2(a, b, n);
 #endif
     return dot_scalar(a, b, n);
 }
@@ -73,12 +75,12 @@ float qfmt_dot(const float *a, const float *b, size_t n)
 
 /* A block holding a NaN or an infinity gives d = NaN and no codes, so the products it enters
  * are NaN at every level; a block so small that 1/d overflows counts as zero. */
-void act_quantize_scalar(const float *x, size_t n, xblock *out)
+void qfmt__act_quantize_scalar(const float *x, size_t n, xblock *out)
 {
-    for (size_t b = 0; b < n / QFMT__QK; b++, x += QFMT__QK) {
+    for (size_t b = 0; b < n / QFMT_BLOCK_ELEMS; b++, x += QFMT_BLOCK_ELEMS) {
         float amax = 0.0f;
         bool finite = true;
-        for (int j = 0; j < QFMT__QK; j++) {
+        for (int j = 0; j < (int)QFMT_BLOCK_ELEMS; j++) {
             finite = finite && isfinite(x[j]);
             amax = fmaxf(amax, fabsf(x[j]));
         }
@@ -90,7 +92,7 @@ void act_quantize_scalar(const float *x, size_t n, xblock *out)
             continue;
         }
         int32_t sum = 0;
-        for (int j = 0; j < QFMT__QK; j++) {
+        for (int j = 0; j < (int)QFMT_BLOCK_ELEMS; j++) {
             out[b].q[j] = (int8_t)nearbyintf(x[j] * id); /* half to even, as the SIMD rounding */
             sum += out[b].q[j];
         }
@@ -154,10 +156,10 @@ static float row_dot_scalar(uint32_t type, const uint8_t *w, const xblock *x, si
     return acc;
 }
 
-void gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+void qfmt__gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                    const float *bias)
 {
-    size_t nb = w->cols / QFMT__QK;
+    size_t nb = w->cols / QFMT_BLOCK_ELEMS;
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *wr = w->data + r * w->row_bytes;
         float b = bias ? bias[r] : 0.0f;
@@ -167,7 +169,7 @@ void gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t 
 
 static gemm_q_fn gemm_q_of(gemm_level l)
 {
-    return l == GEMM_VNNI ? gemm_q_vnni : l == GEMM_AVX2 ? gemm_q_avx2 : gemm_q_scalar;
+    return l == GEMM_VNNI ? qfmt__gemm_q_vnni : l == GEMM_AVX2 ? qfmt__gemm_q_avx2 : qfmt__gemm_q_scalar;
 }
 
 /* ---- Matrix products ------------------------------------------------------------------ */
@@ -197,7 +199,7 @@ static void mm_exact(void *ctx, size_t begin, size_t end)
         }
         const float *wr = (const float *)(const void *)(w->data + r * w->row_bytes);
         if (row) {
-            qmat_row(w, r, row);
+            qfmt__qmat_row(w, r, row);
             wr = row;
         }
         for (size_t t = 0; t < j->T; t++) j->y[t * w->rows + r] = qfmt_dot(wr, j->x + t * w->cols, w->cols) + b;
@@ -213,10 +215,10 @@ static void mm_float_fast(void *ctx, size_t begin, size_t end)
     mm_job *j = ctx;
     const qmat *w = j->w;
     if (j->T > 1) {
-        gemm_f_avx2(w, j->x, j->T, begin, end, j->y, w->rows, j->bias);
+        qfmt__gemm_f_avx2(w, j->x, j->T, begin, end, j->y, w->rows, j->bias);
         return;
     }
-    float (*dot)(const uint8_t *, const float *, size_t) = w->type == QFMT_TYPE_F16 ? dot_f16_avx2 : dot_bf16_avx2;
+    float (*dot)(const uint8_t *, const float *, size_t) = w->type == QFMT_TYPE_F16 ? qfmt__dot_f16_avx2 : qfmt__dot_bf16_avx2;
     for (size_t r = begin; r < end; r++)
         j->y[r] = dot(w->data + r * w->row_bytes, j->x, w->cols) + (j->bias ? j->bias[r] : 0.0f);
 }
@@ -230,10 +232,10 @@ static void mm_quant_fast(void *ctx, size_t begin, size_t end)
 static void quantize_rows(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
-    size_t n = j->w->cols, nb = n / QFMT__QK;
+    size_t n = j->w->cols, nb = n / QFMT_BLOCK_ELEMS;
     for (size_t t = begin; t < end; t++) {
-        if (j->level == GEMM_SCALAR) act_quantize_scalar(j->x + t * n, n, j->xq + t * nb);
-        else act_quantize_avx2(j->x + t * n, n, j->xq + t * nb);
+        if (j->level == GEMM_SCALAR) qfmt__act_quantize_scalar(j->x + t * n, n, j->xq + t * nb);
+        else qfmt__act_quantize_avx2(j->x + t * n, n, j->xq + t * nb);
     }
 }
 
@@ -251,8 +253,8 @@ static void qmat_mul_level(qfmt_pool *p, const qmat *w, const float *bias, const
 {
     mm_job j = {w, bias, x, T, y, NULL, level, NULL};
     size_t units = (w->rows + ROW_UNIT - 1) / ROW_UNIT;
-    if (!exact && qfmt__quant_get(w->type) != NULL) {
-        xblock *xq = malloc(T * (w->cols / QFMT__QK) * sizeof *xq + 1);
+    if (!exact && qfmt__is_block_type(w->type)) {
+        xblock *xq = malloc(T * (w->cols / QFMT_BLOCK_ELEMS) * sizeof *xq + 1);
         if (xq) {
             j.xq = xq;
             qfmt_pool_for(p, T, quantize_rows, &j);
@@ -271,23 +273,23 @@ static void qmat_mul_level(qfmt_pool *p, const qmat *w, const float *bias, const
     qfmt_pool_for(p, w->rows, mm_exact, &j);
 }
 
-void qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y, bool exact)
+void qfmt__qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y, bool exact)
 {
-    qmat_mul_level(p, w, bias, x, T, y, exact, gemm_best_level());
+    qmat_mul_level(p, w, bias, x, T, y, exact, qfmt__gemm_best_level());
 }
 
 /* Exposed for the kernel tests: the fast product at a given level (gemm.h), one thread. */
 int qfmt__qmat_mul_fast_at(const qmat *w, const float *bias, const float *x, size_t T, float *y, int level);
 int qfmt__qmat_mul_fast_at(const qmat *w, const float *bias, const float *x, size_t T, float *y, int level)
 {
-    if (!gemm_level_available((gemm_level)level)) return -1;
+    if (!qfmt__gemm_level_available((gemm_level)level)) return -1;
     qmat_mul_level(NULL, w, bias, x, T, y, false, (gemm_level)level);
     return 0;
 }
 
 /* ---- Elementwise ---------------------------------------------------------------------- */
 
-void layer_norm(float *x, size_t n, const float *w, const float *b, float eps)
+void qfmt__layer_norm(float *x, size_t n, const float *w, const float *b, float eps)
 {
     double mean = 0, var = 0;
     for (size_t i = 0; i < n; i++) mean += x[i];
@@ -298,7 +300,7 @@ void layer_norm(float *x, size_t n, const float *w, const float *b, float eps)
     for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
 }
 
-void rms_norm(float *x, size_t n, const float *w, float eps)
+void qfmt__rms_norm(float *x, size_t n, const float *w, float eps)
 {
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
@@ -306,15 +308,15 @@ void rms_norm(float *x, size_t n, const float *w, float eps)
     for (size_t i = 0; i < n; i++) x[i] = x[i] * inv * w[i];
 }
 
-float gelu_tanh(float x)
+float qfmt__gelu_tanh(float x)
 {
     const float c = 0.7978845608028654f; /* sqrt(2/pi) */
     return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
 }
-float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-float silu(float x) { return x / (1.0f + expf(-x)); }
+float qfmt__gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+float qfmt__silu(float x) { return x / (1.0f + expf(-x)); }
 
-void softmax(float *x, size_t n)
+void qfmt__softmax(float *x, size_t n)
 {
     float mx = -INFINITY;
     for (size_t i = 0; i < n; i++) mx = fmaxf(mx, x[i]);

@@ -25,22 +25,25 @@ unsigned qfmt_pool_size(const qfmt_pool *p);
 /* Calls fn(ctx, i) for i in [0, n) split into contiguous ranges, one per thread. */
 void qfmt_pool_for(qfmt_pool *p, size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx);
 
+/* A block type the fast path has kernels for (every block type libqfmt decodes). */
+bool qfmt__is_block_type(uint32_t type);
+
 /* Decodes row r of w into out (cols floats). */
-void qmat_row(const qmat *w, uint64_t r, float *out);
+void qfmt__qmat_row(const qmat *w, uint64_t r, float *out);
 
 /* y[t][j] = sum_k x[t][k] * w[j][k] (+ bias[j]) for t < T: x is T x cols, y is T x rows.
  * exact: fp32 against each decoded row; else activations quantized to 8-bit blocks and integer
  * dot products where the weight type allows (q8_0, q4_0, q4_1), fp32 otherwise. */
-void qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
+void qfmt__qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
               bool exact);
 
 float qfmt_dot(const float *a, const float *b, size_t n);
-void layer_norm(float *x, size_t n, const float *w, const float *b, float eps);
-void rms_norm(float *x, size_t n, const float *w, float eps);
-float gelu_tanh(float x);
-float gelu_erf(float x);
-float silu(float x);
+void qfmt__layer_norm(float *x, size_t n, const float *w, const float *b, float eps);
+void qfmt__rms_norm(float *x, size_t n, const float *w, float eps);
+float qfmt__gelu_tanh(float x);
+float qfmt__gelu_erf(float x);
+float qfmt__silu(float x);
 /* Softmax over x[0..n) in place. */
-void softmax(float *x, size_t n);
+void qfmt__softmax(float *x, size_t n);
 
 #endif

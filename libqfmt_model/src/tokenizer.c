@@ -16,7 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define PCRE2_CODE_UNIT_WIDTH 8
 
-#include "tokenizer.h"
+#include "qfmt_model.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

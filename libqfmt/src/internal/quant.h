@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "internal/cpu.h"
 #include "qfmt.h"
 
 #define QFMT__QK 32
@@ -79,7 +80,6 @@ void qfmt__q4_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
 size_t qfmt__q4_z_quantize_best(const float *x, uint8_t *y, size_t nb);
 
 /* AVX2+FMA+F16C kernels (quant_avx2.c), usable only when qfmt__cpu_has_avx2(). */
-int qfmt__cpu_has_avx2(void);
 size_t qfmt__q8_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
 void qfmt__q8_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
 size_t qfmt__q4_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);

@@ -1,0 +1,54 @@
+/* The one place that asks the CPU what it can do (CPUID and XGETBV): libqfmt's kernels and
+ * libqfmt_model's read the answer through qfmt_cpu_features(). */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+
+#include "internal/cpu.h"
+#include "qfmt.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static unsigned xcr0(void)
+{
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    return lo;
+}
+
+/* Leaf 1 ECX: FMA bit 12, OSXSAVE 27, F16C 29; leaf 7 EBX: AVX2 bit 5; the OS saves the YMM
+ * state (XCR0 bits 1-2). AVX-512: leaf 7 EBX F 16, BW 30, VL 31, ECX VNNI 11, and the OS saves
+ * the opmask and upper ZMM state (XCR0 bits 5-7). Read directly: clang 14's
+ * __builtin_cpu_supports does not know "f16c". */
+static unsigned detect(void)
+{
+    unsigned a, b, c, d, f = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 12)) || !(c & (1u << 27)) || !(c & (1u << 29))) return 0;
+    unsigned x = xcr0();
+    if ((x & 6u) != 6u) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (b & (1u << 5)) f |= QFMT_CPU_AVX2;
+    unsigned need_b = (1u << 16) | (1u << 30) | (1u << 31);
+    if ((f & QFMT_CPU_AVX2) && (b & need_b) == need_b && (c & (1u << 11)) && (x & 0xE6u) == 0xE6u)
+        f |= QFMT_CPU_AVX512_VNNI;
+    return f;
+}
+#else
+static unsigned detect(void) { return 0; }
+#endif
+
+/* CPUID traps to the hypervisor on virtual machines (microseconds): ask once per process.
+ * The only process-wide state of the library, written once and read-only after. */
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static unsigned cpu_features;
+static void cpu_init(void) { cpu_features = detect(); }
+
+unsigned qfmt_cpu_features(void)
+{
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_features;
+}
+
+int qfmt__cpu_has_avx2(void) { return (qfmt_cpu_features() & QFMT_CPU_AVX2) != 0; }

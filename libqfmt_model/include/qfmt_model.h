@@ -1,0 +1,194 @@
+/*
+ * qfmt_model.h - the one public header of libqfmt_model: models stored in qfmt files, run.
+ *
+ * libqfmt_model sits on libqfmt (qfmt.h) and uses only its public API. It holds the model
+ * runtime: the forward pass of each supported model family, the tokenizer, and the thread
+ * pool and kernels they run on. Link with `pkg-config --cflags --libs qfmt-model` or CMake's
+ * find_package(qfmt_model) (targets qfmt::qfmt_model, qfmt::qfmt_model_static).
+ *
+ * Versions: libqfmt_model is released with libqfmt and carries its version (QFMT_VERSION_*,
+ * qfmt_version_number()); a program must run against the libqfmt it was built with.
+ *
+ * Thread safety: no global mutable state. A tokenizer is immutable once loaded (any number of
+ * threads may use it). A model is used by one thread at a time (a forward pass runs its own
+ * worker threads); separate models, sessions and tokenizers never interfere. A model borrows
+ * the reader it was loaded from, which must stay open until the model is freed.
+ *
+ * Errors: functions return 0 on success and -1 on failure with a one-line reason written to
+ * (msg, cap) when cap > 0, naming the file, tensor or metadata key at fault.
+ *
+ * ---- Models --------------------------------------------------------------------------------
+ * the reference forward pass of qfmt run / qfmt eval: GPT-2, LLaMA and BERT, straight
+ * from a .qfmt file. Every hyperparameter comes from the file's model.* metadata and every
+ * weight from its tensors, used in place (zero-copy) when uncompressed.
+ *
+ * Two matrix-product paths: exact (each weight row decoded to fp32 on the fly, fp32 products)
+ * reproduces transformers on the dequantized weights; fast (activations quantized to 8-bit
+ * blocks, exact integer dot products against every block type, F16/BF16 rows read directly)
+ * is what a runtime would ship. For block types the fast path's kernels (runtime/gemm.h:
+ * scalar, AVX2, AVX-512 VNNI) give the same bits whatever the CPU, the thread count or how a
+ * sequence is split into calls, so incremental decoding reproduces a whole-sequence pass
+ * exactly; F16/BF16 weights take a one-row dot for one token and 4-row tiles for more, which
+ * round differently (within fp32 noise).
+ *
+ * ---- Tokenizer -----------------------------------------------------------------------------
+ * byte-level BPE tokenizer (Hugging Face tokenizers compatible) for the qfmt
+ * model runtime.
+ *
+ * Loads a tokenizer.json text (as embedded in a .qfmt file under the metadata key
+ * "tokenizer.huggingface.json") and encodes / decodes exactly as Hugging Face `tokenizers`
+ * does for the configurations it accepts:
+ *
+ *   model          "BPE" with vocab + merges (merges as "a b" strings or ["a", "b"] pairs),
+ *                  merges applied by rank; dropout null or 0; byte_fallback false;
+ *                  continuing_subword_prefix / end_of_word_suffix null or ""; unk_token,
+ *                  fuse_unk and ignore_merges are implemented.
+ *   normalizer     null only (or an empty "Sequence").
+ *   pre_tokenizer  "ByteLevel" (add_prefix_space true/false, use_regex true/false), or a
+ *                  "Sequence" of [Split(GPT-2 regex, "Isolated", invert false),
+ *                  ByteLevel(add_prefix_space false, use_regex false)], or a Sequence of
+ *                  just [ByteLevel].
+ *   decoder        "ByteLevel".
+ *   post_processor null or "ByteLevel" (which changes offsets only, never ids).
+ *   added_tokens   matched in the text before pre-tokenization, leftmost-longest, first the
+ *                  tokens with normalized=false then those with normalized=true on the rest
+ *                  (as HF's AddedVocabulary does), honouring single_word, lstrip and rstrip.
+ *   truncation / padding are ignored (transformers disables them unless a call asks).
+ * Anything else is refused at load with a message naming it.
+ *
+ * The GPT-2 pre-tokenizer regex
+ *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * runs with PCRE2 (UTF, Unicode properties, JIT when available). \s is spelled out as
+ * Oniguruma's Unicode \s (what HF uses): U+0009-000D, U+0085 and the Z categories, i.e.
+ * Unicode White_Space. Letter/number classes follow PCRE2's Unicode tables (Unicode 14 for
+ * PCRE2 10.42), which may differ from HF's Oniguruma only for characters assigned since.
+ *
+ * Encoding is HF's `encode(text, add_special_tokens=False)`: no BOS/EOS, no post-processing.
+ *
+ * Invalid UTF-8 input (which HF cannot receive: Rust strings are valid UTF-8) is accepted and
+ * encoded losslessly: PCRE2_MATCH_INVALID_UTF makes invalid sequences match nothing, and each
+ * maximal run of bytes between regex matches becomes its own pre-token, mapped byte by byte
+ * like any other text. decode(encode(x)) == x for every byte string x, provided every byte's
+ * character is in the vocabulary (true of any byte-level BPE vocabulary) and no added token
+ * has lstrip/rstrip (those swallow the whitespace next to them, as in HF).
+ *
+ * Decoding returns raw bytes (HF's ByteLevel decoder, without the final lossy UTF-8
+ * conversion): a sequence of ids may end in the middle of a UTF-8 character.
+ *
+ * Thread safety: a loaded tokenizer is immutable; any number of threads may call encode /
+ * decode on it concurrently. No global mutable state.
+ */
+#ifndef QFMT_MODEL_H
+#define QFMT_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qfmt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== Models ================================================================================ */
+
+typedef enum { QFMT_ARCH_GPT2, QFMT_ARCH_LLAMA, QFMT_ARCH_BERT } qfmt_arch;
+
+typedef struct qfmt_model qfmt_model;
+
+typedef struct {
+    qfmt_arch arch;
+    uint64_t vocab, d, layers, heads, kv_heads, head_dim, ffn, ctx, type_vocab;
+    double eps, rope_theta;
+    uint32_t rope_freq_type; /* F32, or the checkpoint's BF16/F16 (model.dtype): see forward.c */
+    bool causal;
+} qfmt_model_hparams;
+
+/* Loads the model held by an open reader (which must outlive the model). On failure returns
+ * non-zero with a one-line reason in msg naming the tensor or key at fault. */
+QFMT_API int qfmt_model_load(qfmt_model **out, const qfmt_reader *r, char *msg, size_t cap);
+QFMT_API void qfmt_model_free(qfmt_model *m);
+QFMT_API const qfmt_model_hparams *qfmt_model_hparams_get(const qfmt_model *m);
+
+typedef struct {
+    unsigned threads; /* 0 or 1: one */
+    bool exact;       /* the exact path; else the fast one */
+} qfmt_run_opts;
+
+/* Runs ids[0..T) from an empty context (BERT: bidirectional, token type 0). logits: T x vocab
+ * or NULL; hidden: NULL or (layers + 1) buffers of T x d, filled with the embedding output,
+ * each layer's output, the last with the final norm applied (GPT-2/LLaMA), as transformers
+ * reports hidden states. Returns non-zero with msg on bad input (token id out of range, T past
+ * the context). */
+QFMT_API int qfmt_model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *logits, float **hidden,
+                       const qfmt_run_opts *o, char *msg, size_t cap);
+
+/* Incremental decoding for causal models, with a KV cache of `ctx` positions. */
+typedef struct qfmt_session qfmt_session;
+QFMT_API int qfmt_session_new(qfmt_session **out, qfmt_model *m, char *msg, size_t cap);
+QFMT_API void qfmt_session_free(qfmt_session *s);
+/* Appends ids[0..n) after the cached positions; writes the logits of the last one (vocab
+ * floats) to last_logits if not NULL. */
+QFMT_API int qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, float *last_logits,
+                      const qfmt_run_opts *o, char *msg, size_t cap);
+QFMT_API size_t qfmt_session_pos(const qfmt_session *s);
+
+
+/* ==== Tokenizer ============================================================================= */
+
+typedef struct qfmt_tokenizer qfmt_tokenizer;
+
+/* Parses a tokenizer.json text of `len` bytes (need not be NUL-terminated). On success
+ * stores a new tokenizer in *out and returns 0. On failure returns -1, sets *out to NULL and
+ * writes a one-line reason into msg (if msg_cap > 0), e.g.
+ * "tokenizer model type 'Unigram' is not supported (only byte-level BPE)". */
+QFMT_API int qfmt_tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, char *msg,
+                        size_t msg_cap);
+
+QFMT_API void qfmt_tokenizer_free(qfmt_tokenizer *t);
+
+/* Encodes `len` bytes of text. On success returns 0 with *ids a malloc'd array of *n ids
+ * (caller frees; may be NULL when *n == 0). On failure (out of memory, regex engine error)
+ * returns -1 with a message, *ids = NULL, *n = 0. */
+QFMT_API int qfmt_tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                          size_t *n, char *msg, size_t msg_cap);
+
+/* Decodes ids into bytes: every token's bytes concatenated (added/special tokens as their
+ * content; skipped when skip_special and the token is special). *text is malloc'd, *len
+ * bytes plus a terminating NUL not counted (caller frees). Returns -1 (and *text = NULL)
+ * if an id is negative, >= vocab_size or unused (HF would silently drop it), or on out of
+ * memory. */
+QFMT_API int qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, size_t n,
+                          bool skip_special, char **text, size_t *len);
+
+/* The raw bytes one token decodes to (for streaming output: print bytes as they complete
+ * UTF-8 characters, see qfmt_utf8_complete_len). The pointer stays valid until the tokenizer
+ * is freed; not NUL-terminated. Returns -1 for an invalid id. */
+QFMT_API int qfmt_tokenizer_token_bytes(const qfmt_tokenizer *t, int32_t id, const char **bytes,
+                               size_t *len);
+
+/* The token's string as written in tokenizer.json (e.g. "Ġthe", "[MASK]"). Not
+ * NUL-terminated; valid until free. Returns -1 for an invalid id. */
+QFMT_API int qfmt_tokenizer_token_string(const qfmt_tokenizer *t, int32_t id, const char **str,
+                                size_t *len);
+
+/* Id of a token given its tokenizer.json string ("[MASK]", "<|endoftext|>", "Ġthe"), or -1. */
+QFMT_API int32_t qfmt_tokenizer_token_id(const qfmt_tokenizer *t, const char *token);
+
+/* True if id is an added token marked "special" (what decode's skip_special drops). */
+QFMT_API bool qfmt_tokenizer_is_special(const qfmt_tokenizer *t, int32_t id);
+
+/* One more than the largest id (vocab and added tokens); what an embedding table needs. */
+QFMT_API size_t qfmt_tokenizer_vocab_size(const qfmt_tokenizer *t);
+
+/* Streaming helper: the length of the longest prefix of buf[0..len) that does not end inside
+ * an incomplete UTF-8 sequence (a truncated but so far valid lead + continuation bytes at the
+ * end is held back; invalid bytes are never held back). Print that prefix, keep the rest. */
+QFMT_API size_t qfmt_utf8_complete_len(const char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QFMT_MODEL_H */

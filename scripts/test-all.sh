@@ -5,7 +5,8 @@
 #   3. ASan + UBSan build (gcc, Debug) + ctest
 #   4. short libFuzzer run of every fuzz target (clang; QFMT_FUZZ_SECONDS in all, default 25
 #      per target)
-#   5. install smoke test: pkg-config and find_package(qfmt) consumers, exported symbols
+#   5. install smoke test: pkg-config and find_package(qfmt) consumers of libqfmt and
+#      libqfmt_model (one prints a converted fixture's logits), exported symbols
 # Every configure passes -DQFMT_WERROR=ON: warnings fail the tests, while a user's build (where
 # QFMT_WERROR is OFF) still succeeds with a compiler that warns more.
 # Ends with "test-all: N passed, 0 failed"; exits non-zero on the first failure.
@@ -117,31 +118,40 @@ begin install
 prefix="$scratch/prefix"
 cmake --install build/release --prefix "$prefix"
 
-so=$(find "$prefix" -name 'libqfmt.so.*.*' -type f | head -n 1)
-[[ -n "$so" ]] || { echo "test-all: libqfmt.so.X.Y.Z not installed" >&2; exit 1; }
-libdir=$(dirname "$so")
-[[ -f "$libdir/libqfmt.a" ]] || { echo "test-all: libqfmt.a not installed" >&2; exit 1; }
-[[ -f "$prefix/include/qfmt.h" ]] || { echo "test-all: qfmt.h not installed" >&2; exit 1; }
-extra_headers=$(find "$prefix/include" -type f ! -name qfmt.h)
+major=$(sed -n 's/^#define QFMT_VERSION_MAJOR \([0-9]*\).*/\1/p' libqfmt/include/qfmt.h)
+libdir=
+for lib in qfmt qfmt_model; do
+    so=$(find "$prefix" -name "lib$lib.so.*.*" -type f | head -n 1)
+    [[ -n "$so" ]] || { echo "test-all: lib$lib.so.X.Y.Z not installed" >&2; exit 1; }
+    libdir=$(dirname "$so")
+    [[ -f "$libdir/lib$lib.a" ]] || { echo "test-all: lib$lib.a not installed" >&2; exit 1; }
+    soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+    [[ "$soname" == "lib$lib.so.$major" ]] || {
+        echo "test-all: SONAME is '$soname', expected lib$lib.so.$major" >&2; exit 1; }
+    # Only the public API is exported, and the static library defines no global symbol
+    # outside qfmt_* either (internal ones are qfmt__*).
+    exported=$(nm -D --defined-only "$so" | awk 'NF >= 3 { print $3 }')
+    foreign=$(grep -v '^qfmt_' <<<"$exported" || true)
+    sfor=$(nm --defined-only "$libdir/lib$lib.a" | awk 'NF >= 3 && $2 ~ /[A-Z]/ { print $3 }' | grep -v '^qfmt_' || true)
+    if [[ -n "$foreign$sfor" ]]; then
+        echo "test-all: lib$lib defines global symbols outside qfmt_*:" $foreign $sfor >&2
+        exit 1
+    fi
+    echo "test-all: lib$lib.so ($soname) exports $(wc -l <<<"$exported") symbols, all qfmt_*; lib$lib.a: all qfmt_*"
+    [[ -f "$libdir/pkgconfig/${lib/_/-}.pc" ]] || { echo "test-all: ${lib/_/-}.pc not installed" >&2; exit 1; }
+done
+for h in qfmt.h qfmt_model.h; do
+    [[ -f "$prefix/include/$h" ]] || { echo "test-all: $h not installed" >&2; exit 1; }
+done
+extra_headers=$(find "$prefix/include" -type f ! -name qfmt.h ! -name qfmt_model.h)
 [[ -z "$extra_headers" ]] || { echo "test-all: unexpected headers installed: $extra_headers" >&2; exit 1; }
 if compgen -G "tools/*.c" >/dev/null; then
     [[ -x "$prefix/bin/qfmt" ]] || { echo "test-all: qfmt CLI not installed" >&2; exit 1; }
 fi
-
-soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-major=$(sed -n 's/^#define QFMT_VERSION_MAJOR \([0-9]*\).*/\1/p' libqfmt/include/qfmt.h)
-[[ "$soname" == "libqfmt.so.$major" ]] || {
-    echo "test-all: SONAME is '$soname', expected libqfmt.so.$major" >&2; exit 1; }
-
-# Only the public API is exported.
-exported=$(nm -D --defined-only "$so" | awk 'NF >= 3 { print $3 }')
-foreign=$(grep -v '^qfmt_' <<<"$exported" || true)
-if [[ -n "$foreign" ]]; then
-    echo "test-all: libqfmt.so exports symbols outside qfmt_*:" >&2
-    echo "$foreign" >&2
-    exit 1
+# No file outside libqfmt/ reaches libqfmt's private headers through the model library.
+if grep -rln '#include "internal/' libqfmt_model; then
+    echo "test-all: libqfmt_model includes libqfmt's private headers" >&2; exit 1
 fi
-echo "test-all: libqfmt.so ($soname) exports $(wc -l <<<"$exported") symbols, all qfmt_*"
 
 smoke="$scratch/smoke"
 mkdir -p "$smoke"
@@ -187,6 +197,73 @@ if readelf -d "$smoke/build/smoke_static" | grep -q 'libqfmt\.so'; then
     echo "test-all: smoke_static is linked against libqfmt.so" >&2
     exit 1
 fi
+
+# An outside program on libqfmt_model, built with pkg-config alone: loads a converted fixture
+# and prints its logits, which must match the installed CLI's own run.
+cat >"$smoke/logits.c" <<'C'
+#include <qfmt_model.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: logits MODEL.qfmt ID...\n"); return 2; }
+    qfmt_reader *r = NULL;
+    qfmt_model *m = NULL;
+    qfmt_error e;
+    char msg[512], line[512];
+    if (qfmt_reader_open(&r, argv[1], NULL, &e) != QFMT_OK) {
+        fprintf(stderr, "logits: %s\n", qfmt_error_format(&e, line, sizeof line));
+        return 1;
+    }
+    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) { fprintf(stderr, "logits: %s\n", msg); return 1; }
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    size_t n = (size_t)(argc - 2);
+    int32_t *ids = malloc(n * sizeof *ids);
+    float *logits = malloc(n * h->vocab * sizeof *logits);
+    if (!ids || !logits) return 1;
+    for (size_t i = 0; i < n; i++) ids[i] = atoi(argv[2 + i]);
+    qfmt_run_opts o = {1, true};
+    if (qfmt_model_forward(m, ids, n, logits, NULL, &o, msg, sizeof msg) != 0) {
+        fprintf(stderr, "logits: %s\n", msg);
+        return 1;
+    }
+    const float *last = logits + (n - 1) * h->vocab;
+    size_t best = 0;
+    for (size_t v = 1; v < h->vocab; v++) if (last[v] > last[best]) best = v;
+    printf("vocab %llu, last position: logit[0] %.6f, argmax %zu (%.6f)\n",
+           (unsigned long long)h->vocab, last[0], best, last[best]);
+    free(ids), free(logits);
+    qfmt_model_free(m);
+    qfmt_reader_close(r);
+    return 0;
+}
+C
+# shellcheck disable=SC2046
+gcc -std=c11 -Wall -Wextra -Werror "$smoke/logits.c" -o "$smoke/logits_pc" $(pkg-config --cflags --libs qfmt-model)
+LD_LIBRARY_PATH="$libdir" "$prefix/bin/qfmt" convert tests/data/fixtures/llama-kjv -o "$smoke/llama.qfmt" --type q8_0 >/dev/null
+LD_LIBRARY_PATH="$libdir" "$smoke/logits_pc" "$smoke/llama.qfmt" 1 2 3 4 5 | tee "$smoke/logits.out"
+mkdir -p "$smoke/model"
+cp "$smoke/logits.c" "$smoke/model/"
+cat >"$smoke/model/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.20)
+project(qfmt_model_smoke LANGUAGES C)
+find_package(qfmt 0.1 REQUIRED)
+add_executable(logits_shared logits.c)
+target_link_libraries(logits_shared PRIVATE qfmt::qfmt_model)
+add_executable(logits_static logits.c)
+target_link_libraries(logits_static PRIVATE qfmt::qfmt_model_static)
+CM
+CC=gcc cmake -S "$smoke/model" -B "$smoke/model/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$smoke/model/build" >/dev/null
+for v in shared static; do
+    "$smoke/model/build/logits_$v" "$smoke/llama.qfmt" 1 2 3 4 5 | cmp - "$smoke/logits.out" || {
+        echo "test-all: logits_$v (find_package) differs from the pkg-config build" >&2; exit 1; }
+done
+if readelf -d "$smoke/model/build/logits_static" | grep -q 'libqfmt'; then
+    echo "test-all: logits_static is linked against a shared qfmt library" >&2; exit 1
+fi
+grep -q '^vocab [0-9]*, last position: logit\[0\] -\?[0-9.]*, argmax [0-9]* ' "$smoke/logits.out" || {
+    echo "test-all: the libqfmt_model consumer printed no logits" >&2; exit 1; }
 pass
 
 echo

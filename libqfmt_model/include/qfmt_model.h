@@ -97,8 +97,11 @@ typedef enum { QFMT_ARCH_GPT2, QFMT_ARCH_LLAMA, QFMT_ARCH_BERT } qfmt_arch;
 
 typedef struct qfmt_model qfmt_model;
 
+typedef struct qfmt_family qfmt_family;
+
 typedef struct {
     qfmt_arch arch;
+    const qfmt_family *family;
     uint64_t vocab, d, layers, heads, kv_heads, head_dim, ffn, ctx, type_vocab;
     double eps, rope_theta;
     uint32_t rope_freq_type; /* F32, or the checkpoint's BF16/F16 (model.dtype): see forward.c */
@@ -134,6 +137,47 @@ QFMT_API int qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, fl
                       const qfmt_run_opts *o, char *msg, size_t cap);
 QFMT_API size_t qfmt_session_pos(const qfmt_session *s);
 
+
+/* ==== Model families ======================================================================== */
+
+/* qfmt_family: a family (gpt2, llama, bert): its config.json keys, tensor names and shapes and
+ * layout quirks, in one const table per family (libqfmt_model/src/families/). Immutable. */
+
+/* The family of a general.architecture / config.json model_type of `len` bytes, or NULL. */
+QFMT_API const qfmt_family *qfmt_family_find(const char *name, size_t len);
+/* Family i of the registry (0, 1, ...), NULL past the last. */
+QFMT_API const qfmt_family *qfmt_family_at(size_t i);
+QFMT_API const char *qfmt_family_name(const qfmt_family *f);
+
+/* Writes what a Hugging Face config.json says as qfmt metadata (general.architecture and
+ * general.architectures, model.* hyperparameters under the family's key names and defaults,
+ * RoPE, dtype, tie, special ids; spec: "Metadata keys"). An unknown model_type gets only the
+ * keys every transformers config shares. QFMT_E_CORRUPT when the text is not a JSON object;
+ * the writer's errors as they come. */
+QFMT_API qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *config_json, size_t len,
+                                                qfmt_error *err);
+
+/* What convert needs to know of a tensor name (a bit set): */
+#define QFMT_FAMILY_KNOWN 1u    /* a tensor of the family */
+#define QFMT_FAMILY_QUANTIZE 2u /* a linear layer's weight: block-quantized by default */
+#define QFMT_FAMILY_CONV1D 4u   /* stored [in, out] by Hugging Face (GPT-2 Conv1D): transposed */
+/* The role of `name` in family f, or in any family when f is NULL (first that knows it). */
+QFMT_API unsigned qfmt_family_tensor_role(const qfmt_family *f, const char *name);
+
+/* One tensor of a model of the family, named and shaped as Hugging Face stores it. */
+typedef struct qfmt_family_tensor {
+    const char *name; /* valid during the callback only */
+    uint32_t ndim;    /* 1 or 2 */
+    uint64_t dims[2];
+    bool optional; /* the model loads without it (optional biases, an untied head) */
+    bool quantize; /* QFMT_FAMILY_QUANTIZE */
+    bool conv1d;   /* QFMT_FAMILY_CONV1D: dims are [in, out] */
+} qfmt_family_tensor;
+typedef bool (*qfmt_family_tensor_fn)(void *ctx, const qfmt_family_tensor *t); /* false: stop */
+/* Calls fn for every tensor a model of family f with hyperparameters h has: model-level ones
+ * first, then layer by layer. For synthetic models (benchmarks, fuzzing) and checks. */
+QFMT_API qfmt_status qfmt_family_tensors(const qfmt_family *f, const qfmt_model_hparams *h,
+                                         qfmt_family_tensor_fn fn, void *ctx, qfmt_error *err);
 
 /* ==== Tokenizer ============================================================================= */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "family.h"
 #include "model_internal.h"
 
 int qfmt__msg(char *msg, size_t cap, const char *fmt, ...)
@@ -42,12 +43,14 @@ static int meta_u64(const qfmt_reader *r, const char *key, uint64_t *out, bool r
     return qfmt__msg(msg, cap, "%s: metadata '%s': %s", qfmt_reader_path(r), key, e.message);
 }
 
-/* Finds a tensor under `name`, or, for BERT checkpoints saved without the "bert." prefix,
- * under the name without it. */
+/* Finds a tensor under `name`, or, for checkpoints of the base model saved without the
+ * family's prefix ("bert."), under the name without it. */
 static int find(const qfmt_model *m, const char *name, uint64_t *idx)
 {
     if (qfmt_tensor_find(m->r, name, idx, NULL) == QFMT_OK) return 0;
-    if (strncmp(name, "bert.", 5) == 0 && qfmt_tensor_find(m->r, name + 5, idx, NULL) == QFMT_OK) return 0;
+    const char *pre = m->hp.family ? m->hp.family->strip_prefix : NULL;
+    size_t n = pre ? strlen(pre) : 0;
+    if (n && strncmp(name, pre, n) == 0 && qfmt_tensor_find(m->r, name + n, idx, NULL) == QFMT_OK) return 0;
     return -1;
 }
 
@@ -164,31 +167,97 @@ int qfmt__load_vector(qfmt_model *m, const char *name, uint64_t n, bool required
     return 0;
 }
 
-static int load_linear(qfmt_model *m, const char *prefix, uint64_t rows, uint64_t cols, bool bias_required,
-                       bool conv1d, linear *l, char *msg, size_t cap)
+static bool uses_dim(const qfmt_family *f, uint8_t dim)
 {
-    char name[512];
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    if (qfmt__load_matrix(m, name, rows, cols, conv1d, &l->w, msg, cap)) return -1;
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    return qfmt__load_vector(m, name, rows, bias_required, &l->b, msg, cap);
+    for (const qfmt__tensor_spec *t = f->model; t->name; t++)
+        if (t->rows == dim || t->cols == dim) return true;
+    for (const qfmt__tensor_spec *t = f->layer; t->name; t++)
+        if (t->rows == dim || t->cols == dim) return true;
+    return false;
 }
 
-static int load_norm(qfmt_model *m, const char *prefix, const char *wname, const char *bname, uint64_t n,
-                     norm *o, char *msg, size_t cap)
+/* Where a spec's tensor goes. */
+static linear *slot_linear(qfmt_model *m, layer *L, uint8_t slot)
 {
-    char name[512];
-    snprintf(name, sizeof name, "%s.%s", prefix, wname);
-    if (qfmt__load_vector(m, name, n, true, &o->w, msg, cap)) return -1;
-    if (!bname) return 0;
-    snprintf(name, sizeof name, "%s.%s", prefix, bname);
-    return qfmt__load_vector(m, name, n, true, &o->b, msg, cap);
+    switch (slot) {
+    case QFMT__L_Q: return &L->q;
+    case QFMT__L_K: return &L->k;
+    case QFMT__L_V: return &L->v;
+    case QFMT__L_O: return &L->o;
+    case QFMT__L_GATE: return &L->gate;
+    case QFMT__L_UP: return &L->up;
+    case QFMT__L_DOWN: return &L->down;
+    case QFMT__M_MLM_DENSE: return &m->mlm_dense;
+    default: return NULL;
+    }
+}
+static norm *slot_norm(qfmt_model *m, layer *L, uint8_t slot)
+{
+    switch (slot) {
+    case QFMT__L_LN1: return &L->ln1;
+    case QFMT__L_LN2: return &L->ln2;
+    case QFMT__M_FINAL_NORM: return &m->final_norm;
+    case QFMT__M_EMB_NORM: return &m->emb_norm;
+    case QFMT__M_MLM_NORM: return &m->mlm_norm;
+    default: return NULL;
+    }
+}
+static qmat *slot_matrix(qfmt_model *m, uint8_t slot)
+{
+    switch (slot) {
+    case QFMT__M_TOK: return &m->tok;
+    case QFMT__M_POS: return &m->pos;
+    case QFMT__M_TYPE: return &m->type;
+    case QFMT__M_HEAD: return &m->head;
+    default: return NULL;
+    }
 }
 
-static int load_embedding(qfmt_model *m, const char *name, uint64_t rows, uint64_t cols, qmat *out, char *msg,
-                          size_t cap)
+/* Loads the tensor(s) of one table row (layer index li for per-layer rows). */
+static int load_spec(qfmt_model *m, const qfmt__tensor_spec *t, unsigned li, layer *L, char *msg, size_t cap)
 {
-    return qfmt__load_matrix(m, name, rows, cols, false, out, msg, cap);
+    char base[256], name[272];
+    snprintf(base, sizeof base, t->name, li);
+    uint64_t rows = qfmt__dim_value(&m->hp, t->rows), cols = qfmt__dim_value(&m->hp, t->cols), idx;
+    bool optional = (t->flags & QFMT__FT_OPTIONAL) != 0;
+    snprintf(name, sizeof name, t->kind == QFMT__FT_VECTOR ? "%s" : "%s.weight", base);
+    if (t->slot == QFMT__SLOT_NONE || (optional && find(m, name, &idx) != 0)) return 0;
+    switch (t->kind) {
+    case QFMT__FT_LINEAR: {
+        linear *l = slot_linear(m, L, t->slot);
+        if (qfmt__load_matrix(m, name, rows, cols, (t->flags & QFMT__FT_CONV1D) != 0, &l->w, msg, cap)) return -1;
+        if (!(t->flags & (QFMT__FT_BIAS | QFMT__FT_BIAS_OPT))) return 0;
+        snprintf(name, sizeof name, "%s.bias", base);
+        return qfmt__load_vector(m, name, rows, (t->flags & QFMT__FT_BIAS) != 0, &l->b, msg, cap);
+    }
+    case QFMT__FT_NORM: {
+        norm *n = slot_norm(m, L, t->slot);
+        if (qfmt__load_vector(m, name, rows, true, &n->w, msg, cap)) return -1;
+        if (!(t->flags & QFMT__FT_BIAS)) return 0;
+        snprintf(name, sizeof name, "%s.bias", base);
+        return qfmt__load_vector(m, name, rows, true, &n->b, msg, cap);
+    }
+    case QFMT__FT_EMBED:
+        if (qfmt__load_matrix(m, name, rows, cols, false, slot_matrix(m, t->slot), msg, cap)) return -1;
+        if (t->slot == QFMT__M_TOK) m->head = m->tok; /* tied unless the family's head is stored */
+        return 0;
+    case QFMT__FT_VECTOR:
+        return t->slot == QFMT__M_MLM_BIAS ? qfmt__load_vector(m, name, rows, true, &m->mlm_bias, msg, cap) : 0;
+    default: return 0;
+    }
+}
+
+static int load_tensors(qfmt_model *m, char *msg, size_t cap)
+{
+    const qfmt_model_hparams *h = &m->hp;
+    m->layers = own(m, calloc(h->layers, sizeof *m->layers));
+    if (!m->layers) return qfmt__msg(msg, cap, "out of memory");
+    for (uint64_t i = 0; i < h->layers; i++)
+        for (const qfmt__tensor_spec *t = h->family->layer; t->name; t++)
+            if (load_spec(m, t, (unsigned)i, &m->layers[i], msg, cap)) return -1;
+    for (const qfmt__tensor_spec *t = h->family->model; t->name; t++)
+        if (load_spec(m, t, 0, NULL, msg, cap)) return -1;
+    return 0;
 }
 
 static int read_hparams(qfmt_model *m, char *msg, size_t cap)
@@ -200,13 +269,18 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
     if (qfmt_meta_get_string(r, "general.architecture", &arch, &alen, NULL) != QFMT_OK)
         return qfmt__msg(msg, cap, "%s: no general.architecture in the metadata: not a model qfmt run knows",
                          qfmt_reader_path(r));
-    if (alen == 4 && memcmp(arch, "gpt2", 4) == 0) h->arch = QFMT_ARCH_GPT2;
-    else if (alen == 5 && memcmp(arch, "llama", 5) == 0) h->arch = QFMT_ARCH_LLAMA;
-    else if (alen == 4 && memcmp(arch, "bert", 4) == 0) h->arch = QFMT_ARCH_BERT;
-    else
-        return qfmt__msg(msg, cap, "%s: architecture '%.*s' is not supported (gpt2, llama and bert are)",
-                         qfmt_reader_path(r), (int)(alen > 64 ? 64 : alen), arch);
-    h->causal = h->arch != QFMT_ARCH_BERT;
+    const qfmt_family *f = qfmt_family_find(arch, (size_t)alen);
+    if (!f) {
+        char known[128] = "";
+        for (size_t i = 0; qfmt_family_at(i); i++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                     qfmt_family_name(qfmt_family_at(i)));
+        return qfmt__msg(msg, cap, "%s: architecture '%.*s' is not supported (%s are)", qfmt_reader_path(r),
+                         (int)(alen > 64 ? 64 : alen), arch, known);
+    }
+    h->family = f;
+    h->arch = f->arch;
+    h->causal = f->causal;
     if (meta_u64(r, "model.vocab_size", &h->vocab, true, msg, cap) ||
         meta_u64(r, "model.hidden_size", &h->d, true, msg, cap) ||
         meta_u64(r, "model.num_layers", &h->layers, true, msg, cap) ||
@@ -221,7 +295,8 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
     if (rc < 0) return -1;
     if (rc > 0) h->head_dim = h->heads ? h->d / h->heads : 0;
     h->type_vocab = 0;
-    if (h->arch == QFMT_ARCH_BERT && meta_u64(r, "model.type_vocab_size", &h->type_vocab, true, msg, cap)) return -1;
+    bool types = uses_dim(f, QFMT__DIM_TYPES);
+    if (types && meta_u64(r, "model.type_vocab_size", &h->type_vocab, true, msg, cap)) return -1;
     if (qfmt_meta_get_f64(r, "model.norm_eps", &h->eps, NULL) != QFMT_OK)
         return qfmt__msg(msg, cap, "%s: metadata 'model.norm_eps' (f64) is missing", qfmt_reader_path(r));
     h->rope_theta = 10000.0;
@@ -233,7 +308,7 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
         if (rtl == 8 && memcmp(rt, "bfloat16", 8) == 0) h->rope_freq_type = QFMT_TYPE_BF16;
         else if (rtl == 7 && memcmp(rt, "float16", 7) == 0) h->rope_freq_type = QFMT_TYPE_F16;
     }
-    if (h->arch == QFMT_ARCH_LLAMA && qfmt_meta_get_string(r, "model.rope_type", &rt, &rtl, NULL) == QFMT_OK &&
+    if (f->rope_theta_default > 0 && qfmt_meta_get_string(r, "model.rope_type", &rt, &rtl, NULL) == QFMT_OK &&
         !(rtl == 7 && memcmp(rt, "default", 7) == 0))
         return qfmt__msg(msg, cap, "%s: RoPE type '%.*s' is not supported (only 'default')", qfmt_reader_path(r),
                          (int)(rtl > 32 ? 32 : rtl), rt);
@@ -242,7 +317,7 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
         h->vocab > lim || h->d > lim || h->layers > 4096 || h->heads > 4096 || h->ffn > lim || h->ctx > lim ||
         h->head_dim > 65536 || h->heads % h->kv_heads != 0 ||
         /* GPT-2 and BERT have neither grouped KV heads nor a head_dim of their own */
-        (h->arch != QFMT_ARCH_LLAMA && (h->heads * h->head_dim != h->d || h->kv_heads != h->heads)) ||
+        (!f->gqa && (h->heads * h->head_dim != h->d || h->kv_heads != h->heads)) ||
         (h->head_dim % 2) != 0)
         return qfmt__msg(msg, cap,
                          "%s: hyperparameters do not describe a usable model (d %llu, heads %llu, kv heads %llu, "
@@ -252,7 +327,7 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
                          (unsigned long long)h->layers);
     /* BERT adds token type 0's embedding to every position: a table of no rows would be read
      * past its end. */
-    if (h->arch == QFMT_ARCH_BERT && (h->type_vocab == 0 || h->type_vocab > lim))
+    if (types && (h->type_vocab == 0 || h->type_vocab > lim))
         return qfmt__msg(msg, cap, "%s: metadata 'model.type_vocab_size' is %llu, not within 1..%llu",
                          qfmt_reader_path(r), (unsigned long long)h->type_vocab, (unsigned long long)lim);
     /* A session's KV cache holds layers x ctx x kv_heads x head_dim floats: bound it (2^36
@@ -266,69 +341,6 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
     return 0;
 }
 
-static int load_layers(qfmt_model *m, char *msg, size_t cap)
-{
-    const qfmt_model_hparams *h = &m->hp;
-    m->layers = own(m, calloc(h->layers, sizeof *m->layers));
-    if (!m->layers) return qfmt__msg(msg, cap, "out of memory");
-    char p[256];
-    uint64_t d = h->d, qd = h->heads * h->head_dim, kvd = h->kv_heads * h->head_dim;
-    for (uint64_t i = 0; i < h->layers; i++) {
-        layer *L = &m->layers[i];
-        unsigned long long li = (unsigned long long)i;
-        int rc = 0;
-        switch (h->arch) {
-        case QFMT_ARCH_GPT2:
-            snprintf(p, sizeof p, "transformer.h.%llu", li);
-            rc = load_norm(m, p, "ln_1.weight", "ln_1.bias", d, &L->ln1, msg, cap) ||
-                 load_norm(m, p, "ln_2.weight", "ln_2.bias", d, &L->ln2, msg, cap);
-            snprintf(p, sizeof p, "transformer.h.%llu.attn.c_attn", li);
-            rc = rc || load_linear(m, p, 3 * d, d, true, true, &L->q, msg, cap);
-            snprintf(p, sizeof p, "transformer.h.%llu.attn.c_proj", li);
-            rc = rc || load_linear(m, p, d, d, true, true, &L->o, msg, cap);
-            snprintf(p, sizeof p, "transformer.h.%llu.mlp.c_fc", li);
-            rc = rc || load_linear(m, p, h->ffn, d, true, true, &L->up, msg, cap);
-            snprintf(p, sizeof p, "transformer.h.%llu.mlp.c_proj", li);
-            rc = rc || load_linear(m, p, d, h->ffn, true, true, &L->down, msg, cap);
-            break;
-        case QFMT_ARCH_LLAMA:
-            snprintf(p, sizeof p, "model.layers.%llu", li);
-            rc = load_norm(m, p, "input_layernorm.weight", NULL, d, &L->ln1, msg, cap) ||
-                 load_norm(m, p, "post_attention_layernorm.weight", NULL, d, &L->ln2, msg, cap);
-#define LIN(suffix, rows, cols, dst)                                                         \
-    snprintf(p, sizeof p, "model.layers.%llu." suffix, li);                                  \
-    rc = rc || load_linear(m, p, rows, cols, false, false, dst, msg, cap)
-            LIN("self_attn.q_proj", qd, d, &L->q);
-            LIN("self_attn.k_proj", kvd, d, &L->k);
-            LIN("self_attn.v_proj", kvd, d, &L->v);
-            LIN("self_attn.o_proj", d, qd, &L->o);
-            LIN("mlp.gate_proj", h->ffn, d, &L->gate);
-            LIN("mlp.up_proj", h->ffn, d, &L->up);
-            LIN("mlp.down_proj", d, h->ffn, &L->down);
-#undef LIN
-            break;
-        case QFMT_ARCH_BERT:
-#define LIN(suffix, rows, cols, dst)                                                         \
-    snprintf(p, sizeof p, "bert.encoder.layer.%llu." suffix, li);                            \
-    rc = rc || load_linear(m, p, rows, cols, true, false, dst, msg, cap)
-            LIN("attention.self.query", d, d, &L->q);
-            LIN("attention.self.key", d, d, &L->k);
-            LIN("attention.self.value", d, d, &L->v);
-            LIN("attention.output.dense", d, d, &L->o);
-            LIN("intermediate.dense", h->ffn, d, &L->up);
-            LIN("output.dense", d, h->ffn, &L->down);
-#undef LIN
-            snprintf(p, sizeof p, "bert.encoder.layer.%llu.attention.output.LayerNorm", li);
-            rc = rc || load_norm(m, p, "weight", "bias", d, &L->ln1, msg, cap);
-            snprintf(p, sizeof p, "bert.encoder.layer.%llu.output.LayerNorm", li);
-            rc = rc || load_norm(m, p, "weight", "bias", d, &L->ln2, msg, cap);
-            break;
-        }
-        if (rc) return -1;
-    }
-    return 0;
-}
-
 int qfmt_model_load(qfmt_model **out, const qfmt_reader *r, char *msg, size_t cap)
 {
     *out = NULL;
@@ -336,39 +348,7 @@ int qfmt_model_load(qfmt_model **out, const qfmt_reader *r, char *msg, size_t ca
     if (!m) return qfmt__msg(msg, cap, "out of memory");
     m->r = r;
     int rc = read_hparams(m, msg, cap);
-    const qfmt_model_hparams *h = &m->hp;
-    if (rc == 0) rc = load_layers(m, msg, cap);
-    if (rc == 0) switch (h->arch) {
-        case QFMT_ARCH_GPT2:
-            rc = load_embedding(m, "transformer.wte.weight", h->vocab, h->d, &m->tok, msg, cap) ||
-                 load_embedding(m, "transformer.wpe.weight", h->ctx, h->d, &m->pos, msg, cap) ||
-                 load_norm(m, "transformer.ln_f", "weight", "bias", h->d, &m->final_norm, msg, cap);
-            m->head = m->tok;
-            if (rc == 0 && qfmt_tensor_find(r, "lm_head.weight", NULL, NULL) == QFMT_OK)
-                rc = load_embedding(m, "lm_head.weight", h->vocab, h->d, &m->head, msg, cap);
-            break;
-        case QFMT_ARCH_LLAMA:
-            rc = load_embedding(m, "model.embed_tokens.weight", h->vocab, h->d, &m->tok, msg, cap) ||
-                 load_norm(m, "model", "norm.weight", NULL, h->d, &m->final_norm, msg, cap);
-            m->head = m->tok; /* tied unless lm_head.weight is stored */
-            if (rc == 0 && qfmt_tensor_find(r, "lm_head.weight", NULL, NULL) == QFMT_OK)
-                rc = load_embedding(m, "lm_head.weight", h->vocab, h->d, &m->head, msg, cap);
-            break;
-        case QFMT_ARCH_BERT:
-            rc = load_embedding(m, "bert.embeddings.word_embeddings.weight", h->vocab, h->d, &m->tok, msg, cap) ||
-                 load_embedding(m, "bert.embeddings.position_embeddings.weight", h->ctx, h->d, &m->pos, msg, cap) ||
-                 load_embedding(m, "bert.embeddings.token_type_embeddings.weight", h->type_vocab, h->d, &m->type,
-                                msg, cap) ||
-                 load_norm(m, "bert.embeddings.LayerNorm", "weight", "bias", h->d, &m->emb_norm, msg, cap) ||
-                 load_linear(m, "cls.predictions.transform.dense", h->d, h->d, true, false, &m->mlm_dense, msg, cap) ||
-                 load_norm(m, "cls.predictions.transform.LayerNorm", "weight", "bias", h->d, &m->mlm_norm, msg,
-                           cap) ||
-                 qfmt__load_vector(m, "cls.predictions.bias", h->vocab, true, &m->mlm_bias, msg, cap);
-            m->head = m->tok; /* the decoder is tied to the word embeddings unless stored */
-            if (rc == 0 && qfmt_tensor_find(r, "cls.predictions.decoder.weight", NULL, NULL) == QFMT_OK)
-                rc = load_embedding(m, "cls.predictions.decoder.weight", h->vocab, h->d, &m->head, msg, cap);
-            break;
-        }
+    if (rc == 0) rc = load_tensors(m, msg, cap);
     if (rc) {
         qfmt_model_free(m);
         return -1;

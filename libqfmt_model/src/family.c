@@ -1,0 +1,286 @@
+/* The family registry and what every family shares: mapping a Hugging Face config.json to
+ * qfmt's model.* metadata (spec: "Metadata keys"), naming and sizing a family's tensors, and
+ * telling convert which tensors are linear weights (quantized by default) or Conv1D. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "family.h"
+
+static const qfmt_family *const registry[] = {&qfmt__family_gpt2, &qfmt__family_llama, &qfmt__family_bert};
+#define NFAMILIES (sizeof registry / sizeof registry[0])
+
+const qfmt_family *qfmt_family_at(size_t i) { return i < NFAMILIES ? registry[i] : NULL; }
+
+const qfmt_family *qfmt_family_find(const char *name, size_t len)
+{
+    for (size_t i = 0; name && i < NFAMILIES; i++)
+        if (strlen(registry[i]->name) == len && memcmp(registry[i]->name, name, len) == 0) return registry[i];
+    return NULL;
+}
+
+const char *qfmt_family_name(const qfmt_family *f) { return f ? f->name : NULL; }
+
+uint64_t qfmt__dim_value(const qfmt_model_hparams *h, uint8_t dim)
+{
+    switch (dim) {
+    case QFMT__DIM_D: return h->d;
+    case QFMT__DIM_Q: return h->heads * h->head_dim;
+    case QFMT__DIM_KV: return h->kv_heads * h->head_dim;
+    case QFMT__DIM_FFN: return h->ffn;
+    case QFMT__DIM_VOCAB: return h->vocab;
+    case QFMT__DIM_CTX: return h->ctx;
+    case QFMT__DIM_TYPES: return h->type_vocab;
+    case QFMT__DIM_3D: return 3 * h->d;
+    default: return 0;
+    }
+}
+
+/* ---- Names -------------------------------------------------------------------------------- */
+
+/* name == pattern + suffix, where the pattern's "%u" stands for one or more digits. */
+static bool match(const char *pat, const char *suffix, const char *name)
+{
+    while (*pat) {
+        if (pat[0] == '%' && pat[1] == 'u') {
+            if (*name < '0' || *name > '9') return false;
+            while (*name >= '0' && *name <= '9') name++;
+            pat += 2;
+        } else if (*pat++ != *name++) {
+            return false;
+        }
+    }
+    return strcmp(name, suffix) == 0;
+}
+
+static const qfmt__tensor_spec *match_in(const qfmt__tensor_spec *t, const char *name, bool *is_weight)
+{
+    for (; t->name; t++) {
+        if (t->kind == QFMT__FT_VECTOR) {
+            if (match(t->name, "", name)) return *is_weight = false, t;
+            continue;
+        }
+        if (match(t->name, ".weight", name)) return *is_weight = true, t;
+        if ((t->flags & (QFMT__FT_BIAS | QFMT__FT_BIAS_OPT)) && match(t->name, ".bias", name))
+            return *is_weight = false, t;
+    }
+    return NULL;
+}
+
+const qfmt__tensor_spec *qfmt__family_match(const qfmt_family *f, const char *name, bool *is_weight)
+{
+    const qfmt__tensor_spec *t = match_in(f->layer, name, is_weight);
+    if (!t) t = match_in(f->model, name, is_weight);
+    if (!t && f->strip_prefix) { /* saved without the base-model prefix: try the name with it */
+        char full[512];
+        if (snprintf(full, sizeof full, "%s%s", f->strip_prefix, name) < (int)sizeof full) {
+            t = match_in(f->layer, full, is_weight);
+            if (!t) t = match_in(f->model, full, is_weight);
+        }
+    }
+    return t;
+}
+
+unsigned qfmt_family_tensor_role(const qfmt_family *f, const char *name)
+{
+    for (size_t i = 0; i < NFAMILIES; i++) {
+        const qfmt_family *g = f ? f : registry[i];
+        bool w = false;
+        const qfmt__tensor_spec *t = qfmt__family_match(g, name, &w);
+        if (t) {
+            unsigned role = QFMT_FAMILY_KNOWN;
+            if (w && t->kind == QFMT__FT_LINEAR) role |= QFMT_FAMILY_QUANTIZE;
+            if (w && (t->flags & QFMT__FT_CONV1D)) role |= QFMT_FAMILY_CONV1D;
+            return role;
+        }
+        if (f) break;
+    }
+    return 0;
+}
+
+/* ---- The tensors of a model ------------------------------------------------------------- */
+
+static qfmt_status fail(qfmt_error *err, qfmt_status code, const char *tensor, const char *what)
+{
+    if (err) {
+        memset(err, 0, sizeof *err);
+        err->code = code;
+        err->offset = QFMT_NO_OFFSET;
+        snprintf(err->tensor, sizeof err->tensor, "%.127s", tensor ? tensor : "");
+        snprintf(err->message, sizeof err->message, "%s", what);
+    }
+    return code;
+}
+
+static qfmt_status emit(const qfmt__tensor_spec *t, const qfmt_model_hparams *h, unsigned layer,
+                        qfmt_family_tensor_fn fn, void *ctx, qfmt_error *err)
+{
+    char base[256], name[272];
+    if (snprintf(base, sizeof base, t->name, layer) >= (int)sizeof base)
+        return fail(err, QFMT_E_RANGE, t->name, "tensor name too long");
+    uint64_t rows = qfmt__dim_value(h, t->rows), cols = qfmt__dim_value(h, t->cols);
+    bool two = t->kind == QFMT__FT_LINEAR || t->kind == QFMT__FT_EMBED;
+    bool conv = (t->flags & QFMT__FT_CONV1D) != 0;
+    qfmt_family_tensor ft;
+    memset(&ft, 0, sizeof ft);
+    ft.name = name;
+    ft.optional = (t->flags & QFMT__FT_OPTIONAL) != 0;
+    ft.quantize = t->kind == QFMT__FT_LINEAR;
+    ft.conv1d = conv;
+    ft.ndim = two ? 2 : 1;
+    ft.dims[0] = two && conv ? cols : rows; /* as Hugging Face stores it */
+    ft.dims[1] = two ? (conv ? rows : cols) : 0;
+    snprintf(name, sizeof name, t->kind == QFMT__FT_VECTOR ? "%s" : "%s.weight", base);
+    if (!fn(ctx, &ft)) return fail(err, QFMT_E_NOMEM, name, "stopped by the caller");
+    if (!(t->flags & (QFMT__FT_BIAS | QFMT__FT_BIAS_OPT))) return QFMT_OK;
+    snprintf(name, sizeof name, "%s.bias", base);
+    ft.ndim = 1;
+    ft.dims[0] = rows;
+    ft.dims[1] = 0;
+    ft.quantize = ft.conv1d = false;
+    ft.optional = ft.optional || (t->flags & QFMT__FT_BIAS_OPT);
+    if (!fn(ctx, &ft)) return fail(err, QFMT_E_NOMEM, name, "stopped by the caller");
+    return QFMT_OK;
+}
+
+qfmt_status qfmt_family_tensors(const qfmt_family *f, const qfmt_model_hparams *h, qfmt_family_tensor_fn fn,
+                                void *ctx, qfmt_error *err)
+{
+    if (!f || !h || !fn) return fail(err, QFMT_E_ARG, NULL, "family, hyperparameters and callback are required");
+    if (h->layers > 4096) return fail(err, QFMT_E_RANGE, NULL, "more than 4096 layers");
+    qfmt_status s = QFMT_OK;
+    for (const qfmt__tensor_spec *t = f->model; s == QFMT_OK && t->name; t++) s = emit(t, h, 0, fn, ctx, err);
+    for (unsigned l = 0; l < h->layers; l++)
+        for (const qfmt__tensor_spec *t = f->layer; s == QFMT_OK && t->name; t++) s = emit(t, h, l, fn, ctx, err);
+    return s;
+}
+
+/* ---- config.json -> model.* metadata --------------------------------------------------- */
+
+typedef struct {
+    qfmt_writer *w;
+    qfmt_error *err;
+    qfmt_status s;
+} meta_ctx;
+
+static void put_u64(meta_ctx *c, const char *key, uint64_t v)
+{
+    if (c->s == QFMT_OK) c->s = qfmt_writer_set_u64(c->w, key, v, c->err);
+}
+static void put_f64(meta_ctx *c, const char *key, double v)
+{
+    if (c->s == QFMT_OK) c->s = qfmt_writer_set_f64(c->w, key, v, c->err);
+}
+static void put_bool(meta_ctx *c, const char *key, bool v)
+{
+    if (c->s == QFMT_OK) c->s = qfmt_writer_set_bool(c->w, key, v, c->err);
+}
+static void put_str(meta_ctx *c, const char *key, const char *v)
+{
+    if (c->s == QFMT_OK && v) c->s = qfmt_writer_set_string(c->w, key, v, strlen(v), c->err);
+}
+
+/* An integral JSON number in [0, 2^53] (beyond, doubles no longer hold every integer). */
+static bool json_u64(const cJSON *j, uint64_t *out)
+{
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= 0 && j->valuedouble <= 9007199254740992.0) ||
+        floor(j->valuedouble) != j->valuedouble)
+        return false;
+    *out = (uint64_t)j->valuedouble;
+    return true;
+}
+
+static const cJSON *item(const cJSON *cfg, const char *key) { return cJSON_GetObjectItemCaseSensitive(cfg, key); }
+
+/* The family's config.json item for metadata key `meta`, or NULL. */
+static const cJSON *family_item(const qfmt_family *f, const cJSON *cfg, const char *meta)
+{
+    for (const qfmt__config_key *k = f ? f->config : NULL; k && k->meta; k++) {
+        if (strcmp(k->meta, meta) != 0) continue;
+        for (size_t i = 0; i < 4 && k->keys[i]; i++) {
+            const cJSON *j = item(cfg, k->keys[i]);
+            if (j && !cJSON_IsNull(j)) return j;
+        }
+    }
+    return NULL;
+}
+
+static bool fam_u64(const qfmt_family *f, const cJSON *cfg, const char *meta, uint64_t *out)
+{
+    return json_u64(family_item(f, cfg, meta), out);
+}
+
+qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t len, qfmt_error *err)
+{
+    cJSON *cfg = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return fail(err, QFMT_E_CORRUPT, NULL, "config.json is not a JSON object");
+    }
+    meta_ctx c = {w, err, QFMT_OK};
+    const cJSON *mt = item(cfg, "model_type");
+    const char *type = cJSON_IsString(mt) ? mt->valuestring : NULL;
+    const qfmt_family *f = type ? qfmt_family_find(type, strlen(type)) : NULL;
+    put_str(&c, "general.architecture", type ? type : "unknown");
+    const cJSON *archs = item(cfg, "architectures");
+    if (cJSON_IsArray(archs) && c.s == QFMT_OK) {
+        const char *names[64];
+        uint64_t n = 0;
+        for (const cJSON *a = archs->child; a && n < 64; a = a->next)
+            if (cJSON_IsString(a)) names[n++] = a->valuestring;
+        c.s = qfmt_writer_set_string_array(w, "general.architectures", names, NULL, n, err);
+    }
+    /* Sizes, under the family's names; the derived defaults transformers applies. */
+    uint64_t u, hidden = 0, heads = 0;
+    if (fam_u64(f, cfg, "model.vocab_size", &u)) put_u64(&c, "model.vocab_size", u);
+    if (fam_u64(f, cfg, "model.hidden_size", &hidden)) put_u64(&c, "model.hidden_size", hidden);
+    if (fam_u64(f, cfg, "model.num_layers", &u)) put_u64(&c, "model.num_layers", u);
+    if (fam_u64(f, cfg, "model.num_heads", &heads)) put_u64(&c, "model.num_heads", heads);
+    if (fam_u64(f, cfg, "model.num_kv_heads", &u)) put_u64(&c, "model.num_kv_heads", u);
+    else if (heads) put_u64(&c, "model.num_kv_heads", heads);
+    if (fam_u64(f, cfg, "model.head_dim", &u)) put_u64(&c, "model.head_dim", u);
+    else if (heads && hidden && hidden % heads == 0) put_u64(&c, "model.head_dim", hidden / heads);
+    if (fam_u64(f, cfg, "model.ffn_size", &u)) put_u64(&c, "model.ffn_size", u);
+    else if (f && f->ffn_mult_default && hidden) put_u64(&c, "model.ffn_size", f->ffn_mult_default * hidden);
+    if (fam_u64(f, cfg, "model.context_length", &u)) put_u64(&c, "model.context_length", u);
+    if (fam_u64(f, cfg, "model.type_vocab_size", &u)) put_u64(&c, "model.type_vocab_size", u);
+    const cJSON *j = family_item(f, cfg, "model.norm_eps");
+    if (cJSON_IsNumber(j)) put_f64(&c, "model.norm_eps", j->valuedouble);
+    /* RoPE (transformers' rope utilities, shared by every RoPE family): transformers 5 nests
+     * it in rope_parameters, older configs use rope_theta and rope_scaling; the type says
+     * which frequencies (run refuses the ones it lacks). */
+    const cJSON *rp = item(cfg, "rope_parameters");
+    if (!cJSON_IsObject(rp)) rp = item(cfg, "rope_scaling");
+    const cJSON *rt = cJSON_IsObject(rp) ? item(rp, "rope_theta") : NULL;
+    const cJSON *ty = cJSON_IsObject(rp) ? item(rp, "rope_type") : NULL;
+    if (!cJSON_IsString(ty) && cJSON_IsObject(rp)) ty = item(rp, "type");
+    bool rope = f && f->rope_theta_default > 0;
+    if (cJSON_IsNumber(j = item(cfg, "rope_theta"))) put_f64(&c, "model.rope_theta", j->valuedouble);
+    else if (cJSON_IsNumber(rt)) put_f64(&c, "model.rope_theta", rt->valuedouble);
+    else if (rope) put_f64(&c, "model.rope_theta", f->rope_theta_default);
+    if (cJSON_IsString(ty)) put_str(&c, "model.rope_type", ty->valuestring);
+    else if (rope) put_str(&c, "model.rope_type", "default");
+    /* The dtype the checkpoint was saved in: transformers computes some buffers (RoPE
+     * frequencies) in it, so run needs it to reproduce transformers. */
+    j = item(cfg, "dtype");
+    if (!cJSON_IsString(j)) j = item(cfg, "torch_dtype");
+    if (cJSON_IsString(j)) put_str(&c, "model.dtype", j->valuestring);
+    j = family_item(f, cfg, "model.activation");
+    if (cJSON_IsString(j)) put_str(&c, "model.activation", j->valuestring);
+    /* PretrainedConfig's own keys; the family's default when the config is silent. */
+    j = item(cfg, "tie_word_embeddings");
+    put_bool(&c, "model.tie_word_embeddings", cJSON_IsBool(j) ? cJSON_IsTrue(j) : (f ? f->tie_default : true));
+    if (cJSON_IsBool(j = family_item(f, cfg, "model.attention_bias"))) put_bool(&c, "model.attention_bias", cJSON_IsTrue(j));
+    if (cJSON_IsBool(j = family_item(f, cfg, "model.mlp_bias"))) put_bool(&c, "model.mlp_bias", cJSON_IsTrue(j));
+    static const char *const ids[] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    for (size_t i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "model.%s", ids[i]);
+        if (json_u64(item(cfg, ids[i]), &u)) put_u64(&c, key, u);
+    }
+    cJSON_Delete(cfg);
+    return c.s;
+}

@@ -44,6 +44,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "qfmt.h"
+#include "qfmt_model.h"
 
 /* TinyLlama-1.1B */
 enum {
@@ -186,31 +188,26 @@ static uint64_t tensor_bytes(const tensor *t)
     return 2 * t->dims[0] * (t->ndim == 2 ? t->dims[1] : 1);
 }
 
+/* Every tensor of the table but optional biases (the untied head is optional and kept). */
+static bool plan_one(void *ctx, const qfmt_family_tensor *t)
+{
+    (void)ctx;
+    if (!t->optional || t->ndim == 2) add_tensor(t->name, t->dims[0], t->ndim == 2 ? t->dims[1] : 0, t->ndim == 1);
+    return true;
+}
+
 /* The tensor list in the usual checkpoint order, with data_offsets; returns the data size. */
 static uint64_t plan_model(uint64_t *largest)
 {
-    char n[80];
     ntensors = 0;
-    add_tensor("model.embed_tokens.weight", VOCAB, HIDDEN, false);
-    for (int l = 0; l < LAYERS; l++) {
-#define LAYER(suffix, d0, d1, norm)                                        \
-    do {                                                                   \
-        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);            \
-        add_tensor(n, d0, d1, norm);                                       \
-    } while (0)
-        LAYER("input_layernorm.weight", HIDDEN, 0, true);
-        LAYER("self_attn.q_proj.weight", HEADS * HEAD_DIM, HIDDEN, false);
-        LAYER("self_attn.k_proj.weight", KV_HEADS * HEAD_DIM, HIDDEN, false);
-        LAYER("self_attn.v_proj.weight", KV_HEADS * HEAD_DIM, HIDDEN, false);
-        LAYER("self_attn.o_proj.weight", HIDDEN, HEADS * HEAD_DIM, false);
-        LAYER("post_attention_layernorm.weight", HIDDEN, 0, true);
-        LAYER("mlp.gate_proj.weight", FFN, HIDDEN, false);
-        LAYER("mlp.up_proj.weight", FFN, HIDDEN, false);
-        LAYER("mlp.down_proj.weight", HIDDEN, FFN, false);
-#undef LAYER
-    }
-    add_tensor("model.norm.weight", HIDDEN, 0, true);
-    add_tensor("lm_head.weight", VOCAB, HIDDEN, false);
+    qfmt_model_hparams h;
+    memset(&h, 0, sizeof h);
+    h.vocab = VOCAB, h.d = HIDDEN, h.layers = LAYERS, h.heads = HEADS, h.kv_heads = KV_HEADS;
+    h.head_dim = HEAD_DIM, h.ffn = FFN, h.ctx = 2048;
+    qfmt_error e;
+    /* The family's own tensor list (libqfmt_model/src/families/llama.c), untied head included. */
+    if (qfmt_family_tensors(qfmt_family_find("llama", 5), &h, plan_one, NULL, &e) != QFMT_OK)
+        die("tensor list: %s", e.message);
     uint64_t at = 0;
     *largest = 0;
     for (size_t i = 0; i < ntensors; i++) {
@@ -301,18 +298,17 @@ static void write_text(const char *path, const char *text)
 
 static void write_config(const char *dir)
 {
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg,
-             "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
-             "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
-             "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"vocab_size\": %d,\n"
-             "  \"max_position_embeddings\": 2048,\n  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 10000.0,\n"
-             "  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": false,\n  \"bos_token_id\": 1,\n"
-             "  \"eos_token_id\": 2,\n  \"torch_dtype\": \"bfloat16\",\n  \"note\": \"random weights, "
-             "synthesised by qfmt's bench_convert\"\n}\n",
-             HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, VOCAB);
+    qfmt_model_hparams h;
+    memset(&h, 0, sizeof h);
+    h.vocab = VOCAB, h.d = HIDDEN, h.layers = LAYERS, h.heads = HEADS, h.kv_heads = KV_HEADS;
+    h.head_dim = HEAD_DIM, h.ffn = FFN, h.ctx = 2048, h.eps = 1e-5, h.rope_theta = 10000.0;
+    h.rope_freq_type = QFMT_TYPE_BF16;
+    /* config.json under the family's own key names (libqfmt_model/src/families/llama.c) */
+    char *cfg = qfmt_family_config_json(qfmt_family_find("llama", 5), &h, false);
+    if (!cfg) die("out of memory");
     char *p = path_join(dir, "config.json");
     write_text(p, cfg);
+    free(cfg);
     free(p);
 }
 

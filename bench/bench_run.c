@@ -301,30 +301,25 @@ static void add_stensor(const char *name, uint64_t d0, uint64_t d1, bool norm)
 
 static uint64_t stensor_bytes(const stensor *t) { return 2 * t->dims[0] * (t->ndim == 2 ? t->dims[1] : 1); }
 
+/* Every tensor of the table but optional biases (the untied head is optional and kept). */
+static bool plan_one(void *ctx, const qfmt_family_tensor *t)
+{
+    (void)ctx;
+    if (!t->optional || t->ndim == 2) add_stensor(t->name, t->dims[0], t->ndim == 2 ? t->dims[1] : 0, t->ndim == 1);
+    return true;
+}
+
 static uint64_t plan_synthetic(void)
 {
-    char n[80];
     nstensors = 0;
-    add_stensor("model.embed_tokens.weight", S_VOCAB, S_HIDDEN, false);
-    for (int l = 0; l < S_LAYERS; l++) {
-#define LAYER(suffix, d0, d1, norm)                                                                \
-    do {                                                                                           \
-        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                    \
-        add_stensor(n, d0, d1, norm);                                                              \
-    } while (0)
-        LAYER("input_layernorm.weight", S_HIDDEN, 0, true);
-        LAYER("self_attn.q_proj.weight", S_HEADS * S_HEAD_DIM, S_HIDDEN, false);
-        LAYER("self_attn.k_proj.weight", S_KV_HEADS * S_HEAD_DIM, S_HIDDEN, false);
-        LAYER("self_attn.v_proj.weight", S_KV_HEADS * S_HEAD_DIM, S_HIDDEN, false);
-        LAYER("self_attn.o_proj.weight", S_HIDDEN, S_HEADS * S_HEAD_DIM, false);
-        LAYER("post_attention_layernorm.weight", S_HIDDEN, 0, true);
-        LAYER("mlp.gate_proj.weight", S_FFN, S_HIDDEN, false);
-        LAYER("mlp.up_proj.weight", S_FFN, S_HIDDEN, false);
-        LAYER("mlp.down_proj.weight", S_HIDDEN, S_FFN, false);
-#undef LAYER
-    }
-    add_stensor("model.norm.weight", S_HIDDEN, 0, true);
-    add_stensor("lm_head.weight", S_VOCAB, S_HIDDEN, false);
+    qfmt_model_hparams h;
+    memset(&h, 0, sizeof h);
+    h.vocab = S_VOCAB, h.d = S_HIDDEN, h.layers = S_LAYERS, h.heads = S_HEADS, h.kv_heads = S_KV_HEADS;
+    h.head_dim = S_HEAD_DIM, h.ffn = S_FFN, h.ctx = 2048;
+    qfmt_error e;
+    /* The family's own tensor list (libqfmt_model/src/families/llama.c), untied head included. */
+    if (qfmt_family_tensors(qfmt_family_find("llama", 5), &h, plan_one, NULL, &e) != QFMT_OK)
+        die("tensor list: %s", e.message);
     uint64_t at = 0;
     for (size_t i = 0; i < nstensors; i++) {
         stensors[i].begin = at;
@@ -421,21 +416,20 @@ static void write_synthetic(const char *dir, uint64_t data_size)
     if (close(fd) != 0) die("%s: close failed: %s", tmp, strerror(errno));
     if (rename(tmp, final) != 0) die("%s: cannot rename to %s: %s", tmp, final, strerror(errno));
     cleanup_drop(tmp);
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg,
-             "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
-             "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
-             "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"vocab_size\": %d,\n"
-             "  \"max_position_embeddings\": 2048,\n  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 10000.0,\n"
-             "  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": false,\n  \"bos_token_id\": 1,\n"
-             "  \"eos_token_id\": 2,\n  \"torch_dtype\": \"bfloat16\",\n  \"note\": \"random weights, "
-             "synthesised by qfmt's bench_run\"\n}\n",
-             S_HIDDEN, S_FFN, S_LAYERS, S_HEADS, S_KV_HEADS, S_VOCAB);
+    qfmt_model_hparams h;
+    memset(&h, 0, sizeof h);
+    h.vocab = S_VOCAB, h.d = S_HIDDEN, h.layers = S_LAYERS, h.heads = S_HEADS, h.kv_heads = S_KV_HEADS;
+    h.head_dim = S_HEAD_DIM, h.ffn = S_FFN, h.ctx = 2048, h.eps = 1e-5, h.rope_theta = 10000.0;
+    h.rope_freq_type = QFMT_TYPE_BF16;
+    /* config.json under the family's own key names (libqfmt_model/src/families/llama.c) */
+    char *cfg = qfmt_family_config_json(qfmt_family_find("llama", 5), &h, false);
+    if (!cfg) die("out of memory");
     char *cp = path_join(dir, "config.json");
     int cfd = open(cp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (cfd < 0) die("%s: cannot create: %s", cp, strerror(errno));
     write_all(cfd, cfg, strlen(cfg), cp);
     close(cfd);
+    free(cfg);
     printf("synthesised %s: %zu tensors, %.0f MB BF16 in %.1f s\n", final, nstensors,
            (double)(8 + hlen + data_size) / 1e6, now() - t0);
     free(cp);
@@ -544,11 +538,10 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
     char msg[512];
     if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) die("%s", msg);
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
-    static const char *const arch[] = {"gpt2", "llama", "bert"};
     uint64_t wb = weight_bytes_per_token(r);
     printf("\n== %s: %s, %" PRIu64 " layers, d %" PRIu64 ", ffn %" PRIu64 ", vocab %" PRIu64 ", ctx %" PRIu64
            "; file %.1f MB; weights read per token %.2f MB\n",
-           label, arch[h->arch], h->layers, h->d, h->ffn, h->vocab, h->ctx, (double)file_size(path) / 1e6,
+           label, qfmt_family_name(h->family), h->layers, h->d, h->ffn, h->vocab, h->ctx, (double)file_size(path) / 1e6,
            (double)wb / 1e6);
     bench_cfg cc = *c;
     if (h->causal) { /* the bound measured again just before: this machine's bandwidth drifts */

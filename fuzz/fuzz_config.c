@@ -5,15 +5,16 @@
  * (runtime/model.c: read_hparams, reached through qfmt_model_load).
  *
  * Input: a config.json text. It is parsed as the converter parses it (cJSON, a JSON object,
- * bytes after it ignored), and mapped to metadata under the same key aliases as
- * put_model_keys in tools/cmd_convert.c (vocab_size, hidden_size / n_embd / d_model, ...).
+ * bytes after it ignored), and mapped to metadata by the library function convert uses,
+ * qfmt_family_config_to_meta (each family's keys: libqfmt_model/src/families/).
  * Members whose name starts with "model." or "general." are also written as they are (an
  * integral number as u64, or i64 when negative; another number as f64; string, bool, array of
  * strings), so that the fuzzer reaches values of the wrong metadata type too. The metadata is
  * written with the library's writer to a scratch file (in /dev/shm when there is one), read
  * back into memory, opened with qfmt_reader_open_memory, and qfmt_model_load run on it. When
  * the hyperparameters describe a small model (every size at most 64, at most 2 layers), the
- * file is written again with every weight the runtime loads for the architecture (f32, f16
+ * file is written again with every weight the runtime loads for the family, from the
+ * family's own table (qfmt_family_tensors) (f32, f16
  * or bf16, small deterministic values), and a model that loads is run: two tokens through the
  * exact and the fast forward pass and, for causal models, two incremental steps. Otherwise a
  * load must fail with a message. Whatever the values (0, 2^64 - 1, huge or tiny doubles,
@@ -68,97 +69,7 @@ static uint8_t *slurp(const char *path, size_t *len)
     return buf;
 }
 
-/* ---- config.json -> metadata, as qfmt convert maps it ---------------------------------- */
-
-/* hf_config_u64: an integral JSON number in [0, 2^53]. */
-static bool cfg_u64(const cJSON *cfg, const char *const *keys, uint64_t *out)
-{
-    for (; *keys; keys++) {
-        const cJSON *j = cJSON_GetObjectItemCaseSensitive(cfg, *keys);
-        if (cJSON_IsNumber(j) && j->valuedouble >= 0 && j->valuedouble <= 9007199254740992.0 &&
-            floor(j->valuedouble) == j->valuedouble) {
-            *out = (uint64_t)j->valuedouble;
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool cfg_f64(const cJSON *cfg, const char *const *keys, double *out)
-{
-    for (; *keys; keys++) {
-        const cJSON *j = cJSON_GetObjectItemCaseSensitive(cfg, *keys);
-        if (cJSON_IsNumber(j)) {
-            *out = j->valuedouble;
-            return true;
-        }
-    }
-    return false;
-}
-
-static const char *cfg_str(const cJSON *cfg, const char *key)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(cfg, key);
-    return cJSON_IsString(j) ? j->valuestring : NULL;
-}
-
-#define KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* Failures to set a value (a duplicate key, invalid UTF-8) are ignored: the entry is left out. */
-static void put_model_keys(qfmt_writer *w, const cJSON *cfg)
-{
-    const char *mt = cfg_str(cfg, "model_type");
-    const char *arch = mt ? mt : "unknown";
-    qfmt_writer_set_string(w, "general.architecture", arch, strlen(arch), NULL);
-    uint64_t u, hidden = 0, heads = 0;
-    double f;
-    if (cfg_u64(cfg, KEYS("vocab_size"), &u))
-        qfmt_writer_set_u64(w, "model.vocab_size", u, NULL);
-    if (cfg_u64(cfg, KEYS("hidden_size", "n_embd", "d_model"), &hidden))
-        qfmt_writer_set_u64(w, "model.hidden_size", hidden, NULL);
-    if (cfg_u64(cfg, KEYS("num_hidden_layers", "n_layer"), &u))
-        qfmt_writer_set_u64(w, "model.num_layers", u, NULL);
-    if (cfg_u64(cfg, KEYS("num_attention_heads", "n_head"), &heads))
-        qfmt_writer_set_u64(w, "model.num_heads", heads, NULL);
-    if (cfg_u64(cfg, KEYS("num_key_value_heads"), &u))
-        qfmt_writer_set_u64(w, "model.num_kv_heads", u, NULL);
-    else if (heads)
-        qfmt_writer_set_u64(w, "model.num_kv_heads", heads, NULL);
-    if (cfg_u64(cfg, KEYS("head_dim"), &u))
-        qfmt_writer_set_u64(w, "model.head_dim", u, NULL);
-    else if (heads && hidden && hidden % heads == 0)
-        qfmt_writer_set_u64(w, "model.head_dim", hidden / heads, NULL);
-    if (cfg_u64(cfg, KEYS("intermediate_size", "n_inner"), &u))
-        qfmt_writer_set_u64(w, "model.ffn_size", u, NULL);
-    else if (mt && strcmp(mt, "gpt2") == 0 && hidden && hidden <= UINT64_MAX / 4)
-        qfmt_writer_set_u64(w, "model.ffn_size", 4 * hidden, NULL);
-    if (cfg_u64(cfg, KEYS("max_position_embeddings", "n_positions", "n_ctx"), &u))
-        qfmt_writer_set_u64(w, "model.context_length", u, NULL);
-    if (cfg_u64(cfg, KEYS("type_vocab_size"), &u))
-        qfmt_writer_set_u64(w, "model.type_vocab_size", u, NULL);
-    if (cfg_f64(cfg, KEYS("rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps"), &f))
-        qfmt_writer_set_f64(w, "model.norm_eps", f, NULL);
-    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
-    if (!cJSON_IsObject(rp))
-        rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
-    const cJSON *rt = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "rope_theta") : NULL;
-    const cJSON *ty = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "rope_type") : NULL;
-    if (!cJSON_IsString(ty) && cJSON_IsObject(rp))
-        ty = cJSON_GetObjectItemCaseSensitive(rp, "type");
-    if (cfg_f64(cfg, KEYS("rope_theta"), &f))
-        qfmt_writer_set_f64(w, "model.rope_theta", f, NULL);
-    else if (cJSON_IsNumber(rt))
-        qfmt_writer_set_f64(w, "model.rope_theta", rt->valuedouble, NULL);
-    if (cJSON_IsString(ty))
-        qfmt_writer_set_string(w, "model.rope_type", ty->valuestring, strlen(ty->valuestring), NULL);
-    else if (mt && strcmp(mt, "llama") == 0)
-        qfmt_writer_set_string(w, "model.rope_type", "default", 7, NULL);
-    const char *dt = cfg_str(cfg, "dtype");
-    if (!dt)
-        dt = cfg_str(cfg, "torch_dtype");
-    if (dt)
-        qfmt_writer_set_string(w, "model.dtype", dt, strlen(dt), NULL);
-}
+/* ---- config.json -> metadata: qfmt_family_config_to_meta, as qfmt convert maps it ------- */
 
 /* Members named model.* / general.* written as they are, typed by their JSON value. */
 static void put_raw_keys(qfmt_writer *w, const cJSON *cfg)
@@ -196,7 +107,7 @@ static void put_raw_keys(qfmt_writer *w, const cJSON *cfg)
  * or of another type), with read_hparams' defaults for head_dim and num_kv_heads. */
 typedef struct {
     uint64_t vocab, d, layers, heads, kv_heads, head_dim, ffn, ctx, type_vocab;
-    int arch; /* 0 gpt2, 1 llama, 2 bert, -1 other */
+    const qfmt_family *family; /* NULL: not one the runtime knows */
 } shape_params;
 
 static uint64_t meta_u64_or0(const qfmt_reader *r, const char *key)
@@ -211,15 +122,9 @@ static bool read_shape(const qfmt_reader *r, shape_params *p)
 {
     const char *a;
     uint64_t al;
-    p->arch = -1;
-    if (qfmt_meta_get_string(r, "general.architecture", &a, &al, NULL) == QFMT_OK) {
-        if (al == 4 && memcmp(a, "gpt2", 4) == 0)
-            p->arch = 0;
-        else if (al == 5 && memcmp(a, "llama", 5) == 0)
-            p->arch = 1;
-        else if (al == 4 && memcmp(a, "bert", 4) == 0)
-            p->arch = 2;
-    }
+    p->family = NULL;
+    if (qfmt_meta_get_string(r, "general.architecture", &a, &al, NULL) == QFMT_OK)
+        p->family = qfmt_family_find(a, (size_t)al);
     p->vocab = meta_u64_or0(r, "model.vocab_size");
     p->d = meta_u64_or0(r, "model.hidden_size");
     p->layers = meta_u64_or0(r, "model.num_layers");
@@ -235,7 +140,7 @@ static bool read_shape(const qfmt_reader *r, shape_params *p)
         p->kv_heads = p->heads;
     /* small enough to build and run in a fuzz iteration */
     const uint64_t lim = 64;
-    return p->arch >= 0 && p->vocab && p->vocab <= lim && p->d && p->d <= lim && p->layers &&
+    return p->family != NULL && p->vocab && p->vocab <= lim && p->d && p->d <= lim && p->layers &&
            p->layers <= 2 && p->heads && p->heads <= lim && p->kv_heads <= lim &&
            p->head_dim <= lim && p->ffn && p->ffn <= lim && p->ctx && p->ctx <= lim &&
            p->type_vocab <= lim;
@@ -273,17 +178,6 @@ static void tensor(wctx *c, const char *name, uint64_t d0, uint64_t d1, uint32_t
     free(b);
 }
 
-#define T2(c, rows, cols, ...)                                                                 \
-    do {                                                                                       \
-        snprintf(nm, sizeof nm, __VA_ARGS__);                                                  \
-        tensor(c, nm, rows, cols, 2);                                                          \
-    } while (0)
-#define T1(c, len, ...)                                                                        \
-    do {                                                                                       \
-        snprintf(nm, sizeof nm, __VA_ARGS__);                                                  \
-        tensor(c, nm, len, 0, 1);                                                              \
-    } while (0)
-
 static void conv1d(wctx *c, const char *name)
 {
     if (c->ntransposed < sizeof c->transposed / sizeof c->transposed[0])
@@ -291,89 +185,33 @@ static void conv1d(wctx *c, const char *name)
                  (int)sizeof c->transposed[0] - 1, name);
 }
 
-/* Every weight the runtime loads for the architecture, in the shapes it expects. */
+/* One tensor of the family's table: required ones only. Conv1D weights are written [out, in]
+ * and listed in convert.transposed, as convert writes them (a Conv1D weight stored [in, out]
+ * crashed the loader: see fuzz/README.md, "Findings"). */
+static bool add_one(void *ctx, const qfmt_family_tensor *t)
+{
+    wctx *c = ctx;
+    if (t->optional)
+        return true;
+    if (t->conv1d) {
+        tensor(c, t->name, t->dims[1], t->dims[0], 2);
+        conv1d(c, t->name);
+    } else {
+        tensor(c, t->name, t->dims[0], t->dims[1], t->ndim);
+    }
+    return true;
+}
+
+/* Every weight the runtime loads for the family, in the shapes it expects (the family's
+ * table: libqfmt_model/src/families/). */
 static void add_weights(wctx *c, const shape_params *p)
 {
-    char nm[128];
-    uint64_t d = p->d, f = p->ffn, qd = p->heads * p->head_dim, kvd = p->kv_heads * p->head_dim;
-    for (uint64_t i = 0; i < p->layers; i++) {
-        unsigned long long l = (unsigned long long)i;
-        switch (p->arch) {
-        case 0: /* Conv1D weights written [out, in] and listed in convert.transposed, as
-                 * convert writes them (a Conv1D weight stored [in, out] crashes the loader:
-                 * see fuzz/README.md, "Findings") */
-            T1(c, d, "transformer.h.%llu.ln_1.weight", l);
-            T1(c, d, "transformer.h.%llu.ln_1.bias", l);
-            T1(c, d, "transformer.h.%llu.ln_2.weight", l);
-            T1(c, d, "transformer.h.%llu.ln_2.bias", l);
-            T2(c, 3 * d, d, "transformer.h.%llu.attn.c_attn.weight", l);
-            conv1d(c, nm);
-            T1(c, 3 * d, "transformer.h.%llu.attn.c_attn.bias", l);
-            T2(c, d, d, "transformer.h.%llu.attn.c_proj.weight", l);
-            conv1d(c, nm);
-            T1(c, d, "transformer.h.%llu.attn.c_proj.bias", l);
-            T2(c, f, d, "transformer.h.%llu.mlp.c_fc.weight", l);
-            conv1d(c, nm);
-            T1(c, f, "transformer.h.%llu.mlp.c_fc.bias", l);
-            T2(c, d, f, "transformer.h.%llu.mlp.c_proj.weight", l);
-            conv1d(c, nm);
-            T1(c, d, "transformer.h.%llu.mlp.c_proj.bias", l);
-            break;
-        case 1:
-            T1(c, d, "model.layers.%llu.input_layernorm.weight", l);
-            T1(c, d, "model.layers.%llu.post_attention_layernorm.weight", l);
-            T2(c, qd, d, "model.layers.%llu.self_attn.q_proj.weight", l);
-            T2(c, kvd, d, "model.layers.%llu.self_attn.k_proj.weight", l);
-            T2(c, kvd, d, "model.layers.%llu.self_attn.v_proj.weight", l);
-            T2(c, d, qd, "model.layers.%llu.self_attn.o_proj.weight", l);
-            T2(c, f, d, "model.layers.%llu.mlp.gate_proj.weight", l);
-            T2(c, f, d, "model.layers.%llu.mlp.up_proj.weight", l);
-            T2(c, d, f, "model.layers.%llu.mlp.down_proj.weight", l);
-            break;
-        default:
-            T2(c, d, d, "bert.encoder.layer.%llu.attention.self.query.weight", l);
-            T1(c, d, "bert.encoder.layer.%llu.attention.self.query.bias", l);
-            T2(c, d, d, "bert.encoder.layer.%llu.attention.self.key.weight", l);
-            T1(c, d, "bert.encoder.layer.%llu.attention.self.key.bias", l);
-            T2(c, d, d, "bert.encoder.layer.%llu.attention.self.value.weight", l);
-            T1(c, d, "bert.encoder.layer.%llu.attention.self.value.bias", l);
-            T2(c, d, d, "bert.encoder.layer.%llu.attention.output.dense.weight", l);
-            T1(c, d, "bert.encoder.layer.%llu.attention.output.dense.bias", l);
-            T2(c, f, d, "bert.encoder.layer.%llu.intermediate.dense.weight", l);
-            T1(c, f, "bert.encoder.layer.%llu.intermediate.dense.bias", l);
-            T2(c, d, f, "bert.encoder.layer.%llu.output.dense.weight", l);
-            T1(c, d, "bert.encoder.layer.%llu.output.dense.bias", l);
-            T1(c, d, "bert.encoder.layer.%llu.attention.output.LayerNorm.weight", l);
-            T1(c, d, "bert.encoder.layer.%llu.attention.output.LayerNorm.bias", l);
-            T1(c, d, "bert.encoder.layer.%llu.output.LayerNorm.weight", l);
-            T1(c, d, "bert.encoder.layer.%llu.output.LayerNorm.bias", l);
-            break;
-        }
-    }
-    switch (p->arch) {
-    case 0:
-        T2(c, p->vocab, d, "transformer.wte.weight");
-        T2(c, p->ctx, d, "transformer.wpe.weight");
-        T1(c, d, "transformer.ln_f.weight");
-        T1(c, d, "transformer.ln_f.bias");
-        break;
-    case 1:
-        T2(c, p->vocab, d, "model.embed_tokens.weight");
-        T1(c, d, "model.norm.weight");
-        break;
-    default:
-        T2(c, p->vocab, d, "bert.embeddings.word_embeddings.weight");
-        T2(c, p->ctx, d, "bert.embeddings.position_embeddings.weight");
-        T2(c, p->type_vocab, d, "bert.embeddings.token_type_embeddings.weight");
-        T1(c, d, "bert.embeddings.LayerNorm.weight");
-        T1(c, d, "bert.embeddings.LayerNorm.bias");
-        T2(c, d, d, "cls.predictions.transform.dense.weight");
-        T1(c, d, "cls.predictions.transform.dense.bias");
-        T1(c, d, "cls.predictions.transform.LayerNorm.weight");
-        T1(c, d, "cls.predictions.transform.LayerNorm.bias");
-        T1(c, p->vocab, "cls.predictions.bias");
-        break;
-    }
+    qfmt_model_hparams h;
+    memset(&h, 0, sizeof h);
+    h.family = p->family;
+    h.vocab = p->vocab, h.d = p->d, h.layers = p->layers, h.heads = p->heads, h.kv_heads = p->kv_heads;
+    h.head_dim = p->head_dim, h.ffn = p->ffn, h.ctx = p->ctx, h.type_vocab = p->type_vocab;
+    CHECK(qfmt_family_tensors(p->family, &h, add_one, c, NULL) == QFMT_OK);
 }
 
 /* A loaded model runs: two tokens through the exact and the fast path, and (causal models)
@@ -434,7 +272,7 @@ static uint8_t *build(const cJSON *cfg, const char *text, size_t text_len, const
     qfmt_writer *w = NULL;
     qfmt_error e;
     CHECK(qfmt_writer_create(&w, path, &wo, &e) == QFMT_OK);
-    put_model_keys(w, cfg);
+    qfmt_family_config_to_meta(w, text, text_len, NULL); /* as convert maps it */
     put_raw_keys(w, cfg);
     qfmt_writer_set_string(w, "hf.config.json", text, text_len, NULL);
     qfmt_writer_set_string(w, "tokenizer.huggingface.json", "{}", 2, NULL);

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "convert_policy.h"
 #include "hf_model.h"
+#include "qfmt_model.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -142,105 +143,16 @@ typedef struct {
     qfmt_status s;
 } meta_ctx;
 
-static void put_u64(meta_ctx *c, const char *key, uint64_t v)
-{
-    if (c->s == QFMT_OK) c->s = qfmt_writer_set_u64(c->w, key, v, c->err);
-}
-static void put_f64(meta_ctx *c, const char *key, double v)
-{
-    if (c->s == QFMT_OK) c->s = qfmt_writer_set_f64(c->w, key, v, c->err);
-}
-static void put_bool(meta_ctx *c, const char *key, bool v)
-{
-    if (c->s == QFMT_OK) c->s = qfmt_writer_set_bool(c->w, key, v, c->err);
-}
 static void put_str(meta_ctx *c, const char *key, const char *v, size_t len)
 {
     if (c->s == QFMT_OK && v) c->s = qfmt_writer_set_string(c->w, key, v, len, c->err);
-}
-
-/* The first config.json key present among `keys`, as an integer. */
-static bool cfg_u64(const hf_model *m, const char *const *keys, uint64_t *out)
-{
-    for (; *keys; keys++)
-        if (hf_config_u64(m, *keys, out)) return true;
-    return false;
-}
-static bool cfg_f64(const hf_model *m, const char *const *keys, double *out)
-{
-    for (; *keys; keys++)
-        if (hf_config_f64(m, *keys, out)) return true;
-    return false;
-}
-
-#define KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* Architecture and hyperparameters under model.* (spec: "Metadata keys"), read from
- * config.json under the names each Hugging Face family uses. */
-static void put_model_keys(meta_ctx *c, const hf_model *m)
-{
-    const char *mt = hf_config_string(m, "model_type");
-    if (!m->config) return;
-    put_str(c, "general.architecture", mt ? mt : "unknown", strlen(mt ? mt : "unknown"));
-    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(m->config, "architectures");
-    if (cJSON_IsArray(archs) && c->s == QFMT_OK) {
-        const char *names[64];
-        uint64_t n = 0;
-        for (const cJSON *a = archs->child; a && n < 64; a = a->next)
-            if (cJSON_IsString(a)) names[n++] = a->valuestring;
-        c->s = qfmt_writer_set_string_array(c->w, "general.architectures", names, NULL, n, c->err);
-    }
-    uint64_t u, hidden = 0, heads = 0;
-    double f;
-    int b;
-    if (cfg_u64(m, KEYS("vocab_size"), &u)) put_u64(c, "model.vocab_size", u);
-    if (cfg_u64(m, KEYS("hidden_size", "n_embd", "d_model"), &hidden)) put_u64(c, "model.hidden_size", hidden);
-    if (cfg_u64(m, KEYS("num_hidden_layers", "n_layer"), &u)) put_u64(c, "model.num_layers", u);
-    if (cfg_u64(m, KEYS("num_attention_heads", "n_head"), &heads)) put_u64(c, "model.num_heads", heads);
-    if (cfg_u64(m, KEYS("num_key_value_heads"), &u)) put_u64(c, "model.num_kv_heads", u);
-    else if (heads) put_u64(c, "model.num_kv_heads", heads);
-    if (cfg_u64(m, KEYS("head_dim"), &u)) put_u64(c, "model.head_dim", u);
-    else if (heads && hidden && hidden % heads == 0) put_u64(c, "model.head_dim", hidden / heads);
-    if (cfg_u64(m, KEYS("intermediate_size", "n_inner"), &u)) put_u64(c, "model.ffn_size", u);
-    else if (mt && strcmp(mt, "gpt2") == 0 && hidden) put_u64(c, "model.ffn_size", 4 * hidden); /* n_inner null */
-    if (cfg_u64(m, KEYS("max_position_embeddings", "n_positions", "n_ctx"), &u)) put_u64(c, "model.context_length", u);
-    if (cfg_u64(m, KEYS("type_vocab_size"), &u)) put_u64(c, "model.type_vocab_size", u);
-    if (cfg_f64(m, KEYS("rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps"), &f)) put_f64(c, "model.norm_eps", f);
-    /* RoPE: transformers 5 nests it in rope_parameters, older configs use rope_theta and
-     * rope_scaling; the type says which frequencies (run refuses the ones it lacks). */
-    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(m->config, "rope_parameters");
-    if (!cJSON_IsObject(rp)) rp = cJSON_GetObjectItemCaseSensitive(m->config, "rope_scaling");
-    const cJSON *rt = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "rope_theta") : NULL;
-    const cJSON *ty = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "rope_type") : NULL;
-    if (!cJSON_IsString(ty) && cJSON_IsObject(rp)) ty = cJSON_GetObjectItemCaseSensitive(rp, "type");
-    if (cfg_f64(m, KEYS("rope_theta"), &f)) put_f64(c, "model.rope_theta", f);
-    else if (cJSON_IsNumber(rt)) put_f64(c, "model.rope_theta", rt->valuedouble);
-    else if (mt && strcmp(mt, "llama") == 0) put_f64(c, "model.rope_theta", 10000.0);
-    if (cJSON_IsString(ty)) put_str(c, "model.rope_type", ty->valuestring, strlen(ty->valuestring));
-    else if (mt && strcmp(mt, "llama") == 0) put_str(c, "model.rope_type", "default", 7);
-    /* The dtype the checkpoint was saved in: transformers computes some buffers (RoPE
-     * frequencies) in it, so run needs it to reproduce transformers. */
-    const char *dt = hf_config_string(m, "dtype");
-    if (!dt) dt = hf_config_string(m, "torch_dtype");
-    if (dt) put_str(c, "model.dtype", dt, strlen(dt));
-    const char *act = hf_config_string(m, "hidden_act");
-    if (!act) act = hf_config_string(m, "activation_function");
-    if (act) put_str(c, "model.activation", act, strlen(act));
-    /* Hugging Face's defaults when the config is silent: GPT-2 and BERT tie, LLaMA does not. */
-    if (!hf_config_bool(m, "tie_word_embeddings", &b)) b = !(mt && strcmp(mt, "llama") == 0);
-    put_bool(c, "model.tie_word_embeddings", b);
-    if (hf_config_bool(m, "attention_bias", &b)) put_bool(c, "model.attention_bias", b);
-    if (hf_config_bool(m, "mlp_bias", &b)) put_bool(c, "model.mlp_bias", b);
-    if (cfg_u64(m, KEYS("bos_token_id"), &u)) put_u64(c, "model.bos_token_id", u);
-    if (cfg_u64(m, KEYS("eos_token_id"), &u)) put_u64(c, "model.eos_token_id", u);
-    if (cfg_u64(m, KEYS("pad_token_id"), &u)) put_u64(c, "model.pad_token_id", u);
 }
 
 static qfmt_status put_metadata(qfmt_writer *w, const hf_model *m, const options *o,
                                 const char *const *transposed, uint64_t ntransposed, qfmt_error *err)
 {
     meta_ctx c = {w, err, QFMT_OK};
-    put_model_keys(&c, m);
+    if (m->config_text) c.s = qfmt_family_config_to_meta(w, m->config_text, m->config_len, err);
     put_str(&c, "hf.config.json", m->config_text, m->config_len);
     put_str(&c, "hf.generation_config.json", m->generation_text, m->generation_len);
     put_str(&c, "tokenizer.huggingface.json", m->tokenizer_text, m->tokenizer_len);

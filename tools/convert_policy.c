@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qfmt.h"
+#include "qfmt_model.h"
 
 static bool is_plain_float(uint32_t t)
 {
@@ -26,13 +27,13 @@ static bool any_glob(const char *const *globs, size_t n, const char *name)
     return false;
 }
 
-/* Token, position and type embeddings, and output projections (LM head, MLM decoder). */
+/* A tensor the families know and do not call a linear weight (embeddings, heads, norms), or
+ * one no family knows whose name says it is an embedding or an output head. */
 static bool is_embedding_or_head(const char *name)
 {
-    static const char *const parts[] = {"embed", "wte.", "wpe.", "lm_head.", "cls.predictions.decoder."};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (strstr(name, parts[i])) return true;
-    return strcmp(name, "output.weight") == 0;
+    unsigned role = qfmt_family_tensor_role(NULL, name);
+    if (role & QFMT_FAMILY_KNOWN) return !(role & QFMT_FAMILY_QUANTIZE);
+    return strstr(name, "embed") != NULL || strncmp(name, "lm_head.", 8) == 0 || strcmp(name, "output.weight") == 0;
 }
 
 uint32_t policy_type(const convert_policy *p, const char *name, uint32_t src_type, uint32_t ndim,
@@ -58,10 +59,6 @@ uint32_t policy_type(const convert_policy *p, const char *name, uint32_t src_typ
 
 bool policy_transposed(const char *model_type, const char *name, uint32_t ndim)
 {
-    if (!model_type || strcmp(model_type, "gpt2") != 0 || ndim != 2) return false;
-    static const char *const conv1d[] = {".c_attn.weight", ".c_proj.weight", ".c_fc.weight",
-                                         ".q_attn.weight"};
-    for (size_t i = 0; i < sizeof conv1d / sizeof conv1d[0]; i++)
-        if (ends_with(name, conv1d[i])) return true;
-    return false;
+    const qfmt_family *f = model_type ? qfmt_family_find(model_type, strlen(model_type)) : NULL;
+    return f && ndim == 2 && (qfmt_family_tensor_role(f, name) & QFMT_FAMILY_CONV1D);
 }

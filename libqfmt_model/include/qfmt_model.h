@@ -179,6 +179,12 @@ typedef bool (*qfmt_family_tensor_fn)(void *ctx, const qfmt_family_tensor *t); /
 QFMT_API qfmt_status qfmt_family_tensors(const qfmt_family *f, const qfmt_model_hparams *h,
                                          qfmt_family_tensor_fn fn, void *ctx, qfmt_error *err);
 
+/* A config.json text (malloc'd, caller frees; NULL when out of memory) describing a model of
+ * family f with hyperparameters h under the family's own key names: model_type, architectures,
+ * sizes, norm eps, rope_theta (RoPE families), tie_word_embeddings = tied, torch_dtype from
+ * h->rope_freq_type. For synthetic models; qfmt_family_config_to_meta reads it back to h. */
+QFMT_API char *qfmt_family_config_json(const qfmt_family *f, const qfmt_model_hparams *h, bool tied);
+
 /* ==== Tokenizer ============================================================================= */
 
 typedef struct qfmt_tokenizer qfmt_tokenizer;

@@ -284,3 +284,40 @@ qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t 
     cJSON_Delete(cfg);
     return c.s;
 }
+
+/* ---- A config.json for given hyperparameters (synthetic models) ---------------------------- */
+
+static double hp_value(const qfmt_model_hparams *h, const char *meta, bool *ok)
+{
+    static const char *const keys[] = {"model.vocab_size", "model.hidden_size", "model.num_layers",
+                                       "model.num_heads", "model.num_kv_heads", "model.head_dim",
+                                       "model.ffn_size", "model.context_length", "model.type_vocab_size",
+                                       "model.norm_eps"};
+    const double v[] = {(double)h->vocab, (double)h->d, (double)h->layers, (double)h->heads, (double)h->kv_heads,
+                        (double)h->head_dim, (double)h->ffn, (double)h->ctx, (double)h->type_vocab, h->eps};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(keys[i], meta) == 0) return *ok = true, v[i];
+    return *ok = false, 0;
+}
+
+char *qfmt_family_config_json(const qfmt_family *f, const qfmt_model_hparams *h, bool tied)
+{
+    if (!f || !h) return NULL;
+    cJSON *doc = cJSON_CreateObject(), *archs = cJSON_CreateStringArray(&f->hf_class, 1);
+    bool ok = doc && archs && cJSON_AddItemToObject(doc, "architectures", archs);
+    if (!ok) cJSON_Delete(archs);
+    ok = ok && cJSON_AddStringToObject(doc, "model_type", f->name);
+    for (const qfmt__config_key *k = f->config; ok && k->meta; k++) {
+        bool have;
+        double v = hp_value(h, k->meta, &have);
+        if (have) ok = cJSON_AddNumberToObject(doc, k->keys[0], v) != NULL;
+    }
+    if (ok && f->rope_theta_default > 0) ok = cJSON_AddNumberToObject(doc, "rope_theta", h->rope_theta) != NULL;
+    ok = ok && cJSON_AddBoolToObject(doc, "tie_word_embeddings", tied);
+    const char *dt = h->rope_freq_type == QFMT_TYPE_BF16 ? "bfloat16"
+                     : h->rope_freq_type == QFMT_TYPE_F16 ? "float16" : "float32";
+    ok = ok && cJSON_AddStringToObject(doc, "torch_dtype", dt);
+    char *text = ok ? cJSON_Print(doc) : NULL;
+    cJSON_Delete(doc);
+    return text;
+}

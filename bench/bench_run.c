@@ -441,27 +441,7 @@ static void write_synthetic(const char *dir, uint64_t data_size)
 
 /* ---- Weight bytes read per generated token ------------------------------------------------ */
 
-static bool contains(const char *s, const char *part) { return strstr(s, part) != NULL; }
-
-/* Every 2-D weight the forward pass multiplies by: all matrices except the embedding tables it
- * only gathers rows from; the token embedding counts when it is also the output head (tied). */
-static uint64_t weight_bytes_per_token(const qfmt_reader *r)
-{
-    bool untied_head = qfmt_tensor_find(r, "lm_head.weight", NULL, NULL) == QFMT_OK ||
-                       qfmt_tensor_find(r, "cls.predictions.decoder.weight", NULL, NULL) == QFMT_OK;
-    uint64_t sum = 0;
-    for (uint64_t i = 0; i < qfmt_tensor_count(r); i++) {
-        qfmt_tensor_info ti;
-        if (qfmt_tensor_get_info(r, i, &ti, NULL) != QFMT_OK || ti.ndim != 2) continue;
-        if (contains(ti.name, "wpe.") || contains(ti.name, "position_embeddings") ||
-            contains(ti.name, "token_type_embeddings"))
-            continue;
-        bool tok = contains(ti.name, "wte.") || contains(ti.name, "embed_tokens") || contains(ti.name, "word_embeddings");
-        if (tok && untied_head) continue;
-        sum += ti.raw_size; /* what the runtime reads: the decoded bytes if compressed */
-    }
-    return sum;
-}
+/* qfmt_model_matmul_bytes: every weight the matrix products read, the output head included. */
 
 /* ---- The benchmark of one model file ------------------------------------------------------ */
 
@@ -538,7 +518,7 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
     char msg[512];
     if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) die("%s", msg);
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
-    uint64_t wb = weight_bytes_per_token(r);
+    uint64_t wb = qfmt_model_matmul_bytes(m);
     printf("\n== %s: %s, %" PRIu64 " layers, d %" PRIu64 ", ffn %" PRIu64 ", vocab %" PRIu64 ", ctx %" PRIu64
            "; file %.1f MB; weights read per token %.2f MB\n",
            label, qfmt_family_name(h->family), h->layers, h->d, h->ffn, h->vocab, h->ctx, (double)file_size(path) / 1e6,

@@ -113,6 +113,10 @@ typedef struct {
 QFMT_API int qfmt_model_load(qfmt_model **out, const qfmt_reader *r, char *msg, size_t cap);
 QFMT_API void qfmt_model_free(qfmt_model *m);
 QFMT_API const qfmt_model_hparams *qfmt_model_hparams_get(const qfmt_model *m);
+/* Bytes of weights the matrix products read per token (every layer's projections and the
+ * output head; embeddings only gathered from are not counted): the memory traffic that bounds
+ * generation speed. */
+QFMT_API uint64_t qfmt_model_matmul_bytes(const qfmt_model *m);
 
 typedef struct {
     unsigned threads; /* 0 or 1: one */

@@ -367,3 +367,16 @@ void qfmt_model_free(qfmt_model *m)
 }
 
 const qfmt_model_hparams *qfmt_model_hparams_get(const qfmt_model *m) { return &m->hp; }
+
+static uint64_t mat_bytes(const qmat *w) { return w->data ? w->rows * (uint64_t)w->row_bytes : 0; }
+
+uint64_t qfmt_model_matmul_bytes(const qfmt_model *m)
+{
+    uint64_t sum = mat_bytes(&m->head) + mat_bytes(&m->mlm_dense.w);
+    for (uint64_t i = 0; i < m->hp.layers; i++) {
+        const layer *L = &m->layers[i];
+        sum += mat_bytes(&L->q.w) + mat_bytes(&L->k.w) + mat_bytes(&L->v.w) + mat_bytes(&L->o.w) +
+               mat_bytes(&L->gate.w) + mat_bytes(&L->up.w) + mat_bytes(&L->down.w);
+    }
+    return sum;
+}

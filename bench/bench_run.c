@@ -1,5 +1,5 @@
 /*
- * bench_run.c - speed of the model runtime (runtime/model.h): prompt processing and generation
+ * bench_run.c - speed of the model runtime (libqfmt_model: qfmt_model.h): prompt processing and generation
  * tokens/s, each generation figure beside the memory bound (not part of the test suite: tests
  * never time anything).
  *

@@ -2,7 +2,7 @@
  * fuzz_config.c - libFuzzer target for a model's configuration on its way from config.json to
  * the runtime: the hyperparameters `qfmt convert` reads from a Hugging Face config.json and
  * writes as model.* metadata, and the runtime's reading and validation of them
- * (runtime/model.c: read_hparams, reached through qfmt_model_load).
+ * (libqfmt_model/src/model.c: read_hparams, reached through qfmt_model_load).
  *
  * Input: a config.json text. It is parsed as the converter parses it (cJSON, a JSON object,
  * bytes after it ignored), and mapped to metadata by the library function convert uses,

@@ -1,6 +1,6 @@
 /*
  * fuzz_tokenizer.c - libFuzzer target for the runtime's tokenizer.json loader and its byte-level
- * BPE encoder / decoder (runtime/tokenizer.c).
+ * BPE encoder / decoder (libqfmt_model/src/tokenizer.c).
  *
  * Input: a tokenizer.json text, optionally followed by a NUL byte and a text to encode (JSON
  * cannot hold a raw NUL, so the split is unambiguous). Whatever loads encodes a fixed text

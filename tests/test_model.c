@@ -1,5 +1,5 @@
 /*
- * test_model.c - the reference forward pass of the runtime (runtime/model.h), issue 6:
+ * test_model.c - the reference forward pass of the runtime (libqfmt_model: qfmt_model.h), issue 6:
  *  - gpt2-kjv, llama-kjv and bert-kjv converted by the CLI to f32 and to their stored dtype:
  *    logits of both reference sequences and hidden.0 .. hidden.L of sequence 0 match the
  *    fixtures' reference.safetensors (computed by transformers) within 1e-3 (exact path);
@@ -33,7 +33,7 @@
 extern char **environ;
 
 /* The fast path's product y = x w^T (+ bias) of T activation rows at a kernel level of gemm.h
- * (0 scalar reference, 1 AVX2, 2 AVX-512 VNNI), one thread (runtime/ops.c, exported for these
+ * (0 scalar reference, 1 AVX2, 2 AVX-512 VNNI), one thread (libqfmt_model/src/ops.c, exported for these
  * tests); -1 when this CPU lacks the level. */
 int qfmt__qmat_mul_fast_at(const qmat *w, const float *bias, const float *x, size_t T, float *y, int level);
 enum { LEVEL_SCALAR, LEVEL_AVX2, LEVEL_VNNI, LEVEL_COUNT };
@@ -772,7 +772,7 @@ static void case_scalar(const ktype *kt, const char *label, const uint8_t *q, co
 
 static int simd_levels_run;
 
-/* Every SIMD level gives the scalar reference's float bit for bit (runtime/gemm_x86.c). */
+/* Every SIMD level gives the scalar reference's float bit for bit (libqfmt_model/src/gemm_x86.c). */
 static void case_simd(const ktype *kt, const char *label, const uint8_t *q, const float *wd, const float *x,
                       size_t n) {
     (void)wd;

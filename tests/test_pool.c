@@ -1,5 +1,5 @@
 /*
- * test_pool.c - the runtime's thread pool (runtime/pool.c): every index of every parallel-for
+ * test_pool.c - the runtime's thread pool (libqfmt_model/src/pool.c): every index of every parallel-for
  * is run exactly once and before qfmt_pool_for returns, with more threads than cores, with
  * ranges shorter than the chunk count, and across the workers' spin-then-sleep boundary.
  */

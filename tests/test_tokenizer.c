@@ -1,5 +1,5 @@
 /*
- * test_tokenizer.c - the byte-level BPE tokenizer of the runtime (runtime/tokenizer.h).
+ * test_tokenizer.c - the byte-level BPE tokenizer of the runtime (libqfmt_model: qfmt_model.h).
  *
  * Ground truth: tests/data/fixtures/tokenizer.json applied by Hugging Face tokenizers to the
  * whole of heldout.txt gives heldout.safetensors `tokens` (I32 [52109]); see

@@ -4,7 +4,7 @@
  * libqfmt_model sits on libqfmt (qfmt.h) and uses only its public API. It holds the model
  * runtime: the forward pass of each supported model family, the tokenizer, and the thread
  * pool and kernels they run on. Link with `pkg-config --cflags --libs qfmt-model` or CMake's
- * find_package(qfmt_model) (targets qfmt::qfmt_model, qfmt::qfmt_model_static).
+ * find_package(qfmt) (targets qfmt::qfmt_model, qfmt::qfmt_model_static).
  *
  * Versions: libqfmt_model is released with libqfmt and carries its version (QFMT_VERSION_*,
  * qfmt_version_number()); a program must run against the libqfmt it was built with.
@@ -18,21 +18,21 @@
  * (msg, cap) when cap > 0, naming the file, tensor or metadata key at fault.
  *
  * ---- Models --------------------------------------------------------------------------------
- * the reference forward pass of qfmt run / qfmt eval: GPT-2, LLaMA and BERT, straight
+ * The reference forward pass of qfmt run / qfmt eval: GPT-2, LLaMA and BERT, straight
  * from a .qfmt file. Every hyperparameter comes from the file's model.* metadata and every
  * weight from its tensors, used in place (zero-copy) when uncompressed.
  *
  * Two matrix-product paths: exact (each weight row decoded to fp32 on the fly, fp32 products)
  * reproduces transformers on the dequantized weights; fast (activations quantized to 8-bit
  * blocks, exact integer dot products against every block type, F16/BF16 rows read directly)
- * is what a runtime would ship. For block types the fast path's kernels (runtime/gemm.h:
+ * is what a runtime would ship. For block types the fast path's kernels (libqfmt_model/src/gemm.h:
  * scalar, AVX2, AVX-512 VNNI) give the same bits whatever the CPU, the thread count or how a
  * sequence is split into calls, so incremental decoding reproduces a whole-sequence pass
  * exactly; F16/BF16 weights take a one-row dot for one token and 4-row tiles for more, which
  * round differently (within fp32 noise).
  *
  * ---- Tokenizer -----------------------------------------------------------------------------
- * byte-level BPE tokenizer (Hugging Face tokenizers compatible) for the qfmt
+ * A byte-level BPE tokenizer (Hugging Face tokenizers compatible) for the qfmt
  * model runtime.
  *
  * Loads a tokenizer.json text (as embedded in a .qfmt file under the metadata key

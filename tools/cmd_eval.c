@@ -177,16 +177,6 @@ static int load_text_tokens(const char *path, const qfmt_reader *r, int32_t **ou
     return rc;
 }
 
-/* -log softmax(logits)[target], in double. */
-static double nll(const float *logits, size_t V, int32_t target)
-{
-    float mx = -INFINITY;
-    for (size_t v = 0; v < V; v++) mx = fmaxf(mx, logits[v]);
-    double sum = 0;
-    for (size_t v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
-    return log(sum) - ((double)logits[target] - mx);
-}
-
 int cmd_eval(int argc, char **argv)
 {
     options o;
@@ -273,10 +263,10 @@ int cmd_eval(int argc, char **argv)
         }
         for (size_t t = 0; t < ctx; t++) {
             if (h->causal && t + 1 < ctx) {
-                total += nll(logits + t * h->vocab, h->vocab, win[t + 1]);
+                total += qfmt_nll(logits + t * h->vocab, h->vocab, win[t + 1]);
                 scored++;
             } else if (!h->causal && t > 0 && mask[w * ctx + t]) {
-                total += nll(logits + t * h->vocab, h->vocab, win[t]);
+                total += qfmt_nll(logits + t * h->vocab, h->vocab, win[t]);
                 scored++;
             }
         }

@@ -188,60 +188,6 @@ static int run_ids(const options *o, qfmt_model *m)
 
 /* ---- --prompt ------------------------------------------------------------------------ */
 
-static uint64_t next_random(uint64_t *s) /* splitmix64 */
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-typedef struct {
-    float p;
-    int32_t id;
-} cand;
-
-static int by_p(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    return x->p < y->p ? 1 : x->p > y->p ? -1 : (x->id > y->id) - (x->id < y->id);
-}
-
-/* The K most likely tokens with probabilities, sorted. cands has V slots. */
-static size_t top_candidates(const float *logits, size_t V, size_t K, double temp, cand *c)
-{
-    float mx = -INFINITY;
-    for (size_t v = 0; v < V; v++) mx = fmaxf(mx, logits[v]);
-    double sum = 0;
-    for (size_t v = 0; v < V; v++) {
-        c[v].id = (int32_t)v;
-        c[v].p = expf((float)((logits[v] - mx) / temp));
-        sum += c[v].p;
-    }
-    for (size_t v = 0; v < V; v++) c[v].p = (float)(c[v].p / sum);
-    qsort(c, V, sizeof *c, by_p);
-    return K < V ? K : V;
-}
-
-static int32_t pick(const float *logits, size_t V, const options *o, uint64_t *rng, cand *c)
-{
-    if (o->temperature == 0) {
-        size_t best = 0;
-        for (size_t v = 1; v < V; v++)
-            if (logits[v] > logits[best]) best = v;
-        return (int32_t)best;
-    }
-    size_t k = top_candidates(logits, V, o->top_k, o->temperature, c);
-    double total = 0;
-    for (size_t i = 0; i < k; i++) total += c[i].p;
-    double r = (double)(next_random(rng) >> 11) / 9007199254740992.0 * total;
-    for (size_t i = 0; i < k; i++) {
-        r -= c[i].p;
-        if (r <= 0) return c[i].id;
-    }
-    return c[k - 1].id;
-}
-
 /* Prints token bytes as they complete UTF-8 characters. */
 typedef struct {
     char buf[64];
@@ -289,21 +235,28 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
     uint64_t eos = UINT64_MAX;
     qfmt_meta_get_u64(r, "model.eos_token_id", &eos, NULL);
     float *logits = malloc(h->vocab * sizeof *logits);
-    cand *c = malloc(h->vocab * sizeof *c);
+    qfmt_sampler *sm = NULL;
+    qfmt_error e;
+    if (qfmt_sampler_new(&sm, (size_t)h->vocab, o->temperature, o->top_k, o->seed, &e) != QFMT_OK) {
+        cli_error("%s: sampler: %s", o->model, e.message);
+        free(logits);
+        qfmt_session_free(s);
+        return CLI_EXIT_FAILURE;
+    }
     qfmt_run_opts ro = {o->threads, o->exact == 1};
     int rc = CLI_EXIT_OK;
     printer pr = {{0}, 0};
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
     fflush(stdout);
     double t0 = cli_now();
-    if (!logits || !c || qfmt_session_eval(s, ids, n, logits, &ro, msg, sizeof msg) != 0) {
-        cli_error("%s: %s", o->model, logits && c ? msg : "out of memory");
+    if (!logits || qfmt_session_eval(s, ids, n, logits, &ro, msg, sizeof msg) != 0) {
+        cli_error("%s: %s", o->model, logits ? msg : "out of memory");
         rc = CLI_EXIT_FAILURE;
     }
     double t1 = cli_now(), t2 = t1;
-    uint64_t made = 0, rng = o->seed;
+    uint64_t made = 0;
     while (rc == CLI_EXIT_OK && made < o->n) {
-        int32_t id = pick(logits, h->vocab, o, &rng, c);
+        int32_t id = qfmt_sampler_pick(sm, logits);
         made++;
         if ((uint64_t)id == eos) break;
         emit(&pr, tok, id);
@@ -321,7 +274,7 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
                 n, (double)n / (t1 - t0 > 0 ? t1 - t0 : 1e-9), made,
                 made ? (double)made / (t2 - t1 > 0 ? t2 - t1 : 1e-9) : 0.0, ro.exact ? "exact" : "fast", o->threads);
     free(logits);
-    free(c);
+    qfmt_sampler_free(sm);
     qfmt_session_free(s);
     return rc;
 }
@@ -345,18 +298,23 @@ static int fill_masks(const options *o, qfmt_model *m, const qfmt_tokenizer *tok
     if (sep >= 0 && ids[T - 1] != sep) ids[T++] = sep;
     char msg[512];
     float *logits = malloc(T * h->vocab * sizeof *logits);
-    cand *c = malloc(h->vocab * sizeof *c);
+    qfmt_sampler *sm = NULL;
+    qfmt_error e;
     qfmt_run_opts ro = {o->threads, o->exact == 1};
     int rc = CLI_EXIT_OK, masks = 0;
-    if (!logits || !c || qfmt_model_forward(m, ids, T, logits, NULL, &ro, msg, sizeof msg) != 0) {
-        cli_error("%s: %s", o->model, logits && c ? msg : "out of memory");
+    if (qfmt_sampler_new(&sm, (size_t)h->vocab, 0, 1, 0, &e) != QFMT_OK) {
+        cli_error("%s: %s", o->model, e.message);
+        rc = CLI_EXIT_FAILURE;
+    } else if (!logits || qfmt_model_forward(m, ids, T, logits, NULL, &ro, msg, sizeof msg) != 0) {
+        cli_error("%s: %s", o->model, logits ? msg : "out of memory");
         rc = CLI_EXIT_FAILURE;
     }
     size_t K = o->top_k_set ? o->top_k : 5;
     for (size_t t = 0; rc == CLI_EXIT_OK && t < T; t++) {
         if (ids[t] != mask) continue;
         masks++;
-        size_t k = top_candidates(logits + t * h->vocab, h->vocab, K, 1.0, c);
+        const qfmt_candidate *c;
+        size_t k = qfmt_sampler_top(sm, logits + t * h->vocab, K, 1.0, &c);
         printf("[MASK] at token %zu:", t);
         for (size_t i = 0; i < k; i++) {
             const char *b;
@@ -372,7 +330,8 @@ static int fill_masks(const options *o, qfmt_model *m, const qfmt_tokenizer *tok
         cli_error("the prompt has no [MASK] token to fill");
         rc = CLI_EXIT_FAILURE;
     }
-    free(ids), free(logits), free(c);
+    free(ids), free(logits);
+    qfmt_sampler_free(sm);
     return rc;
 }
 

@@ -142,6 +142,31 @@ QFMT_API int qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, fl
 QFMT_API size_t qfmt_session_pos(const qfmt_session *s);
 
 
+/* ==== Sampling and perplexity ================================================================ */
+
+/* Chooses next tokens from logits: greedy at temperature 0, else among the top_k most likely
+ * at that temperature, with a seeded splitmix64 generator (the same seed, the same choices on
+ * every machine). One sampler per sequence; not shared between threads. */
+typedef struct qfmt_sampler qfmt_sampler;
+typedef struct qfmt_candidate {
+    float p; /* probability at the temperature given */
+    int32_t id;
+} qfmt_candidate;
+/* QFMT_E_ARG: vocab 0 or above 2^30, temperature outside 0..100, top_k 0; QFMT_E_NOMEM. */
+QFMT_API qfmt_status qfmt_sampler_new(qfmt_sampler **out, size_t vocab, double temperature, uint64_t top_k,
+                                      uint64_t seed, qfmt_error *err);
+QFMT_API void qfmt_sampler_free(qfmt_sampler *s); /* NULL is a no-op */
+/* The next token for `logits` (vocab floats). */
+QFMT_API int32_t qfmt_sampler_pick(qfmt_sampler *s, const float *logits);
+/* The k most likely tokens at `temperature` (> 0), most likely first (ties: lower id first),
+ * in *out (the sampler's storage, valid until its next call). Returns min(k, vocab). */
+QFMT_API size_t qfmt_sampler_top(qfmt_sampler *s, const float *logits, size_t k, double temperature,
+                                 const qfmt_candidate **out);
+
+/* -log softmax(logits)[target] in double precision: one position's share of a perplexity,
+ * exp(mean of these). target must be within 0..vocab-1. */
+QFMT_API double qfmt_nll(const float *logits, size_t vocab, int32_t target);
+
 /* ==== Model families ======================================================================== */
 
 /* qfmt_family: a family (gpt2, llama, bert): its config.json keys, tensor names and shapes and

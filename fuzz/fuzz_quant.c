@@ -23,6 +23,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#define QFMT_STATIC_LINKING_ONLY /* the I/O table, kernels, UTF-8 check (qfmt.h) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,7 +31,6 @@
 #include <string.h>
 
 #include "qfmt.h"
-#include "internal/quant.h"
 #include "fuzz_check.h"
 
 enum {

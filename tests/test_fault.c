@@ -10,11 +10,11 @@
  * LeakSanitizer (ASan build) checks the same; Criterion does not fail a test for its report, so
  * the counts here are the assertion.
  */
+#define QFMT_STATIC_LINKING_ONLY /* the I/O table, kernels, UTF-8 check (qfmt.h) */
 #include "test_helpers.h"
 
 #include <pthread.h>
 
-#include "internal/io.h"
 
 #define MAX_N 100000
 

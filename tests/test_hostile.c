@@ -8,11 +8,11 @@
  * Every prefix of the base file (6 tensors, metadata of every value type) fails to open cleanly,
  * within the same allocation bound.
  */
+#define QFMT_STATIC_LINKING_ONLY /* the I/O table, kernels, UTF-8 check (qfmt.h) */
 #include "test_helpers.h"
 
 #include "hostile/hostile.c"
 
-#include "internal/utf8.h"
 
 /* ---- Allocation accounting ------------------------------------------------------------------ */
 typedef struct {

@@ -14,6 +14,7 @@
  * Fixtures: tests/data/fixtures (see its README). Tests never time anything.
  */
 #define _GNU_SOURCE
+#define QFMT_STATIC_LINKING_ONLY /* the I/O table, kernels, UTF-8 check (qfmt.h) */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -32,7 +33,6 @@
 #include <unistd.h>
 
 #include "qfmt.h"
-#include "internal/quant.h"
 
 /* The sanitizer build runs the same assertions on less data where a test is expensive. */
 #if defined(__SANITIZE_ADDRESS__)

@@ -1,5 +1,6 @@
 /* Streaming, atomic safetensors output. */
 #define _POSIX_C_SOURCE 200809L
+#define QFMT_STATIC_LINKING_ONLY /* the I/O table, kernels, UTF-8 check (qfmt.h) */
 #include "st_out.h"
 
 #include <cjson/cJSON.h>
@@ -11,7 +12,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "internal/io.h"
 
 struct st_out {
     int fd;

@@ -471,3 +471,96 @@ QFMT_API uint64_t qfmt_st_file_size(const qfmt_st_file *f);
 }
 #endif
 #endif /* QFMT_H */
+
+/* ==== QFMT_STATIC_LINKING_ONLY ===============================================================
+ * Unstable and test-only declarations (zstd's ZSTD_STATIC_LINKING_ONLY): visible only when
+ * QFMT_STATIC_LINKING_ONLY is defined before this header is included, defined only in the
+ * static library libqfmt.a (not exported by libqfmt.so), and free to change in any release.
+ * They serve fault injection (the I/O table, SQLite's VFS in miniature), the kernel tests
+ * (every quantization kernel at every CPU level) and the hostile-input tests. */
+#if defined(QFMT_STATIC_LINKING_ONLY) && !defined(QFMT_H_STATIC_LINKING_ONLY)
+#define QFMT_H_STATIC_LINKING_ONLY
+#include <sys/types.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- I/O table: every system call the writer makes goes through one ---------------------- */
+typedef struct qfmt__io {
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    ssize_t (*write)(void *ctx, int fd, const void *p, size_t n);
+    int (*fsync)(void *ctx, int fd);
+    int (*close)(void *ctx, int fd);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    int (*unlink)(void *ctx, const char *path);
+    void *ctx; /* passed to every call */
+} qfmt__io;
+
+/* The table of plain POSIX calls (ctx unused). */
+extern const qfmt__io qfmt__io_posix;
+
+/* qfmt_writer_create with every system call through io (which must outlive the writer). */
+qfmt_status qfmt__writer_create_io(qfmt_writer **out, const char *path, const qfmt_write_opts *opts,
+                                   const qfmt__io *io, qfmt_error *err);
+/* write() until done, retrying EINTR and short writes; 0, or -1 with errno (*written: bytes). */
+int qfmt__write_all(const qfmt__io *io, int fd, const void *p, size_t n, size_t *written);
+/* Creates "<path>.tmp.XXXXXX" (O_EXCL, 0644) named in tmp; the fd, or -1 with errno. */
+int qfmt__create_temp(const qfmt__io *io, const char *path, char *tmp, size_t tmp_cap, uint64_t seed);
+int qfmt__fsync(const qfmt__io *io, int fd);
+/* fsyncs the directory holding path (makes a rename durable). */
+int qfmt__fsync_parent(const qfmt__io *io, const char *path);
+
+/* ---- Quantization kernels, per type and CPU level --------------------------------------- */
+/* A kernel quantizes nb blocks of 32 and returns how many it did: fewer means block [return]
+ * cannot be stored (a scale or offset beyond fp16's range). */
+typedef size_t (*qfmt__quantize_fn)(const float *x, uint8_t *y, size_t nb);
+typedef void (*qfmt__dequantize_fn)(const uint8_t *y, float *x, size_t nb);
+typedef struct {
+    uint32_t type;
+    uint32_t block_bytes;
+    qfmt__quantize_fn quantize_ref; /* the reference: defines the bytes */
+    qfmt__dequantize_fn dequantize_ref;
+    qfmt__quantize_fn quantize_best; /* error-minimising search, never worse per block */
+    qfmt__quantize_fn quantize_avx2; /* same bytes as quantize_ref; NULL if none */
+    qfmt__dequantize_fn dequantize_avx2;
+} qfmt__quant_kernels;
+/* The kernels of a block type, or NULL. */
+const qfmt__quant_kernels *qfmt__quant_get(uint32_t type);
+/* qfmt_cpu_features() & QFMT_CPU_AVX2, as an int. */
+int qfmt__cpu_has_avx2(void);
+size_t qfmt__q8_0_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q8_0_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q8_0_quantize_best(const float *x, uint8_t *y, size_t nb);
+size_t qfmt__q4_0_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q4_0_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q4_0_quantize_best(const float *x, uint8_t *y, size_t nb);
+size_t qfmt__q4_1_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q4_1_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q4_1_quantize_best(const float *x, uint8_t *y, size_t nb);
+size_t qfmt__q8_z_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q8_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q8_z_quantize_best(const float *x, uint8_t *y, size_t nb);
+size_t qfmt__q4_z_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q4_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q4_z_quantize_best(const float *x, uint8_t *y, size_t nb);
+/* AVX2+FMA+F16C kernels, usable only when qfmt__cpu_has_avx2(). */
+size_t qfmt__q8_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
+void qfmt__q8_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q4_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
+void qfmt__q4_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q4_1_quantize_avx2(const float *x, uint8_t *y, size_t nb);
+void qfmt__q4_1_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q8_z_quantize_avx2(const float *x, uint8_t *y, size_t nb);
+void qfmt__q8_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q4_z_quantize_avx2(const float *x, uint8_t *y, size_t nb);
+void qfmt__q4_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
+
+/* ---- Text ------------------------------------------------------------------------------- */
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF; NUL
+ * bytes only when allow_nul. */
+bool qfmt__utf8_valid(const uint8_t *s, uint64_t n, bool allow_nul);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QFMT_STATIC_LINKING_ONLY */

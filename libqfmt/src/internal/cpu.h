@@ -2,7 +2,9 @@
 #ifndef QFMT_INTERNAL_CPU_H
 #define QFMT_INTERNAL_CPU_H
 
-/* qfmt_cpu_features() & QFMT_CPU_AVX2, as an int. */
-int qfmt__cpu_has_avx2(void);
+#ifndef QFMT_STATIC_LINKING_ONLY
+#define QFMT_STATIC_LINKING_ONLY
+#endif
+#include "qfmt.h" /* qfmt__cpu_has_avx2 */
 
 #endif

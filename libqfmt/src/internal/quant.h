@@ -10,27 +10,15 @@
 #include <string.h>
 
 #include "internal/cpu.h"
+#ifndef QFMT_STATIC_LINKING_ONLY
+#define QFMT_STATIC_LINKING_ONLY
+#endif
 #include "qfmt.h"
 
 #define QFMT__QK 32
 
-/* A kernel quantizes nb blocks and returns how many it did: fewer means block [return]
- * cannot be stored (a scale or offset beyond fp16's range). */
-typedef size_t (*qfmt__quantize_fn)(const float *x, uint8_t *y, size_t nb);
-typedef void (*qfmt__dequantize_fn)(const uint8_t *y, float *x, size_t nb);
-
-typedef struct {
-    uint32_t type;
-    uint32_t block_bytes;
-    qfmt__quantize_fn quantize_ref;     /* the reference: defines the bytes */
-    qfmt__dequantize_fn dequantize_ref;
-    qfmt__quantize_fn quantize_best;    /* error-minimising search, never worse per block */
-    qfmt__quantize_fn quantize_avx2;    /* same bytes as quantize_ref; NULL if none */
-    qfmt__dequantize_fn dequantize_avx2;
-} qfmt__quant_kernels;
-
-/* The kernels of a block type, or NULL. */
-const qfmt__quant_kernels *qfmt__quant_get(uint32_t type);
+/* qfmt__quant_kernels, qfmt__quant_get and every kernel: declared in qfmt.h
+ * (QFMT_STATIC_LINKING_ONLY), for the tests. */
 
 /* fp16 fields of blocks, little-endian. */
 static inline uint16_t qfmt__ld16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -61,34 +49,5 @@ static inline double qfmt__sse(const float *x, const float *r, int n)
     }
     return s;
 }
-
-/* Scalar kernels, one file per type under types/. */
-size_t qfmt__q8_0_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_0_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q8_0_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q4_0_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_0_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_0_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q4_1_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_1_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_1_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q8_z_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q8_z_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q4_z_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_z_quantize_best(const float *x, uint8_t *y, size_t nb);
-
-/* AVX2+FMA+F16C kernels (quant_avx2.c), usable only when qfmt__cpu_has_avx2(). */
-size_t qfmt__q8_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_1_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_1_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q8_z_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_z_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
 
 #endif

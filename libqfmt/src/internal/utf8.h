@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
- * With allow_nul false a NUL byte also fails. */
-bool qfmt__utf8_valid(const uint8_t *s, uint64_t n, bool allow_nul);
+/* qfmt__utf8_valid: declared in qfmt.h (QFMT_STATIC_LINKING_ONLY). */
+#ifndef QFMT_STATIC_LINKING_ONLY
+#define QFMT_STATIC_LINKING_ONLY
+#endif
+#include "qfmt.h"
 
 #endif

@@ -170,6 +170,26 @@ QFMT_API float qfmt_f16_to_f32(uint16_t h);
 QFMT_API uint16_t qfmt_f32_to_bf16(float f);
 QFMT_API float qfmt_bf16_to_f32(uint16_t h);
 
+/* ---- CPU features ----------------------------------------------------------------------- */
+#define QFMT_CPU_AVX2 (1u << 0)        /* AVX2 + FMA + F16C, and the OS saves the YMM state */
+#define QFMT_CPU_AVX512_VNNI (1u << 1) /* AVX-512 F, BW, VL and VNNI, and the OS saves the
+                                          opmask and ZMM state (implies QFMT_CPU_AVX2) */
+/* The QFMT_CPU_* features of this CPU, ORed. CPUID is asked once per process (the first call);
+ * 0 off x86. Thread-safe. Bits are never renumbered; new ones may be added. */
+QFMT_API unsigned qfmt_cpu_features(void);
+
+/* ---- Row decoding ----------------------------------------------------------------------- */
+/* Decodes n values of one row of a tensor to fp32. src holds the n values' bytes as stored
+ * (any alignment); dst holds n floats and must not overlap src. For a block type n is a
+ * multiple of its block_elems (src then holds n / block_elems blocks). */
+typedef void (*qfmt_row_decode_fn)(const void *src, float *dst, size_t n);
+
+/* The fastest decoder of `type` on this CPU, for F32, F16, BF16 and every block type; NULL for
+ * any other type. Every CPU level gives the reference's bits (those of qfmt_dequantize with
+ * QFMT_KERNEL_SCALAR, NaN payloads included). The function pointer has static storage and
+ * stays valid for the process; it keeps no state and is thread-safe. */
+QFMT_API qfmt_row_decode_fn qfmt_row_decoder(uint32_t type);
+
 /* ---- Quantization ---------------------------------------------------------------------- */
 typedef enum {
     QFMT_QUALITY_REFERENCE = 0, /* the reference quantizer: ggml's bytes, reproducible */
@@ -457,3 +477,74 @@ QFMT_API uint64_t qfmt_st_file_size(const qfmt_st_file *f);
 }
 #endif
 #endif /* QFMT_H */
+
+/* ==== QFMT_STATIC_LINKING_ONLY: unstable, for tests and tools ================================
+ * Defining QFMT_STATIC_LINKING_ONLY before including qfmt.h shows the declarations below (cf.
+ * ZSTD_STATIC_LINKING_ONLY in zstd.h). They are NOT part of the stable API or ABI: any release,
+ * a MINOR or PATCH one included, may change or remove them, so use them only from programs built
+ * and shipped with this exact library version (the project's tests, fuzzers and tools). They are
+ * exported from the shared library and the static one alike, with the qfmt_ prefix. This part
+ * has its own guard, so qfmt.h may be included first without the macro and again with it. */
+#if defined(QFMT_STATIC_LINKING_ONLY) && !defined(QFMT_H_STATIC_LINKING_ONLY)
+#define QFMT_H_STATIC_LINKING_ONLY
+
+#include <sys/types.h> /* mode_t, ssize_t */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- The I/O table (SQLite's VFS in miniature) ------------------------------------------- */
+/* Every system call the writers (qfmt_writer, qfmt_st_writer) make on their files, with POSIX
+ * conventions (-1 and errno on failure, ssize_t byte counts, short writes allowed). A writer
+ * copies the table it is given at creation; the public create functions give qfmt_io_posix, the
+ * real calls. Tests give their own to fail the n-th call (EIO, ENOSPC), shorten writes or
+ * interrupt them (EINTR). The library keeps no mutable table: there is nothing global to patch. */
+typedef struct qfmt_io {
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    ssize_t (*write)(void *ctx, int fd, const void *p, size_t n);
+    int (*fsync)(void *ctx, int fd);
+    int (*close)(void *ctx, int fd);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    int (*unlink)(void *ctx, const char *path);
+    void *ctx; /* passed to every call */
+} qfmt_io;
+
+/* The real POSIX calls (open, write, fsync, close, rename, unlink); ctx unused. */
+QFMT_API extern const qfmt_io qfmt_io_posix;
+
+/* qfmt_writer_create doing its file I/O through `io` (NULL: qfmt_io_posix). The table is
+ * copied; io->ctx must stay valid until qfmt_writer_free. */
+QFMT_API qfmt_status qfmt_writer_create_io(qfmt_writer **out, const char *path,
+                                           const qfmt_write_opts *opts, const qfmt_io *io,
+                                           qfmt_error *err);
+
+/* ---- Block-quantization kernels per CPU level (bit-identity tests, fuzzers, benches) ------ */
+/* A quantizer converts nb blocks of 32 finite floats and returns how many it did: fewer means
+ * block [return] cannot be stored (a scale or offset beyond fp16's range). A dequantizer
+ * decodes nb blocks (any bytes, NaN/Inf scales included). No alignment is needed. */
+typedef size_t (*qfmt_quantize_blocks_fn)(const float *x, uint8_t *y, size_t nb);
+typedef void (*qfmt_dequantize_blocks_fn)(const uint8_t *y, float *x, size_t nb);
+
+typedef struct qfmt_quant_kernels {
+    uint32_t type;
+    uint32_t block_bytes;
+    qfmt_quantize_blocks_fn quantize_ref;      /* the reference: defines the bytes */
+    qfmt_dequantize_blocks_fn dequantize_ref;
+    qfmt_quantize_blocks_fn quantize_best;     /* error-minimising search, never worse per block */
+    qfmt_quantize_blocks_fn quantize_avx2;     /* same bytes as quantize_ref; NULL off x86. Call */
+    qfmt_dequantize_blocks_fn dequantize_avx2; /* only if qfmt_cpu_features() & QFMT_CPU_AVX2 */
+} qfmt_quant_kernels;
+
+/* The kernels of a block type (static storage), or NULL for any other type. */
+QFMT_API const qfmt_quant_kernels *qfmt_quant_kernels_get(uint32_t type);
+
+/* ---- UTF-8 ------------------------------------------------------------------------------- */
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. With
+ * allow_nul false a NUL byte also fails. The check every name, key and message goes through. */
+QFMT_API bool qfmt_utf8_valid(const uint8_t *s, uint64_t n, bool allow_nul);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QFMT_STATIC_LINKING_ONLY */

@@ -2,41 +2,13 @@
  * Each step is the reference's own fp32 operation (no FMA contraction: the library is built
  * with -ffp-contract=off), and roundf is emulated exactly (round half away from zero). */
 #define _POSIX_C_SOURCE 200809L
-#include "internal/quant.h"
+#include "internal/block.h"
+#include "internal/kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#include <pthread.h>
+#if QFMT__HAVE_AVX2_KERNELS
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-/* CPUID leaf 1 ECX: FMA bit 12, OSXSAVE 27, F16C 29; leaf 7 EBX: AVX2 bit 5; and the OS
- * must save the YMM state (XCR0 bits 1 and 2). Read directly: clang 14's
- * __builtin_cpu_supports does not know "f16c". */
-static int detect_avx2(void)
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!(c & (1u << 12)) || !(c & (1u << 27)) || !(c & (1u << 29))) return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 6u) != 6u) return 0;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (b & (1u << 5)) != 0;
-}
-
-/* CPUID traps to the hypervisor on virtual machines (microseconds): ask once per process.
- * The only process-wide state of the library, written once and read-only after. */
-static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
-static int cpu_avx2;
-static void cpu_init(void) { cpu_avx2 = detect_avx2(); }
-
-int qfmt__cpu_has_avx2(void)
-{
-    pthread_once(&cpu_once, cpu_init);
-    return cpu_avx2;
-}
 
 AVX2 static inline float hmax(__m256 v)
 {
@@ -294,13 +266,6 @@ AVX2 void qfmt__q4_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb)
     }
 }
 
-#else /* not x86: the scalar kernels serve */
-int qfmt__cpu_has_avx2(void) { return 0; }
-#define NONE_Q(n) size_t n(const float *x, uint8_t *y, size_t nb) { (void)x; (void)y; (void)nb; return 0; }
-#define NONE_D(n) void n(const uint8_t *y, float *x, size_t nb) { (void)x; (void)y; (void)nb; }
-NONE_Q(qfmt__q8_0_quantize_avx2) NONE_D(qfmt__q8_0_dequantize_avx2)
-NONE_Q(qfmt__q4_0_quantize_avx2) NONE_D(qfmt__q4_0_dequantize_avx2)
-NONE_Q(qfmt__q4_1_quantize_avx2) NONE_D(qfmt__q4_1_dequantize_avx2)
-NONE_Q(qfmt__q8_z_quantize_avx2) NONE_D(qfmt__q8_z_dequantize_avx2)
-NONE_Q(qfmt__q4_z_quantize_avx2) NONE_D(qfmt__q4_z_dequantize_avx2)
+#else
+typedef int qfmt__no_avx2_quant; /* not x86: dispatch.c never names these kernels */
 #endif

@@ -19,6 +19,16 @@
  *    reader function on it at once. A writer belongs to one thread at a time. Separate handles
  *    never interfere.
  *  - Free functions accept NULL.
+ *  - Structs that can grow (lz4frame.h's LZ4F_INIT_PREFERENCES): every struct a caller fills
+ *    and passes in (qfmt_open_opts, qfmt_write_opts, qfmt_quant_opts, qfmt_tensor_desc,
+ *    qfmt_st_tensor_desc) ends in `reserved` fields that must be zero. Start from its INIT
+ *    macro (QFMT_OPEN_OPTS_INIT, ...), `= {0}` or memset, then set fields by name; the library
+ *    rejects non-zero reserved fields with QFMT_E_ARG. A later MINOR version may give reserved
+ *    space a meaning, zero always meaning the old behaviour, so such code keeps working.
+ *    Structs the library fills (qfmt_error, qfmt_file_info, qfmt_tensor_info, qfmt_st_tensor)
+ *    have reserved space too, which it zeroes. Sizes and offsets of public structs change only
+ *    with QFMT_VERSION_MAJOR (tests/test_abi.c holds them). qfmt_allocator (ZSTD_customMem's
+ *    three fields) and qfmt_value (a tagged union) are complete as they are: no reserved space.
  *  - The reader promises never to read outside the file's bytes, however the file is made.
  */
 #ifndef QFMT_H
@@ -98,6 +108,7 @@ typedef struct qfmt_error {
     char path[256];      /* file concerned ("" when reading from memory), truncated */
     char tensor[128];    /* tensor concerned, or "", truncated */
     char message[256];   /* what is wrong, one line */
+    uint64_t reserved[4]; /* zeroed by the library: room for more context */
 } qfmt_error;
 
 /* Formats `e` as one line: "path: tensor 'name' at byte N: message". Returns buf. */
@@ -207,7 +218,9 @@ typedef struct qfmt_quant_opts {
     unsigned threads;     /* 0 or 1: the calling thread only */
     qfmt_quality quality; /* quantize only */
     qfmt_kernel kernel;
-} qfmt_quant_opts; /* NULL: one thread, reference quality, AUTO kernel */
+    uint64_t reserved[4]; /* must be zero */
+} qfmt_quant_opts; /* NULL: one thread, reference quality, AUTO kernel (= QFMT_QUANT_OPTS_INIT) */
+#define QFMT_QUANT_OPTS_INIT {0u, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO, {0u, 0u, 0u, 0u}}
 
 /* Whether `k` can run on this CPU (AUTO and SCALAR always can). */
 QFMT_API bool qfmt_kernel_available(qfmt_kernel k);
@@ -252,7 +265,9 @@ typedef struct qfmt_reader qfmt_reader;
 typedef struct qfmt_open_opts {
     const qfmt_allocator *alloc; /* NULL: malloc/free */
     bool verify_checksums;       /* also verify every tensor at open (O(file size)) */
-} qfmt_open_opts;
+    uint64_t reserved[4];        /* must be zero */
+} qfmt_open_opts; /* NULL: the same as QFMT_OPEN_OPTS_INIT */
+#define QFMT_OPEN_OPTS_INIT {NULL, false, {0u, 0u, 0u, 0u}}
 
 /* Opens and validates a file (mmap, read-only). Validates header, metadata, directory and
  * their checksums in O(metadata + directory) time; tensor bytes are not touched unless
@@ -275,6 +290,7 @@ typedef struct qfmt_file_info {
     uint64_t metadata_offset, metadata_size;
     uint64_t directory_offset, directory_size;
     uint64_t header_checksum, index_checksum;
+    uint64_t reserved[8];                    /* zeroed by the library */
 } qfmt_file_info;
 QFMT_API void qfmt_reader_file_info(const qfmt_reader *r, qfmt_file_info *out);
 /* The path given at open ("" for memory). Valid until close. */
@@ -291,6 +307,7 @@ typedef struct qfmt_tensor_info {
     uint64_t stored_size;    /* bytes in the file */
     uint64_t raw_size;       /* bytes once decoded */
     uint64_t checksum;       /* XXH3-64 of the stored bytes */
+    uint64_t reserved[8];    /* zeroed by the library */
 } qfmt_tensor_info;
 
 QFMT_API uint64_t qfmt_tensor_count(const qfmt_reader *r);
@@ -366,7 +383,9 @@ typedef struct qfmt_write_opts {
     const qfmt_allocator *alloc; /* NULL: malloc/free */
     uint32_t alignment;          /* 0: QFMT_DEFAULT_ALIGNMENT; else a power of two in range */
     bool no_fsync;               /* skip fsync (tests, scratch files); not crash-safe */
-} qfmt_write_opts;
+    uint64_t reserved[4];        /* must be zero */
+} qfmt_write_opts; /* NULL: the same as QFMT_WRITE_OPTS_INIT */
+#define QFMT_WRITE_OPTS_INIT {NULL, 0u, false, {0u, 0u, 0u, 0u}}
 
 /* Starts writing `path` atomically: bytes go to "<path>.tmp.XXXXXX" in the same directory,
  * which qfmt_writer_finish fsyncs and renames over `path`. Until then `path` is untouched;
@@ -406,7 +425,9 @@ typedef struct qfmt_tensor_desc {
     uint64_t dims[QFMT_MAX_DIMS];/* outermost first */
     uint32_t codec;              /* QFMT_CODEC_NONE or QFMT_CODEC_ZSTD */
     int zstd_level;              /* 0: zstd's default */
+    uint64_t reserved[4];        /* must be zero */
 } qfmt_tensor_desc;
+#define QFMT_TENSOR_DESC_INIT {NULL, 0u, 0u, {0u}, QFMT_CODEC_NONE, 0, {0u, 0u, 0u, 0u}}
 
 /* Adds a whole tensor: `size` must equal the type's size for the dims. With the zstd codec
  * the tensor is stored uncompressed if compression does not make it smaller. */
@@ -451,6 +472,7 @@ typedef struct qfmt_st_tensor {
     const void *data;      /* little-endian values, valid until close; not aligned */
     uint64_t size;
     uint64_t offset;       /* absolute file offset of data */
+    uint64_t reserved[8];  /* zeroed by the library */
 } qfmt_st_tensor;
 
 QFMT_API qfmt_status qfmt_st_open(qfmt_st_file **out, const char *path,
@@ -472,6 +494,54 @@ QFMT_API void qfmt_st_release(const qfmt_st_file *f, uint64_t index);
 QFMT_API const char *qfmt_st_metadata(const qfmt_st_file *f, const char *key);
 /* Size of the whole file and of its JSON header. */
 QFMT_API uint64_t qfmt_st_file_size(const qfmt_st_file *f);
+
+/* ---- Export: safetensors --------------------------------------------------------------- */
+/* A streaming, atomic safetensors writer: the header (every tensor's name, dtype, shape and
+ * data offsets, plus "__metadata__": {"format": "pt"}) goes out at begin, then the tensors'
+ * bytes in the order given, in pieces of any size, then commit. As qfmt_writer does, it writes
+ * "<path>.tmp.XXXXXX" beside `path` and renames it over `path` only once complete and fsynced;
+ * on any error, or qfmt_st_writer_free without a successful commit, the temporary file is
+ * removed and `path` keeps what it held. The file reads back with qfmt_st_open. Data offsets
+ * start 8-aligned (the header is padded with spaces). A writer belongs to one thread. */
+typedef struct qfmt_st_writer qfmt_st_writer;
+
+typedef struct qfmt_st_tensor_desc {
+    const char *name;             /* 1..QFMT_MAX_NAME_LEN bytes of UTF-8 without NUL, unique,
+                                     not "__metadata__" */
+    uint32_t type;                /* a type with a safetensors dtype (qfmt_st_dtype_name) */
+    uint32_t ndim;                /* 0..QFMT_MAX_DIMS */
+    uint64_t dims[QFMT_MAX_DIMS]; /* outermost first */
+    uint64_t reserved[4];         /* must be zero */
+} qfmt_st_tensor_desc;
+#define QFMT_ST_TENSOR_DESC_INIT {NULL, 0u, 0u, {0u}, {0u, 0u, 0u, 0u}}
+
+/* The safetensors dtype of a qfmt type ("F32", "BF16", "I64", "BOOL", ...), or NULL when
+ * safetensors has none (block types among them). Static storage. */
+QFMT_API const char *qfmt_st_dtype_name(uint32_t type);
+
+/* Checks the tensor list (QFMT_E_ARG: bad name, ndim or reserved field; QFMT_E_EXISTS: a
+ * duplicate name; QFMT_E_UNSUPPORTED: a type without a dtype; QFMT_E_RANGE: sizes beyond
+ * 2^53 bytes, what safetensors' JSON can state exactly), creates the temporary file and writes
+ * the header. The list is not kept: it may be freed after the call. On failure *out is NULL
+ * and nothing is left on disk. alloc NULL: malloc/free. */
+QFMT_API qfmt_status qfmt_st_writer_begin(qfmt_st_writer **out, const char *path,
+                                          const qfmt_st_tensor_desc *tensors, size_t count,
+                                          const qfmt_allocator *alloc, qfmt_error *err);
+/* Appends `size` bytes of tensor data (little-endian values, tensors in the order given to
+ * begin, back to back). QFMT_E_ARG, with nothing written, for bytes past the last tensor's
+ * end (the writer stays usable). An I/O error (QFMT_E_IO, err->offset where the file stopped
+ * growing) ends the writer: the temporary file is removed, later calls give QFMT_E_STATE. */
+QFMT_API qfmt_status qfmt_st_writer_write(qfmt_st_writer *w, const void *data, size_t size,
+                                          qfmt_error *err);
+/* Checks that every byte was given (else QFMT_E_STATE), fsyncs, closes, renames over `path`
+ * and fsyncs its directory. After it (success or not) only qfmt_st_writer_free may be called.
+ * A failure before the rename leaves `path` untouched; QFMT_E_IO from the directory's fsync,
+ * the one step after it, means the complete file is in place but perhaps not yet durable. */
+QFMT_API qfmt_status qfmt_st_writer_commit(qfmt_st_writer *w, qfmt_error *err);
+/* The temporary file's path until commit or failure (valid until free), else NULL. */
+QFMT_API const char *qfmt_st_writer_temp_path(const qfmt_st_writer *w);
+/* Frees the writer; without a successful commit, removes the temporary file. NULL: no-op. */
+QFMT_API void qfmt_st_writer_free(qfmt_st_writer *w);
 
 #ifdef __cplusplus
 }
@@ -518,6 +588,12 @@ QFMT_API extern const qfmt_io qfmt_io_posix;
 QFMT_API qfmt_status qfmt_writer_create_io(qfmt_writer **out, const char *path,
                                            const qfmt_write_opts *opts, const qfmt_io *io,
                                            qfmt_error *err);
+
+/* qfmt_st_writer_begin doing its file I/O through `io` (NULL: qfmt_io_posix); the same rules. */
+QFMT_API qfmt_status qfmt_st_writer_begin_io(qfmt_st_writer **out, const char *path,
+                                             const qfmt_st_tensor_desc *tensors, size_t count,
+                                             const qfmt_allocator *alloc, const qfmt_io *io,
+                                             qfmt_error *err);
 
 /* ---- Block-quantization kernels per CPU level (bit-identity tests, fuzzers, benches) ------ */
 /* A quantizer converts nb blocks of 32 finite floats and returns how many it did: fewer means

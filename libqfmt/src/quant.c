@@ -86,6 +86,9 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
     const uint32_t block_type = quantize ? dst_type : src_type;
     const uint32_t plain_type = quantize ? src_type : dst_type;
     const char *verb = quantize ? "quantize" : "dequantize";
+    if (opts && !QFMT__RESERVED_ZERO(opts))
+        return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET,
+                          "%s: qfmt_quant_opts: reserved fields must be zero (start from QFMT_QUANT_OPTS_INIT)", verb);
     if (!is_float(plain_type))
         return qfmt__fail(err, QFMT_E_UNSUPPORTED, 0, NULL, NULL, QFMT_NO_OFFSET,
                           "%s: type %" PRIu32 " is not f32, f16 or bf16", verb, plain_type);

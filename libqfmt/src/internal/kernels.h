@@ -19,8 +19,9 @@
 #endif
 #include "qfmt.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define QFMT__HAVE_AVX2_KERNELS 1 /* types/..._avx2.ccompile to kernels (else to nothing) */
+/* -DQFMT_NO_AVX2 builds the scalar references alone (and checks that build on x86). */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(QFMT_NO_AVX2)
+#define QFMT__HAVE_AVX2_KERNELS 1 /* types/..._avx2.c compile to kernels (else to nothing) */
 #else
 #define QFMT__HAVE_AVX2_KERNELS 0
 #endif

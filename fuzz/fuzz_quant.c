@@ -101,6 +101,13 @@ static void fuzz_dequantize(uint32_t type, uint8_t opt, const uint8_t *p, size_t
         }
     }
 
+    /* the public row decoder: the reference's floats (NaN payloads aside) */
+    qfmt_row_decode_fn dec = qfmt_row_decoder(type);
+    CHECK(dec != NULL);
+    dec(blocks, simd, nb * QK);
+    for (size_t i = 0; i < nb * QK; i++)
+        CHECK(agree((const uint8_t *)ref, (const uint8_t *)simd, i, QFMT_TYPE_F32));
+
     /* the public entry point, as rows of row_len */
     size_t row_len = QK * (1 + (size_t)(opt & 3));
     if ((nb * QK) % row_len != 0)

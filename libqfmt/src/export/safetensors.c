@@ -6,7 +6,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +31,9 @@ struct qfmt_st_writer {
     uint64_t disk;              /* bytes in the file */
 };
 
-static qfmt_status st_fail(const qfmt_st_writer *w, qfmt_error *err, qfmt_status code, int sys_errno,
-                           const char *tensor, uint64_t offset, const char *fmt, ...)
-    QFMT__PRINTF(7, 8);
-static qfmt_status st_fail(const qfmt_st_writer *w, qfmt_error *err, qfmt_status code, int sys_errno,
-                           const char *tensor, uint64_t offset, const char *fmt, ...)
-{
-    if (!err) return code;
-    char msg[sizeof err->message];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return qfmt__fail(err, code, sys_errno, w ? w->path : NULL, tensor, offset, "%s", msg);
-}
+/* Every failure of a live writer names its final path (qfmt__fail formats the message). */
+#define ST_FAIL(w, err, code, sys_errno, offset, ...) \
+    qfmt__fail(err, code, sys_errno, (w)->path, NULL, offset, __VA_ARGS__)
 
 /* An I/O failure: the temporary file goes at once; the writer only awaits free. */
 static void abandon(qfmt_st_writer *w)
@@ -65,7 +53,7 @@ static qfmt_status write_out(qfmt_st_writer *w, const void *p, size_t n, qfmt_er
     uint64_t at = w->disk + done;
     w->disk = at;
     if (!e) return QFMT_OK;
-    qfmt_status s = st_fail(w, err, QFMT_E_IO, e, NULL, at, "write failed: %s", strerror(e));
+    qfmt_status s = ST_FAIL(w, err, QFMT_E_IO, e, at, "write failed: %s", strerror(e));
     abandon(w);
     return s;
 }
@@ -293,7 +281,7 @@ static qfmt_status check_open(const qfmt_st_writer *w, qfmt_error *err)
 {
     if (!w) return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET, "NULL writer");
     if (w->state == S_OPEN) return QFMT_OK;
-    return st_fail(w, err, QFMT_E_STATE, 0, NULL, QFMT_NO_OFFSET, "writer is %s",
+    return ST_FAIL(w, err, QFMT_E_STATE, 0, QFMT_NO_OFFSET, "writer is %s",
                    w->state == S_DONE ? "committed" : "failed");
 }
 
@@ -303,10 +291,10 @@ qfmt_status qfmt_st_writer_write(qfmt_st_writer *w, const void *data, size_t siz
     qfmt_status s = check_open(w, err);
     if (s != QFMT_OK) return s;
     if (size > w->expected - w->written)
-        return st_fail(w, err, QFMT_E_ARG, 0, NULL, QFMT_NO_OFFSET,
+        return ST_FAIL(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET,
                        "%zu bytes given, %" PRIu64 " remain of the %" PRIu64 " the header describes",
                        size, w->expected - w->written, w->expected);
-    if (size && !data) return st_fail(w, err, QFMT_E_ARG, 0, NULL, QFMT_NO_OFFSET, "NULL data");
+    if (size && !data) return ST_FAIL(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "NULL data");
     w->written += size;
     return write_out(w, data, size, err);
 }
@@ -317,14 +305,14 @@ qfmt_status qfmt_st_writer_commit(qfmt_st_writer *w, qfmt_error *err)
     qfmt_status s = check_open(w, err);
     if (s != QFMT_OK) return s;
     if (w->written != w->expected) {
-        s = st_fail(w, err, QFMT_E_STATE, 0, NULL, QFMT_NO_OFFSET,
+        s = ST_FAIL(w, err, QFMT_E_STATE, 0, QFMT_NO_OFFSET,
                     "%" PRIu64 " of %" PRIu64 " data bytes given", w->written, w->expected);
         abandon(w);
         return s;
     }
     int e = qfmt__fsync(&w->io, w->fd);
     if (e) {
-        s = st_fail(w, err, QFMT_E_IO, e, NULL, QFMT_NO_OFFSET, "fsync failed: %s", strerror(e));
+        s = ST_FAIL(w, err, QFMT_E_IO, e, QFMT_NO_OFFSET, "fsync failed: %s", strerror(e));
         abandon(w);
         return s;
     }
@@ -332,14 +320,14 @@ qfmt_status qfmt_st_writer_commit(qfmt_st_writer *w, qfmt_error *err)
     w->fd = -1;
     if (w->io.close(w->io.ctx, fd) != 0) {
         e = errno ? errno : EIO;
-        s = st_fail(w, err, QFMT_E_IO, e, NULL, QFMT_NO_OFFSET, "close failed: %s", strerror(e));
+        s = ST_FAIL(w, err, QFMT_E_IO, e, QFMT_NO_OFFSET, "close failed: %s", strerror(e));
         w->io.unlink(w->io.ctx, w->tmp);
         w->state = S_FAILED;
         return s;
     }
     if (w->io.rename(w->io.ctx, w->tmp, w->path) != 0) {
         e = errno ? errno : EIO;
-        s = st_fail(w, err, QFMT_E_IO, e, NULL, QFMT_NO_OFFSET, "cannot rename into place: %s",
+        s = ST_FAIL(w, err, QFMT_E_IO, e, QFMT_NO_OFFSET, "cannot rename into place: %s",
                     strerror(e));
         w->io.unlink(w->io.ctx, w->tmp);
         w->state = S_FAILED;
@@ -347,7 +335,7 @@ qfmt_status qfmt_st_writer_commit(qfmt_st_writer *w, qfmt_error *err)
     }
     w->state = S_DONE;
     if ((e = qfmt__fsync_parent(&w->io, w->path)) != 0) /* makes the rename durable */
-        return st_fail(w, err, QFMT_E_IO, e, NULL, QFMT_NO_OFFSET,
+        return ST_FAIL(w, err, QFMT_E_IO, e, QFMT_NO_OFFSET,
                        "written, but syncing its directory failed: %s", strerror(e));
     return QFMT_OK;
 }

@@ -189,12 +189,12 @@ static void bench_throughput(size_t mib, size_t best_mib, int reps, unsigned cpu
                     if (k == 1 && (!avx2 || qual == 1)) continue;
                     for (int t = 0; t < 2; t++) {
                         if (t == 1 && cpus == 1) continue;
-                        qfmt_quant_opts o = {thr[t], qual ? QFMT_QUALITY_BEST : QFMT_QUALITY_REFERENCE,
-                                             k ? QFMT_KERNEL_AVX2 : QFMT_KERNEL_SCALAR};
+                        qfmt_quant_opts o = {.threads = thr[t], .quality = qual ? QFMT_QUALITY_BEST : QFMT_QUALITY_REFERENCE,
+                                             .kernel = k ? QFMT_KERNEL_AVX2 : QFMT_KERNEL_SCALAR};
                         size_t nn = qual ? n_best : n;
                         /* a dequantize reads the reference bytes of the whole buffer */
                         if (op == 1 && k == 0 && t == 0) {
-                            qfmt_quant_opts r = {cpus, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO};
+                            qfmt_quant_opts r = {.threads = cpus, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_AUTO};
                             bench_kernel(true, type, x, y, q, n, &r, 1);
                         }
                         double gbs = bench_kernel(op == 0, type, x, y, q, nn, &o, qual ? 1 + reps / 3 : reps);
@@ -258,7 +258,7 @@ static void add_error(uint32_t type, qfmt_quality qual, const float *x, uint64_t
 {
     const qfmt_type_traits *tt = qfmt_type_get_traits(type);
     const uint64_t n = rows * cols, qb = n / QFMT_BLOCK_ELEMS * tt->block_bytes;
-    qfmt_quant_opts o = {cpus, qual, QFMT_KERNEL_AUTO};
+    qfmt_quant_opts o = {.threads = cpus, .quality = qual, .kernel = QFMT_KERNEL_AUTO};
     qfmt_error e;
     if (qfmt_quantize(type, q, qb, QFMT_TYPE_F32, x, rows, cols, &o, &e) != QFMT_OK) die("quantize", &e);
     if (qfmt_dequantize(QFMT_TYPE_F32, tmp, n * 4, type, q, rows, cols, &o, &e) != QFMT_OK)

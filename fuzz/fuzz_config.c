@@ -170,7 +170,7 @@ static void tensor(wctx *c, const char *name, uint64_t d0, uint64_t d1, uint32_t
         f[i] = (float)((int)(c->seed >> 59) - 16) / 64.0f;
     }
     CHECK(qfmt_convert_floats(QFMT_TYPE_F32, f, c->type, b, (size_t)n) == QFMT_OK);
-    qfmt_tensor_desc desc = {name, c->type, ndim, {d0, d1}, QFMT_CODEC_NONE, 0};
+    qfmt_tensor_desc desc = {.name = name, .type = c->type, .ndim = ndim, .dims = {d0, d1}, .codec = QFMT_CODEC_NONE};
     qfmt_error e;
     if (qfmt_writer_add_tensor(c->w, &desc, b, n * es, &e) != QFMT_OK)
         c->ok = false;
@@ -268,7 +268,7 @@ static uint8_t *build(const cJSON *cfg, const char *text, size_t text_len, const
                       uint32_t wtype, size_t *len)
 {
     const char *path = scratch_path();
-    const qfmt_write_opts wo = {NULL, 0, true};
+    const qfmt_write_opts wo = {.no_fsync = true};
     qfmt_writer *w = NULL;
     qfmt_error e;
     CHECK(qfmt_writer_create(&w, path, &wo, &e) == QFMT_OK);

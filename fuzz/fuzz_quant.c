@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define QFMT_STATIC_LINKING_ONLY /* qfmt_quant_kernels_get */
 #include "qfmt.h"
 #include "fuzz_check.h"
 
@@ -69,7 +70,7 @@ static bool agree(const uint8_t *a, const uint8_t *b, size_t i, uint32_t type)
 /* mode 0: decode arbitrary blocks with every kernel and output type */
 static void fuzz_dequantize(uint32_t type, uint8_t opt, const uint8_t *p, size_t n)
 {
-    const qfmt__quant_kernels *k = qfmt__quant_get(type);
+    const qfmt_quant_kernels *k = qfmt_quant_kernels_get(type);
     CHECK(k != NULL);
     size_t nb = n / k->block_bytes;
     if (nb > MAX_BLOCKS)
@@ -86,7 +87,7 @@ static void fuzz_dequantize(uint32_t type, uint8_t opt, const uint8_t *p, size_t
     memcpy(blocks, p, nb * k->block_bytes);
 
     k->dequantize_ref(blocks, ref, nb);
-    if (k->dequantize_avx2 != NULL && qfmt__cpu_has_avx2()) {
+    if (k->dequantize_avx2 != NULL && (qfmt_cpu_features() & QFMT_CPU_AVX2)) {
         k->dequantize_avx2(blocks, simd, nb);
         for (size_t i = 0; i < nb * QK; i++) {
             bool ok = agree((const uint8_t *)ref, (const uint8_t *)simd, i, QFMT_TYPE_F32);
@@ -101,6 +102,13 @@ static void fuzz_dequantize(uint32_t type, uint8_t opt, const uint8_t *p, size_t
         }
     }
 
+    /* the public row decoder: the reference's floats (NaN payloads aside) */
+    qfmt_row_decode_fn dec = qfmt_row_decoder(type);
+    CHECK(dec != NULL);
+    dec(blocks, simd, nb * QK);
+    for (size_t i = 0; i < nb * QK; i++)
+        CHECK(agree((const uint8_t *)ref, (const uint8_t *)simd, i, QFMT_TYPE_F32));
+
     /* the public entry point, as rows of row_len */
     size_t row_len = QK * (1 + (size_t)(opt & 3));
     if ((nb * QK) % row_len != 0)
@@ -109,14 +117,14 @@ static void fuzz_dequantize(uint32_t type, uint8_t opt, const uint8_t *p, size_t
     static const uint32_t outs[] = {QFMT_TYPE_F32, QFMT_TYPE_F16, QFMT_TYPE_BF16};
     for (size_t o = 0; o < 3; o++) {
         size_t osize = nb * QK * (outs[o] == QFMT_TYPE_F32 ? 4 : 2);
-        qfmt_quant_opts sc = {1, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_SCALAR};
+        qfmt_quant_opts sc = {.threads = 1, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_SCALAR};
         qfmt_error e;
         CHECK(qfmt_dequantize(outs[o], out_a, osize, type, blocks, nrows, row_len, &sc, &e) ==
               QFMT_OK);
         if (outs[o] == QFMT_TYPE_F32)
             CHECK(memcmp(out_a, ref, osize) == 0); /* the same code: the same bits */
         if (qfmt_kernel_available(QFMT_KERNEL_AVX2)) {
-            qfmt_quant_opts av = {(opt & 4) ? 2u : 1u, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AVX2};
+            qfmt_quant_opts av = {.threads = (opt & 4) ? 2u : 1u, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_AVX2};
             CHECK(qfmt_dequantize(outs[o], out_b, osize, type, blocks, nrows, row_len, &av,
                                   &e) == QFMT_OK);
             for (size_t i = 0; i < nb * QK; i++)
@@ -148,7 +156,7 @@ static double block_sse(const float *x, const float *y)
 /* modes 1-3: quantize arbitrary floats, compare kernels, decode and check */
 static void fuzz_quantize(uint32_t type, uint32_t src_type, uint8_t opt, const uint8_t *p, size_t n)
 {
-    const qfmt__quant_kernels *k = qfmt__quant_get(type);
+    const qfmt_quant_kernels *k = qfmt_quant_kernels_get(type);
     CHECK(k != NULL);
     size_t es = src_type == QFMT_TYPE_F32 ? 4 : 2;
     size_t row_len = QK * (1 + (size_t)(opt & 3));
@@ -176,7 +184,7 @@ static void fuzz_quantize(uint32_t type, uint32_t src_type, uint8_t opt, const u
     }
 
     qfmt_error e;
-    qfmt_quant_opts ref1 = {1, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_SCALAR};
+    qfmt_quant_opts ref1 = {.threads = 1, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_SCALAR};
     qfmt_status s = qfmt_quantize(type, q_ref, qsize, src_type, src, nrows, row_len, &ref1, &e);
     if (!finite)
         CHECK(s == QFMT_E_RANGE);
@@ -187,9 +195,9 @@ static void fuzz_quantize(uint32_t type, uint32_t src_type, uint8_t opt, const u
 
     /* the same status and bytes with the other kernel, two threads, the other entry points */
     qfmt_quant_opts others[] = {
-        {2, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_SCALAR},
-        {1, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AVX2},
-        {(opt & 4) ? 2u : 1u, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO},
+        {.threads = 2, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_SCALAR},
+        {.threads = 1, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_AVX2},
+        {.threads = (opt & 4) ? 2u : 1u, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_AUTO},
     };
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         if (!qfmt_kernel_available(others[i].kernel))
@@ -206,7 +214,7 @@ static void fuzz_quantize(uint32_t type, uint32_t src_type, uint8_t opt, const u
             CHECK(e2.offset == e.offset && strcmp(e2.message, e.message) == 0);
     }
     /* the kernels themselves, on the finite blocks (what they are specified for) */
-    if (finite && k->quantize_avx2 != NULL && qfmt__cpu_has_avx2()) {
+    if (finite && k->quantize_avx2 != NULL && (qfmt_cpu_features() & QFMT_CPU_AVX2)) {
         size_t da = k->quantize_ref(x, q_tmp, nb);
         size_t db = k->quantize_avx2(x, q_best, nb);
         CHECK(da == db);
@@ -232,11 +240,11 @@ static void fuzz_quantize(uint32_t type, uint32_t src_type, uint8_t opt, const u
         }
     }
 
-    qfmt_quant_opts best = {1, QFMT_QUALITY_BEST, QFMT_KERNEL_SCALAR};
+    qfmt_quant_opts best = {.threads = 1, .quality = QFMT_QUALITY_BEST, .kernel = QFMT_KERNEL_SCALAR};
     s = qfmt_quantize(type, q_best, qsize, src_type, src, nrows, row_len, &best, &e);
     CHECK(s == QFMT_OK);
     if (qfmt_kernel_available(QFMT_KERNEL_AVX2)) {
-        qfmt_quant_opts best_avx = {1, QFMT_QUALITY_BEST, QFMT_KERNEL_AVX2};
+        qfmt_quant_opts best_avx = {.threads = 1, .quality = QFMT_QUALITY_BEST, .kernel = QFMT_KERNEL_AVX2};
         CHECK(qfmt_quantize(type, q_tmp, qsize, src_type, src, nrows, row_len, &best_avx, &e) ==
               QFMT_OK);
         CHECK(memcmp(q_tmp, q_best, qsize) == 0);

@@ -1,6 +1,6 @@
 /*
  * test_fault.c - SQLite-style fault injection (STYLE.md section 7). Fail the n-th system call
- * of the writer (through its internal I/O table, internal/io.h) or the n-th allocation (through
+ * of the writer (through its I/O table, qfmt_io of qfmt.h's static-linking section) or the n-th allocation (through
  * qfmt_allocator), once or from then on, and raise n until the operation runs through. After
  * every failure: the right code (QFMT_E_IO with the injected errno, or QFMT_E_NOMEM), nothing
  * leaked (allocations counted here, file descriptors too), nothing under the final name and no
@@ -10,11 +10,12 @@
  * LeakSanitizer (ASan build) checks the same; Criterion does not fail a test for its report, so
  * the counts here are the assertion.
  */
-#define QFMT_STATIC_LINKING_ONLY /* the I/O table, kernels, UTF-8 check (qfmt.h) */
 #include "test_helpers.h"
 
 #include <pthread.h>
 
+#define QFMT_STATIC_LINKING_ONLY /* qfmt_io, qfmt_writer_create_io */
+#include "qfmt.h"
 
 #define MAX_N 100000
 
@@ -230,8 +231,8 @@ static void fi_init(fault_io *f, io_op op, long fail_at, io_mode mode, int err, 
     f->dir_fd = -1;
 }
 
-static qfmt__io fi_table(fault_io *f) {
-    qfmt__io io;
+static qfmt_io fi_table(fault_io *f) {
+    qfmt_io io;
     io.open = fi_open;
     io.write = fi_write;
     io.fsync = fi_fsync;
@@ -292,7 +293,7 @@ static uint32_t g_alignment; /* of the model's file; 0: the default */
  * QFMT_E_NOMEM is made once more (as a caller that freed some memory would): it must either
  * work, and the file come out as if nothing had happened, or be refused with QFMT_E_STATE
  * because the failure was fatal to the writer. */
-static qfmt_status write_model_ex(const char *path, const model_data *m, const qfmt__io *io,
+static qfmt_status write_model_ex(const char *path, const model_data *m, const qfmt_io *io,
                                   const qfmt_allocator *alloc, bool fsync_on, bool resume,
                                   qfmt_error *e) {
     qfmt_write_opts wo = {0};
@@ -301,8 +302,8 @@ static qfmt_status write_model_ex(const char *path, const model_data *m, const q
     wo.no_fsync = !fsync_on;
     qfmt_writer *w = (qfmt_writer *)(uintptr_t)1;
     memset(e, 0, sizeof *e);
-    qfmt_status s = qfmt__writer_create_io(&w, path, &wo, io, e);
-    if (s == QFMT_E_NOMEM && resume) s = qfmt__writer_create_io(&w, path, &wo, io, e);
+    qfmt_status s = qfmt_writer_create_io(&w, path, &wo, io, e);
+    if (s == QFMT_E_NOMEM && resume) s = qfmt_writer_create_io(&w, path, &wo, io, e);
     if (s != QFMT_OK) {
         cr_assert_null(w, "*out is NULL when create fails");
         return s;
@@ -395,7 +396,7 @@ out:
     return s;
 }
 
-static qfmt_status write_model(const char *path, const model_data *m, const qfmt__io *io,
+static qfmt_status write_model(const char *path, const model_data *m, const qfmt_io *io,
                                const qfmt_allocator *alloc, bool fsync_on, qfmt_error *e) {
     return write_model_ex(path, m, io, alloc, fsync_on, false, e);
 }
@@ -437,10 +438,11 @@ typedef struct {
     size_t ref_size;
 } scene;
 
-static void scene_init(scene *sc, bool with_previous, const uint8_t *ref, size_t ref_size) {
+static void scene_init_as(scene *sc, const char *name, bool with_previous, const uint8_t *ref,
+                          size_t ref_size) {
     memset(sc, 0, sizeof *sc);
     th_mkdtemp(sc->dir);
-    snprintf(sc->path, sizeof sc->path, "%s/model.qfmt", sc->dir);
+    snprintf(sc->path, sizeof sc->path, "%s/%s", sc->dir, name);
     sc->ref = ref;
     sc->ref_size = ref_size;
     if (with_previous) {
@@ -449,6 +451,10 @@ static void scene_init(scene *sc, bool with_previous, const uint8_t *ref, size_t
         sc->prev_size = sizeof old;
         th_write_file(sc->path, sc->prev, sc->prev_size);
     }
+}
+
+static void scene_init(scene *sc, bool with_previous, const uint8_t *ref, size_t ref_size) {
+    scene_init_as(sc, "model.qfmt", with_previous, ref, ref_size);
 }
 
 static void scene_free(scene *sc) {
@@ -511,7 +517,7 @@ static loop_stats io_loop(const model_data *m, const uint8_t *ref, size_t ref_si
                  persist ? "on" : "once", (int)mode, err, with_previous ? ", over a file" : "");
         fault_io f;
         fi_init(&f, op, n, mode, err, persist);
-        qfmt__io io = fi_table(&f);
+        qfmt_io io = fi_table(&f);
         fault_alloc fa;
         fa_init(&fa, 0, false);
         qfmt_allocator a = fa_allocator(&fa);
@@ -629,7 +635,7 @@ Test(fault, write_short_is_retried) {
     scene_init(&sc, false, g_ref, g_ref_size);
     fault_io f;
     fi_init(&f, OP_WRITE, 1, M_SHORT, 0, true);
-    qfmt__io io = fi_table(&f);
+    qfmt_io io = fi_table(&f);
     qfmt_error e;
     TH_OKE(write_model(sc.path, &g_model, &io, NULL, true, &e), e);
     cr_assert_gt(f.calls[OP_WRITE], 40, "halving every write takes many calls");
@@ -689,7 +695,7 @@ Test(fault, cleanup_unlink_fails) {
     fault_io f;
     fi_init(&f, OP_WRITE, 2, M_ERR, ENOSPC, false);
     f.fail_unlink = true;
-    qfmt__io io = fi_table(&f);
+    qfmt_io io = fi_table(&f);
     fault_alloc fa;
     fa_init(&fa, 0, false);
     qfmt_allocator a = fa_allocator(&fa);
@@ -720,7 +726,7 @@ static loop_stats alloc_write_loop(bool persist, bool with_previous) {
         qfmt_allocator a = fa_allocator(&fa);
         fault_io f;
         fi_init(&f, OP_WRITE, 0, M_ERR, 0, false);
-        qfmt__io io = fi_table(&f);
+        qfmt_io io = fi_table(&f);
         qfmt_error e;
         qfmt_status s = write_model(sc.path, &g_model, &io, &a, true, &e);
         cr_assert_eq(fa.live, 0, "%s: %ld allocations leaked (status %d)", what, fa.live, (int)s);
@@ -758,7 +764,7 @@ Test(fault, alloc_write_resume) {
         qfmt_allocator a = fa_allocator(&fa);
         fault_io f;
         fi_init(&f, OP_WRITE, 0, M_ERR, 0, false);
-        qfmt__io io = fi_table(&f);
+        qfmt_io io = fi_table(&f);
         qfmt_error e;
         qfmt_status s = write_model_ex(sc.path, &g_model, &io, &a, true, true, &e);
         cr_assert_eq(fa.live, 0, "%s: %ld leaked", what, fa.live);
@@ -1015,7 +1021,7 @@ Test(fault, alloc_safetensors_import) {
 /* What `qfmt convert` does with libqfmt, every allocation and every system call of the writer
  * going through the hooks: safetensors -> q8_0 / f16 / zstd -> qfmt. */
 static qfmt_status convert_once(const char *src, const char *dst, const qfmt_allocator *a,
-                                const qfmt__io *io, qfmt_error *e) {
+                                const qfmt_io *io, qfmt_error *e) {
     qfmt_st_file *f = NULL;
     qfmt_writer *w = NULL;
     uint8_t *buf = NULL;
@@ -1023,7 +1029,7 @@ static qfmt_status convert_once(const char *src, const char *dst, const qfmt_all
     if (s) return s;
     qfmt_write_opts wo = {0};
     wo.alloc = a;
-    if ((s = qfmt__writer_create_io(&w, dst, &wo, io, e))) goto out;
+    if ((s = qfmt_writer_create_io(&w, dst, &wo, io, e))) goto out;
     if ((s = qfmt_writer_set_string(w, "general.name", qfmt_st_metadata(f, "name"), 5, e))) goto out;
     for (uint64_t i = 0; i < qfmt_st_count(f); i++) {
         qfmt_st_tensor t;
@@ -1080,7 +1086,7 @@ Test(fault, convert_through_library) {
             qfmt_allocator a = fa_allocator(&fa);
             fault_io f;
             fi_init(&f, kind == 3 ? OP_FSYNC : OP_WRITE, kind >= 2 ? n : 0, M_ERR, EIO, false);
-            qfmt__io io = fi_table(&f);
+            qfmt_io io = fi_table(&f);
             qfmt_status s = convert_once(src, dst, &a, &io, &e);
             cr_assert_eq(fa.live, 0, "convert kind %d n=%ld: %ld leaked", kind, n, fa.live);
             cr_assert_eq(f.open_fds, 0);
@@ -1106,4 +1112,173 @@ Test(fault, convert_through_library) {
     free(ref);
     free(b);
     th_rmtree(dir);
+}
+
+/* ---- The safetensors writer (qfmt_st_writer): the same contract as the qfmt writer ---------- */
+/* A file of four tensors, the largest given in pieces: header, then data, then commit. */
+static qfmt_status write_st(const char *path, const model_data *m, const qfmt_io *io,
+                            const qfmt_allocator *alloc, qfmt_error *e) {
+    qfmt_st_tensor_desc t[4] = {QFMT_ST_TENSOR_DESC_INIT, QFMT_ST_TENSOR_DESC_INIT,
+                                QFMT_ST_TENSOR_DESC_INIT, QFMT_ST_TENSOR_DESC_INIT};
+    t[0].name = "f32";
+    t[0].type = QFMT_TYPE_F32;
+    t[0].ndim = 2;
+    t[0].dims[0] = 64;
+    t[0].dims[1] = 48;
+    t[1].name = "big.\"quoted\"";
+    t[1].type = QFMT_TYPE_U8;
+    t[1].ndim = 1;
+    t[1].dims[0] = BIG;
+    t[2].name = "scalar";
+    t[2].type = QFMT_TYPE_I64;
+    t[3].name = "bf16";
+    t[3].type = QFMT_TYPE_BF16;
+    t[3].ndim = 1;
+    t[3].dims[0] = 1000;
+    qfmt_st_writer *w = (qfmt_st_writer *)(uintptr_t)1;
+    memset(e, 0, sizeof *e);
+    qfmt_status s = qfmt_st_writer_begin_io(&w, path, t, 4, alloc, io, e);
+    if (s != QFMT_OK) {
+        cr_assert_null(w, "*out is NULL when begin fails");
+        return s;
+    }
+    const int64_t one = -7;
+    if ((s = qfmt_st_writer_write(w, m->f32, 64 * 48 * 4, e))) goto out;
+    for (size_t at = 0; at < BIG; at += PIECE)
+        if ((s = qfmt_st_writer_write(w, m->big + at, BIG - at < PIECE ? BIG - at : PIECE, e))) goto out;
+    if ((s = qfmt_st_writer_write(w, &one, 8, e))) goto out;
+    if ((s = qfmt_st_writer_write(w, m->pstream, 2000, e))) goto out;
+    s = qfmt_st_writer_commit(w, e);
+    if (s != QFMT_OK) cr_assert_null(qfmt_st_writer_temp_path(w), "no temporary file after a failed commit");
+out:
+    qfmt_st_writer_free(w);
+    return s;
+}
+
+static uint8_t *st_reference(size_t *size) {
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    th_mkdtemp(dir);
+    snprintf(path, sizeof path, "%s/ref.safetensors", dir);
+    qfmt_error e;
+    TH_OKE(write_st(path, &g_model, NULL, NULL, &e), e);
+    uint8_t *b = th_read_file(path, size);
+    th_rmtree(dir);
+    qfmt_st_file *f = NULL;
+    TH_OKE(qfmt_st_open_memory(&f, b, *size, NULL, &e), e);
+    cr_assert_eq(qfmt_st_count(f), 4u);
+    qfmt_st_close(f);
+    return b;
+}
+
+/* Fails the n-th `op` of a safetensors write for n = 1, 2, ... (cf. io_loop). */
+static loop_stats st_io_loop(const uint8_t *ref, size_t ref_size, io_op op, io_mode mode, int err,
+                             bool persist, bool with_previous) {
+    scene sc;
+    scene_init_as(&sc, "model.safetensors", with_previous, ref, ref_size);
+    loop_stats st = {0, 0};
+    long n;
+    for (n = 1; n < MAX_N; n++) {
+        char what[160];
+        snprintf(what, sizeof what, "st %s #%ld %s (mode %d, errno %d%s)", op_names[op], n,
+                 persist ? "on" : "once", (int)mode, err, with_previous ? ", over a file" : "");
+        fault_io f;
+        fi_init(&f, op, n, mode, err, persist);
+        qfmt_io io = fi_table(&f);
+        fault_alloc fa;
+        fa_init(&fa, 0, false);
+        qfmt_allocator a = fa_allocator(&fa);
+        qfmt_error e;
+        qfmt_status s = write_st(sc.path, &g_model, &io, &a, &e);
+        cr_assert_eq(fa.live, 0, "%s: %ld allocations leaked", what, fa.live);
+        cr_assert_eq(f.open_fds, 0, "%s: %d file descriptors left open", what, f.open_fds);
+        if (f.injected == 0) {
+            cr_assert_eq(s, QFMT_OK, "%s: nothing injected, yet %d: %s", what, (int)s, e.message);
+            expect_reference(&sc, what);
+            break;
+        }
+        st.points++;
+        if (mode == M_SHORT || mode == M_EINTR || (f.dir_only && op == OP_CLOSE)) {
+            cr_assert_eq(s, QFMT_OK, "%s: %d: %s", what, (int)s, e.message);
+            expect_reference(&sc, what);
+            scene_reset(&sc);
+            continue;
+        }
+        st.failures++;
+        cr_assert_eq(s, QFMT_E_IO, "%s: %d (%s): %s", what, (int)s, qfmt_strerror(s), e.message);
+        cr_assert_eq(e.code, s);
+        cr_assert_eq(e.sys_errno, f.injected_errno, "%s: sys_errno %d (%s)", what, e.sys_errno, e.message);
+        cr_assert_not_null(strstr(e.path, "model.safetensors"), "%s: err.path '%s'", what, e.path);
+        if (op == OP_WRITE)
+            cr_assert_eq(e.offset, (uint64_t)f.bytes, "%s: failed at byte %" PRIu64 ", after %ld written",
+                         what, e.offset, f.bytes);
+        if (f.renamed) {
+            cr_assert(f.dir_only, "%s: a failure after the rename that is not the directory's", what);
+            expect_reference(&sc, what);
+            scene_reset(&sc);
+        } else {
+            expect_untouched(&sc, what);
+        }
+    }
+    cr_assert_lt(n, MAX_N);
+    scene_free(&sc);
+    return st;
+}
+
+Test(fault, st_writer_io) {
+    size_t ref_size;
+    uint8_t *ref = st_reference(&ref_size);
+    for (int prev = 0; prev < 2; prev++) {
+        loop_stats w = st_io_loop(ref, ref_size, OP_WRITE, M_ERR, ENOSPC, false, prev);
+        cr_assert_geq(w.failures, 10, "header, f32, the pieces of big, ... (%ld)", w.failures);
+        cr_assert_eq(st_io_loop(ref, ref_size, OP_WRITE, M_ERR, EIO, true, prev).failures, w.failures);
+        cr_assert_eq(st_io_loop(ref, ref_size, OP_WRITE, M_SHORT_ERR, EIO, false, prev).failures, w.failures);
+        cr_assert_eq(st_io_loop(ref, ref_size, OP_WRITE, M_SHORT, 0, false, prev).failures, 0);
+        cr_assert_eq(st_io_loop(ref, ref_size, OP_WRITE, M_EINTR, 0, false, prev).failures, 0);
+        cr_assert_eq(st_io_loop(ref, ref_size, OP_FSYNC, M_ERR, EIO, false, prev).failures, 2,
+                     "the file's fsync, then the directory's");
+        loop_stats c = st_io_loop(ref, ref_size, OP_CLOSE, M_ERR, EIO, false, prev);
+        cr_assert_eq(c.points, 2);
+        cr_assert_eq(c.failures, 1, "the directory's close loses nothing");
+        cr_assert_eq(st_io_loop(ref, ref_size, OP_RENAME, M_ERR, EXDEV, false, prev).failures, 1);
+        cr_assert_eq(st_io_loop(ref, ref_size, OP_OPEN, M_ERR, EACCES, false, prev).failures, 2,
+                     "the temporary file, then the directory");
+    }
+    free(ref);
+}
+
+/* Fail the n-th allocation (once, then from n on): QFMT_E_NOMEM, nothing leaked, nothing on
+ * disk; the run that allocates nothing injected gives the reference bytes. */
+Test(fault, st_writer_alloc) {
+    size_t ref_size;
+    uint8_t *ref = st_reference(&ref_size);
+    for (int persist = 0; persist < 2; persist++) {
+        scene sc;
+        scene_init_as(&sc, "model.safetensors", persist, ref, ref_size);
+        long n, failures = 0;
+        for (n = 1; n < MAX_N; n++) {
+            fault_alloc fa;
+            fa_init(&fa, n, persist);
+            qfmt_allocator a = fa_allocator(&fa);
+            fault_io f;
+            fi_init(&f, OP_WRITE, 0, M_ERR, 0, false);
+            qfmt_io io = fi_table(&f);
+            qfmt_error e;
+            qfmt_status s = write_st(sc.path, &g_model, &io, &a, &e);
+            cr_assert_eq(fa.live, 0, "alloc #%ld: %ld allocations leaked", n, fa.live);
+            cr_assert_eq(f.open_fds, 0);
+            if (fa.failed == 0) {
+                cr_assert_eq(s, QFMT_OK, "%s", e.message);
+                expect_reference(&sc, "no allocation failed");
+                break;
+            }
+            failures++;
+            cr_assert_eq(s, QFMT_E_NOMEM, "alloc #%ld: %d %s", n, (int)s, e.message);
+            cr_assert_eq(e.code, QFMT_E_NOMEM);
+            expect_untouched(&sc, "allocation failure");
+        }
+        cr_assert_lt(n, MAX_N);
+        cr_assert_geq(failures, 3, "the writer, its paths, the names' index, the header");
+        scene_free(&sc);
+    }
+    free(ref);
 }

@@ -8,11 +8,12 @@
  * Every prefix of the base file (6 tensors, metadata of every value type) fails to open cleanly,
  * within the same allocation bound.
  */
-#define QFMT_STATIC_LINKING_ONLY /* the I/O table, kernels, UTF-8 check (qfmt.h) */
 #include "test_helpers.h"
 
 #include "hostile/hostile.c"
 
+#define QFMT_STATIC_LINKING_ONLY /* qfmt_utf8_valid */
+#include "qfmt.h"
 
 /* ---- Allocation accounting ------------------------------------------------------------------ */
 typedef struct {
@@ -253,9 +254,9 @@ static void check_error(const char *what, const qfmt_error *e, qfmt_status got, 
     qfmt_error_format(e, line, sizeof line);
     snprintf(at, sizeof at, "byte %" PRIu64, off);
     cr_expect_not_null(strstr(line, at), "%s: formatted error names no offset: %s", what, line);
-    cr_expect(qfmt__utf8_valid((const uint8_t *)e->message, strlen(e->message), false),
+    cr_expect(qfmt_utf8_valid((const uint8_t *)e->message, strlen(e->message), false),
               "%s: message is not valid UTF-8", what);
-    cr_expect(qfmt__utf8_valid((const uint8_t *)e->tensor, strlen(e->tensor), false),
+    cr_expect(qfmt_utf8_valid((const uint8_t *)e->tensor, strlen(e->tensor), false),
               "%s: err.tensor is not valid UTF-8", what);
     /* names and keys are quoted, but no control character reaches a terminal or a log */
     for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
@@ -822,9 +823,9 @@ Test(hostile, long_utf8_names_cut_cleanly) {
         uint8_t *b = c == 0 ? th_build(32, &m, 1, NULL, 0, &size) : th_build(32, NULL, 0, &t, 1, &size);
         qfmt_error e;
         th_open_expect(b, size, QFMT_E_CORRUPT, &e, cases[c]);
-        cr_expect(qfmt__utf8_valid((const uint8_t *)e.message, strlen(e.message), false),
+        cr_expect(qfmt_utf8_valid((const uint8_t *)e.message, strlen(e.message), false),
                   "%s: message cut inside a character: %s", cases[c], e.message);
-        cr_expect(qfmt__utf8_valid((const uint8_t *)e.tensor, strlen(e.tensor), false),
+        cr_expect(qfmt_utf8_valid((const uint8_t *)e.tensor, strlen(e.tensor), false),
                   "%s: err.tensor cut inside a character", cases[c]);
         if (c == 0) cr_expect_gt(strlen(e.message), 200u, "%s", e.message);
         else cr_expect_gt(strlen(e.tensor), 100u, "%s", e.tensor);

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define QFMT_STATIC_LINKING_ONLY /* qfmt_quant_kernels_get: each kernel on its own */
 #include "qfmt.h"
 
 /* The sanitizer build runs the same assertions on less data where a test is expensive. */
@@ -53,18 +54,25 @@ typedef struct {
     uint32_t type;
     const char *name;
     uint32_t bytes;
-    size_t (*qref)(const float *x, uint8_t *y, size_t nb);
-    void (*dqref)(const uint8_t *y, float *x, size_t nb);
 } qt_type;
 
 static const qt_type TYPES[] = {
-    {QFMT_TYPE_Q8_0, "q8_0", 34, qfmt__q8_0_quantize_ref, qfmt__q8_0_dequantize_ref},
-    {QFMT_TYPE_Q4_0, "q4_0", 18, qfmt__q4_0_quantize_ref, qfmt__q4_0_dequantize_ref},
-    {QFMT_TYPE_Q4_1, "q4_1", 20, qfmt__q4_1_quantize_ref, qfmt__q4_1_dequantize_ref},
-    {QFMT_TYPE_Q8_Z, "q8_z", 35, qfmt__q8_z_quantize_ref, qfmt__q8_z_dequantize_ref},
-    {QFMT_TYPE_Q4_Z, "q4_z", 19, qfmt__q4_z_quantize_ref, qfmt__q4_z_dequantize_ref},
+    {QFMT_TYPE_Q8_0, "q8_0", 34},
+    {QFMT_TYPE_Q4_0, "q4_0", 18},
+    {QFMT_TYPE_Q4_1, "q4_1", 20},
+    {QFMT_TYPE_Q8_Z, "q8_z", 35},
+    {QFMT_TYPE_Q4_Z, "q4_z", 19},
 };
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
+
+/* The kernels of a block type, each level on its own. */
+static const qfmt_quant_kernels *kern(const qt_type *t) {
+    const qfmt_quant_kernels *k = qfmt_quant_kernels_get(t->type);
+    cr_assert_not_null(k, "no kernels for %s", t->name);
+    return k;
+}
+#define QREF(t) (kern(t)->quantize_ref)
+#define DQREF(t) (kern(t)->dequantize_ref)
 
 static const qt_type *type_of(uint32_t type) {
     for (size_t i = 0; i < NTYPES; i++)
@@ -456,7 +464,7 @@ Test(quant_simd, avx2_bytes_equal_scalar_on_adversarial_data) {
         quant_ok(t->type, ya, x, nb / 4, 4 * QK, QFMT_KERNEL_AUTO, QFMT_QUALITY_REFERENCE, 1);
         check_same_quant(t, x, nb, ys, ya, "AUTO vs scalar quantize");
         /* The public scalar path is the reference kernel itself. */
-        cr_assert_eq(t->qref(x, yd, nb), nb);
+        cr_assert_eq(QREF(t)(x, yd, nb), nb);
         check_same_quant(t, x, nb, ys, yd, "qfmt_quantize vs reference kernel");
         if (t->type == QFMT_TYPE_Q4_Z)
             for (size_t b = 0; b < nb; b++)
@@ -498,25 +506,13 @@ Test(quant_simd, avx2_equal_scalar_per_distribution_single_blocks) {
             gen_block(d, x, &s);
             for (size_t ti = 0; ti < NTYPES; ti++) {
                 const qt_type *t = &TYPES[ti];
-                size_t ns = t->qref(x, ys, 1), na;
-                switch (t->type) {
-                case QFMT_TYPE_Q8_0: na = qfmt__q8_0_quantize_avx2(x, ya, 1); break;
-                case QFMT_TYPE_Q4_0: na = qfmt__q4_0_quantize_avx2(x, ya, 1); break;
-                case QFMT_TYPE_Q4_1: na = qfmt__q4_1_quantize_avx2(x, ya, 1); break;
-                case QFMT_TYPE_Q8_Z: na = qfmt__q8_z_quantize_avx2(x, ya, 1); break;
-                default: na = qfmt__q4_z_quantize_avx2(x, ya, 1); break;
-                }
+                size_t ns = QREF(t)(x, ys, 1), na;
+                na = kern(t)->quantize_avx2(x, ya, 1);
                 cr_assert_eq(ns, 1);
                 cr_assert_eq(na, 1);
                 check_same_quant(t, x, 1, ys, ya, DIST_NAMES[d]);
-                t->dqref(ys, rs, 1);
-                switch (t->type) {
-                case QFMT_TYPE_Q8_0: qfmt__q8_0_dequantize_avx2(ys, ra, 1); break;
-                case QFMT_TYPE_Q4_0: qfmt__q4_0_dequantize_avx2(ys, ra, 1); break;
-                case QFMT_TYPE_Q4_1: qfmt__q4_1_dequantize_avx2(ys, ra, 1); break;
-                case QFMT_TYPE_Q8_Z: qfmt__q8_z_dequantize_avx2(ys, ra, 1); break;
-                default: qfmt__q4_z_dequantize_avx2(ys, ra, 1); break;
-                }
+                DQREF(t)(ys, rs, 1);
+                kern(t)->dequantize_avx2(ys, ra, 1);
                 cr_assert_eq(first_diff(rs, ra, sizeof rs), SIZE_MAX,
                              "%s %s: dequantized floats differ", t->name, DIST_NAMES[d]);
             }
@@ -555,14 +551,8 @@ Test(quant_simd, avx2_stops_at_the_same_block_as_scalar) {
     x[2 * QK + 5] = 1e9f; /* block 2 */
     for (size_t ti = 0; ti < NTYPES; ti++) {
         const qt_type *t = &TYPES[ti];
-        size_t ns = t->qref(x, ys, 4), na;
-        switch (t->type) {
-        case QFMT_TYPE_Q8_0: na = qfmt__q8_0_quantize_avx2(x, ya, 4); break;
-        case QFMT_TYPE_Q4_0: na = qfmt__q4_0_quantize_avx2(x, ya, 4); break;
-        case QFMT_TYPE_Q4_1: na = qfmt__q4_1_quantize_avx2(x, ya, 4); break;
-        case QFMT_TYPE_Q8_Z: na = qfmt__q8_z_quantize_avx2(x, ya, 4); break;
-        default: na = qfmt__q4_z_quantize_avx2(x, ya, 4); break;
-        }
+        size_t ns = QREF(t)(x, ys, 4), na;
+        na = kern(t)->quantize_avx2(x, ya, 4);
         cr_assert_eq(ns, 2, "%s scalar stopped at %zu", t->name, ns);
         cr_assert_eq(na, 2, "%s AVX2 stopped at %zu", t->name, na);
         cr_assert_eq(first_diff(ys, ya, 2 * t->bytes), SIZE_MAX, "%s: blocks before differ",
@@ -626,7 +616,7 @@ static void check_known(uint32_t type, const float *x, const uint8_t *want, cons
                      (int)ks[k], i, i == SIZE_MAX ? 0 : y[i], i == SIZE_MAX ? 0 : want[i]);
     }
     memset(y, 0xEE, sizeof y);
-    cr_assert_eq(t->qref(x, y, 1), 1);
+    cr_assert_eq(QREF(t)(x, y, 1), 1);
     cr_assert_eq(first_diff(y, want, t->bytes), SIZE_MAX, "%s %s: reference kernel", t->name,
                  label);
     float expect[QK], got[QK];
@@ -1099,8 +1089,8 @@ Test(quant_edge, row_shapes_are_flat_runs_of_blocks) {
         for (size_t ti = 0; ti < NTYPES; ti++) {
             const qt_type *t = &TYPES[ti];
             uint8_t *y = xmalloc(nb * t->bytes), *yr = xmalloc(nb * t->bytes);
-            cr_assert_eq(t->qref(x, yr, nb), nb);
-            t->dqref(yr, rr, nb);
+            cr_assert_eq(QREF(t)(x, yr, nb), nb);
+            DQREF(t)(yr, rr, nb);
             for (unsigned th = 1; th <= 2; th++) {
                 quant_ok(t->type, y, x, S[c].rows, S[c].row_len, QFMT_KERNEL_AUTO,
                          QFMT_QUALITY_REFERENCE, th);
@@ -1260,7 +1250,7 @@ Test(quant_edge, f16_and_bf16_sources_and_destinations) {
 static void block_sse(const qt_type *t, const float *x, const uint8_t *y, size_t nb, double *sse) {
     float r[QK];
     for (size_t b = 0; b < nb; b++) {
-        t->dqref(y + b * t->bytes, r, 1);
+        DQREF(t)(y + b * t->bytes, r, 1);
         double e2 = 0;
         for (int j = 0; j < QK; j++) {
             double d = (double)x[b * QK + (size_t)j] - (double)r[j];
@@ -1584,7 +1574,7 @@ Test(quant_types, block_traits_and_ggml_ids) {
             cr_assert_eq(big, QFMT_OK, "%s", TYPES[ti].name);
             cr_assert_eq(b, ((UINT64_MAX - 31) / 32) * TYPES[ti].bytes);
         }
-        const qfmt__quant_kernels *k = qfmt__quant_get(TYPES[ti].type);
+        const qfmt_quant_kernels *k = qfmt_quant_kernels_get(TYPES[ti].type);
         cr_assert_not_null(k);
         cr_assert_eq(k->block_bytes, TYPES[ti].bytes);
     }
@@ -1601,7 +1591,7 @@ Test(quant_types, block_traits_and_ggml_ids) {
     cr_assert_str_eq(qfmt_type_get_traits(3)->name, "q4_1");
     cr_assert_eq(QFMT_TYPE_Q8_Z, 258);
     cr_assert_eq(QFMT_TYPE_Q4_Z, 259);
-    cr_assert_null(qfmt__quant_get(QFMT_TYPE_F32));
+    cr_assert_null(qfmt_quant_kernels_get(QFMT_TYPE_F32));
 }
 
 /* ---- 7. Round trip through a qfmt file ------------------------------------------------------- */

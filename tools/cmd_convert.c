@@ -372,7 +372,7 @@ static int convert_one(const hf_model *m, uint64_t i, const options *o, const co
         uint64_t row = d.ndim ? d.dims[d.ndim - 1] : 1, rows = row ? t.nelements / row : 0;
         if (qfmt_type_size(d.type, t.nelements, &out_size) != QFMT_OK || !reserve(&wk->b, &wk->bcap, out_size))
             goto oom;
-        qfmt_quant_opts qo = {o->threads, o->best ? QFMT_QUALITY_BEST : QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO};
+        qfmt_quant_opts qo = {.threads = o->threads, .quality = o->best ? QFMT_QUALITY_BEST : QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_AUTO};
         if (qfmt_quantize(d.type, wk->b, out_size, t.type, src, rows, row, &qo, &e) != QFMT_OK) {
             char tn[24];
             fprintf(stderr, "qfmt: note: tensor '%s' stays %s: %s\n", t.name,
@@ -420,7 +420,7 @@ int cmd_convert(int argc, char **argv)
     }
     const char *model_type = hf_config_string(&m, "model_type");
     convert_policy pol = {o.type, o.keep, o.nkeep, o.quant, o.nquant};
-    qfmt_write_opts wo = {NULL, 0, false};
+    qfmt_write_opts wo = QFMT_WRITE_OPTS_INIT;
     qfmt_writer *w = NULL;
     work wk[2]; /* one set being written, the other being filled */
     memset(wk, 0, sizeof wk);

@@ -6,7 +6,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
-#include "st_out.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -91,7 +90,7 @@ int cmd_dequantize(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     uint64_t n = qfmt_tensor_count(r), at = 0;
     plan *p = calloc(n ? n : 1, sizeof *p);
-    st_out_tensor *outs = calloc(n ? n : 1, sizeof *outs);
+    qfmt_st_tensor_desc *outs = calloc(n ? n : 1, sizeof *outs);
     if (!p || !outs) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAILURE;
@@ -110,22 +109,25 @@ int cmd_dequantize(int argc, char **argv)
             pl->dims[0] = ti.dims[1];
             pl->dims[1] = ti.dims[0];
         }
-        if (!tt || !st_out_dtype(pl->out_type) || qfmt_type_size(pl->out_type, ti.nelements, &pl->size) != QFMT_OK) {
+        if (!tt || !qfmt_st_dtype_name(pl->out_type) || qfmt_type_size(pl->out_type, ti.nelements, &pl->size) != QFMT_OK) {
             char tn[24];
             cli_error("%s: tensor '%s': type %s cannot be written to safetensors", in, ti.name,
                       cli_type_name(ti.type, tn, sizeof tn));
             rc = CLI_EXIT_FAILURE;
             break;
         }
-        outs[i] = (st_out_tensor){ti.name, pl->out_type, ti.ndim, {0}};
+        outs[i] = (qfmt_st_tensor_desc){.name = ti.name, .type = pl->out_type, .ndim = ti.ndim};
         memcpy(outs[i].dims, pl->dims, sizeof outs[i].dims);
         at += pl->size;
     }
-    st_out *so = NULL;
-    if (rc == CLI_EXIT_OK && st_out_begin(&so, out, outs, (size_t)n) != 0) rc = CLI_EXIT_FAILURE;
+    qfmt_st_writer *so = NULL;
+    if (rc == CLI_EXIT_OK && qfmt_st_writer_begin(&so, out, outs, (size_t)n, NULL, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        rc = CLI_EXIT_FAILURE;
+    }
     void *buf = NULL, *tbuf = NULL;
     size_t cap = 0, tcap = 0;
-    qfmt_quant_opts qo = {threads, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO};
+    qfmt_quant_opts qo = {.threads = threads, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_AUTO};
     for (uint64_t i = 0; rc == CLI_EXIT_OK && i < n; i++) {
         qfmt_tensor_info ti;
         qfmt_tensor_get_info(r, i, &ti, NULL);
@@ -172,12 +174,16 @@ int cmd_dequantize(int argc, char **argv)
                 for (uint64_t b = 0; b < cols; b++) memcpy(d8 + (b * rows + a) * es, s8 + (a * cols + b) * es, es);
             src = tbuf;
         }
-        if (st_out_write(so, src, (size_t)p[i].size) != 0) rc = CLI_EXIT_FAILURE;
+        if (qfmt_st_writer_write(so, src, (size_t)p[i].size, &e) != QFMT_OK) {
+            cli_error_qfmt(&e);
+            rc = CLI_EXIT_FAILURE;
+        }
     }
-    if (so) {
-        if (rc == CLI_EXIT_OK) rc = st_out_commit(so) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-        else st_out_abort(so);
+    if (rc == CLI_EXIT_OK && so && qfmt_st_writer_commit(so, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        rc = CLI_EXIT_FAILURE;
     }
+    qfmt_st_writer_free(so);
     if (rc == CLI_EXIT_OK) printf("wrote %" PRIu64 " tensors, %" PRIu64 " data bytes to %s\n", n, at, out);
     free(buf);
     free(tbuf);

@@ -7,7 +7,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "model_cli.h"
-#include "st_out.h"
 #include "qfmt_model.h"
 
 #include <inttypes.h>
@@ -137,21 +136,25 @@ static int run_ids(const options *o, qfmt_model *m)
     int32_t *ids = malloc(T * sizeof *ids);
     float *logits = malloc(T * V * sizeof *logits + 1);
     float **hidden = calloc(L + 1, sizeof *hidden);
-    st_out_tensor *outs = calloc(L + 2, sizeof *outs);
+    qfmt_st_tensor_desc *outs = calloc(L + 2, sizeof *outs);
     char (*names)[32] = calloc(L + 1, sizeof *names);
     bool ok = ids && logits && hidden && outs && names;
     for (size_t l = 0; ok && l <= L; l++) ok = (hidden[l] = malloc(T * d * sizeof(float) + 1)) != NULL;
-    st_out *so = NULL;
+    qfmt_st_writer *so = NULL;
+    qfmt_error se;
     if (!ok) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAILURE;
     } else {
-        outs[0] = (st_out_tensor){"logits", QFMT_TYPE_F32, 3, {B, T, V}};
+        outs[0] = (qfmt_st_tensor_desc){.name = "logits", .type = QFMT_TYPE_F32, .ndim = 3, .dims = {B, T, V}};
         for (size_t l = 0; l <= L; l++) {
             snprintf(names[l], sizeof names[l], "hidden.%zu", l);
-            outs[l + 1] = (st_out_tensor){names[l], QFMT_TYPE_F32, 2, {T, d}};
+            outs[l + 1] = (qfmt_st_tensor_desc){.name = names[l], .type = QFMT_TYPE_F32, .ndim = 2, .dims = {T, d}};
         }
-        if (st_out_begin(&so, o->output, outs, L + 2) != 0) rc = CLI_EXIT_FAILURE;
+        if (qfmt_st_writer_begin(&so, o->output, outs, L + 2, NULL, &se) != QFMT_OK) {
+            cli_error_qfmt(&se);
+            rc = CLI_EXIT_FAILURE;
+        }
     }
     qfmt_run_opts ro = {o->threads, o->exact != 0};
     /* logits of every sequence come first in the file; hidden states are sequence 0's */
@@ -170,16 +173,21 @@ static int run_ids(const options *o, qfmt_model *m)
         if (qfmt_model_forward(m, ids, T, logits, b == 0 ? hidden : NULL, &ro, msg, sizeof msg) != 0) {
             cli_error("%s: sequence %zu: %s", o->input, b, msg);
             rc = CLI_EXIT_FAILURE;
-        } else if (st_out_write(so, logits, T * V * sizeof(float)) != 0) {
+        } else if (qfmt_st_writer_write(so, logits, T * V * sizeof(float), &se) != QFMT_OK) {
+            cli_error_qfmt(&se);
             rc = CLI_EXIT_FAILURE;
         }
     }
     for (size_t l = 0; rc == CLI_EXIT_OK && l <= L; l++)
-        if (st_out_write(so, hidden[l], T * d * sizeof(float)) != 0) rc = CLI_EXIT_FAILURE;
-    if (so) {
-        if (rc == CLI_EXIT_OK) rc = st_out_commit(so) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-        else st_out_abort(so);
+        if (qfmt_st_writer_write(so, hidden[l], T * d * sizeof(float), &se) != QFMT_OK) {
+            cli_error_qfmt(&se);
+            rc = CLI_EXIT_FAILURE;
+        }
+    if (rc == CLI_EXIT_OK && so && qfmt_st_writer_commit(so, &se) != QFMT_OK) {
+        cli_error_qfmt(&se);
+        rc = CLI_EXIT_FAILURE;
     }
+    qfmt_st_writer_free(so);
     for (size_t l = 0; hidden && l <= L; l++) free(hidden[l]);
     free(hidden), free(ids), free(logits), free(outs), free(names);
     qfmt_st_close(in);

@@ -19,6 +19,16 @@
  *    reader function on it at once. A writer belongs to one thread at a time. Separate handles
  *    never interfere.
  *  - Free functions accept NULL.
+ *  - Structs that can grow (lz4frame.h's LZ4F_INIT_PREFERENCES): every struct a caller fills
+ *    and passes in (qfmt_open_opts, qfmt_write_opts, qfmt_quant_opts, qfmt_tensor_desc,
+ *    qfmt_st_tensor_desc) ends in `reserved` fields that must be zero. Start from its INIT
+ *    macro (QFMT_OPEN_OPTS_INIT, ...), `= {0}` or memset, then set fields by name; the library
+ *    rejects non-zero reserved fields with QFMT_E_ARG. A later MINOR version may give reserved
+ *    space a meaning, zero always meaning the old behaviour, so such code keeps working.
+ *    Structs the library fills (qfmt_error, qfmt_file_info, qfmt_tensor_info, qfmt_st_tensor)
+ *    have reserved space too, which it zeroes. Sizes and offsets of public structs change only
+ *    with QFMT_VERSION_MAJOR (tests/test_abi.c holds them). qfmt_allocator (ZSTD_customMem's
+ *    three fields) and qfmt_value (a tagged union) are complete as they are: no reserved space.
  *  - The reader promises never to read outside the file's bytes, however the file is made.
  */
 #ifndef QFMT_H
@@ -98,6 +108,7 @@ typedef struct qfmt_error {
     char path[256];      /* file concerned ("" when reading from memory), truncated */
     char tensor[128];    /* tensor concerned, or "", truncated */
     char message[256];   /* what is wrong, one line */
+    uint64_t reserved[4]; /* zeroed by the library: room for more context */
 } qfmt_error;
 
 /* Formats `e` as one line: "path: tensor 'name' at byte N: message". Returns buf. */
@@ -170,18 +181,24 @@ QFMT_API float qfmt_f16_to_f32(uint16_t h);
 QFMT_API uint16_t qfmt_f32_to_bf16(float f);
 QFMT_API float qfmt_bf16_to_f32(uint16_t h);
 
-/* ---- CPU features ------------------------------------------------------------------------ */
-#define QFMT_CPU_AVX2 (1u << 0)        /* AVX2 + FMA + F16C, YMM state saved by the OS */
-#define QFMT_CPU_AVX512_VNNI (1u << 1) /* AVX-512 F/BW/VL + VNNI, ZMM and opmask state saved */
-/* What this CPU offers of the above (CPUID once per process; 0 off x86). Thread-safe. */
+/* ---- CPU features ----------------------------------------------------------------------- */
+#define QFMT_CPU_AVX2 (1u << 0)        /* AVX2 + FMA + F16C, and the OS saves the YMM state */
+#define QFMT_CPU_AVX512_VNNI (1u << 1) /* AVX-512 F, BW, VL and VNNI, and the OS saves the
+                                          opmask and ZMM state (implies QFMT_CPU_AVX2) */
+/* The QFMT_CPU_* features of this CPU, ORed. CPUID is asked once per process (the first call);
+ * 0 off x86. Thread-safe. Bits are never renumbered; new ones may be added. */
 QFMT_API unsigned qfmt_cpu_features(void);
 
-/* ---- Row decoding --------------------------------------------------------------------- */
-/* Decodes n values of one row (for a block type n is a multiple of its block_elems and src
- * holds n / block_elems blocks) to fp32. Every CPU level gives the reference's bits. */
+/* ---- Row decoding ----------------------------------------------------------------------- */
+/* Decodes n values of one row of a tensor to fp32. src holds the n values' bytes as stored
+ * (any alignment); dst holds n floats and must not overlap src. For a block type n is a
+ * multiple of its block_elems (src then holds n / block_elems blocks). */
 typedef void (*qfmt_row_decode_fn)(const void *src, float *dst, size_t n);
-/* The fastest decoder of `type` on this CPU: F32, F16, BF16 and every block type; NULL for a
- * type this library cannot decode. Thread-safe; the function stays valid for the process. */
+
+/* The fastest decoder of `type` on this CPU, for F32, F16, BF16 and every block type; NULL for
+ * any other type. Every CPU level gives the reference's bits (those of qfmt_dequantize with
+ * QFMT_KERNEL_SCALAR, NaN payloads included). The function pointer has static storage and
+ * stays valid for the process; it keeps no state and is thread-safe. */
 QFMT_API qfmt_row_decode_fn qfmt_row_decoder(uint32_t type);
 
 /* ---- Quantization ---------------------------------------------------------------------- */
@@ -201,7 +218,9 @@ typedef struct qfmt_quant_opts {
     unsigned threads;     /* 0 or 1: the calling thread only */
     qfmt_quality quality; /* quantize only */
     qfmt_kernel kernel;
-} qfmt_quant_opts; /* NULL: one thread, reference quality, AUTO kernel */
+    uint64_t reserved[4]; /* must be zero */
+} qfmt_quant_opts; /* NULL: one thread, reference quality, AUTO kernel (= QFMT_QUANT_OPTS_INIT) */
+#define QFMT_QUANT_OPTS_INIT {0u, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO, {0u, 0u, 0u, 0u}}
 
 /* Whether `k` can run on this CPU (AUTO and SCALAR always can). */
 QFMT_API bool qfmt_kernel_available(qfmt_kernel k);
@@ -246,7 +265,9 @@ typedef struct qfmt_reader qfmt_reader;
 typedef struct qfmt_open_opts {
     const qfmt_allocator *alloc; /* NULL: malloc/free */
     bool verify_checksums;       /* also verify every tensor at open (O(file size)) */
-} qfmt_open_opts;
+    uint64_t reserved[4];        /* must be zero */
+} qfmt_open_opts; /* NULL: the same as QFMT_OPEN_OPTS_INIT */
+#define QFMT_OPEN_OPTS_INIT {NULL, false, {0u, 0u, 0u, 0u}}
 
 /* Opens and validates a file (mmap, read-only). Validates header, metadata, directory and
  * their checksums in O(metadata + directory) time; tensor bytes are not touched unless
@@ -269,6 +290,7 @@ typedef struct qfmt_file_info {
     uint64_t metadata_offset, metadata_size;
     uint64_t directory_offset, directory_size;
     uint64_t header_checksum, index_checksum;
+    uint64_t reserved[8];                    /* zeroed by the library */
 } qfmt_file_info;
 QFMT_API void qfmt_reader_file_info(const qfmt_reader *r, qfmt_file_info *out);
 /* The path given at open ("" for memory). Valid until close. */
@@ -285,6 +307,7 @@ typedef struct qfmt_tensor_info {
     uint64_t stored_size;    /* bytes in the file */
     uint64_t raw_size;       /* bytes once decoded */
     uint64_t checksum;       /* XXH3-64 of the stored bytes */
+    uint64_t reserved[8];    /* zeroed by the library */
 } qfmt_tensor_info;
 
 QFMT_API uint64_t qfmt_tensor_count(const qfmt_reader *r);
@@ -360,7 +383,9 @@ typedef struct qfmt_write_opts {
     const qfmt_allocator *alloc; /* NULL: malloc/free */
     uint32_t alignment;          /* 0: QFMT_DEFAULT_ALIGNMENT; else a power of two in range */
     bool no_fsync;               /* skip fsync (tests, scratch files); not crash-safe */
-} qfmt_write_opts;
+    uint64_t reserved[4];        /* must be zero */
+} qfmt_write_opts; /* NULL: the same as QFMT_WRITE_OPTS_INIT */
+#define QFMT_WRITE_OPTS_INIT {NULL, 0u, false, {0u, 0u, 0u, 0u}}
 
 /* Starts writing `path` atomically: bytes go to "<path>.tmp.XXXXXX" in the same directory,
  * which qfmt_writer_finish fsyncs and renames over `path`. Until then `path` is untouched;
@@ -400,7 +425,9 @@ typedef struct qfmt_tensor_desc {
     uint64_t dims[QFMT_MAX_DIMS];/* outermost first */
     uint32_t codec;              /* QFMT_CODEC_NONE or QFMT_CODEC_ZSTD */
     int zstd_level;              /* 0: zstd's default */
+    uint64_t reserved[4];        /* must be zero */
 } qfmt_tensor_desc;
+#define QFMT_TENSOR_DESC_INIT {NULL, 0u, 0u, {0u}, QFMT_CODEC_NONE, 0, {0u, 0u, 0u, 0u}}
 
 /* Adds a whole tensor: `size` must equal the type's size for the dims. With the zstd codec
  * the tensor is stored uncompressed if compression does not make it smaller. */
@@ -445,6 +472,7 @@ typedef struct qfmt_st_tensor {
     const void *data;      /* little-endian values, valid until close; not aligned */
     uint64_t size;
     uint64_t offset;       /* absolute file offset of data */
+    uint64_t reserved[8];  /* zeroed by the library */
 } qfmt_st_tensor;
 
 QFMT_API qfmt_status qfmt_st_open(qfmt_st_file **out, const char *path,
@@ -467,26 +495,82 @@ QFMT_API const char *qfmt_st_metadata(const qfmt_st_file *f, const char *key);
 /* Size of the whole file and of its JSON header. */
 QFMT_API uint64_t qfmt_st_file_size(const qfmt_st_file *f);
 
+/* ---- Export: safetensors --------------------------------------------------------------- */
+/* A streaming, atomic safetensors writer: the header (every tensor's name, dtype, shape and
+ * data offsets, plus "__metadata__": {"format": "pt"}) goes out at begin, then the tensors'
+ * bytes in the order given, in pieces of any size, then commit. As qfmt_writer does, it writes
+ * "<path>.tmp.XXXXXX" beside `path` and renames it over `path` only once complete and fsynced;
+ * on any error, or qfmt_st_writer_free without a successful commit, the temporary file is
+ * removed and `path` keeps what it held. The file reads back with qfmt_st_open. Data offsets
+ * start 8-aligned (the header is padded with spaces). A writer belongs to one thread. */
+typedef struct qfmt_st_writer qfmt_st_writer;
+
+typedef struct qfmt_st_tensor_desc {
+    const char *name;             /* 1..QFMT_MAX_NAME_LEN bytes of UTF-8 without NUL, unique,
+                                     not "__metadata__" */
+    uint32_t type;                /* a type with a safetensors dtype (qfmt_st_dtype_name) */
+    uint32_t ndim;                /* 0..QFMT_MAX_DIMS */
+    uint64_t dims[QFMT_MAX_DIMS]; /* outermost first */
+    uint64_t reserved[4];         /* must be zero */
+} qfmt_st_tensor_desc;
+#define QFMT_ST_TENSOR_DESC_INIT {NULL, 0u, 0u, {0u}, {0u, 0u, 0u, 0u}}
+
+/* The safetensors dtype of a qfmt type ("F32", "BF16", "I64", "BOOL", ...), or NULL when
+ * safetensors has none (block types among them). Static storage. */
+QFMT_API const char *qfmt_st_dtype_name(uint32_t type);
+
+/* Checks the tensor list (QFMT_E_ARG: bad name, ndim or reserved field; QFMT_E_EXISTS: a
+ * duplicate name; QFMT_E_UNSUPPORTED: a type without a dtype; QFMT_E_RANGE: sizes beyond
+ * 2^53 bytes, what safetensors' JSON can state exactly), creates the temporary file and writes
+ * the header. The list is not kept: it may be freed after the call. On failure *out is NULL
+ * and nothing is left on disk. alloc NULL: malloc/free. */
+QFMT_API qfmt_status qfmt_st_writer_begin(qfmt_st_writer **out, const char *path,
+                                          const qfmt_st_tensor_desc *tensors, size_t count,
+                                          const qfmt_allocator *alloc, qfmt_error *err);
+/* Appends `size` bytes of tensor data (little-endian values, tensors in the order given to
+ * begin, back to back). QFMT_E_ARG, with nothing written, for bytes past the last tensor's
+ * end (the writer stays usable). An I/O error (QFMT_E_IO, err->offset where the file stopped
+ * growing) ends the writer: the temporary file is removed, later calls give QFMT_E_STATE. */
+QFMT_API qfmt_status qfmt_st_writer_write(qfmt_st_writer *w, const void *data, size_t size,
+                                          qfmt_error *err);
+/* Checks that every byte was given (else QFMT_E_STATE), fsyncs, closes, renames over `path`
+ * and fsyncs its directory. After it (success or not) only qfmt_st_writer_free may be called.
+ * A failure before the rename leaves `path` untouched; QFMT_E_IO from the directory's fsync,
+ * the one step after it, means the complete file is in place but perhaps not yet durable. */
+QFMT_API qfmt_status qfmt_st_writer_commit(qfmt_st_writer *w, qfmt_error *err);
+/* The temporary file's path until commit or failure (valid until free), else NULL. */
+QFMT_API const char *qfmt_st_writer_temp_path(const qfmt_st_writer *w);
+/* Frees the writer; without a successful commit, removes the temporary file. NULL: no-op. */
+QFMT_API void qfmt_st_writer_free(qfmt_st_writer *w);
+
 #ifdef __cplusplus
 }
 #endif
 #endif /* QFMT_H */
 
-/* ==== QFMT_STATIC_LINKING_ONLY ===============================================================
- * Unstable and test-only declarations (zstd's ZSTD_STATIC_LINKING_ONLY): visible only when
- * QFMT_STATIC_LINKING_ONLY is defined before this header is included, defined only in the
- * static library libqfmt.a (not exported by libqfmt.so), and free to change in any release.
- * They serve fault injection (the I/O table, SQLite's VFS in miniature), the kernel tests
- * (every quantization kernel at every CPU level) and the hostile-input tests. */
+/* ==== QFMT_STATIC_LINKING_ONLY: unstable, for tests and tools ================================
+ * Defining QFMT_STATIC_LINKING_ONLY before including qfmt.h shows the declarations below (cf.
+ * ZSTD_STATIC_LINKING_ONLY in zstd.h). They are NOT part of the stable API or ABI: any release,
+ * a MINOR or PATCH one included, may change or remove them, so use them only from programs built
+ * and shipped with this exact library version (the project's tests, fuzzers and tools). They are
+ * exported from the shared library and the static one alike, with the qfmt_ prefix. This part
+ * has its own guard, so qfmt.h may be included first without the macro and again with it. */
 #if defined(QFMT_STATIC_LINKING_ONLY) && !defined(QFMT_H_STATIC_LINKING_ONLY)
 #define QFMT_H_STATIC_LINKING_ONLY
-#include <sys/types.h>
+
+#include <sys/types.h> /* mode_t, ssize_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- I/O table: every system call the writer makes goes through one ---------------------- */
-typedef struct qfmt__io {
+/* ---- The I/O table (SQLite's VFS in miniature) ------------------------------------------- */
+/* Every system call the writers (qfmt_writer, qfmt_st_writer) make on their files, with POSIX
+ * conventions (-1 and errno on failure, ssize_t byte counts, short writes allowed). A writer
+ * copies the table it is given at creation; the public create functions give qfmt_io_posix, the
+ * real calls. Tests give their own to fail the n-th call (EIO, ENOSPC), shorten writes or
+ * interrupt them (EINTR). The library keeps no mutable table: there is nothing global to patch. */
+typedef struct qfmt_io {
     int (*open)(void *ctx, const char *path, int flags, mode_t mode);
     ssize_t (*write)(void *ctx, int fd, const void *p, size_t n);
     int (*fsync)(void *ctx, int fd);
@@ -494,71 +578,47 @@ typedef struct qfmt__io {
     int (*rename)(void *ctx, const char *from, const char *to);
     int (*unlink)(void *ctx, const char *path);
     void *ctx; /* passed to every call */
-} qfmt__io;
+} qfmt_io;
 
-/* The table of plain POSIX calls (ctx unused). */
-extern const qfmt__io qfmt__io_posix;
+/* The real POSIX calls (open, write, fsync, close, rename, unlink); ctx unused. */
+QFMT_API extern const qfmt_io qfmt_io_posix;
 
-/* qfmt_writer_create with every system call through io (which must outlive the writer). */
-qfmt_status qfmt__writer_create_io(qfmt_writer **out, const char *path, const qfmt_write_opts *opts,
-                                   const qfmt__io *io, qfmt_error *err);
-/* write() until done, retrying EINTR and short writes; 0, or -1 with errno (*written: bytes). */
-int qfmt__write_all(const qfmt__io *io, int fd, const void *p, size_t n, size_t *written);
-/* Creates "<path>.tmp.XXXXXX" (O_EXCL, 0644) named in tmp; the fd, or -1 with errno. */
-int qfmt__create_temp(const qfmt__io *io, const char *path, char *tmp, size_t tmp_cap, uint64_t seed);
-int qfmt__fsync(const qfmt__io *io, int fd);
-/* fsyncs the directory holding path (makes a rename durable). */
-int qfmt__fsync_parent(const qfmt__io *io, const char *path);
+/* qfmt_writer_create doing its file I/O through `io` (NULL: qfmt_io_posix). The table is
+ * copied; io->ctx must stay valid until qfmt_writer_free. */
+QFMT_API qfmt_status qfmt_writer_create_io(qfmt_writer **out, const char *path,
+                                           const qfmt_write_opts *opts, const qfmt_io *io,
+                                           qfmt_error *err);
 
-/* ---- Quantization kernels, per type and CPU level --------------------------------------- */
-/* A kernel quantizes nb blocks of 32 and returns how many it did: fewer means block [return]
- * cannot be stored (a scale or offset beyond fp16's range). */
-typedef size_t (*qfmt__quantize_fn)(const float *x, uint8_t *y, size_t nb);
-typedef void (*qfmt__dequantize_fn)(const uint8_t *y, float *x, size_t nb);
-typedef struct {
+/* qfmt_st_writer_begin doing its file I/O through `io` (NULL: qfmt_io_posix); the same rules. */
+QFMT_API qfmt_status qfmt_st_writer_begin_io(qfmt_st_writer **out, const char *path,
+                                             const qfmt_st_tensor_desc *tensors, size_t count,
+                                             const qfmt_allocator *alloc, const qfmt_io *io,
+                                             qfmt_error *err);
+
+/* ---- Block-quantization kernels per CPU level (bit-identity tests, fuzzers, benches) ------ */
+/* A quantizer converts nb blocks of 32 finite floats and returns how many it did: fewer means
+ * block [return] cannot be stored (a scale or offset beyond fp16's range). A dequantizer
+ * decodes nb blocks (any bytes, NaN/Inf scales included). No alignment is needed. */
+typedef size_t (*qfmt_quantize_blocks_fn)(const float *x, uint8_t *y, size_t nb);
+typedef void (*qfmt_dequantize_blocks_fn)(const uint8_t *y, float *x, size_t nb);
+
+typedef struct qfmt_quant_kernels {
     uint32_t type;
     uint32_t block_bytes;
-    qfmt__quantize_fn quantize_ref; /* the reference: defines the bytes */
-    qfmt__dequantize_fn dequantize_ref;
-    qfmt__quantize_fn quantize_best; /* error-minimising search, never worse per block */
-    qfmt__quantize_fn quantize_avx2; /* same bytes as quantize_ref; NULL if none */
-    qfmt__dequantize_fn dequantize_avx2;
-} qfmt__quant_kernels;
-/* The kernels of a block type, or NULL. */
-const qfmt__quant_kernels *qfmt__quant_get(uint32_t type);
-/* qfmt_cpu_features() & QFMT_CPU_AVX2, as an int. */
-int qfmt__cpu_has_avx2(void);
-size_t qfmt__q8_0_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_0_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q8_0_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q4_0_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_0_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_0_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q4_1_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_1_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_1_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q8_z_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q8_z_quantize_best(const float *x, uint8_t *y, size_t nb);
-size_t qfmt__q4_z_quantize_ref(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_z_quantize_best(const float *x, uint8_t *y, size_t nb);
-/* AVX2+FMA+F16C kernels, usable only when qfmt__cpu_has_avx2(). */
-size_t qfmt__q8_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_1_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_1_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q8_z_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q8_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
-size_t qfmt__q4_z_quantize_avx2(const float *x, uint8_t *y, size_t nb);
-void qfmt__q4_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb);
+    qfmt_quantize_blocks_fn quantize_ref;      /* the reference: defines the bytes */
+    qfmt_dequantize_blocks_fn dequantize_ref;
+    qfmt_quantize_blocks_fn quantize_best;     /* error-minimising search, never worse per block */
+    qfmt_quantize_blocks_fn quantize_avx2;     /* same bytes as quantize_ref; NULL off x86. Call */
+    qfmt_dequantize_blocks_fn dequantize_avx2; /* only if qfmt_cpu_features() & QFMT_CPU_AVX2 */
+} qfmt_quant_kernels;
 
-/* ---- Text ------------------------------------------------------------------------------- */
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF; NUL
- * bytes only when allow_nul. */
-bool qfmt__utf8_valid(const uint8_t *s, uint64_t n, bool allow_nul);
+/* The kernels of a block type (static storage), or NULL for any other type. */
+QFMT_API const qfmt_quant_kernels *qfmt_quant_kernels_get(uint32_t type);
+
+/* ---- UTF-8 ------------------------------------------------------------------------------- */
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. With
+ * allow_nul false a NUL byte also fails. The check every name, key and message goes through. */
+QFMT_API bool qfmt_utf8_valid(const uint8_t *s, uint64_t n, bool allow_nul);
 
 #ifdef __cplusplus
 }

@@ -1,38 +1,37 @@
-/* The one place that asks the CPU what it can do (CPUID and XGETBV): libqfmt's kernels and
- * libqfmt_model's read the answer through qfmt_cpu_features(). */
+/* CPU feature detection, the one place in libqfmt that asks the processor (cf. xxHash's
+ * xxh_x86dispatch.c): qfmt_cpu_features() answers for the kernels' dispatch (dispatch.c) and
+ * for the library's users (the model runtime's GEMM levels). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 
-#include "internal/cpu.h"
 #include "qfmt.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 
-static unsigned xcr0(void)
+static unsigned long long xcr0(void)
 {
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    (void)hi;
-    return lo;
+    return ((unsigned long long)hi << 32) | lo;
 }
 
-/* Leaf 1 ECX: FMA bit 12, OSXSAVE 27, F16C 29; leaf 7 EBX: AVX2 bit 5; the OS saves the YMM
- * state (XCR0 bits 1-2). AVX-512: leaf 7 EBX F 16, BW 30, VL 31, ECX VNNI 11, and the OS saves
- * the opmask and upper ZMM state (XCR0 bits 5-7). Read directly: clang 14's
- * __builtin_cpu_supports does not know "f16c". */
+/* CPUID leaf 1 ECX: FMA bit 12, OSXSAVE 27, F16C 29; leaf 7 EBX: AVX2 bit 5; and the OS must
+ * save the YMM state (XCR0 bits 1 and 2). Read directly: clang 14's __builtin_cpu_supports
+ * does not know "f16c". AVX-512: leaf 7 EBX AVX512F bit 16, BW 30, VL 31, ECX VNNI bit 11,
+ * and the OS saving the opmask and upper ZMM state (XCR0 bits 5-7) besides YMM. */
 static unsigned detect(void)
 {
-    unsigned a, b, c, d, f = 0;
+    unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     if (!(c & (1u << 12)) || !(c & (1u << 27)) || !(c & (1u << 29))) return 0;
-    unsigned x = xcr0();
+    unsigned long long x = xcr0(); /* OSXSAVE is set: xgetbv is allowed */
     if ((x & 6u) != 6u) return 0;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    if (b & (1u << 5)) f |= QFMT_CPU_AVX2;
-    unsigned need_b = (1u << 16) | (1u << 30) | (1u << 31);
-    if ((f & QFMT_CPU_AVX2) && (b & need_b) == need_b && (c & (1u << 11)) && (x & 0xE6u) == 0xE6u)
-        f |= QFMT_CPU_AVX512_VNNI;
+    if (!(b & (1u << 5))) return 0;
+    unsigned f = QFMT_CPU_AVX2;
+    const unsigned need_b = (1u << 16) | (1u << 30) | (1u << 31);
+    if ((b & need_b) == need_b && (c & (1u << 11)) && (x & 0xE6u) == 0xE6u) f |= QFMT_CPU_AVX512_VNNI;
     return f;
 }
 #else
@@ -50,5 +49,3 @@ unsigned qfmt_cpu_features(void)
     pthread_once(&cpu_once, cpu_init);
     return cpu_features;
 }
-
-int qfmt__cpu_has_avx2(void) { return (qfmt_cpu_features() & QFMT_CPU_AVX2) != 0; }

@@ -48,6 +48,7 @@ qfmt_status qfmt__fail(qfmt_error *err, qfmt_status code, int sys_errno, const c
     if (!err) return code;
     err->code = code;
     err->sys_errno = sys_errno;
+    memset(err->reserved, 0, sizeof err->reserved);
     err->offset = offset;
     copy_trunc(err->path, sizeof err->path, path);
     copy_trunc(err->tensor, sizeof err->tensor, tensor);

@@ -45,10 +45,10 @@ static int posix_unlink(void *ctx, const char *path)
     return unlink(path);
 }
 
-const qfmt__io qfmt__io_posix = {posix_open,  posix_write,  posix_fsync, posix_close,
+const qfmt_io qfmt_io_posix = {posix_open,  posix_write,  posix_fsync, posix_close,
                                  posix_rename, posix_unlink, NULL};
 
-int qfmt__write_all(const qfmt__io *io, int fd, const void *p, size_t n, size_t *written)
+int qfmt__write_all(const qfmt_io *io, int fd, const void *p, size_t n, size_t *written)
 {
     const char *c = p;
     *written = 0;
@@ -67,7 +67,7 @@ int qfmt__write_all(const qfmt__io *io, int fd, const void *p, size_t n, size_t 
     return 0;
 }
 
-int qfmt__create_temp(const qfmt__io *io, const char *path, char *tmp, size_t tmp_cap,
+int qfmt__create_temp(const qfmt_io *io, const char *path, char *tmp, size_t tmp_cap,
                       uint64_t seed)
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -98,7 +98,7 @@ int qfmt__create_temp(const qfmt__io *io, const char *path, char *tmp, size_t tm
     return -1;
 }
 
-int qfmt__fsync(const qfmt__io *io, int fd)
+int qfmt__fsync(const qfmt_io *io, int fd)
 {
     for (;;) {
         if (io->fsync(io->ctx, fd) == 0) return 0;
@@ -108,7 +108,7 @@ int qfmt__fsync(const qfmt__io *io, int fd)
     }
 }
 
-int qfmt__fsync_parent(const qfmt__io *io, const char *path)
+int qfmt__fsync_parent(const qfmt_io *io, const char *path)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');

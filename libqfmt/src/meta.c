@@ -77,7 +77,7 @@ static qfmt_status parse_array(qfmt_reader *r, qfmt__meta *m, qfmt_error *err)
             return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, at,
                                "metadata '%s': string element %" PRIu64 " runs past the array",
                                key, i);
-        if (!qfmt__utf8_valid(r->base + c.pos, len, true))
+        if (!qfmt_utf8_valid(r->base + c.pos, len, true))
             return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, c.pos,
                                "metadata '%s': string element %" PRIu64 " is not valid UTF-8", key,
                                i);
@@ -106,7 +106,7 @@ static qfmt_status parse_value(qfmt_reader *r, qfmt__meta *m, qfmt_error *err)
         return QFMT_OK;
     }
     if (m->type == QFMT_META_STRING) {
-        if (!qfmt__utf8_valid(v, m->value_size, true))
+        if (!qfmt_utf8_valid(v, m->value_size, true))
             return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, m->value_offset,
                                "metadata '%s': string is not valid UTF-8", m->key);
         return QFMT_OK;
@@ -148,7 +148,7 @@ qfmt_status qfmt__meta_parse(qfmt_reader *r, char **arena_pos, qfmt_error *err)
                                i, klen, QFMT_MAX_KEY_LEN);
         const uint8_t *k = qfmt__cur_take(&c, klen);
         if (!k) return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, at + 8, TRUNC("key"), i);
-        if (!qfmt__utf8_valid(k, klen, false))
+        if (!qfmt_utf8_valid(k, klen, false))
             return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, at + 8,
                                "metadata entry %" PRIu64 ": key is not valid UTF-8 or has a NUL",
                                i);

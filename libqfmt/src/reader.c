@@ -222,7 +222,7 @@ static qfmt_status parse_entry(qfmt_reader *r, qfmt__cur *c, uint64_t i, uint64_
     if (!name)
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, at + 8,
                            "directory entry %" PRIu64 " is truncated (name)", i);
-    if (!qfmt__utf8_valid(name, nlen, false))
+    if (!qfmt_utf8_valid(name, nlen, false))
         return qfmt__rfail(r, err, QFMT_E_CORRUPT, NULL, at + 8,
                            "directory entry %" PRIu64 ": name is not valid UTF-8 or has a NUL", i);
     memcpy(*arena_pos, name, nlen);
@@ -402,6 +402,9 @@ qfmt_status qfmt_reader_open_memory(qfmt_reader **out, const void *data, size_t 
     *out = NULL;
     if (!data && size)
         return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET, "NULL data");
+    if (opts && !QFMT__RESERVED_ZERO(opts))
+        return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET,
+                          "qfmt_open_opts: reserved fields must be zero (start from QFMT_OPEN_OPTS_INIT)");
     qfmt_reader *r = new_reader(opts, "");
     if (!r)
         return qfmt__fail(err, QFMT_E_NOMEM, 0, NULL, NULL, QFMT_NO_OFFSET,
@@ -424,6 +427,9 @@ qfmt_status qfmt_reader_open(qfmt_reader **out, const char *path, const qfmt_ope
     if (!out || !path)
         return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET, "NULL argument");
     *out = NULL;
+    if (opts && !QFMT__RESERVED_ZERO(opts))
+        return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET,
+                          "qfmt_open_opts: reserved fields must be zero (start from QFMT_OPEN_OPTS_INIT)");
     qfmt_reader *r = new_reader(opts, path);
     if (!r)
         return qfmt__fail(err, QFMT_E_NOMEM, 0, path, NULL, QFMT_NO_OFFSET,
@@ -468,6 +474,7 @@ void qfmt_reader_file_info(const qfmt_reader *r, qfmt_file_info *out)
         return;
     }
     *out = r->info;
+    memset(out->reserved, 0, sizeof out->reserved);
 }
 
 const char *qfmt_reader_path(const qfmt_reader *r) { return r ? r->path : ""; }

@@ -1,6 +1,6 @@
 #include "internal/utf8.h"
 
-bool qfmt__utf8_valid(const uint8_t *s, uint64_t n, bool allow_nul)
+bool qfmt_utf8_valid(const uint8_t *s, uint64_t n, bool allow_nul)
 {
     uint64_t i = 0;
     while (i < n) {

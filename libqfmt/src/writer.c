@@ -48,7 +48,7 @@ enum { BUF_CAP = 1 << 20 };
 
 struct qfmt_writer {
     qfmt__alloc al;
-    qfmt__io io; /* the system calls, qfmt__io_posix unless a test gives others */
+    qfmt_io io; /* the system calls, qfmt_io_posix unless a test gives others */
     int fd;
     int state;
     char *path, *tmp;
@@ -234,16 +234,19 @@ static bool set_reserve(qfmt_writer *w, nameset *s, name_at_fn at)
 qfmt_status qfmt_writer_create(qfmt_writer **out, const char *path, const qfmt_write_opts *opts,
                                qfmt_error *err)
 {
-    return qfmt__writer_create_io(out, path, opts, NULL, err);
+    return qfmt_writer_create_io(out, path, opts, NULL, err);
 }
 
-qfmt_status qfmt__writer_create_io(qfmt_writer **out, const char *path, const qfmt_write_opts *opts,
-                                   const qfmt__io *io, qfmt_error *err)
+qfmt_status qfmt_writer_create_io(qfmt_writer **out, const char *path, const qfmt_write_opts *opts,
+                                   const qfmt_io *io, qfmt_error *err)
 {
     qfmt__clear_error(err);
     if (!out || !path || !*path)
         return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET, "no output path");
     *out = NULL;
+    if (opts && !QFMT__RESERVED_ZERO(opts))
+        return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET,
+                          "qfmt_write_opts: reserved fields must be zero (start from QFMT_WRITE_OPTS_INIT)");
     uint32_t align = opts && opts->alignment ? opts->alignment : QFMT_DEFAULT_ALIGNMENT;
     if (!qfmt__is_pow2(align) || align < QFMT_MIN_ALIGNMENT || align > QFMT_MAX_ALIGNMENT)
         return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET,
@@ -255,7 +258,7 @@ qfmt_status qfmt__writer_create_io(qfmt_writer **out, const char *path, const qf
     if (!w) return qfmt__fail(err, QFMT_E_NOMEM, 0, path, NULL, QFMT_NO_OFFSET, "cannot allocate the writer");
     memset(w, 0, sizeof *w);
     w->al = al;
-    w->io = io ? *io : qfmt__io_posix;
+    w->io = io ? *io : qfmt_io_posix;
     w->fd = -1;
     w->alignment = align;
     w->no_fsync = opts && opts->no_fsync;
@@ -334,7 +337,7 @@ static qfmt_status add_meta(qfmt_writer *w, const char *key, uint32_t type, uint
     size_t klen = key ? strlen(key) : 0;
     uint64_t entry = 8 + (uint64_t)klen + 4 + 8 + value_size;
     if (s == QFMT_OK && (!key || klen == 0 || klen > QFMT_MAX_KEY_LEN ||
-                         !qfmt__utf8_valid((const uint8_t *)key, klen, false)))
+                         !qfmt_utf8_valid((const uint8_t *)key, klen, false)))
         s = wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET,
                   "metadata key must be 1..%u bytes of UTF-8", QFMT_MAX_KEY_LEN);
     if (s == QFMT_OK && (w->nmeta >= QFMT_MAX_META_ENTRIES || w->meta_bytes + entry > QFMT_MAX_META_SIZE))
@@ -462,7 +465,7 @@ qfmt_status qfmt_writer_set_string(qfmt_writer *w, const char *key, const char *
                                    qfmt_error *err)
 {
     if (!w || (!s && len)) return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET, "NULL argument");
-    if (!qfmt__utf8_valid((const uint8_t *)s, len, true))
+    if (!qfmt_utf8_valid((const uint8_t *)s, len, true))
         return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "metadata '%s': string is not valid UTF-8",
                      key ? key : "");
     uint8_t *p = alloc_value(w, len);
@@ -502,7 +505,7 @@ qfmt_status qfmt_writer_set_string_array(qfmt_writer *w, const char *key,
     uint64_t bytes = 12;
     for (uint64_t i = 0; i < count; i++) {
         size_t l = lens ? lens[i] : (strs[i] ? strlen(strs[i]) : 0);
-        if ((!strs[i] && l) || !qfmt__utf8_valid((const uint8_t *)strs[i], l, true))
+        if ((!strs[i] && l) || !qfmt_utf8_valid((const uint8_t *)strs[i], l, true))
             return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET,
                          "string element %" PRIu64 " is NULL or not valid UTF-8", i);
         if (!qfmt__add_u64(bytes, 8 + (uint64_t)l, &bytes) || bytes > QFMT_MAX_META_SIZE)
@@ -558,8 +561,11 @@ static qfmt_status begin_tensor(qfmt_writer *w, const qfmt_tensor_desc *d, qfmt_
     qfmt_status s = check_usable(w, err, W_OPEN);
     if (s != QFMT_OK) return s;
     if (!d || !d->name) return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET, "tensor without a name");
+    if (!QFMT__RESERVED_ZERO(d))
+        return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET,
+                     "qfmt_tensor_desc: reserved fields must be zero (start from QFMT_TENSOR_DESC_INIT)");
     size_t nlen = strlen(d->name);
-    if (nlen == 0 || nlen > QFMT_MAX_NAME_LEN || !qfmt__utf8_valid((const uint8_t *)d->name, nlen, false))
+    if (nlen == 0 || nlen > QFMT_MAX_NAME_LEN || !qfmt_utf8_valid((const uint8_t *)d->name, nlen, false))
         return wfail(w, err, QFMT_E_ARG, 0, QFMT_NO_OFFSET,
                      "tensor name must be 1..%u bytes of UTF-8", QFMT_MAX_NAME_LEN);
     if (d->ndim > QFMT_MAX_DIMS)

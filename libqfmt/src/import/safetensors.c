@@ -68,6 +68,15 @@ static const struct {
     {"BOOL", QFMT_TYPE_BOOL},
 };
 
+/* The one dtype table: the reader maps names to types, the writer (export/safetensors.c) types
+ * to names. */
+const char *qfmt_st_dtype_name(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (dtypes[i].type == type) return dtypes[i].name;
+    return NULL;
+}
+
 /* A JSON number that is a whole number in [0, 2^53]: exact as a double. */
 static bool json_u64(const cJSON *j, uint64_t *out)
 {
@@ -138,8 +147,8 @@ static qfmt_status parse_metadata(qfmt_st_file *f, const cJSON *m, qfmt_error *e
     if (!f->meta) return sfail(f, err, QFMT_E_NOMEM, NULL, QFMT_NO_OFFSET, "out of memory");
     for (const cJSON *it = m->child; it; it = it->next) {
         if (!cJSON_IsString(it) ||
-            !qfmt__utf8_valid((const uint8_t *)it->string, strlen(it->string), false) ||
-            !qfmt__utf8_valid((const uint8_t *)it->valuestring, strlen(it->valuestring), false))
+            !qfmt_utf8_valid((const uint8_t *)it->string, strlen(it->string), false) ||
+            !qfmt_utf8_valid((const uint8_t *)it->valuestring, strlen(it->valuestring), false))
             return sfail(f, err, QFMT_E_CORRUPT, NULL, 8,
                          "__metadata__ entry is not a string of valid UTF-8");
         st_meta *e = &f->meta[f->nmeta++];
@@ -203,7 +212,7 @@ static qfmt_status parse(qfmt_st_file *f, qfmt_error *err)
             continue;
         }
         size_t nl = strlen(it->string);
-        if (nl == 0 || nl > QFMT_MAX_NAME_LEN || !qfmt__utf8_valid((const uint8_t *)it->string, nl, false)) {
+        if (nl == 0 || nl > QFMT_MAX_NAME_LEN || !qfmt_utf8_valid((const uint8_t *)it->string, nl, false)) {
             s = sfail(f, err, QFMT_E_CORRUPT, NULL, 8,
                       "tensor name of %zu bytes is not 1..%u bytes of UTF-8", nl, QFMT_MAX_NAME_LEN);
             break;

@@ -4,6 +4,7 @@
 #define QFMT_INTERNAL_CHECKED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 static inline bool qfmt__add_u64(uint64_t a, uint64_t b, uint64_t *out)
@@ -23,5 +24,14 @@ static inline bool qfmt__align_up(uint64_t x, uint64_t align, uint64_t *out)
     return true;
 }
 static inline bool qfmt__is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* The reserved fields of a caller's struct (qfmt.h: "Structs that can grow") are all zero. */
+static inline bool qfmt__zero_u64s(const uint64_t *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i]) return false;
+    return true;
+}
+#define QFMT__RESERVED_ZERO(s) qfmt__zero_u64s((s)->reserved, sizeof (s)->reserved / sizeof (s)->reserved[0])
 
 #endif

@@ -8,18 +8,28 @@
 #include <sys/types.h>
 
 #ifndef QFMT_STATIC_LINKING_ONLY
-#define QFMT_STATIC_LINKING_ONLY
+#define QFMT_STATIC_LINKING_ONLY /* qfmt_io, qfmt_io_posix, qfmt_writer_create_io */
 #endif
 #include "qfmt.h"
 
-/* Every system call the writer makes on its files, with POSIX conventions (-1 and errno on
- * failure, ssize_t byte counts, short writes allowed). A writer copies the table it is given
- * at creation; qfmt_writer_create gives qfmt__io_posix, the real calls. Tests give their own
- * to fail the n-th call (EIO, ENOSPC), shorten writes or interrupt them (EINTR). The library
- * keeps no mutable table: there is nothing global to patch. */
-/* qfmt__io, qfmt__io_posix, qfmt__writer_create_io, qfmt__write_all, qfmt__create_temp,
- * qfmt__fsync, qfmt__fsync_parent: declared in qfmt.h (QFMT_STATIC_LINKING_ONLY). */
+/* The table of system calls every writer goes through is qfmt.h's qfmt_io (static-linking
+ * section): qfmt_io_posix gives the real calls, tests give their own. */
 
+/* Writes all n bytes, retrying short writes and EINTR. 0, or an errno (EIO when a write
+ * makes no progress); *written says how many bytes went out either way. */
+int qfmt__write_all(const qfmt_io *io, int fd, const void *p, size_t n, size_t *written);
+/* Creates "<path>.tmp.XXXXXX" exclusively, mode 0666 less the umask. Returns the fd and
+ * fills tmp (capacity tmp_cap), or -1 with errno set. */
+int qfmt__create_temp(const qfmt_io *io, const char *path, char *tmp, size_t tmp_cap,
+                      uint64_t seed);
+/* fsync, retried on EINTR. 0, or an errno. */
+int qfmt__fsync(const qfmt_io *io, int fd);
+/* fsyncs the directory holding `path`, making a rename in it durable. 0, or an errno. */
+int qfmt__fsync_parent(const qfmt_io *io, const char *path);
+
+/* Maps a regular file read-only. On success *base and *size describe it (an empty file maps to
+ * a static empty buffer) and *mapped says whether munmap is due. Returns 0, or an errno with
+ * *what naming the failed step. */
 int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *mapped,
                    const char **what);
 void qfmt__unmap_file(const uint8_t *base, uint64_t size, int mapped);

@@ -1,11 +1,7 @@
 #ifndef QFMT_INTERNAL_UTF8_H
 #define QFMT_INTERNAL_UTF8_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-/* qfmt__utf8_valid: declared in qfmt.h (QFMT_STATIC_LINKING_ONLY). */
+/* qfmt_utf8_valid (strict RFC 3629) is declared in qfmt.h's static-linking section. */
 #ifndef QFMT_STATIC_LINKING_ONLY
 #define QFMT_STATIC_LINKING_ONLY
 #endif

@@ -6,7 +6,8 @@
 #ifndef QFMT_INTERNAL_ZPOINT_H
 #define QFMT_INTERNAL_ZPOINT_H
 
-#include "quant.h"
+#include "block.h"
+#include "kernels.h"
 
 /* Codes for scale s (fp16-rounded here) and zero point z; returns the squared error, or NaN
  * when s does not fit fp16. Fills sh and q[]. */

@@ -1,15 +1,13 @@
-/* AVX2/F16C float conversions (internal/floats.h): bit for bit the scalar ones of convert.c,
+/* AVX2/F16C float conversions (internal/kernels.h): bit for bit the references of floats.c,
  * checked over every 16-bit input and a sweep of 32-bit ones (tests/test_types.c). F16 goes
  * through F16C, whose rounding (to nearest even), subnormals and NaN quieting are IEEE's, as
  * the scalar code's are; BF16 is integer arithmetic, the scalar steps on 8 lanes. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal/floats.h"
-
 #include <string.h>
 
-#include "qfmt.h"
+#include "internal/kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if QFMT__HAVE_AVX2_KERNELS
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -26,10 +24,10 @@ static inline void put16(uint8_t *p, size_t i, uint16_t h) { memcpy(p + 2 * i, &
 static inline void putf(uint8_t *p, size_t i, float f) { memcpy(p + 4 * i, &f, 4); }
 #define LOAD128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
 
-AVX2 void qfmt__bf16_to_f32_avx2(const void *src_, void *dst_, size_t n)
+AVX2 void qfmt__bf16_to_f32_avx2(const void *src_, float *dst_, size_t n)
 {
-    const uint8_t *src = src_;
-    uint8_t *dst = dst_;
+    const uint8_t *src = (const uint8_t *)src_;
+    uint8_t *dst = (uint8_t *)dst_;
     const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
     const __m256i quiet = _mm256_set1_epi32(0x400000);
     size_t i = 0;
@@ -42,10 +40,10 @@ AVX2 void qfmt__bf16_to_f32_avx2(const void *src_, void *dst_, size_t n)
     for (; i < n; i++) putf(dst, i, qfmt_bf16_to_f32(get16(src, i)));
 }
 
-AVX2 void qfmt__f16_to_f32_avx2(const void *src_, void *dst_, size_t n)
+AVX2 void qfmt__f16_to_f32_avx2(const void *src_, float *dst_, size_t n)
 {
-    const uint8_t *src = src_;
-    uint8_t *dst = dst_;
+    const uint8_t *src = (const uint8_t *)src_;
+    uint8_t *dst = (uint8_t *)dst_;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps((float *)(void *)(dst + 4 * i), _mm256_cvtph_ps(LOAD128(src + 2 * i)));
     for (; i < n; i++) putf(dst, i, qfmt_f16_to_f32(get16(src, i)));
@@ -58,10 +56,10 @@ AVX2 static inline __m128i narrow16(__m256i v)
     return _mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08));
 }
 
-AVX2 void qfmt__f32_to_bf16_avx2(const void *src_, void *dst_, size_t n)
+AVX2 void qfmt__f32_to_bf16_avx2(const float *src_, void *dst_, size_t n)
 {
-    const uint8_t *src = src_;
-    uint8_t *dst = dst_;
+    const uint8_t *src = (const uint8_t *)src_;
+    uint8_t *dst = (uint8_t *)dst_;
     const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
     const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF), qbit = _mm256_set1_epi32(0x40);
     size_t i = 0;
@@ -76,10 +74,10 @@ AVX2 void qfmt__f32_to_bf16_avx2(const void *src_, void *dst_, size_t n)
     for (; i < n; i++) put16(dst, i, qfmt_f32_to_bf16(getf(src, i)));
 }
 
-AVX2 void qfmt__f32_to_f16_avx2(const void *src_, void *dst_, size_t n)
+AVX2 void qfmt__f32_to_f16_avx2(const float *src_, void *dst_, size_t n)
 {
-    const uint8_t *src = src_;
-    uint8_t *dst = dst_;
+    const uint8_t *src = (const uint8_t *)src_;
+    uint8_t *dst = (uint8_t *)dst_;
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i),
@@ -104,28 +102,6 @@ AVX2 size_t qfmt__first_nonfinite_avx2(const float *x, size_t n)
     return n;
 }
 
-#else /* no x86: never called (qfmt__cpu_has_avx2() is 0); scalar for completeness */
-
-void qfmt__bf16_to_f32_avx2(const void *src, void *dst, size_t n)
-{
-    qfmt_convert_floats(QFMT_TYPE_BF16, src, QFMT_TYPE_F32, dst, n);
-}
-void qfmt__f16_to_f32_avx2(const void *src, void *dst, size_t n)
-{
-    qfmt_convert_floats(QFMT_TYPE_F16, src, QFMT_TYPE_F32, dst, n);
-}
-void qfmt__f32_to_bf16_avx2(const void *src, void *dst, size_t n)
-{
-    qfmt_convert_floats(QFMT_TYPE_F32, src, QFMT_TYPE_BF16, dst, n);
-}
-void qfmt__f32_to_f16_avx2(const void *src, void *dst, size_t n)
-{
-    qfmt_convert_floats(QFMT_TYPE_F32, src, QFMT_TYPE_F16, dst, n);
-}
-size_t qfmt__first_nonfinite_avx2(const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (x[i] - x[i] != 0.0f) return i;
-    return n;
-}
+#else
+typedef int qfmt__no_avx2_floats; /* not x86: dispatch.c never names these kernels */
 #endif

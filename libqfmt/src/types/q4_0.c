@@ -2,7 +2,8 @@
  * in its low nibble and element j+16 in its high nibble. Byte-identical to ggml's
  * quantize_row_q4_0_ref: d = (signed value of largest magnitude)/-8, id = 1/d in fp32,
  * q = min(15, (int8_t)(x*id + 8.5f)). */
-#include "internal/quant.h"
+#include "internal/block.h"
+#include "internal/kernels.h"
 
 enum { BYTES = 18 };
 

@@ -1,7 +1,8 @@
 /* q4_1: fp16 d, fp16 m, then 16 bytes of 4-bit codes (q4_0's nibble order); x ~ d*q + m.
  * 20 bytes. Byte-identical to ggml's quantize_row_q4_1_ref: d = (max-min)/15, m = min,
  * id = 1/d in fp32, q = min(15, (int8_t)((x-min)*id + 0.5f)). */
-#include "internal/quant.h"
+#include "internal/block.h"
+#include "internal/kernels.h"
 
 enum { BYTES = 20 };
 

@@ -1,6 +1,7 @@
 /* q8_0: fp16 d, then 32 int8 q; x ~ d*q. 34 bytes. Byte-identical to ggml's
  * quantize_row_q8_0_ref: d = amax/127, id = 1/d in fp32 from the unrounded d, q = roundf(x*id). */
-#include "internal/quant.h"
+#include "internal/block.h"
+#include "internal/kernels.h"
 
 enum { BYTES = 34 };
 

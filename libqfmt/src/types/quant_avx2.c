@@ -2,13 +2,13 @@
  * Each step is the reference's own fp32 operation (no FMA contraction: the library is built
  * with -ffp-contract=off), and roundf is emulated exactly (round half away from zero). */
 #define _POSIX_C_SOURCE 200809L
-#include "internal/quant.h"
+#include "internal/block.h"
+#include "internal/kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if QFMT__HAVE_AVX2_KERNELS
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-
 
 AVX2 static inline float hmax(__m256 v)
 {
@@ -266,12 +266,6 @@ AVX2 void qfmt__q4_z_dequantize_avx2(const uint8_t *y, float *x, size_t nb)
     }
 }
 
-#else /* not x86: the scalar kernels serve */
-#define NONE_Q(n) size_t n(const float *x, uint8_t *y, size_t nb) { (void)x; (void)y; (void)nb; return 0; }
-#define NONE_D(n) void n(const uint8_t *y, float *x, size_t nb) { (void)x; (void)y; (void)nb; }
-NONE_Q(qfmt__q8_0_quantize_avx2) NONE_D(qfmt__q8_0_dequantize_avx2)
-NONE_Q(qfmt__q4_0_quantize_avx2) NONE_D(qfmt__q4_0_dequantize_avx2)
-NONE_Q(qfmt__q4_1_quantize_avx2) NONE_D(qfmt__q4_1_dequantize_avx2)
-NONE_Q(qfmt__q8_z_quantize_avx2) NONE_D(qfmt__q8_z_dequantize_avx2)
-NONE_Q(qfmt__q4_z_quantize_avx2) NONE_D(qfmt__q4_z_dequantize_avx2)
+#else
+typedef int qfmt__no_avx2_quant; /* not x86: dispatch.c never names these kernels */
 #endif

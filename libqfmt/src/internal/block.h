@@ -1,24 +1,17 @@
-/* Block quantization kernels (spec: "Block-quantized types"). Every block holds 32
- * consecutive values of a row. Kernels work on whole blocks of finite fp32 input; the
- * dispatcher (quant.c) checks finiteness, threads and source types. */
-#ifndef QFMT_INTERNAL_QUANT_H
-#define QFMT_INTERNAL_QUANT_H
+/* What the block kernels share, scalar references (types/q*.c) and SIMD kernels
+ * (types/..._avx2.c) alike: the block size and the little helpers on a block's fields. Only
+ * inline functions and declarations from qfmt.h: including it ties a file to nothing else. */
+#ifndef QFMT_INTERNAL_BLOCK_H
+#define QFMT_INTERNAL_BLOCK_H
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "internal/cpu.h"
-#ifndef QFMT_STATIC_LINKING_ONLY
-#define QFMT_STATIC_LINKING_ONLY
-#endif
 #include "qfmt.h"
 
-#define QFMT__QK 32
-
-/* qfmt__quant_kernels, qfmt__quant_get and every kernel: declared in qfmt.h
- * (QFMT_STATIC_LINKING_ONLY), for the tests. */
+#define QFMT__QK 32 /* values per block (spec: "Block-quantized types") */
 
 /* fp16 fields of blocks, little-endian. */
 static inline uint16_t qfmt__ld16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

@@ -284,3 +284,60 @@ Test(abi, reserved_fields_must_be_zero) {
     }
     th_rmtree(dir);
 }
+
+/* ---- qfmt_model.h ----------------------------------------------------------------------------
+ * libqfmt_model's public structs, pinned the same way (LP64 figures). */
+#include "qfmt_model.h"
+
+typedef struct {
+    const char *type, *field; /* field NULL: the struct itself */
+    size_t want_a, want_b, got_a, got_b; /* offset and size, or size and alignment */
+} model_abi_row;
+#define MS(T, size, align) {#T, NULL, size, align, sizeof(T), alignof(T)}
+#define MF(T, f, off, size) {#T, #f, off, size, offsetof(T, f), sizeof(((T *)0)->f)}
+
+Test(abi, model_struct_layouts_match_the_major_version) {
+#if QFMT_VERSION_MAJOR == 0 && defined(__LP64__)
+    static const model_abi_row rows[] = {
+        MS(qfmt_model_hparams, 112, 8),
+        MF(qfmt_model_hparams, arch, 0, 4),
+        MF(qfmt_model_hparams, family, 8, 8),
+        MF(qfmt_model_hparams, vocab, 16, 8),
+        MF(qfmt_model_hparams, d, 24, 8),
+        MF(qfmt_model_hparams, layers, 32, 8),
+        MF(qfmt_model_hparams, heads, 40, 8),
+        MF(qfmt_model_hparams, kv_heads, 48, 8),
+        MF(qfmt_model_hparams, head_dim, 56, 8),
+        MF(qfmt_model_hparams, ffn, 64, 8),
+        MF(qfmt_model_hparams, ctx, 72, 8),
+        MF(qfmt_model_hparams, type_vocab, 80, 8),
+        MF(qfmt_model_hparams, eps, 88, 8),
+        MF(qfmt_model_hparams, rope_theta, 96, 8),
+        MF(qfmt_model_hparams, rope_freq_type, 104, 4),
+        MF(qfmt_model_hparams, causal, 108, 1),
+        MS(qfmt_run_opts, 8, 4),
+        MF(qfmt_run_opts, threads, 0, 4),
+        MF(qfmt_run_opts, exact, 4, 1),
+        MS(qfmt_family_tensor, 40, 8),
+        MF(qfmt_family_tensor, name, 0, 8),
+        MF(qfmt_family_tensor, ndim, 8, 4),
+        MF(qfmt_family_tensor, dims, 16, 16),
+        MF(qfmt_family_tensor, optional, 32, 1),
+        MF(qfmt_family_tensor, quantize, 33, 1),
+        MF(qfmt_family_tensor, conv1d, 34, 1),
+        MS(qfmt_candidate, 8, 4),
+        MF(qfmt_candidate, p, 0, 4),
+        MF(qfmt_candidate, id, 4, 4),
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const model_abi_row *r = &rows[i];
+        cr_expect_eq(r->got_a, r->want_a, "%s%s%s: %s %zu, the %d.x ABI says %zu", r->type, r->field ? "." : "",
+                     r->field ? r->field : "", r->field ? "offset" : "size", r->got_a, QFMT_VERSION_MAJOR, r->want_a);
+        cr_expect_eq(r->got_b, r->want_b, "%s%s%s: %s %zu, the %d.x ABI says %zu", r->type, r->field ? "." : "",
+                     r->field ? r->field : "", r->field ? "size" : "alignment", r->got_b, QFMT_VERSION_MAJOR,
+                     r->want_b);
+    }
+#else
+    cr_skip_test("no table for this target or major version");
+#endif
+}

@@ -14,8 +14,10 @@
  * worker threads); separate models, sessions and tokenizers never interfere. A model borrows
  * the reader it was loaded from, which must stay open until the model is freed.
  *
- * Errors: functions return 0 on success and -1 on failure with a one-line reason written to
- * (msg, cap) when cap > 0, naming the file, tensor or metadata key at fault.
+ * Errors: the model, session and tokenizer functions return 0 on success and -1 on failure
+ * with a one-line reason written to (msg, cap) when cap > 0, naming the file, tensor or
+ * metadata key at fault; the family and sampler functions return a qfmt_status and fill an
+ * optional qfmt_error, as libqfmt does.
  *
  * ---- Models --------------------------------------------------------------------------------
  * The reference forward pass of qfmt run / qfmt eval: GPT-2, LLaMA and BERT, straight

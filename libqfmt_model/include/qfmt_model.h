@@ -216,6 +216,54 @@ QFMT_API qfmt_status qfmt_family_tensors(const qfmt_family *f, const qfmt_model_
  * h->rope_freq_type. For synthetic models; qfmt_family_config_to_meta reads it back to h. */
 QFMT_API char *qfmt_family_config_json(const qfmt_family *f, const qfmt_model_hparams *h, bool tied);
 
+/* ==== Converting Hugging Face checkpoints =================================================== */
+
+/* What qfmt convert does, as a library call. Start from QFMT_CONVERT_OPTS_INIT. */
+typedef struct qfmt_convert_opts {
+    uint32_t type;        /* the target: QFMT_TYPE_F32 (default), F16, BF16 or a block type */
+    qfmt_quality quality; /* block types: the reference quantizer (ggml's bytes) or BEST */
+    int zstd_level;       /* 0: no compression; 1..22: zstd at that level where it saves space */
+    unsigned threads;     /* quantization threads; 0 or 1: one */
+    /* Globs (fnmatch) over tensor names: `keep` stay at their source type; `quantize` take the
+     * target type where they can. Without either, a block target quantizes the 2-D weights of
+     * linear layers whose rows hold whole blocks (the family tables say which tensors are
+     * linear); embeddings, output heads, norms, biases and 1-D tensors keep their type. A
+     * float target applies to every float tensor. */
+    const char *const *keep;
+    size_t nkeep;
+    const char *const *quantize;
+    size_t nquantize;
+    /* Optional callbacks, NULL for none, called on the calling thread; ctx is theirs. */
+    void (*progress)(void *ctx, uint64_t tensors_done, uint64_t tensors, uint64_t bytes_done,
+                     uint64_t bytes);
+    /* A tensor the options selected keeps its source type `kept`: why (e.g. rows not a
+     * multiple of the block size). */
+    void (*note)(void *ctx, const char *tensor, uint32_t kept, const char *why);
+    /* The temporary file being written (the path is valid during the call only: copy it),
+     * then NULL once it is renamed or removed. For a signal handler that removes it. */
+    void (*temp_file)(void *ctx, const char *path);
+    void *ctx;
+    uint64_t reserved[4]; /* zero */
+} qfmt_convert_opts;
+#define QFMT_CONVERT_OPTS_INIT \
+    {QFMT_TYPE_F32, QFMT_QUALITY_REFERENCE, 0, 1u, NULL, 0u, NULL, 0u, NULL, NULL, NULL, NULL, {0u, 0u, 0u, 0u}}
+
+typedef struct qfmt_convert_result {
+    uint64_t tensors, tensors_total; /* converted, in the source */
+    uint64_t elements;               /* of the tensors converted */
+    uint64_t bytes_in, bytes_total;  /* source tensor bytes converted; size of all source files */
+    uint64_t reserved[4];
+} qfmt_convert_result;
+
+/* Converts `src` - a Hugging Face model directory (config.json and model.safetensors, or the
+ * shards model.safetensors.index.json lists; tokenizer.json and generation_config.json when
+ * present) or one .safetensors file - to the qfmt file `out`, replaced atomically (nothing is
+ * left on failure). Metadata as the spec's "Metadata keys" and "Conversion conventions" say.
+ * res (optional) is filled as far as the conversion got. Errors name the file, tensor and
+ * byte offset at fault. */
+QFMT_API qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert_opts *opts,
+                                     qfmt_convert_result *res, qfmt_error *err);
+
 /* ==== Tokenizer ============================================================================= */
 
 typedef struct qfmt_tokenizer qfmt_tokenizer;

@@ -1,11 +1,10 @@
-/* Opening a Hugging Face checkpoint: the directory's JSON files and safetensors shards. */
+/* Opening a Hugging Face checkpoint for conversion: the directory's JSON files and safetensors shards. */
 #define _POSIX_C_SOURCE 200809L
-#include "hf_model.h"
+#include "hf_checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,12 +85,12 @@ static qfmt_status parse_json(const char *path, const char *text, size_t len, cJ
     return QFMT_OK;
 }
 
-static qfmt_status add_shard(hf_model *m, const char *path, qfmt_error *err)
+static qfmt_status add_shard(qfmt__hf_model *m, const char *path, qfmt_error *err)
 {
-    hf_shard *s = realloc(m->shards, (m->nshards + 1) * sizeof *s);
+    qfmt__hf_shard *s = realloc(m->shards, (m->nshards + 1) * sizeof *s);
     if (!s) return fail(err, QFMT_E_NOMEM, 0, path, "out of memory%s", "");
     m->shards = s;
-    hf_shard *sh = &s[m->nshards];
+    qfmt__hf_shard *sh = &s[m->nshards];
     memset(sh, 0, sizeof *sh);
     sh->path = strdup(path);
     const char *slash = strrchr(path, '/');
@@ -113,7 +112,7 @@ static qfmt_status add_shard(hf_model *m, const char *path, qfmt_error *err)
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Shards from model.safetensors.index.json: every weight_map entry must be in its shard. */
-static qfmt_status open_sharded(hf_model *m, const char *dir, const char *index_path, qfmt_error *err)
+static qfmt_status open_sharded(qfmt__hf_model *m, const char *dir, const char *index_path, qfmt_error *err)
 {
     char *text;
     size_t len;
@@ -129,13 +128,19 @@ static qfmt_status open_sharded(hf_model *m, const char *dir, const char *index_
         return fail(err, QFMT_E_CORRUPT, 0, index_path, "has no weight_map object%s", "");
     }
     char **files = calloc((size_t)n, sizeof *files);
+    if (!files) {
+        cJSON_Delete(idx);
+        return fail(err, QFMT_E_NOMEM, 0, index_path, "out of memory%s", "");
+    }
     int nf = 0;
     for (const cJSON *it = wm->child; it; it = it->next) {
         if (!cJSON_IsString(it) || strchr(it->valuestring, '/') || !it->valuestring[0]) {
+            /* the message is made before the JSON tree (which holds the name) is freed */
+            s = fail(err, QFMT_E_CORRUPT, 0, index_path,
+                     "weight_map entry '%.200s' does not name a file in the directory", it->string);
             free(files);
             cJSON_Delete(idx);
-            return fail(err, QFMT_E_CORRUPT, 0, index_path,
-                        "weight_map entry '%.200s' does not name a file in the directory", it->string);
+            return s;
         }
         files[nf++] = it->valuestring;
     }
@@ -161,7 +166,7 @@ static qfmt_status open_sharded(hf_model *m, const char *dir, const char *index_
     return s;
 }
 
-qfmt_status hf_model_open(hf_model *m, const char *src, qfmt_error *err)
+qfmt_status qfmt__hf_open(qfmt__hf_model *m, const char *src, qfmt_error *err)
 {
     memset(m, 0, sizeof *m);
     struct stat st;
@@ -204,11 +209,11 @@ qfmt_status hf_model_open(hf_model *m, const char *src, qfmt_error *err)
             m->tensors[m->ntensors].index = i;
             m->ntensors++;
         }
-    if (s != QFMT_OK) hf_model_close(m);
+    if (s != QFMT_OK) qfmt__hf_close(m);
     return s;
 }
 
-void hf_model_close(hf_model *m)
+void qfmt__hf_close(qfmt__hf_model *m)
 {
     for (uint32_t k = 0; k < m->nshards; k++) {
         qfmt_st_close(m->shards[k].st);
@@ -224,12 +229,12 @@ void hf_model_close(hf_model *m)
     memset(m, 0, sizeof *m);
 }
 
-qfmt_status hf_model_tensor(const hf_model *m, uint64_t i, qfmt_st_tensor *out, qfmt_error *err)
+qfmt_status qfmt__hf_tensor(const qfmt__hf_model *m, uint64_t i, qfmt_st_tensor *out, qfmt_error *err)
 {
     return qfmt_st_get(m->shards[m->tensors[i].shard].st, m->tensors[i].index, out, err);
 }
 
-qfmt_status hf_model_checksum(hf_model *m, qfmt_error *err)
+qfmt_status qfmt__hf_checksum(qfmt__hf_model *m, qfmt_error *err)
 {
     for (uint32_t k = 0; k < m->nshards; k++) {
         uint64_t size = 0;
@@ -241,44 +246,18 @@ qfmt_status hf_model_checksum(hf_model *m, qfmt_error *err)
     return QFMT_OK;
 }
 
-void hf_model_release(const hf_model *m, uint64_t i)
+void qfmt__hf_release(const qfmt__hf_model *m, uint64_t i)
 {
     qfmt_st_release(m->shards[m->tensors[i].shard].st, m->tensors[i].index);
 }
 
-static const cJSON *cfg_item(const hf_model *m, const char *key)
+static const cJSON *cfg_item(const qfmt__hf_model *m, const char *key)
 {
     return m->config ? cJSON_GetObjectItemCaseSensitive(m->config, key) : NULL;
 }
 
-const char *hf_config_string(const hf_model *m, const char *key)
+const char *qfmt__hf_config_string(const qfmt__hf_model *m, const char *key)
 {
     const cJSON *j = cfg_item(m, key);
     return cJSON_IsString(j) ? j->valuestring : NULL;
-}
-
-int hf_config_u64(const hf_model *m, const char *key, uint64_t *out)
-{
-    const cJSON *j = cfg_item(m, key);
-    if (!cJSON_IsNumber(j) || !(j->valuedouble >= 0) || j->valuedouble > 9007199254740992.0 ||
-        floor(j->valuedouble) != j->valuedouble)
-        return 0;
-    *out = (uint64_t)j->valuedouble;
-    return 1;
-}
-
-int hf_config_f64(const hf_model *m, const char *key, double *out)
-{
-    const cJSON *j = cfg_item(m, key);
-    if (!cJSON_IsNumber(j)) return 0;
-    *out = j->valuedouble;
-    return 1;
-}
-
-int hf_config_bool(const hf_model *m, const char *key, int *out)
-{
-    const cJSON *j = cfg_item(m, key);
-    if (!cJSON_IsBool(j)) return 0;
-    *out = cJSON_IsTrue(j);
-    return 1;
 }

@@ -36,7 +36,7 @@ static bool is_embedding_or_head(const char *name)
     return strstr(name, "embed") != NULL || strncmp(name, "lm_head.", 8) == 0 || strcmp(name, "output.weight") == 0;
 }
 
-uint32_t policy_type(const convert_policy *p, const char *name, uint32_t src_type, uint32_t ndim,
+uint32_t qfmt__policy_type(const qfmt__convert_policy *p, const char *name, uint32_t src_type, uint32_t ndim,
                      const uint64_t *dims, const char **note)
 {
     *note = NULL;
@@ -57,7 +57,7 @@ uint32_t policy_type(const convert_policy *p, const char *name, uint32_t src_typ
     return p->target;
 }
 
-bool policy_transposed(const char *model_type, const char *name, uint32_t ndim)
+bool qfmt__policy_transposed(const char *model_type, const char *name, uint32_t ndim)
 {
     const qfmt_family *f = model_type ? qfmt_family_find(model_type, strlen(model_type)) : NULL;
     return f && ndim == 2 && (qfmt_family_tensor_role(f, name) & QFMT_FAMILY_CONV1D);

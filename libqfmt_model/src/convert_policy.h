@@ -15,16 +15,16 @@ typedef struct {
     size_t nkeep;
     const char *const *quant; /* --quantize globs: take the target type if they can */
     size_t nquant;
-} convert_policy;
+} qfmt__convert_policy;
 
 /* The stored type of tensor `name` of src_type with (already transposed) dims. When a tensor
  * the policy selects cannot take a block type, returns its source type and sets *note (a
  * static reason) - the caller says so. */
-uint32_t policy_type(const convert_policy *p, const char *name, uint32_t src_type, uint32_t ndim,
+uint32_t qfmt__policy_type(const qfmt__convert_policy *p, const char *name, uint32_t src_type, uint32_t ndim,
                      const uint64_t *dims, const char **note);
 
 /* True for GPT-2 Conv1D weights, stored [in, out] by Hugging Face: qfmt stores them
  * [out, in] so quantization blocks run along the input dimension. */
-bool policy_transposed(const char *model_type, const char *name, uint32_t ndim);
+bool qfmt__policy_transposed(const char *model_type, const char *name, uint32_t ndim);
 
 #endif

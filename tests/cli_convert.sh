@@ -771,6 +771,25 @@ expect_fail "broken model.safetensors.index.json" 1 "$O" "$S/model.safetensors.i
     convert "$S" -o "$O"
 rm -rf "$S"
 
+# weight_map values that name no file: the message quotes the entry (an earlier build read it
+# from freed JSON: ASan's heap-use-after-free, freed bytes in a release build)
+for bad_value in '7' '""' '"../x/model.safetensors"' 'null'; do
+    py shard "$FIX/llama-kjv" "$S" ok >/dev/null
+    python3 - "$S/model.safetensors.index.json" "$bad_value" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+d = json.load(open(p))
+k = sorted(d["weight_map"])[-1]
+d["weight_map"] = dict(sorted(d["weight_map"].items()))
+d["weight_map"][k] = json.loads(sys.argv[2])
+open(p, "w").write(json.dumps(d))
+PYEOF
+    last=$(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))["weight_map"])[-1])' "$S/model.safetensors.index.json")
+    expect_fail "weight_map value $bad_value is refused, naming its tensor" 1 "$O" "$S/model.safetensors.index.json" \
+        "weight_map entry '$last' does not name a file" -- convert "$S" -o "$O"
+    rm -rf "$S"
+done
+
 echo "# convert/dequantize: unwritable output"
 expect_fail "output directory does not exist" 1 "$B/nodir/out.qfmt" "$B/nodir/out.qfmt" -- \
     convert "$FIX/gpt2-kjv" -o "$B/nodir/out.qfmt" --type q4_0

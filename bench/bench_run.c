@@ -482,22 +482,23 @@ static speeds run_once(qfmt_model *m, const int32_t *ids, const bench_cfg *c, un
 {
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
     qfmt_run_opts o = {threads, exact};
-    char msg[512];
+    qfmt_error err = {0};
+    char msg[1024];
     speeds s = {0, 0};
     if (!h->causal) {
         double t0 = now();
-        if (qfmt_model_forward(m, ids, c->prompt, logits, NULL, &o, msg, sizeof msg) != 0) die("forward: %s", msg);
+        if (qfmt_model_forward(m, ids, c->prompt, logits, NULL, &o, &err) != 0) die("forward: %s", qfmt_error_format(&err, msg, sizeof msg));
         s.pp = (double)c->prompt / (now() - t0);
         return s;
     }
     qfmt_session *se;
-    if (qfmt_session_new(&se, m, msg, sizeof msg) != 0) die("session: %s", msg);
+    if (qfmt_session_new(&se, m, &err) != 0) die("session: %s", qfmt_error_format(&err, msg, sizeof msg));
     double t0 = now();
-    if (qfmt_session_eval(se, ids, c->prompt, logits, &o, msg, sizeof msg) != 0) die("prompt: %s", msg);
+    if (qfmt_session_eval(se, ids, c->prompt, logits, &o, &err) != 0) die("prompt: %s", qfmt_error_format(&err, msg, sizeof msg));
     double t1 = now();
     for (size_t g = 0; g < c->gen; g++) {
         int32_t id = (int32_t)argmax(logits, h->vocab);
-        if (qfmt_session_eval(se, &id, 1, logits, &o, msg, sizeof msg) != 0) die("generation: %s", msg);
+        if (qfmt_session_eval(se, &id, 1, logits, &o, &err) != 0) die("generation: %s", qfmt_error_format(&err, msg, sizeof msg));
     }
     double t2 = now();
     s.pp = (double)c->prompt / (t1 - t0);
@@ -515,8 +516,9 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
         die("%s", qfmt_error_format(&e, buf, sizeof buf));
     }
     qfmt_model *m = NULL;
-    char msg[512];
-    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) die("%s", msg);
+    qfmt_error err = {0};
+    char msg[1024];
+    if (qfmt_model_load(&m, r, &err) != 0) die("%s", qfmt_error_format(&err, msg, sizeof msg));
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
     uint64_t wb = qfmt_model_matmul_bytes(m);
     printf("\n== %s: %s, %" PRIu64 " layers, d %" PRIu64 ", ffn %" PRIu64 ", vocab %" PRIu64 ", ctx %" PRIu64

@@ -223,10 +223,10 @@ static void run_model(qfmt_model *m)
     size_t T = h->ctx < 2 ? (size_t)h->ctx : 2;
     float *logits = malloc(T * h->vocab * sizeof *logits);
     CHECK(logits != NULL);
-    char msg[256];
+    qfmt_error err = {0};
     for (int exact = 0; exact <= 1; exact++) {
         qfmt_run_opts o = {1, exact != 0};
-        if (qfmt_model_forward(m, ids, T, logits, NULL, &o, msg, sizeof msg) == 0) {
+        if (qfmt_model_forward(m, ids, T, logits, NULL, &o, &err) == 0) {
             volatile float acc = 0;
             for (size_t i = 0; i < T * h->vocab; i++)
                 acc += logits[i];
@@ -235,12 +235,12 @@ static void run_model(qfmt_model *m)
     }
     int32_t bad = (int32_t)h->vocab; /* out of range: refused */
     qfmt_run_opts o = {1, true};
-    CHECK(qfmt_model_forward(m, &bad, 1, logits, NULL, &o, msg, sizeof msg) != 0);
+    CHECK(qfmt_model_forward(m, &bad, 1, logits, NULL, &o, &err) != 0);
     if (h->causal) {
         qfmt_session *s = NULL;
-        if (qfmt_session_new(&s, m, msg, sizeof msg) == 0) {
+        if (qfmt_session_new(&s, m, &err) == 0) {
             for (size_t i = 0; i < T; i++)
-                if (qfmt_session_eval(s, &ids[i], 1, logits, &o, msg, sizeof msg) != 0)
+                if (qfmt_session_eval(s, &ids[i], 1, logits, &o, &err) != 0)
                     break;
             qfmt_session_free(s);
         }
@@ -325,12 +325,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON_Delete(cfg);
 
     qfmt_model *m = (qfmt_model *)(void *)&flen;
-    char msg[512];
-    msg[0] = '\0';
-    int rc = qfmt_model_load(&m, r, msg, sizeof msg);
+    qfmt_error err = {0};
+    char msg[1024];
+    int rc = qfmt_model_load(&m, r, &err);
     if (rc != 0) {
         CHECK(m == NULL);
-        CHECK(memchr(msg, '\0', sizeof msg) != NULL && msg[0] != '\0');
+        CHECK(err.code != QFMT_OK && qfmt_error_format(&err, msg, sizeof msg)[0] != '\0' && memchr(msg, 0x1b, strlen(msg)) == NULL);
     } else {
         check_hparams(qfmt_model_hparams_get(m));
         run_model(m);

@@ -96,10 +96,11 @@ static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len,
 {
     int32_t *ids = (int32_t *)(void *)&fuzz_sink; /* must be reset */
     size_t n = 12345;
-    char msg[256];
-    if (qfmt_tokenizer_encode(t, text, len, &ids, &n, msg, sizeof msg) != 0) {
+    qfmt_error err = {0};
+    char msg[1024];
+    if (qfmt_tokenizer_encode(t, text, len, &ids, &n, &err) != 0) {
         CHECK(ids == NULL && n == 0);
-        CHECK(memchr(msg, '\0', sizeof msg) != NULL && msg[0] != '\0');
+        CHECK(err.code != QFMT_OK && qfmt_error_format(&err, msg, sizeof msg)[0] != '\0' && memchr(msg, 0x1b, strlen(msg)) == NULL);
         return;
     }
     CHECK(n == 0 || ids != NULL);
@@ -114,7 +115,7 @@ static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len,
     for (int skip = 0; skip <= 1; skip++) {
         char *out = NULL;
         size_t olen = 0;
-        CHECK(qfmt_tokenizer_decode(t, ids, n, skip, &out, &olen) == 0);
+        CHECK(qfmt_tokenizer_decode(t, ids, n, skip, &out, &olen, NULL) == 0);
         CHECK(out != NULL && out[olen] == '\0');
         touch(out, olen + 1);
         if (!skip && round_trip)
@@ -129,7 +130,7 @@ static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len,
         ids[n - 1] = (int32_t)vs;
         char *out = (char *)&fuzz_sink;
         size_t olen = 1;
-        CHECK(qfmt_tokenizer_decode(t, ids, n, false, &out, &olen) != 0);
+        CHECK(qfmt_tokenizer_decode(t, ids, n, false, &out, &olen, NULL) != 0);
         CHECK(out == NULL && olen == 0);
         ids[n - 1] = saved;
     }
@@ -190,10 +191,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(text, nul + 1, tlen);
 
     qfmt_tokenizer *t = (qfmt_tokenizer *)(void *)&fuzz_sink;
-    char msg[256];
-    if (qfmt_tokenizer_load(&t, json, jlen, msg, sizeof msg) != 0) {
+    qfmt_error err = {0};
+    char msg[1024];
+    if (qfmt_tokenizer_load(&t, json, jlen, &err) != 0) {
         CHECK(t == NULL);
-        CHECK(memchr(msg, '\0', sizeof msg) != NULL && msg[0] != '\0');
+        CHECK(err.code != QFMT_OK && qfmt_error_format(&err, msg, sizeof msg)[0] != '\0' && memchr(msg, 0x1b, strlen(msg)) == NULL);
     } else {
         CHECK(t != NULL);
         walk_vocab(t);

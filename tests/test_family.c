@@ -96,8 +96,8 @@ Test(family, config_round_trip_and_load_every_family) {
         qfmt_error e;
         TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
         qfmt_model *m = NULL;
-        char msg[512];
-        cr_assert_eq(qfmt_model_load(&m, r, msg, sizeof msg), 0, "%s: %s", qfmt_family_name(f), msg);
+        qfmt_error err = {0};
+        cr_assert_eq(qfmt_model_load(&m, r, &err), 0, "%s: %s", qfmt_family_name(f), tmsg(&err));
         const qfmt_model_hparams *h = qfmt_model_hparams_get(m), want = small(f);
         cr_assert_eq(h->family, f);
         cr_assert_eq(h->vocab, want.vocab);
@@ -113,7 +113,7 @@ Test(family, config_round_trip_and_load_every_family) {
         int32_t ids[3] = {1, 2, 3};
         float *logits = malloc(3 * h->vocab * sizeof *logits);
         qfmt_run_opts o = {1, true};
-        cr_assert_eq(qfmt_model_forward(m, ids, 3, logits, NULL, &o, msg, sizeof msg), 0, "%s", msg);
+        cr_assert_eq(qfmt_model_forward(m, ids, 3, logits, NULL, &o, &err), 0, "%s", tmsg(&err));
         for (size_t k = 0; k < 3 * h->vocab; k++) cr_assert(logits[k] == logits[k], "NaN logit");
         free(logits);
         qfmt_model_free(m);
@@ -151,11 +151,11 @@ Test(family, each_missing_tensor_is_named) {
             qfmt_reader *r = NULL;
             TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
             qfmt_model *m = NULL;
-            char msg[512];
-            cr_assert_neq(qfmt_model_load(&m, r, msg, sizeof msg), 0, "%s loaded without %s", qfmt_family_name(f),
+            qfmt_error err = {0};
+            cr_assert_neq(qfmt_model_load(&m, r, &err), 0, "%s loaded without %s", qfmt_family_name(f),
                           l.names[k]);
             cr_assert_null(m);
-            cr_assert(strstr(msg, l.names[k]) != NULL, "message '%s' does not name %s", msg, l.names[k]);
+            cr_assert(strstr(tmsg(&err), l.names[k]) != NULL, "message '%s' does not name %s", tmsg(&err), l.names[k]);
             qfmt_reader_close(r);
         }
     }

@@ -611,4 +611,14 @@ static inline qfmt_status th_open_expect(const uint8_t *buf, size_t size, qfmt_s
     return s;
 }
 
+/* The whole error as one line ("path: tensor 'x': message"), for assertion messages. Each call
+ * reuses one of four buffers (tests are single-threaded). */
+static inline const char *tmsg(const qfmt_error *e)
+{
+    static char buf[4][1024];
+    static unsigned k;
+    char *b = buf[k++ % 4];
+    return qfmt_error_format(e, b, sizeof buf[0]);
+}
+
 #endif /* QFMT_TEST_HELPERS_H */

@@ -221,9 +221,9 @@ typedef struct {
 
 static void tm_open(tm_model *M, const char *path) {
     M->r = th_open_path(path);
-    char msg[512] = "";
-    int rc = qfmt_model_load(&M->m, M->r, msg, sizeof msg);
-    cr_assert_eq(rc, 0, "qfmt_model_load %s: %s", path, msg);
+    qfmt_error err = {0};
+    int rc = qfmt_model_load(&M->m, M->r, &err);
+    cr_assert_eq(rc, 0, "qfmt_model_load %s: %s", path, tmsg(&err));
     cr_assert_not_null(M->m);
     M->h = qfmt_model_hparams_get(M->m);
 }
@@ -249,10 +249,10 @@ static float *run_logits(tm_model *M, const reference *R, size_t nseq, bool exac
     cr_assert_not_null(lg);
     qfmt_run_opts o = {threads, exact};
     for (size_t b = 0; b < nseq; b++) {
-        char msg[512] = "";
+        qfmt_error err = {0};
         int rc = qfmt_model_forward(M->m, R->ids + b * R->T, R->T, lg + b * R->T * R->V, b == 0 ? hidden : NULL, &o,
-                                    msg, sizeof msg);
-        cr_assert_eq(rc, 0, "forward of sequence %zu: %s", b, msg);
+                                    &err);
+        cr_assert_eq(rc, 0, "forward of sequence %zu: %s", b, tmsg(&err));
     }
     return lg;
 }
@@ -435,8 +435,8 @@ Test(quantized, bert) { check_quantized(&BERT); }
 static void check_session(tm_model *M, const reference *R, const float *full, const size_t *chunks, bool exact,
                           const char *what) {
     qfmt_session *s = NULL;
-    char msg[512] = "";
-    cr_assert_eq(qfmt_session_new(&s, M->m, msg, sizeof msg), 0, "%s: qfmt_session_new: %s", what, msg);
+    qfmt_error err = {0};
+    cr_assert_eq(qfmt_session_new(&s, M->m, &err), 0, "%s: qfmt_session_new: %s", what, tmsg(&err));
     float *last = malloc(R->V * sizeof *last);
     cr_assert_not_null(last);
     qfmt_run_opts o = {2, exact};
@@ -444,8 +444,8 @@ static void check_session(tm_model *M, const reference *R, const float *full, co
     double worst = 0;
     for (size_t c = 0; chunks[c]; c++) {
         for (size_t v = 0; v < R->V; v++) last[v] = NAN;
-        int rc = qfmt_session_eval(s, R->ids + pos, chunks[c], last, &o, msg, sizeof msg);
-        cr_assert_eq(rc, 0, "%s: qfmt_session_eval(%zu tokens at %zu): %s", what, chunks[c], pos, msg);
+        int rc = qfmt_session_eval(s, R->ids + pos, chunks[c], last, &o, &err);
+        cr_assert_eq(rc, 0, "%s: qfmt_session_eval(%zu tokens at %zu): %s", what, chunks[c], pos, tmsg(&err));
         pos += chunks[c];
         cr_assert_eq(qfmt_session_pos(s), pos, "%s: session position %zu, want %zu", what, qfmt_session_pos(s), pos);
         double e = max_abs_diff(last, full + (pos - 1) * R->V, R->V, NULL);
@@ -495,11 +495,11 @@ Test(incremental, bert_has_no_session) {
     tm_model M;
     tm_open(&M, path);
     qfmt_session *s = (qfmt_session *)(uintptr_t)1;
-    char msg[512] = "";
-    cr_expect_neq(qfmt_session_new(&s, M.m, msg, sizeof msg), 0, "a session on a BERT model");
+    qfmt_error err = {0};
+    cr_expect_neq(qfmt_session_new(&s, M.m, &err), 0, "a session on a BERT model");
     cr_expect_null(s);
-    cr_expect_neq(msg[0], 0, "no message");
-    cr_log_info("BERT session: %s", msg);
+    cr_expect_neq(tmsg(&err)[0], 0, "no message");
+    cr_log_info("BERT session: %s", tmsg(&err));
     tm_close(&M);
     th_rmtree(dir);
 }
@@ -558,8 +558,8 @@ Test(threads, null_options_are_exact) {
     float *a = run_logits(&M, &R, 1, true, 1, NULL);
     float *b = malloc(R.T * R.V * sizeof *b);
     cr_assert_not_null(b);
-    char msg[512] = "";
-    cr_assert_eq(qfmt_model_forward(M.m, R.ids, R.T, b, NULL, NULL, msg, sizeof msg), 0, "%s", msg);
+    qfmt_error err = {0};
+    cr_assert_eq(qfmt_model_forward(M.m, R.ids, R.T, b, NULL, NULL, &err), 0, "%s", tmsg(&err));
     cr_expect_eq(memcmp(a, b, R.T * R.V * sizeof *a), 0, "NULL options are not the exact path on one thread");
     free(a);
     free(b);
@@ -943,12 +943,11 @@ Test(kernels, nonfinite_and_tiny_activations) {
 
 /* ---- Bad input --------------------------------------------------------------------------- */
 
-static int forward_msg(tm_model *M, const int32_t *ids, size_t T, char *msg, size_t cap) {
+static int forward_msg(tm_model *M, const int32_t *ids, size_t T, qfmt_error *err) {
     float *lg = malloc((T ? T : 1) * M->h->vocab * sizeof *lg);
     cr_assert_not_null(lg);
     qfmt_run_opts o = {2, true};
-    msg[0] = '\0';
-    int rc = qfmt_model_forward(M->m, ids, T, lg, NULL, &o, msg, cap);
+    int rc = qfmt_model_forward(M->m, ids, T, lg, NULL, &o, err);
     free(lg);
     return rc;
 }
@@ -957,31 +956,31 @@ static void expect_bad_id(tm_model *M, const char *what, int32_t bad, size_t at)
     int32_t ids[16];
     for (size_t i = 0; i < 16; i++) ids[i] = (int32_t)(5 + i);
     ids[at] = bad;
-    char msg[512], want[32];
+    qfmt_error err = {0};
+    char want[32];
     snprintf(want, sizeof want, "%d", bad);
-    int rc = forward_msg(M, ids, 16, msg, sizeof msg);
+    int rc = forward_msg(M, ids, 16, &err);
     cr_expect_neq(rc, 0, "%s: forward with token id %d succeeded", what, bad);
-    cr_expect(strstr(msg, want) != NULL, "%s: the message does not name id %d: '%s'", what, bad, msg);
-    cr_log_info("%s, id %d: %s", what, bad, msg);
+    cr_expect(strstr(tmsg(&err), want) != NULL, "%s: the message does not name id %d: '%s'", what, bad, tmsg(&err));
+    cr_log_info("%s, id %d: %s", what, bad, tmsg(&err));
     if (M->h->causal) {
         qfmt_session *s;
-        char m2[512] = "";
-        cr_assert_eq(qfmt_session_new(&s, M->m, m2, sizeof m2), 0, "%s", m2);
+        qfmt_error e2 = {0};
+        cr_assert_eq(qfmt_session_new(&s, M->m, &e2), 0, "%s", tmsg(&e2));
         float *last = malloc(M->h->vocab * sizeof *last);
         cr_assert_not_null(last);
         qfmt_run_opts o = {1, true};
         /* the bad id in the first chunk (an empty session) or in the second */
         size_t first = at < 2 ? 16 : 2;
-        if (first < 16) cr_assert_eq(qfmt_session_eval(s, ids, first, last, &o, m2, sizeof m2), 0, "%s", m2);
-        m2[0] = '\0';
-        rc = qfmt_session_eval(s, ids + (first % 16), 16 - first % 16, last, &o, m2, sizeof m2);
+        if (first < 16) cr_assert_eq(qfmt_session_eval(s, ids, first, last, &o, &e2), 0, "%s", tmsg(&e2));
+        rc = qfmt_session_eval(s, ids + (first % 16), 16 - first % 16, last, &o, &e2);
         cr_expect_neq(rc, 0, "%s: session eval with token id %d succeeded", what, bad);
-        cr_expect(strstr(m2, want) != NULL, "%s: session message does not name id %d: '%s'", what, bad, m2);
+        cr_expect(strstr(tmsg(&e2), want) != NULL, "%s: session message does not name id %d: '%s'", what, bad, tmsg(&e2));
         cr_expect_eq(qfmt_session_pos(s), first % 16, "%s: a failed eval moved the session to %zu", what,
                      qfmt_session_pos(s));
         /* and the session still works */
-        rc = qfmt_session_eval(s, ids, 1, last, &o, m2, sizeof m2);
-        if (at != 0) cr_expect_eq(rc, 0, "%s: the session fails after a bad id: %s", what, m2);
+        rc = qfmt_session_eval(s, ids, 1, last, &o, &e2);
+        if (at != 0) cr_expect_eq(rc, 0, "%s: the session fails after a bad id: %s", what, tmsg(&e2));
         free(last);
         qfmt_session_free(s);
     }
@@ -1018,34 +1017,35 @@ Test(errors, past_the_context) {
         int32_t *ids = malloc(T * sizeof *ids);
         cr_assert_not_null(ids);
         for (size_t t = 0; t < T; t++) ids[t] = (int32_t)(10 + t % 100);
-        char msg[512], want[32];
+        qfmt_error err = {0};
+    char want[32];
         snprintf(want, sizeof want, "%zu", ctx);
-        cr_expect_neq(forward_msg(&M, ids, T, msg, sizeof msg), 0, "%s: %zu tokens past a context of %zu accepted",
+        cr_expect_neq(forward_msg(&M, ids, T, &err), 0, "%s: %zu tokens past a context of %zu accepted",
                       fxs[i]->name, T, ctx);
-        cr_expect(strstr(msg, want) != NULL && strstr(msg, "context"), "%s: message '%s' does not name the context",
-                  fxs[i]->name, msg);
-        cr_log_info("%s, %zu tokens: %s", fxs[i]->name, T, msg);
-        cr_expect_neq(forward_msg(&M, ids, 0, msg, sizeof msg), 0, "%s: no tokens accepted", fxs[i]->name);
+        cr_expect(strstr(tmsg(&err), want) != NULL && strstr(tmsg(&err), "context"), "%s: message '%s' does not name the context",
+                  fxs[i]->name, tmsg(&err));
+        cr_log_info("%s, %zu tokens: %s", fxs[i]->name, T, tmsg(&err));
+        cr_expect_neq(forward_msg(&M, ids, 0, &err), 0, "%s: no tokens accepted", fxs[i]->name);
         if (!TM_SANITIZED || i == 0) /* a whole context: slow under ASan */
-            cr_expect_eq(forward_msg(&M, ids, ctx, msg, sizeof msg), 0, "%s: a full context fails: %s", fxs[i]->name,
-                         msg);
+            cr_expect_eq(forward_msg(&M, ids, ctx, &err), 0, "%s: a full context fails: %s", fxs[i]->name,
+                         tmsg(&err));
         /* a session fills up to exactly the context, then refuses (ASan: GPT-2's 256 only) */
         if (M.h->causal && (!TM_SANITIZED || ctx <= 256)) {
             qfmt_session *s;
-            cr_assert_eq(qfmt_session_new(&s, M.m, msg, sizeof msg), 0, "%s", msg);
+            cr_assert_eq(qfmt_session_new(&s, M.m, &err), 0, "%s", tmsg(&err));
             float *last = malloc(M.h->vocab * sizeof *last);
             cr_assert_not_null(last);
             qfmt_run_opts o = {2, false};
-            cr_expect_eq(qfmt_session_eval(s, ids, ctx - 3, last, &o, msg, sizeof msg), 0, "%s", msg);
-            cr_expect_neq(qfmt_session_eval(s, ids, 4, last, &o, msg, sizeof msg), 0, "%s: session past the context",
+            cr_expect_eq(qfmt_session_eval(s, ids, ctx - 3, last, &o, &err), 0, "%s", tmsg(&err));
+            cr_expect_neq(qfmt_session_eval(s, ids, 4, last, &o, &err), 0, "%s: session past the context",
                           fxs[i]->name);
-            cr_expect(strstr(msg, "context") != NULL, "%s: session message '%s'", fxs[i]->name, msg);
+            cr_expect(strstr(tmsg(&err), "context") != NULL, "%s: session message '%s'", fxs[i]->name, tmsg(&err));
             cr_expect_eq(qfmt_session_pos(s), ctx - 3);
-            cr_expect_eq(qfmt_session_eval(s, ids, 3, last, &o, msg, sizeof msg), 0, "%s", msg);
+            cr_expect_eq(qfmt_session_eval(s, ids, 3, last, &o, &err), 0, "%s", tmsg(&err));
             cr_expect_eq(qfmt_session_pos(s), ctx);
-            cr_expect_neq(qfmt_session_eval(s, ids, 1, last, &o, msg, sizeof msg), 0, "%s: session past the context",
+            cr_expect_neq(qfmt_session_eval(s, ids, 1, last, &o, &err), 0, "%s: session past the context",
                           fxs[i]->name);
-            cr_expect_neq(qfmt_session_eval(s, ids, 0, last, &o, msg, sizeof msg), 0, "%s: empty eval accepted",
+            cr_expect_neq(qfmt_session_eval(s, ids, 0, last, &o, &err), 0, "%s: empty eval accepted",
                           fxs[i]->name);
             free(last);
             qfmt_session_free(s);
@@ -1078,12 +1078,12 @@ static void write_arch_file(const char *path, const char *arch) {
 static void expect_load_fails(const char *path, const char *needle, const char *what) {
     qfmt_reader *r = th_open_path(path);
     qfmt_model *m = (qfmt_model *)(uintptr_t)1;
-    char msg[512] = "";
-    int rc = qfmt_model_load(&m, r, msg, sizeof msg);
+    qfmt_error err = {0};
+    int rc = qfmt_model_load(&m, r, &err);
     cr_expect_neq(rc, 0, "%s: the model loaded", what);
     cr_expect_null(m, "%s: *out not NULL on failure", what);
-    cr_expect(strstr(msg, needle) != NULL, "%s: message '%s' does not name '%s'", what, msg, needle);
-    cr_log_info("%s: %s", what, msg);
+    cr_expect(strstr(tmsg(&err), needle) != NULL, "%s: message '%s' does not name '%s'", what, tmsg(&err), needle);
+    cr_log_info("%s: %s", what, tmsg(&err));
     if (rc == 0) qfmt_model_free(m);
     qfmt_reader_close(r);
 }

@@ -37,10 +37,10 @@ static char *slurp(const char *path, size_t *len) {
 }
 
 static qfmt_tokenizer *load_json(const char *json, size_t len) {
-    char msg[256];
+    qfmt_error err = {0};
     qfmt_tokenizer *t = NULL;
-    int rc = qfmt_tokenizer_load(&t, json, len, msg, sizeof msg);
-    cr_assert_eq(rc, 0, "load failed: %s", msg);
+    int rc = qfmt_tokenizer_load(&t, json, len, &err);
+    cr_assert_eq(rc, 0, "load failed: %s", tmsg(&err));
     cr_assert_not_null(t);
     return t;
 }
@@ -53,8 +53,8 @@ static qfmt_tokenizer *load_fixture(void) {
     return t;
 }
 
-/* Loads a variant of the fixture tokenizer.json edited by `edit`; returns rc and msg. */
-static int load_variant(void (*edit)(cJSON *root), qfmt_tokenizer **out, char *msg, size_t cap) {
+/* Loads a variant of the fixture tokenizer.json edited by `edit`; returns its status, the error in *err. */
+static int load_variant(void (*edit)(cJSON *root), qfmt_tokenizer **out, qfmt_error *err) {
     size_t len;
     char *json = slurp(FIX "tokenizer.json", &len);
     cJSON *root = cJSON_ParseWithLength(json, len);
@@ -65,16 +65,15 @@ static int load_variant(void (*edit)(cJSON *root), qfmt_tokenizer **out, char *m
     cJSON_Delete(root);
     cr_assert_not_null(text);
     *out = NULL;
-    msg[0] = '\0';
-    int rc = qfmt_tokenizer_load(out, text, strlen(text), msg, cap);
+    int rc = qfmt_tokenizer_load(out, text, strlen(text), err);
     cJSON_free(text);
     return rc;
 }
 
 static void encode(const qfmt_tokenizer *t, const char *s, size_t len, int32_t **ids, size_t *n) {
-    char msg[256];
-    int rc = qfmt_tokenizer_encode(t, s, len, ids, n, msg, sizeof msg);
-    cr_assert_eq(rc, 0, "encode failed: %s", msg);
+    qfmt_error err = {0};
+    int rc = qfmt_tokenizer_encode(t, s, len, ids, n, &err);
+    cr_assert_eq(rc, 0, "encode failed: %s", tmsg(&err));
 }
 
 static void encode_str(const qfmt_tokenizer *t, const char *s, int32_t **ids, size_t *n) {
@@ -87,7 +86,7 @@ static void assert_roundtrip(const qfmt_tokenizer *t, const char *s, size_t len)
     encode(t, s, len, &ids, &n);
     char *back;
     size_t blen;
-    cr_assert_eq(qfmt_tokenizer_decode(t, ids, n, false, &back, &blen), 0);
+    cr_assert_eq(qfmt_tokenizer_decode(t, ids, n, false, &back, &blen, NULL), 0);
     cr_assert_eq(blen, len, "round trip length %zu != %zu", blen, len);
     cr_assert(len == 0 || memcmp(back, s, len) == 0, "round trip differs");
     cr_assert_eq(back[blen], '\0');
@@ -186,7 +185,7 @@ Test(tokenizer, heldout_decode_roundtrip) {
     memcpy(ids, ref, sizeof(int32_t) * HELDOUT_TOKENS);
     char *back;
     size_t blen;
-    cr_assert_eq(qfmt_tokenizer_decode(t, ids, HELDOUT_TOKENS, false, &back, &blen), 0);
+    cr_assert_eq(qfmt_tokenizer_decode(t, ids, HELDOUT_TOKENS, false, &back, &blen, NULL), 0);
     cr_assert_eq(blen, len);
     cr_assert_eq(memcmp(back, text, len), 0);
     size_t o = 0;
@@ -268,10 +267,10 @@ Test(tokenizer, special_tokens_in_text) {
     int32_t seq[] = {2, qfmt_tokenizer_token_id(t, "And"), 4, 3};
     char *out;
     size_t ol;
-    cr_assert_eq(qfmt_tokenizer_decode(t, seq, 4, false, &out, &ol), 0);
+    cr_assert_eq(qfmt_tokenizer_decode(t, seq, 4, false, &out, &ol, NULL), 0);
     cr_assert_str_eq(out, "[CLS]And[MASK][SEP]");
     free(out);
-    cr_assert_eq(qfmt_tokenizer_decode(t, seq, 4, true, &out, &ol), 0);
+    cr_assert_eq(qfmt_tokenizer_decode(t, seq, 4, true, &out, &ol, NULL), 0);
     cr_assert_str_eq(out, "And");
     free(out);
     qfmt_tokenizer_free(t);
@@ -288,7 +287,7 @@ Test(tokenizer, empty_string) {
     free(ids);
     char *out;
     size_t ol;
-    cr_assert_eq(qfmt_tokenizer_decode(t, NULL, 0, false, &out, &ol), 0);
+    cr_assert_eq(qfmt_tokenizer_decode(t, NULL, 0, false, &out, &ol, NULL), 0);
     cr_assert_eq(ol, 0);
     cr_assert_str_eq(out, "");
     free(out);
@@ -459,8 +458,8 @@ static void *encode_thread(void *p) {
     for (int rep = 0; rep < 3; rep++) {
         int32_t *ids;
         size_t n;
-        char msg[128];
-        if (qfmt_tokenizer_encode(a->t, a->text, a->len, &ids, &n, msg, sizeof msg) != 0 ||
+        qfmt_error err = {0};
+        if (qfmt_tokenizer_encode(a->t, a->text, a->len, &ids, &n, &err) != 0 ||
             n != a->nwant || memcmp(ids, a->want, n * sizeof *ids) != 0)
             a->ok = 0;
         free(ids);
@@ -512,8 +511,8 @@ static void edit_prefix_space(cJSON *root) {
 
 Test(tokenizer, add_prefix_space) {
     qfmt_tokenizer *base = load_fixture(), *t;
-    char msg[256];
-    cr_assert_eq(load_variant(edit_prefix_space, &t, msg, sizeof msg), 0, "%s", msg);
+    qfmt_error err = {0};
+    cr_assert_eq(load_variant(edit_prefix_space, &t, &err), 0, "%s", tmsg(&err));
     int32_t *a, *b, *c;
     size_t na, nb, nc;
     /* "Hello world" with the prefix space is " Hello world" without it. */
@@ -558,8 +557,8 @@ static void edit_strip_flags(cJSON *root) {
 
 Test(tokenizer, added_token_flags) {
     qfmt_tokenizer *base = load_fixture(), *t;
-    char msg[256];
-    cr_assert_eq(load_variant(edit_strip_flags, &t, msg, sizeof msg), 0, "%s", msg);
+    qfmt_error err = {0};
+    cr_assert_eq(load_variant(edit_strip_flags, &t, &err), 0, "%s", tmsg(&err));
     int32_t *a, *b, *c;
     size_t na, nb, nc;
     /* lstrip: the spaces before [MASK] go with it. */
@@ -640,7 +639,7 @@ static void edit_string_merges(cJSON *root) {
 
 Test(tokenizer, equivalent_configurations) {
     qfmt_tokenizer *base = load_fixture(), *t;
-    char msg[256];
+    qfmt_error err = {0};
     size_t len;
     char *text = slurp(FIX "heldout.txt", &len);
     len = len > 20000 ? 20000 : len;
@@ -649,7 +648,7 @@ Test(tokenizer, equivalent_configurations) {
     encode(base, text, len, &want, &nwant);
     void (*edits[])(cJSON *) = {edit_split_sequence, edit_string_merges};
     for (size_t e = 0; e < 2; e++) {
-        cr_assert_eq(load_variant(edits[e], &t, msg, sizeof msg), 0, "variant %zu: %s", e, msg);
+        cr_assert_eq(load_variant(edits[e], &t, &err), 0, "variant %zu: %s", e, tmsg(&err));
         encode(t, text, len, &got, &ngot);
         cr_assert_eq(ngot, nwant, "variant %zu", e);
         cr_assert_arr_eq(got, want, nwant * sizeof *got, "variant %zu", e);
@@ -657,7 +656,7 @@ Test(tokenizer, equivalent_configurations) {
         qfmt_tokenizer_free(t);
     }
     /* use_regex=false: the whole text is one pre-token; still lossless. */
-    cr_assert_eq(load_variant(edit_no_regex, &t, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(load_variant(edit_no_regex, &t, &err), 0, "%s", tmsg(&err));
     assert_roundtrip(t, text, len);
     encode_str(t, "In the", &got, &ngot);
     int32_t *b;
@@ -675,12 +674,12 @@ Test(tokenizer, equivalent_configurations) {
 /* ---- (5) refusals ------------------------------------------------------------------------ */
 
 static void assert_refused(const char *json, const char *needle) {
-    char msg[256];
+    qfmt_error err = {0};
     qfmt_tokenizer *t = (qfmt_tokenizer *)1;
-    int rc = qfmt_tokenizer_load(&t, json, strlen(json), msg, sizeof msg);
-    cr_assert_eq(rc, -1, "accepted: %s", json);
+    int rc = qfmt_tokenizer_load(&t, json, strlen(json), &err);
+    cr_assert_neq(rc, QFMT_OK, "accepted: %s", json);
     cr_assert_null(t);
-    cr_assert_not_null(strstr(msg, needle), "message '%s' does not mention '%s'", msg, needle);
+    cr_assert_not_null(strstr(tmsg(&err), needle), "message '%s' does not mention '%s'", tmsg(&err), needle);
 }
 
 #define MINI_HEAD "{\"added_tokens\":[],\"normalizer\":null,"
@@ -832,21 +831,21 @@ Test(tokenizer, corrupted_json_no_crash) {
                                             : (char)th_rand(&seed);
         }
         size_t l = (th_rand(&seed) % 8 == 0) ? (size_t)(th_rand(&seed) % len) : len;
-        char msg[256];
+        qfmt_error err = {0};
         qfmt_tokenizer *t;
-        if (qfmt_tokenizer_load(&t, copy, l, msg, sizeof msg) == 0) {
+        if (qfmt_tokenizer_load(&t, copy, l, &err) == 0) {
             loaded++;
             int32_t *ids;
             size_t n;
             char *out;
             size_t ol;
             const char s[] = "[CLS] And God said, Let there be light: and there was light.";
-            cr_assert_eq(qfmt_tokenizer_encode(t, s, sizeof s - 1, &ids, &n, msg, sizeof msg), 0);
-            if (qfmt_tokenizer_decode(t, ids, n, false, &out, &ol) == 0) free(out);
+            cr_assert_eq(qfmt_tokenizer_encode(t, s, sizeof s - 1, &ids, &n, &err), 0);
+            if (qfmt_tokenizer_decode(t, ids, n, false, &out, &ol, NULL) == 0) free(out);
             free(ids);
             qfmt_tokenizer_free(t);
         } else {
-            cr_assert_gt(strlen(msg), 0);
+            cr_assert_gt(strlen(tmsg(&err)), 0);
         }
     }
     cr_log_info("corrupted tokenizer.json: %d of 150 still loaded", loaded);
@@ -944,24 +943,24 @@ Test(tokenizer, hostile_values_no_crash) {
         for (int k = 0; k < nmut; k++) mutate(root, &seed);
         char *text = cJSON_PrintUnformatted(root);
         cJSON_Delete(root);
-        char msg[256];
+        qfmt_error err = {0};
         qfmt_tokenizer *t;
-        if (qfmt_tokenizer_load(&t, text, strlen(text), msg, sizeof msg) == 0) {
+        if (qfmt_tokenizer_load(&t, text, strlen(text), &err) == 0) {
             loaded++;
             const char s[] = "[CLS] And  God said,\n Let there <new> be \xC3\xA9 light [MASK].";
             int32_t *ids;
             size_t n;
             char *out;
             size_t ol;
-            cr_assert_eq(qfmt_tokenizer_encode(t, s, sizeof s - 1, &ids, &n, msg, sizeof msg), 0);
+            cr_assert_eq(qfmt_tokenizer_encode(t, s, sizeof s - 1, &ids, &n, &err), 0);
             for (size_t i = 0; i < n; i++)
                 cr_assert(ids[i] >= 0 && (size_t)ids[i] < qfmt_tokenizer_vocab_size(t));
-            cr_assert_eq(qfmt_tokenizer_decode(t, ids, n, false, &out, &ol), 0);
+            cr_assert_eq(qfmt_tokenizer_decode(t, ids, n, false, &out, &ol, NULL), 0);
             free(out);
             free(ids);
             qfmt_tokenizer_free(t);
         } else {
-            cr_assert_gt(strlen(msg), 0);
+            cr_assert_gt(strlen(tmsg(&err)), 0);
         }
         cJSON_free(text);
     }
@@ -977,15 +976,15 @@ Test(tokenizer, decode_invalid_ids) {
     for (size_t i = 0; i < 4; i++) {
         char *out = (char *)1;
         size_t ol = 7;
-        cr_assert_eq(qfmt_tokenizer_decode(t, bad[i], 2, false, &out, &ol), -1);
+        cr_assert_eq(qfmt_tokenizer_decode(t, bad[i], 2, false, &out, &ol, NULL), QFMT_E_RANGE);
         cr_assert_null(out);
         cr_assert_eq(ol, 0);
     }
     const char *b;
     size_t bl;
-    cr_assert_eq(qfmt_tokenizer_token_bytes(t, 4096, &b, &bl), -1);
-    cr_assert_eq(qfmt_tokenizer_token_bytes(t, -3, &b, &bl), -1);
-    cr_assert_eq(qfmt_tokenizer_token_string(t, 4096, &b, &bl), -1);
+    cr_assert_eq(qfmt_tokenizer_token_bytes(t, 4096, &b, &bl), QFMT_E_RANGE);
+    cr_assert_eq(qfmt_tokenizer_token_bytes(t, -3, &b, &bl), QFMT_E_RANGE);
+    cr_assert_eq(qfmt_tokenizer_token_string(t, 4096, &b, &bl), QFMT_E_RANGE);
     /* Byte tokens decode to one raw byte each: 'Ġ' is the space, 'Ċ' the newline. */
     cr_assert_eq(qfmt_tokenizer_token_bytes(t, qfmt_tokenizer_token_id(t, "\xC4\xA0"), &b, &bl), 0);
     cr_assert_eq(bl, 1);

@@ -163,13 +163,14 @@ static int load_text_tokens(const char *path, const qfmt_reader *r, int32_t **ou
         cli_error("%s: cannot read", path);
         return -1;
     }
-    char msg[512];
+    qfmt_error e;
+    char eb[1024];
     qfmt_tokenizer *tok = NULL;
     int rc = 0;
     if (cli_load_tokenizer(r, &tok) != 0) {
         rc = -1;
-    } else if (qfmt_tokenizer_encode(tok, buf, len, out, n, msg, sizeof msg) != 0) {
-        cli_error("%s: tokenizer: %s", path, msg);
+    } else if (qfmt_tokenizer_encode(tok, buf, len, out, n, &e) != QFMT_OK) {
+        cli_error("%s: tokenizer: %s", path, qfmt_error_format(&e, eb, sizeof eb));
         rc = -1;
     }
     qfmt_tokenizer_free(tok);
@@ -185,7 +186,7 @@ int cmd_eval(int argc, char **argv)
     qfmt_reader *r = NULL;
     qfmt_error e;
     qfmt_model *m = NULL;
-    char msg[512];
+    char eb[1024];
     int32_t *tokens = NULL, *ids = NULL;
     uint8_t *mask = NULL;
     float *logits = NULL;
@@ -257,8 +258,8 @@ int cmd_eval(int argc, char **argv)
             for (size_t t = 1; t < ctx; t++)
                 if (mask[w * ctx + t]) ids[t] = mask_id;
         }
-        if (qfmt_model_forward(m, ids, ctx, logits, NULL, &ro, msg, sizeof msg) != 0) {
-            cli_error("%s: window %zu: %s", o.model, w, msg);
+        if (qfmt_model_forward(m, ids, ctx, logits, NULL, &ro, &e) != QFMT_OK) {
+            cli_error("%s: window %zu: %s", o.model, w, qfmt_error_format(&e, eb, sizeof eb));
             goto done;
         }
         for (size_t t = 0; t < ctx; t++) {

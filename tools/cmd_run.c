@@ -113,7 +113,7 @@ static int run_ids(const options *o, qfmt_model *m)
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
     qfmt_st_file *in = NULL;
     qfmt_error e;
-    char msg[512];
+    char eb[1024];
     if (qfmt_st_open(&in, o->input, NULL, &e) != QFMT_OK) {
         cli_error_qfmt(&e);
         return CLI_EXIT_FAILURE;
@@ -170,8 +170,8 @@ static int run_ids(const options *o, qfmt_model *m)
             }
             ids[i] = v < INT32_MIN || v > INT32_MAX ? -1 : (int32_t)v;
         }
-        if (qfmt_model_forward(m, ids, T, logits, b == 0 ? hidden : NULL, &ro, msg, sizeof msg) != 0) {
-            cli_error("%s: sequence %zu: %s", o->input, b, msg);
+        if (qfmt_model_forward(m, ids, T, logits, b == 0 ? hidden : NULL, &ro, &e) != QFMT_OK) {
+            cli_error("%s: sequence %zu: %s", o->input, b, qfmt_error_format(&e, eb, sizeof eb));
             rc = CLI_EXIT_FAILURE;
         } else if (qfmt_st_writer_write(so, logits, T * V * sizeof(float), &se) != QFMT_OK) {
             cli_error_qfmt(&se);
@@ -225,7 +225,8 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
                     const qfmt_reader *r)
 {
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
-    char msg[512];
+    qfmt_error e;
+    char eb[1024];
     if (n == 0) {
         cli_error("the prompt encodes to no tokens");
         return CLI_EXIT_FAILURE;
@@ -236,15 +237,14 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
         return CLI_EXIT_FAILURE;
     }
     qfmt_session *s;
-    if (qfmt_session_new(&s, m, msg, sizeof msg) != 0) {
-        cli_error("%s: %s", o->model, msg);
+    if (qfmt_session_new(&s, m, &e) != QFMT_OK) {
+        cli_error("%s: %s", o->model, qfmt_error_format(&e, eb, sizeof eb));
         return CLI_EXIT_FAILURE;
     }
     uint64_t eos = UINT64_MAX;
     qfmt_meta_get_u64(r, "model.eos_token_id", &eos, NULL);
     float *logits = malloc(h->vocab * sizeof *logits);
     qfmt_sampler *sm = NULL;
-    qfmt_error e;
     if (qfmt_sampler_new(&sm, (size_t)h->vocab, o->temperature, o->top_k, o->seed, &e) != QFMT_OK) {
         cli_error("%s: sampler: %s", o->model, e.message);
         free(logits);
@@ -257,8 +257,8 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
     fflush(stdout);
     double t0 = cli_now();
-    if (!logits || qfmt_session_eval(s, ids, n, logits, &ro, msg, sizeof msg) != 0) {
-        cli_error("%s: %s", o->model, logits ? msg : "out of memory");
+    if (!logits || qfmt_session_eval(s, ids, n, logits, &ro, &e) != QFMT_OK) {
+        cli_error("%s: %s", o->model, logits ? qfmt_error_format(&e, eb, sizeof eb) : "out of memory");
         rc = CLI_EXIT_FAILURE;
     }
     double t1 = cli_now(), t2 = t1;
@@ -269,8 +269,8 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
         if ((uint64_t)id == eos) break;
         emit(&pr, tok, id);
         if (made == o->n) break;
-        if (qfmt_session_eval(s, &id, 1, logits, &ro, msg, sizeof msg) != 0) {
-            cli_error("%s: %s", o->model, msg);
+        if (qfmt_session_eval(s, &id, 1, logits, &ro, &e) != QFMT_OK) {
+            cli_error("%s: %s", o->model, qfmt_error_format(&e, eb, sizeof eb));
             rc = CLI_EXIT_FAILURE;
         }
     }
@@ -304,17 +304,17 @@ static int fill_masks(const options *o, qfmt_model *m, const qfmt_tokenizer *tok
     memcpy(ids + T, prompt, n * sizeof *ids);
     T += n;
     if (sep >= 0 && ids[T - 1] != sep) ids[T++] = sep;
-    char msg[512];
+    qfmt_error e;
+    char eb[1024];
     float *logits = malloc(T * h->vocab * sizeof *logits);
     qfmt_sampler *sm = NULL;
-    qfmt_error e;
     qfmt_run_opts ro = {o->threads, o->exact == 1};
     int rc = CLI_EXIT_OK, masks = 0;
     if (qfmt_sampler_new(&sm, (size_t)h->vocab, 0, 1, 0, &e) != QFMT_OK) {
         cli_error("%s: %s", o->model, e.message);
         rc = CLI_EXIT_FAILURE;
-    } else if (!logits || qfmt_model_forward(m, ids, T, logits, NULL, &ro, msg, sizeof msg) != 0) {
-        cli_error("%s: %s", o->model, logits ? msg : "out of memory");
+    } else if (!logits || qfmt_model_forward(m, ids, T, logits, NULL, &ro, &e) != QFMT_OK) {
+        cli_error("%s: %s", o->model, logits ? qfmt_error_format(&e, eb, sizeof eb) : "out of memory");
         rc = CLI_EXIT_FAILURE;
     }
     size_t K = o->top_k_set ? o->top_k : 5;
@@ -350,7 +350,8 @@ int cmd_run(int argc, char **argv)
     if (rc) return rc < 0 ? cli_finish_stdout(CLI_EXIT_OK) : rc;
     qfmt_reader *r;
     qfmt_model *m;
-    char msg[512];
+    qfmt_error e;
+    char eb[1024];
     if (cli_open_model(o.model, &r, &m) != 0) return CLI_EXIT_FAILURE;
     if (o.input) {
         rc = run_ids(&o, m);
@@ -360,8 +361,8 @@ int cmd_run(int argc, char **argv)
         size_t n = 0;
         if (cli_load_tokenizer(r, &tok) != 0) {
             rc = CLI_EXIT_FAILURE;
-        } else if (qfmt_tokenizer_encode(tok, o.prompt, strlen(o.prompt), &ids, &n, msg, sizeof msg) != 0) {
-            cli_error("%s: tokenizer: %s", o.model, msg);
+        } else if (qfmt_tokenizer_encode(tok, o.prompt, strlen(o.prompt), &ids, &n, &e) != QFMT_OK) {
+            cli_error("%s: tokenizer: %s", o.model, qfmt_error_format(&e, eb, sizeof eb));
             rc = CLI_EXIT_FAILURE;
         } else if (qfmt_model_hparams_get(m)->causal) {
             rc = generate(&o, m, tok, ids, n, r);

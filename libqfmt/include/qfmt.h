@@ -111,8 +111,14 @@ typedef struct qfmt_error {
     uint64_t reserved[4]; /* zeroed by the library: room for more context */
 } qfmt_error;
 
-/* Formats `e` as one line: "path: tensor 'name' at byte N: message". Returns buf. */
+/* Formats `e` as one line: "path: tensor 'name' at byte N: message", control characters in
+ * every part escaped as by qfmt_escape. Returns buf. */
 QFMT_API const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size);
+/* `len` bytes (NUL included) as text safe for a terminal and a log line: control characters
+ * (C0, DEL and UTF-8-encoded C1) written as \xNN, everything else as is. Writes at most
+ * cap - 1 bytes and a NUL (cut before an escape that would not fit); returns out. For
+ * messages that quote bytes from a file. */
+QFMT_API const char *qfmt_escape(const void *bytes, size_t len, char *out, size_t cap);
 
 /* ---- Allocation ------------------------------------------------------------------------- */
 typedef struct qfmt_allocator {

@@ -62,17 +62,34 @@ qfmt_status qfmt__fail(qfmt_error *err, qfmt_status code, int sys_errno, const c
     return code;
 }
 
-/* Control characters as \xNN, so a name from a file cannot break the line. */
-static const char *escape(const char *s, char *out, size_t cap)
+const char *qfmt_escape(const void *bytes, size_t len, char *out, size_t cap)
 {
+    if (!out || cap == 0) return out;
+    const unsigned char *s = bytes;
     size_t n = 0;
-    for (; *s && n + 5 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7F) n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
-        else out[n++] = (char)c;
+    for (size_t i = 0; s && i < len; i++) {
+        unsigned char c = s[i];
+        /* C1 controls are U+0080..U+009F, in UTF-8 the pairs C2 80 .. C2 9F */
+        bool c1 = c == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F;
+        size_t need = c < 0x20 || c == 0x7F ? 4 : c1 ? 8 : 1;
+        if (n + need >= cap) break;
+        if (c1) {
+            n += (size_t)snprintf(out + n, cap - n, "\\xc2\\x%02x", s[i + 1]);
+            i++;
+        } else if (need == 4) {
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+        } else {
+            out[n++] = (char)c;
+        }
     }
     out[n] = '\0';
     return out;
+}
+
+/* Control characters as \xNN, so a name from a file cannot break the line. */
+static const char *escape(const char *s, char *out, size_t cap)
+{
+    return qfmt_escape(s, strlen(s), out, cap);
 }
 
 const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
@@ -94,7 +111,8 @@ const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
         APPEND("tensor '%s'%s", escape(e->tensor, tensor, sizeof tensor),
                e->offset != QFMT_NO_OFFSET ? " " : ": ");
     if (e->offset != QFMT_NO_OFFSET) APPEND("at byte %" PRIu64 ": ", e->offset);
-    APPEND("%s", e->message[0] ? e->message : qfmt_strerror(e->code));
+    char message[4 * sizeof e->message];
+    APPEND("%s", e->message[0] ? escape(e->message, message, sizeof message) : qfmt_strerror(e->code));
 #undef APPEND
     return buf;
 }

@@ -14,10 +14,10 @@
  * worker threads); separate models, sessions and tokenizers never interfere. A model borrows
  * the reader it was loaded from, which must stay open until the model is freed.
  *
- * Errors: the model, session and tokenizer functions return 0 on success and -1 on failure
- * with a one-line reason written to (msg, cap) when cap > 0, naming the file, tensor or
- * metadata key at fault; the family and sampler functions return a qfmt_status and fill an
- * optional qfmt_error, as libqfmt does.
+ * Errors: as in libqfmt, a function that can fail returns a qfmt_status (QFMT_OK = 0) and
+ * fills an optional qfmt_error (NULL: none wanted) with the file, tensor and byte offset at
+ * fault where they apply and a one-line message; print it with qfmt_error_format. Messages
+ * never carry raw control characters from a file.
  *
  * ---- Models --------------------------------------------------------------------------------
  * The reference forward pass of qfmt run / qfmt eval: GPT-2, LLaMA and BERT, straight
@@ -110,9 +110,12 @@ typedef struct {
     bool causal;
 } qfmt_model_hparams;
 
-/* Loads the model held by an open reader (which must outlive the model). On failure returns
- * non-zero with a one-line reason in msg naming the tensor or key at fault. */
-QFMT_API int qfmt_model_load(qfmt_model **out, const qfmt_reader *r, char *msg, size_t cap);
+/* Loads the model held by an open reader (which must outlive the model). Errors name the
+ * tensor or metadata key at fault: QFMT_E_NOT_FOUND (a required tensor or key is missing),
+ * QFMT_E_UNSUPPORTED (an architecture, option or tensor type the runtime lacks),
+ * QFMT_E_CORRUPT (shapes or hyperparameters that do not describe a model), QFMT_E_NOMEM,
+ * or the reader's error. */
+QFMT_API qfmt_status qfmt_model_load(qfmt_model **out, const qfmt_reader *r, qfmt_error *err);
 QFMT_API void qfmt_model_free(qfmt_model *m);
 QFMT_API const qfmt_model_hparams *qfmt_model_hparams_get(const qfmt_model *m);
 /* Bytes of weights the matrix products read per token (every layer's projections and the
@@ -129,18 +132,20 @@ typedef struct {
  * or NULL; hidden: NULL or (layers + 1) buffers of T x d, filled with the embedding output,
  * each layer's output, the last with the final norm applied (GPT-2/LLaMA), as transformers
  * reports hidden states. Returns non-zero with msg on bad input (token id out of range, T past
- * the context). */
-QFMT_API int qfmt_model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *logits, float **hidden,
-                       const qfmt_run_opts *o, char *msg, size_t cap);
+ * the context: QFMT_E_RANGE; no tokens: QFMT_E_ARG; QFMT_E_NOMEM). */
+QFMT_API qfmt_status qfmt_model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *logits,
+                                        float **hidden, const qfmt_run_opts *o, qfmt_error *err);
 
-/* Incremental decoding for causal models, with a KV cache of `ctx` positions. */
+/* Incremental decoding for causal models, with a KV cache of `ctx` positions
+ * (QFMT_E_UNSUPPORTED for a bidirectional model, QFMT_E_NOMEM). */
 typedef struct qfmt_session qfmt_session;
-QFMT_API int qfmt_session_new(qfmt_session **out, qfmt_model *m, char *msg, size_t cap);
+QFMT_API qfmt_status qfmt_session_new(qfmt_session **out, qfmt_model *m, qfmt_error *err);
 QFMT_API void qfmt_session_free(qfmt_session *s);
 /* Appends ids[0..n) after the cached positions; writes the logits of the last one (vocab
- * floats) to last_logits if not NULL. */
-QFMT_API int qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, float *last_logits,
-                      const qfmt_run_opts *o, char *msg, size_t cap);
+ * floats) to last_logits if not NULL. QFMT_E_RANGE: an id outside the vocabulary, or more
+ * tokens than the context has room for (nothing is appended then). */
+QFMT_API qfmt_status qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, float *last_logits,
+                                       const qfmt_run_opts *o, qfmt_error *err);
 QFMT_API size_t qfmt_session_pos(const qfmt_session *s);
 
 
@@ -269,38 +274,36 @@ QFMT_API qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfm
 typedef struct qfmt_tokenizer qfmt_tokenizer;
 
 /* Parses a tokenizer.json text of `len` bytes (need not be NUL-terminated). On success
- * stores a new tokenizer in *out and returns 0. On failure returns -1, sets *out to NULL and
- * writes a one-line reason into msg (if msg_cap > 0), e.g.
- * "tokenizer model type 'Unigram' is not supported (only byte-level BPE)". */
-QFMT_API int qfmt_tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, char *msg,
-                        size_t msg_cap);
+ * stores a new tokenizer in *out. On failure sets *out to NULL: QFMT_E_UNSUPPORTED for a
+ * configuration this tokenizer does not implement (the message names it, e.g.
+ * "tokenizer model type 'Unigram' is not supported (only byte-level BPE)"), QFMT_E_CORRUPT
+ * for a text that is not a valid tokenizer.json, QFMT_E_NOMEM. */
+QFMT_API qfmt_status qfmt_tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, qfmt_error *err);
 
 QFMT_API void qfmt_tokenizer_free(qfmt_tokenizer *t);
 
-/* Encodes `len` bytes of text. On success returns 0 with *ids a malloc'd array of *n ids
- * (caller frees; may be NULL when *n == 0). On failure (out of memory, regex engine error)
- * returns -1 with a message, *ids = NULL, *n = 0. */
-QFMT_API int qfmt_tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t len, int32_t **ids,
-                          size_t *n, char *msg, size_t msg_cap);
+/* Encodes `len` bytes of text into *ids, a malloc'd array of *n ids (caller frees; may be
+ * NULL when *n == 0). On failure (out of memory, regex engine error) *ids = NULL, *n = 0. */
+QFMT_API qfmt_status qfmt_tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t len,
+                                           int32_t **ids, size_t *n, qfmt_error *err);
 
 /* Decodes ids into bytes: every token's bytes concatenated (added/special tokens as their
  * content; skipped when skip_special and the token is special). *text is malloc'd, *len
- * bytes plus a terminating NUL not counted (caller frees). Returns -1 (and *text = NULL)
- * if an id is negative, >= vocab_size or unused (HF would silently drop it), or on out of
- * memory. */
-QFMT_API int qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, size_t n,
-                          bool skip_special, char **text, size_t *len);
+ * bytes plus a terminating NUL not counted (caller frees). QFMT_E_RANGE (and *text = NULL)
+ * if an id is negative, >= vocab_size or unused (HF would silently drop it); QFMT_E_NOMEM. */
+QFMT_API qfmt_status qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, size_t n,
+                                           bool skip_special, char **text, size_t *len, qfmt_error *err);
 
 /* The raw bytes one token decodes to (for streaming output: print bytes as they complete
  * UTF-8 characters, see qfmt_utf8_complete_len). The pointer stays valid until the tokenizer
- * is freed; not NUL-terminated. Returns -1 for an invalid id. */
-QFMT_API int qfmt_tokenizer_token_bytes(const qfmt_tokenizer *t, int32_t id, const char **bytes,
-                               size_t *len);
+ * is freed; not NUL-terminated. QFMT_E_RANGE for an invalid id. */
+QFMT_API qfmt_status qfmt_tokenizer_token_bytes(const qfmt_tokenizer *t, int32_t id, const char **bytes,
+                                                size_t *len);
 
 /* The token's string as written in tokenizer.json (e.g. "Ġthe", "[MASK]"). Not
- * NUL-terminated; valid until free. Returns -1 for an invalid id. */
-QFMT_API int qfmt_tokenizer_token_string(const qfmt_tokenizer *t, int32_t id, const char **str,
-                                size_t *len);
+ * NUL-terminated; valid until free. QFMT_E_RANGE for an invalid id. */
+QFMT_API qfmt_status qfmt_tokenizer_token_string(const qfmt_tokenizer *t, int32_t id, const char **str,
+                                                 size_t *len);
 
 /* Id of a token given its tokenizer.json string ("[MASK]", "<|endoftext|>", "Ġthe"), or -1. */
 QFMT_API int32_t qfmt_tokenizer_token_id(const qfmt_tokenizer *t, const char *token);

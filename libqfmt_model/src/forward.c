@@ -119,27 +119,27 @@ static void embed_rows(const qmat *e, const int32_t *ids, size_t n, float *x)
     for (size_t t = 0; t < n; t++) qfmt__qmat_row(e, (uint64_t)ids[t], x + t * e->cols);
 }
 
-static int check_ids(const qfmt_model *m, const int32_t *ids, size_t n, char *msg, size_t cap)
+static int check_ids(const qfmt_model *m, const int32_t *ids, size_t n, qfmt_error *err)
 {
     for (size_t t = 0; t < n; t++)
         if (ids[t] < 0 || (uint64_t)ids[t] >= m->hp.vocab)
-            return qfmt__msg(msg, cap, "token id %d at position %zu is outside the vocabulary (0..%llu)", ids[t],
+            return qfmt__merr(err, QFMT_E_RANGE, NULL, NULL, "token id %d at position %zu is outside the vocabulary (0..%llu)", ids[t],
                              t, (unsigned long long)m->hp.vocab - 1);
     return 0;
 }
 
 static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *logits, bool all_logits,
-                          float **hidden, const qfmt_run_opts *o, char *msg, size_t cap)
+                          float **hidden, const qfmt_run_opts *o, qfmt_error *err)
 {
     qfmt_model *m = s->m;
     const qfmt_model_hparams *h = &m->hp;
-    if (check_ids(m, ids, n, msg, cap)) return -1;
+    if (check_ids(m, ids, n, err)) return -1;
     if (s->pos + n > s->cap)
-        return qfmt__msg(msg, cap, "%zu tokens do not fit the context of %zu (%zu already used)", n, s->cap, s->pos);
+        return qfmt__merr(err, QFMT_E_RANGE, NULL, NULL, "%zu tokens do not fit the context of %zu (%zu already used)", n, s->cap, s->pos);
     qfmt_pool *pool = qfmt__model_pool(m, o ? o->threads : 1);
     bool exact = !o || o->exact;
     bufs b;
-    if (!pool || alloc_bufs(&b, h, n)) return qfmt__msg(msg, cap, "out of memory for %zu tokens", n);
+    if (!pool || alloc_bufs(&b, h, n)) return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", n);
     size_t d = h->d, hd = h->head_dim, kvd = h->kv_heads * hd;
     float eps = (float)h->eps;
     embed_rows(&m->tok, ids, n, b.x);
@@ -209,10 +209,10 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
     return 0;
 }
 
-int qfmt_session_new(qfmt_session **out, qfmt_model *m, char *msg, size_t cap)
+static int session_new(qfmt_session **out, qfmt_model *m, qfmt_error *err)
 {
     *out = NULL;
-    if (!m->hp.causal) return qfmt__msg(msg, cap, "a %s model has no incremental decoding", "BERT");
+    if (!m->hp.causal) return qfmt__merr(err, QFMT_E_UNSUPPORTED, NULL, NULL, "a %s model has no incremental decoding", "BERT");
     qfmt_session *s = calloc(1, sizeof *s);
     size_t kvd = m->hp.kv_heads * m->hp.head_dim, n = m->hp.layers * m->hp.ctx * kvd;
     if (s) {
@@ -223,7 +223,7 @@ int qfmt_session_new(qfmt_session **out, qfmt_model *m, char *msg, size_t cap)
     }
     if (!s || !s->k || !s->v) {
         qfmt_session_free(s);
-        return qfmt__msg(msg, cap, "out of memory for a KV cache of %llu positions", (unsigned long long)m->hp.ctx);
+        return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for a KV cache of %llu positions", (unsigned long long)m->hp.ctx);
     }
     *out = s;
     return 0;
@@ -239,23 +239,23 @@ void qfmt_session_free(qfmt_session *s)
 
 size_t qfmt_session_pos(const qfmt_session *s) { return s->pos; }
 
-int qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, float *last_logits, const qfmt_run_opts *o,
-                      char *msg, size_t cap)
+static int session_eval(qfmt_session *s, const int32_t *ids, size_t n, float *last_logits, const qfmt_run_opts *o,
+                        qfmt_error *err)
 {
-    if (n == 0) return qfmt__msg(msg, cap, "no tokens to evaluate");
-    return causal_forward(s, ids, n, last_logits, false, NULL, o, msg, cap);
+    if (n == 0) return qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "no tokens to evaluate");
+    return causal_forward(s, ids, n, last_logits, false, NULL, o, err);
 }
 
 /* ---- BERT -------------------------------------------------------------------------------- */
 
 static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logits, float **hidden,
-                        const qfmt_run_opts *o, char *msg, size_t cap)
+                        const qfmt_run_opts *o, qfmt_error *err)
 {
     const qfmt_model_hparams *h = &m->hp;
     qfmt_pool *pool = qfmt__model_pool(m, o ? o->threads : 1);
     bool exact = !o || o->exact;
     bufs b;
-    if (!pool || alloc_bufs(&b, h, n)) return qfmt__msg(msg, cap, "out of memory for %zu tokens", n);
+    if (!pool || alloc_bufs(&b, h, n)) return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", n);
     size_t d = h->d;
     float eps = (float)h->eps;
     embed_rows(&m->tok, ids, n, b.x);
@@ -294,23 +294,61 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
     return 0;
 }
 
-int qfmt_model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *logits, float **hidden,
-                       const qfmt_run_opts *o, char *msg, size_t cap)
+static int model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *logits, float **hidden,
+                         const qfmt_run_opts *o, qfmt_error *err)
 {
-    if (T == 0) return qfmt__msg(msg, cap, "no tokens to run");
+    if (T == 0) return qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "no tokens to run");
     if (T > m->hp.ctx)
-        return qfmt__msg(msg, cap, "%zu tokens exceed the model's context of %llu", T, (unsigned long long)m->hp.ctx);
+        return qfmt__merr(err, QFMT_E_RANGE, NULL, NULL, "%zu tokens exceed the model's context of %llu", T, (unsigned long long)m->hp.ctx);
     if (!m->hp.causal) {
-        if (check_ids(m, ids, T, msg, cap)) return -1;
-        return bert_forward(m, ids, T, logits, hidden, o, msg, cap);
+        if (check_ids(m, ids, T, err)) return -1;
+        return bert_forward(m, ids, T, logits, hidden, o, err);
     }
     qfmt_session s = {m, 0, T, NULL, NULL};
     size_t kvd = m->hp.kv_heads * m->hp.head_dim;
     s.k = malloc(m->hp.layers * T * kvd * sizeof(float));
     s.v = malloc(m->hp.layers * T * kvd * sizeof(float));
-    int rc = s.k && s.v ? causal_forward(&s, ids, T, logits, true, hidden, o, msg, cap)
-                        : qfmt__msg(msg, cap, "out of memory for %zu tokens", T);
+    int rc = s.k && s.v ? causal_forward(&s, ids, T, logits, true, hidden, o, err)
+                        : qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", T);
     free(s.k);
     free(s.v);
     return rc;
+}
+
+/* ---- The public entry points: qfmt_status and a filled qfmt_error ---------------------------- */
+
+static qfmt_status finish(int rc, qfmt_error *err)
+{
+    if (rc == 0) {
+        memset(err, 0, sizeof *err);
+        err->offset = QFMT_NO_OFFSET;
+        return QFMT_OK;
+    }
+    return err->code != QFMT_OK ? err->code : QFMT_E_ARG;
+}
+
+qfmt_status qfmt_session_new(qfmt_session **out, qfmt_model *m, qfmt_error *err)
+{
+    qfmt_error local;
+    if (!err) err = &local;
+    if (!out || !m) return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_session_new: NULL argument"), err);
+    return finish(session_new(out, m, err), err);
+}
+
+qfmt_status qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, float *last_logits,
+                              const qfmt_run_opts *o, qfmt_error *err)
+{
+    qfmt_error local;
+    if (!err) err = &local;
+    if (!s || (!ids && n)) return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_session_eval: NULL argument"), err);
+    return finish(session_eval(s, ids, n, last_logits, o, err), err);
+}
+
+qfmt_status qfmt_model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *logits, float **hidden,
+                               const qfmt_run_opts *o, qfmt_error *err)
+{
+    qfmt_error local;
+    if (!err) err = &local;
+    if (!m || (!ids && T)) return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_model_forward: NULL argument"), err);
+    return finish(model_forward(m, ids, T, logits, hidden, o, err), err);
 }

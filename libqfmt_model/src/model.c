@@ -10,13 +10,29 @@
 #include "family.h"
 #include "model_internal.h"
 
-int qfmt__msg(char *msg, size_t cap, const char *fmt, ...)
+int qfmt__merr(qfmt_error *err, qfmt_status code, const char *path, const char *tensor, const char *fmt, ...)
 {
-    if (msg && cap) {
+    if (err) {
+        memset(err, 0, sizeof *err);
+        err->code = code;
+        err->offset = QFMT_NO_OFFSET;
+        snprintf(err->path, sizeof err->path, "%s", path ? path : "");
+        snprintf(err->tensor, sizeof err->tensor, "%s", tensor ? tensor : "");
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, cap, fmt, ap);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
+    }
+    return -1;
+}
+
+/* The caller's error, with the context of this file: e's message under r's path. */
+static int from_reader(qfmt_error *err, const qfmt_reader *r, const char *tensor, const qfmt_error *e)
+{
+    if (err) {
+        *err = *e;
+        if (!err->path[0]) snprintf(err->path, sizeof err->path, "%s", qfmt_reader_path(r));
+        if (!err->tensor[0] && tensor) snprintf(err->tensor, sizeof err->tensor, "%s", tensor);
     }
     return -1;
 }
@@ -34,13 +50,14 @@ static void *own(qfmt_model *m, void *p)
     return p;
 }
 
-static int meta_u64(const qfmt_reader *r, const char *key, uint64_t *out, bool required, char *msg, size_t cap)
+static int meta_u64(const qfmt_reader *r, const char *key, uint64_t *out, bool required, qfmt_error *err)
 {
     qfmt_error e;
     qfmt_status s = qfmt_meta_get_u64(r, key, out, &e);
     if (s == QFMT_OK) return 0;
     if (s == QFMT_E_NOT_FOUND && !required) return 1;
-    return qfmt__msg(msg, cap, "%s: metadata '%s': %s", qfmt_reader_path(r), key, e.message);
+    qfmt__merr(err, e.code, qfmt_reader_path(r), NULL, "metadata '%s': %s", key, e.message);
+    return -1;
 }
 
 /* Finds a tensor under `name`, or, for checkpoints of the base model saved without the
@@ -55,24 +72,24 @@ static int find(const qfmt_model *m, const char *name, uint64_t *idx)
 }
 
 /* The stored bytes of a tensor: the mapped view, or a decoded copy owned by the model. */
-static const uint8_t *tensor_bytes(qfmt_model *m, uint64_t idx, const qfmt_tensor_info *ti, char *msg, size_t cap)
+static const uint8_t *tensor_bytes(qfmt_model *m, uint64_t idx, const qfmt_tensor_info *ti, qfmt_error *err)
 {
     qfmt_error e;
     const void *p = NULL;
     if (ti->codec == QFMT_CODEC_NONE) {
         if (qfmt_tensor_view(m->r, idx, &p, NULL, &e) != QFMT_OK) {
-            qfmt__msg(msg, cap, "%s: tensor '%s': %s", qfmt_reader_path(m->r), ti->name, e.message);
+            from_reader(err, m->r, ti->name, &e);
             return NULL;
         }
         return p;
     }
     uint8_t *buf = own(m, malloc(ti->raw_size ? ti->raw_size : 1));
     if (!buf) {
-        qfmt__msg(msg, cap, "tensor '%s': out of memory", ti->name);
+        qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(m->r), ti->name, "out of memory");
         return NULL;
     }
     if (qfmt_tensor_read(m->r, idx, buf, ti->raw_size, false, &e) != QFMT_OK) {
-        qfmt__msg(msg, cap, "%s: tensor '%s': %s", qfmt_reader_path(m->r), ti->name, e.message);
+        from_reader(err, m->r, ti->name, &e);
         return NULL;
     }
     return buf;
@@ -100,36 +117,38 @@ static bool usable_type(uint32_t t)
 /* A [rows, cols] weight. conv1d: GPT-2 Conv1D, stored [cols, rows] by Hugging Face unless the
  * converter transposed it (convert.transposed); then transposed here into an f32 copy. */
 int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t cols, bool conv1d, qmat *out,
-                      char *msg, size_t cap)
+                      qfmt_error *err)
 {
     uint64_t idx;
     if (find(m, name, &idx) != 0)
-        return qfmt__msg(msg, cap, "%s: tensor '%s' is missing", qfmt_reader_path(m->r), name);
+        return qfmt__merr(err, QFMT_E_NOT_FOUND, qfmt_reader_path(m->r), name, "is missing");
     qfmt_tensor_info ti;
     qfmt_tensor_get_info(m->r, idx, &ti, NULL);
     bool flip = conv1d && !transposed_listed(m->r, ti.name);
     uint64_t want0 = flip ? cols : rows, want1 = flip ? rows : cols;
     if (ti.ndim != 2 || ti.dims[0] != want0 || ti.dims[1] != want1)
-        return qfmt__msg(msg, cap, "%s: tensor '%s' has shape [%llu, %llu], the model needs [%llu, %llu]",
-                         qfmt_reader_path(m->r), ti.name, (unsigned long long)ti.dims[0],
-                         (unsigned long long)(ti.ndim > 1 ? ti.dims[1] : 0), (unsigned long long)want0,
-                         (unsigned long long)want1);
+    {
+        char shape[160];
+        return qfmt__merr(err, QFMT_E_CORRUPT, qfmt_reader_path(m->r), ti.name, "has shape %s, the model needs [%llu, %llu]",
+                          qfmt__shape(&ti, shape, sizeof shape), (unsigned long long)want0, (unsigned long long)want1);
+    }
     if (!usable_type(ti.type))
-        return qfmt__msg(msg, cap, "%s: tensor '%s' has type %u, which run cannot use", qfmt_reader_path(m->r),
-                         ti.name, ti.type);
-    const uint8_t *p = tensor_bytes(m, idx, &ti, msg, cap);
+        return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(m->r), ti.name,
+                          "has type %u, which the model runtime cannot use", ti.type);
+    const uint8_t *p = tensor_bytes(m, idx, &ti, err);
     if (!p) return -1;
     uint64_t rb;
     qfmt_type_size(ti.type, ti.dims[1], &rb);
     qmat w = {p, ti.type, ti.dims[0], ti.dims[1], (size_t)rb};
     if (flip) { /* decode [cols, rows] and transpose into an f32 [rows, cols] */
         if (qfmt_type_get_traits(ti.type)->block_elems != 1)
-            return qfmt__msg(msg, cap, "tensor '%s': a block-quantized Conv1D weight must be stored [out, in]", ti.name);
+            return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(m->r), ti.name,
+                              "a block-quantized Conv1D weight must be stored [out, in]");
         /* w is [cols, rows] as stored: each decoded row holds `rows` floats */
         float *tmp = malloc(rows * sizeof *tmp), *t = own(m, malloc(rows * cols * sizeof *t));
         if (!tmp || !t) {
             free(tmp);
-            return qfmt__msg(msg, cap, "tensor '%s': out of memory", ti.name);
+            return qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(m->r), ti.name, "out of memory");
         }
         for (uint64_t i = 0; i < cols; i++) {
             qfmt__qmat_row(&w, i, tmp);
@@ -143,24 +162,27 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
 }
 
 /* A 1-D tensor of n values decoded to an owned f32 copy; NULL *out when absent and optional. */
-int qfmt__load_vector(qfmt_model *m, const char *name, uint64_t n, bool required, float **out, char *msg,
-                      size_t cap)
+int qfmt__load_vector(qfmt_model *m, const char *name, uint64_t n, bool required, float **out, qfmt_error *err)
 {
     *out = NULL;
     uint64_t idx;
     if (find(m, name, &idx) != 0)
-        return required ? qfmt__msg(msg, cap, "%s: tensor '%s' is missing", qfmt_reader_path(m->r), name) : 0;
+        return required ? qfmt__merr(err, QFMT_E_NOT_FOUND, qfmt_reader_path(m->r), name, "is missing") : 0;
     qfmt_tensor_info ti;
     qfmt_tensor_get_info(m->r, idx, &ti, NULL);
     if (ti.ndim != 1 || ti.dims[0] != n)
-        return qfmt__msg(msg, cap, "%s: tensor '%s' should be a vector of %llu values", qfmt_reader_path(m->r),
-                         ti.name, (unsigned long long)n);
+    {
+        char shape[160];
+        return qfmt__merr(err, QFMT_E_CORRUPT, qfmt_reader_path(m->r), ti.name,
+                          "has shape %s, the model needs a vector of %llu values", qfmt__shape(&ti, shape, sizeof shape),
+                          (unsigned long long)n);
+    }
     if (!usable_type(ti.type))
-        return qfmt__msg(msg, cap, "%s: tensor '%s' has type %u, which run cannot use", qfmt_reader_path(m->r),
-                         ti.name, ti.type);
-    const uint8_t *p = tensor_bytes(m, idx, &ti, msg, cap);
+        return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(m->r), ti.name,
+                          "has type %u, which the model runtime cannot use", ti.type);
+    const uint8_t *p = tensor_bytes(m, idx, &ti, err);
     float *v = own(m, malloc(n * sizeof *v + 1));
-    if (!p || !v) return p ? qfmt__msg(msg, cap, "out of memory") : -1;
+    if (!p || !v) return p ? qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(m->r), ti.name, "out of memory") : -1;
     qmat w = {p, ti.type, 1, n, 0};
     qfmt__qmat_row(&w, 0, v);
     *out = v;
@@ -214,7 +236,7 @@ static qmat *slot_matrix(qfmt_model *m, uint8_t slot)
 }
 
 /* Loads the tensor(s) of one table row (layer index li for per-layer rows). */
-static int load_spec(qfmt_model *m, const qfmt__tensor_spec *t, unsigned li, layer *L, char *msg, size_t cap)
+static int load_spec(qfmt_model *m, const qfmt__tensor_spec *t, unsigned li, layer *L, qfmt_error *err)
 {
     char base[256], name[272];
     snprintf(base, sizeof base, t->name, li);
@@ -225,80 +247,82 @@ static int load_spec(qfmt_model *m, const qfmt__tensor_spec *t, unsigned li, lay
     switch (t->kind) {
     case QFMT__FT_LINEAR: {
         linear *l = slot_linear(m, L, t->slot);
-        if (qfmt__load_matrix(m, name, rows, cols, (t->flags & QFMT__FT_CONV1D) != 0, &l->w, msg, cap)) return -1;
+        if (qfmt__load_matrix(m, name, rows, cols, (t->flags & QFMT__FT_CONV1D) != 0, &l->w, err)) return -1;
         if (!(t->flags & (QFMT__FT_BIAS | QFMT__FT_BIAS_OPT))) return 0;
         snprintf(name, sizeof name, "%s.bias", base);
-        return qfmt__load_vector(m, name, rows, (t->flags & QFMT__FT_BIAS) != 0, &l->b, msg, cap);
+        return qfmt__load_vector(m, name, rows, (t->flags & QFMT__FT_BIAS) != 0, &l->b, err);
     }
     case QFMT__FT_NORM: {
         norm *n = slot_norm(m, L, t->slot);
-        if (qfmt__load_vector(m, name, rows, true, &n->w, msg, cap)) return -1;
+        if (qfmt__load_vector(m, name, rows, true, &n->w, err)) return -1;
         if (!(t->flags & QFMT__FT_BIAS)) return 0;
         snprintf(name, sizeof name, "%s.bias", base);
-        return qfmt__load_vector(m, name, rows, true, &n->b, msg, cap);
+        return qfmt__load_vector(m, name, rows, true, &n->b, err);
     }
     case QFMT__FT_EMBED:
-        if (qfmt__load_matrix(m, name, rows, cols, false, slot_matrix(m, t->slot), msg, cap)) return -1;
+        if (qfmt__load_matrix(m, name, rows, cols, false, slot_matrix(m, t->slot), err)) return -1;
         if (t->slot == QFMT__M_TOK) m->head = m->tok; /* tied unless the family's head is stored */
         return 0;
     case QFMT__FT_VECTOR:
-        return t->slot == QFMT__M_MLM_BIAS ? qfmt__load_vector(m, name, rows, true, &m->mlm_bias, msg, cap) : 0;
+        return t->slot == QFMT__M_MLM_BIAS ? qfmt__load_vector(m, name, rows, true, &m->mlm_bias, err) : 0;
     default: return 0;
     }
 }
 
-static int load_tensors(qfmt_model *m, char *msg, size_t cap)
+static int load_tensors(qfmt_model *m, qfmt_error *err)
 {
     const qfmt_model_hparams *h = &m->hp;
     m->layers = own(m, calloc(h->layers, sizeof *m->layers));
-    if (!m->layers) return qfmt__msg(msg, cap, "out of memory");
+    if (!m->layers) return qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(m->r), NULL, "out of memory");
     for (uint64_t i = 0; i < h->layers; i++)
         for (const qfmt__tensor_spec *t = h->family->layer; t->name; t++)
-            if (load_spec(m, t, (unsigned)i, &m->layers[i], msg, cap)) return -1;
+            if (load_spec(m, t, (unsigned)i, &m->layers[i], err)) return -1;
     for (const qfmt__tensor_spec *t = h->family->model; t->name; t++)
-        if (load_spec(m, t, 0, NULL, msg, cap)) return -1;
+        if (load_spec(m, t, 0, NULL, err)) return -1;
     return 0;
 }
 
-static int read_hparams(qfmt_model *m, char *msg, size_t cap)
+static int read_hparams(qfmt_model *m, qfmt_error *err)
 {
     const qfmt_reader *r = m->r;
     qfmt_model_hparams *h = &m->hp;
     const char *arch;
     uint64_t alen;
     if (qfmt_meta_get_string(r, "general.architecture", &arch, &alen, NULL) != QFMT_OK)
-        return qfmt__msg(msg, cap, "%s: no general.architecture in the metadata: not a model qfmt run knows",
-                         qfmt_reader_path(r));
+        return qfmt__merr(err, QFMT_E_NOT_FOUND, qfmt_reader_path(r), NULL,
+                          "no general.architecture in the metadata: not a model qfmt run knows");
     const qfmt_family *f = qfmt_family_find(arch, (size_t)alen);
     if (!f) {
         char known[128] = "";
         for (size_t i = 0; qfmt_family_at(i); i++)
             snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
                      qfmt_family_name(qfmt_family_at(i)));
-        return qfmt__msg(msg, cap, "%s: architecture '%.*s' is not supported (%s are)", qfmt_reader_path(r),
-                         (int)(alen > 64 ? 64 : alen), arch, known);
+        char name[4 * 64 + 4];
+        return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(r), NULL,
+                          "architecture '%s' is not supported (%s are)",
+                          qfmt_escape(arch, (size_t)(alen > 64 ? 64 : alen), name, sizeof name), known);
     }
     h->family = f;
     h->arch = f->arch;
     h->causal = f->causal;
-    if (meta_u64(r, "model.vocab_size", &h->vocab, true, msg, cap) ||
-        meta_u64(r, "model.hidden_size", &h->d, true, msg, cap) ||
-        meta_u64(r, "model.num_layers", &h->layers, true, msg, cap) ||
-        meta_u64(r, "model.num_heads", &h->heads, true, msg, cap) ||
-        meta_u64(r, "model.ffn_size", &h->ffn, true, msg, cap) ||
-        meta_u64(r, "model.context_length", &h->ctx, true, msg, cap))
+    if (meta_u64(r, "model.vocab_size", &h->vocab, true, err) ||
+        meta_u64(r, "model.hidden_size", &h->d, true, err) ||
+        meta_u64(r, "model.num_layers", &h->layers, true, err) ||
+        meta_u64(r, "model.num_heads", &h->heads, true, err) ||
+        meta_u64(r, "model.ffn_size", &h->ffn, true, err) ||
+        meta_u64(r, "model.context_length", &h->ctx, true, err))
         return -1;
-    int rc = meta_u64(r, "model.num_kv_heads", &h->kv_heads, false, msg, cap);
+    int rc = meta_u64(r, "model.num_kv_heads", &h->kv_heads, false, err);
     if (rc < 0) return -1;
     if (rc > 0) h->kv_heads = h->heads;
-    rc = meta_u64(r, "model.head_dim", &h->head_dim, false, msg, cap);
+    rc = meta_u64(r, "model.head_dim", &h->head_dim, false, err);
     if (rc < 0) return -1;
     if (rc > 0) h->head_dim = h->heads ? h->d / h->heads : 0;
     h->type_vocab = 0;
     bool types = uses_dim(f, QFMT__DIM_TYPES);
-    if (types && meta_u64(r, "model.type_vocab_size", &h->type_vocab, true, msg, cap)) return -1;
+    if (types && meta_u64(r, "model.type_vocab_size", &h->type_vocab, true, err)) return -1;
     if (qfmt_meta_get_f64(r, "model.norm_eps", &h->eps, NULL) != QFMT_OK)
-        return qfmt__msg(msg, cap, "%s: metadata 'model.norm_eps' (f64) is missing", qfmt_reader_path(r));
+        return qfmt__merr(err, QFMT_E_NOT_FOUND, qfmt_reader_path(r), NULL, "metadata 'model.norm_eps' (f64) is missing");
     h->rope_theta = 10000.0;
     qfmt_meta_get_f64(r, "model.rope_theta", &h->rope_theta, NULL);
     const char *rt;
@@ -310,8 +334,12 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
     }
     if (f->rope_theta_default > 0 && qfmt_meta_get_string(r, "model.rope_type", &rt, &rtl, NULL) == QFMT_OK &&
         !(rtl == 7 && memcmp(rt, "default", 7) == 0))
-        return qfmt__msg(msg, cap, "%s: RoPE type '%.*s' is not supported (only 'default')", qfmt_reader_path(r),
-                         (int)(rtl > 32 ? 32 : rtl), rt);
+    {
+        char name[4 * 32 + 4];
+        return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(r), NULL,
+                          "metadata 'model.rope_type': RoPE type '%s' is not supported (only 'default')",
+                          qfmt_escape(rt, (size_t)(rtl > 32 ? 32 : rtl), name, sizeof name));
+    }
     const uint64_t lim = 1ull << 24;
     if (!h->vocab || !h->d || !h->layers || !h->heads || !h->kv_heads || !h->head_dim || !h->ffn || !h->ctx ||
         h->vocab > lim || h->d > lim || h->layers > 4096 || h->heads > 4096 || h->ffn > lim || h->ctx > lim ||
@@ -319,42 +347,64 @@ static int read_hparams(qfmt_model *m, char *msg, size_t cap)
         /* GPT-2 and BERT have neither grouped KV heads nor a head_dim of their own */
         (!f->gqa && (h->heads * h->head_dim != h->d || h->kv_heads != h->heads)) ||
         (h->head_dim % 2) != 0)
-        return qfmt__msg(msg, cap,
-                         "%s: hyperparameters do not describe a usable model (d %llu, heads %llu, kv heads %llu, "
-                         "head_dim %llu, layers %llu)",
-                         qfmt_reader_path(r), (unsigned long long)h->d, (unsigned long long)h->heads,
+        return qfmt__merr(err, QFMT_E_CORRUPT, qfmt_reader_path(r), NULL,
+                          "hyperparameters do not describe a usable model (d %llu, heads %llu, kv heads %llu, "
+                          "head_dim %llu, layers %llu)",
+                          (unsigned long long)h->d, (unsigned long long)h->heads,
                          (unsigned long long)h->kv_heads, (unsigned long long)h->head_dim,
                          (unsigned long long)h->layers);
     /* BERT adds token type 0's embedding to every position: a table of no rows would be read
      * past its end. */
     if (types && (h->type_vocab == 0 || h->type_vocab > lim))
-        return qfmt__msg(msg, cap, "%s: metadata 'model.type_vocab_size' is %llu, not within 1..%llu",
-                         qfmt_reader_path(r), (unsigned long long)h->type_vocab, (unsigned long long)lim);
+        return qfmt__merr(err, QFMT_E_CORRUPT, qfmt_reader_path(r), NULL,
+                          "metadata 'model.type_vocab_size' is %llu, not within 1..%llu", (unsigned long long)h->type_vocab, (unsigned long long)lim);
     /* A session's KV cache holds layers x ctx x kv_heads x head_dim floats: bound it (2^36
      * floats, 256 GiB) so that its size, computed in size_t, cannot overflow. The limits above
      * alone allow 2^64. No weight has that shape, so the file size does not bound it. */
     if (h->layers * h->ctx > (1ull << 36) / (h->kv_heads * h->head_dim))
-        return qfmt__msg(msg, cap,
-                         "%s: a KV cache of %llu layers x %llu positions x %llu values is too large",
-                         qfmt_reader_path(r), (unsigned long long)h->layers, (unsigned long long)h->ctx,
+        return qfmt__merr(err, QFMT_E_RANGE, qfmt_reader_path(r), NULL,
+                          "a KV cache of %llu layers x %llu positions x %llu values is too large",
+                          (unsigned long long)h->layers, (unsigned long long)h->ctx,
                          (unsigned long long)(h->kv_heads * h->head_dim));
     return 0;
 }
 
-int qfmt_model_load(qfmt_model **out, const qfmt_reader *r, char *msg, size_t cap)
+/* A tensor's shape as "[a, b, c]". */
+const char *qfmt__shape(const qfmt_tensor_info *ti, char *buf, size_t cap)
 {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < ti->ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "[", (unsigned long long)ti->dims[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "%s", ti->ndim ? "]" : "[] (a scalar)");
+    return buf;
+}
+
+qfmt_status qfmt_model_load(qfmt_model **out, const qfmt_reader *r, qfmt_error *err)
+{
+    qfmt_error local;
+    if (!err) err = &local;
+    if (!out || !r) {
+        qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_model_load: NULL argument");
+        return QFMT_E_ARG;
+    }
     *out = NULL;
     qfmt_model *m = calloc(1, sizeof *m);
-    if (!m) return qfmt__msg(msg, cap, "out of memory");
+    if (!m) {
+        qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(r), NULL, "out of memory");
+        return QFMT_E_NOMEM;
+    }
     m->r = r;
-    int rc = read_hparams(m, msg, cap);
-    if (rc == 0) rc = load_tensors(m, msg, cap);
+    int rc = read_hparams(m, err);
+    if (rc == 0) rc = load_tensors(m, err);
     if (rc) {
         qfmt_model_free(m);
-        return -1;
+        return err->code ? err->code : QFMT_E_CORRUPT;
     }
     *out = m;
-    return 0;
+    memset(err, 0, sizeof *err);
+    err->offset = QFMT_NO_OFFSET;
+    return QFMT_OK;
 }
 
 void qfmt_model_free(qfmt_model *m)

@@ -35,7 +35,12 @@ struct qfmt_model {
     qfmt_pool *pool;
 };
 
-int qfmt__msg(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Fills *err (if not NULL) with code, file, tensor (either may be NULL) and a printf-style
+ * message; returns -1, the internal functions' failure value (0: success). */
+int qfmt__merr(qfmt_error *err, qfmt_status code, const char *path, const char *tensor, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* A tensor's shape as "[a, b, c]" in buf. */
+const char *qfmt__shape(const qfmt_tensor_info *ti, char *buf, size_t cap);
 /* The pool for `threads` threads (made or remade on demand). */
 qfmt_pool *qfmt__model_pool(qfmt_model *m, unsigned threads);
 

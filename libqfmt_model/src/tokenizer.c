@@ -853,8 +853,7 @@ static pcre2_code *compile_re(const char *pattern, char *msg, size_t cap) {
     return re;
 }
 
-int qfmt_tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, char *msg,
-                        size_t msg_cap) {
+static int tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, char *msg, size_t msg_cap) {
     if (msg && msg_cap) msg[0] = '\0';
     if (!out) {
         set_msg(msg, msg_cap, "no output pointer");
@@ -1220,7 +1219,7 @@ static int split_added(enc_ctx *cx, int level, const char *text, size_t len) {
     return 0;
 }
 
-int qfmt_tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t len, int32_t **ids,
+static int tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t len, int32_t **ids,
                           size_t *n, char *msg, size_t msg_cap) {
     if (ids) *ids = NULL;
     if (n) *n = 0;
@@ -1257,21 +1256,57 @@ static const tok_entry *entry(const qfmt_tokenizer *t, int32_t id) {
     return &t->tok[id];
 }
 
-int qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, size_t n,
-                          bool skip_special, char **text, size_t *len) {
+/* The message's class: what a caller may do about it. */
+static qfmt_status msg_code(const char *msg) {
+    if (strstr(msg, "out of memory")) return QFMT_E_NOMEM;
+    if (strstr(msg, "not supported")) return QFMT_E_UNSUPPORTED;
+    if (strstr(msg, "invalid argument") || strstr(msg, "no output pointer")) return QFMT_E_ARG;
+    return QFMT_E_CORRUPT;
+}
+
+static qfmt_status set_err(qfmt_error *err, int rc, qfmt_status code, const char *msg) {
+    if (!err) return rc == 0 ? QFMT_OK : code;
+    memset(err, 0, sizeof *err);
+    err->offset = QFMT_NO_OFFSET;
+    if (rc == 0) return QFMT_OK;
+    err->code = code;
+    snprintf(err->message, sizeof err->message, "%s", msg);
+    return code;
+}
+
+qfmt_status qfmt_tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, qfmt_error *err) {
+    char msg[sizeof err->message] = "";
+    int rc = tokenizer_load(out, json, len, msg, sizeof msg);
+    return set_err(err, rc, msg_code(msg), msg);
+}
+
+qfmt_status qfmt_tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                                  size_t *n, qfmt_error *err) {
+    char msg[sizeof err->message] = "";
+    int rc = tokenizer_encode(t, text, len, ids, n, msg, sizeof msg);
+    return set_err(err, rc, msg_code(msg), msg);
+}
+
+qfmt_status qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                                  char **text, size_t *len, qfmt_error *err) {
+    char msg[96];
     if (text) *text = NULL;
     if (len) *len = 0;
-    if (!t || !text || !len || (!ids && n)) return -1;
+    if (!t || !text || !len || (!ids && n)) return set_err(err, -1, QFMT_E_ARG, "invalid argument");
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const tok_entry *e = entry(t, ids[i]);
-        if (!e) return -1;
+        if (!e) {
+            snprintf(msg, sizeof msg, "token id %ld at position %zu is not in the vocabulary (0..%lu)",
+                     (long)ids[i], i, (unsigned long)t->vocab_size - 1);
+            return set_err(err, -1, QFMT_E_RANGE, msg);
+        }
         if (skip_special && e->special) continue;
-        if (e->dec_len > SIZE_MAX - 1 - total) return -1;
+        if (e->dec_len > SIZE_MAX - 1 - total) return set_err(err, -1, QFMT_E_RANGE, "decoded text too long");
         total += e->dec_len;
     }
     char *out = malloc(total + 1);
-    if (!out) return -1;
+    if (!out) return set_err(err, -1, QFMT_E_NOMEM, "out of memory");
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         const tok_entry *e = &t->tok[ids[i]];
@@ -1282,25 +1317,25 @@ int qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, size_t n,
     out[o] = '\0';
     *text = out;
     *len = o;
-    return 0;
+    return set_err(err, 0, QFMT_OK, "");
 }
 
-int qfmt_tokenizer_token_bytes(const qfmt_tokenizer *t, int32_t id, const char **bytes,
-                               size_t *len) {
+qfmt_status qfmt_tokenizer_token_bytes(const qfmt_tokenizer *t, int32_t id, const char **bytes, size_t *len) {
     const tok_entry *e = entry(t, id);
-    if (!e || !bytes || !len) return -1;
+    if (!bytes || !len) return QFMT_E_ARG;
+    if (!e) return QFMT_E_RANGE;
     *bytes = t->arena + e->dec_off;
     *len = e->dec_len;
-    return 0;
+    return QFMT_OK;
 }
 
-int qfmt_tokenizer_token_string(const qfmt_tokenizer *t, int32_t id, const char **str,
-                                size_t *len) {
+qfmt_status qfmt_tokenizer_token_string(const qfmt_tokenizer *t, int32_t id, const char **str, size_t *len) {
     const tok_entry *e = entry(t, id);
-    if (!e || !str || !len) return -1;
+    if (!str || !len) return QFMT_E_ARG;
+    if (!e) return QFMT_E_RANGE;
     *str = t->arena + e->off;
     *len = e->len;
-    return 0;
+    return QFMT_OK;
 }
 
 int32_t qfmt_tokenizer_token_id(const qfmt_tokenizer *t, const char *token) {

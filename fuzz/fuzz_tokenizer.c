@@ -191,10 +191,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     qfmt_tokenizer *t = (qfmt_tokenizer *)(void *)&fuzz_sink;
     char msg[256];
+    qfmt_error je; /* the one JSON policy: what it refuses, the loader refuses, saying where */
+    bool json_ok = qfmt_json_check(json, jlen, 0, "tokenizer.json", &je) == QFMT_OK;
     if (qfmt_tokenizer_load(&t, json, jlen, msg, sizeof msg) != 0) {
         CHECK(t == NULL);
         CHECK(memchr(msg, '\0', sizeof msg) != NULL && msg[0] != '\0');
+        CHECK(json_ok || je.code != QFMT_E_CORRUPT || je.offset == QFMT_NO_OFFSET ||
+              strstr(msg, "at byte") != NULL);
     } else {
+        CHECK(json_ok);
         CHECK(t != NULL);
         walk_vocab(t);
         bool rt = round_trip_expected(t, json, jlen);

@@ -183,8 +183,9 @@ QFMT_API const char *qfmt_family_name(const qfmt_family *f);
 /* Writes what a Hugging Face config.json says as qfmt metadata (general.architecture and
  * general.architectures, model.* hyperparameters under the family's key names and defaults,
  * RoPE, dtype, tie, special ids; spec: "Metadata keys"). An unknown model_type gets only the
- * keys every transformers config shares. QFMT_E_CORRUPT when the text is not a JSON object;
- * the writer's errors as they come. */
+ * keys every transformers config shares. QFMT_E_CORRUPT when the text is not a JSON object or
+ * qfmt_json_check refuses it (err->path "config.json", err->offset the byte); the writer's
+ * errors as they come. */
 QFMT_API qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *config_json, size_t len,
                                                 qfmt_error *err);
 
@@ -222,7 +223,8 @@ typedef struct qfmt_tokenizer qfmt_tokenizer;
 
 /* Parses a tokenizer.json text of `len` bytes (need not be NUL-terminated). On success
  * stores a new tokenizer in *out and returns 0. On failure returns -1, sets *out to NULL and
- * writes a one-line reason into msg (if msg_cap > 0), e.g.
+ * writes a one-line reason into msg (if msg_cap > 0): for a text qfmt_json_check refuses,
+ * "tokenizer.json: at byte N: JSON: ...", else e.g.
  * "tokenizer model type 'Unigram' is not supported (only byte-level BPE)". */
 QFMT_API int qfmt_tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, char *msg,
                         size_t msg_cap);

@@ -196,7 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (qfmt_tokenizer_load(&t, json, jlen, msg, sizeof msg) != 0) {
         CHECK(t == NULL);
         CHECK(memchr(msg, '\0', sizeof msg) != NULL && msg[0] != '\0');
-        CHECK(json_ok || je.code != QFMT_E_CORRUPT || je.offset == QFMT_NO_OFFSET ||
+        CHECK(json_ok || jlen == 0 || je.code != QFMT_E_CORRUPT || je.offset == QFMT_NO_OFFSET ||
               strstr(msg, "at byte") != NULL);
     } else {
         CHECK(json_ok);

@@ -45,6 +45,7 @@ static const refused REFUSED[] = {
     {"single-quoted value", L("['a']"), 1, "single-quoted"},
     {"line comment", L("// c\n{}"), 0, "comments"},
     {"block comment inside", L("[1,/* x */2]"), 3, "comments"},
+    {"comment after the value", L("{} // x"), 3, "comments"},
     {"byte order mark", L("\xef\xbb\xbf{}"), 0, "byte order mark"},
     {"form feed is not whitespace", L("\f{}"), 0, "0x0c"},
     {"vertical tab is not whitespace", L("[1,\v2]"), 3, "0x0b"},

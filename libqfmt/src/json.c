@@ -446,8 +446,9 @@ static qfmt_status check(checker *c)
             i = skip_ws(c, i);
             if (depth == 0) {
                 if (i < c->n)
-                    return s[i] == 0 ? jfail(c, i, "NUL byte after the JSON value")
-                                     : jfail(c, i, "%zu bytes after the JSON value", c->n - i);
+                    return s[i] == 0     ? jfail(c, i, "NUL byte after the JSON value")
+                           : s[i] == '/' ? jfail(c, i, "comments are not JSON (after the value)")
+                                         : jfail(c, i, "%zu bytes after the JSON value", c->n - i);
                 return QFMT_OK;
             }
             bool obj = kind[depth - 1] == '{';

@@ -4,8 +4,9 @@
  * writes as model.* metadata, and the runtime's reading and validation of them
  * (libqfmt_model/src/model.c: read_hparams, reached through qfmt_model_load).
  *
- * Input: a config.json text. It is parsed as the converter parses it (cJSON, a JSON object,
- * bytes after it ignored), and mapped to metadata by the library function convert uses,
+ * Input: a config.json text. It goes through the project's JSON policy (qfmt_json_check) as
+ * convert's does: a refused text must be refused by the family mapping too, an accepted one
+ * must parse with cJSON; a JSON object is then mapped to metadata by the library function convert uses,
  * qfmt_family_config_to_meta (each family's keys: libqfmt_model/src/families/).
  * Members whose name starts with "model." or "general." are also written as they are (an
  * integral number as u64, or i64 when negative; another number as f64; string, bool, array of
@@ -300,14 +301,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (size > 0)
         memcpy(text, data, size);
+    /* The one JSON policy, as convert applies it: what it refuses never reaches cJSON, and
+     * the family mapping refuses it too; what it accepts, cJSON must parse whole. */
+    qfmt_error je;
+    if (qfmt_json_check(text, size, 0, "config.json", &je) != QFMT_OK) {
+        CHECK(je.code == QFMT_E_CORRUPT || je.code == QFMT_E_NOMEM);
+        CHECK(je.code != QFMT_E_CORRUPT || je.offset == QFMT_NO_OFFSET || je.offset <= size);
+        CHECK(strcmp(je.path, "config.json") == 0 && je.message[0] != '\0');
+        CHECK(qfmt_family_config_to_meta(NULL, text, size, NULL) == je.code);
+        free(text);
+        return 0;
+    }
     const char *end = NULL;
     cJSON *cfg = cJSON_ParseWithLengthOpts(text, size, &end, 0);
-    if (cfg == NULL || !cJSON_IsObject(cfg)) {
+    CHECK(cfg != NULL);
+    if (!cJSON_IsObject(cfg)) {
         cJSON_Delete(cfg);
         free(text);
         return 0;
     }
-    size_t text_len = end ? (size_t)(end - text) : 0;
+    size_t text_len = size;
 
     size_t flen;
     uint8_t *file = build(cfg, text, text_len, NULL, 0, &flen);

@@ -92,6 +92,8 @@ static void fuzz_one(const uint8_t *data, size_t size)
     for (int k = 7; k >= 0; k--)
         header_len = (header_len << 8) | data[k];
     CHECK(header_len <= size - 8);
+    /* what opens passed the one JSON policy */
+    CHECK(qfmt_json_check((const char *)data + 8, (size_t)header_len, 8, "", NULL) == QFMT_OK);
     uint64_t data_start = 8 + header_len;
 
     uint64_t n = qfmt_st_count(f), at = data_start;

@@ -193,10 +193,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qfmt_tokenizer *t = (qfmt_tokenizer *)(void *)&fuzz_sink;
     qfmt_error err = {0};
     char msg[1024];
-    if (qfmt_tokenizer_load(&t, json, jlen, &err) != 0) {
+    qfmt_error je; /* the one JSON policy: what it refuses, the loader refuses, saying where */
+    bool json_ok = qfmt_json_check(json, jlen, 0, "tokenizer.json", &je) == QFMT_OK;
+    if (qfmt_tokenizer_load(&t, json, jlen, &err) != QFMT_OK) {
         CHECK(t == NULL);
-        CHECK(err.code != QFMT_OK && qfmt_error_format(&err, msg, sizeof msg)[0] != '\0' && memchr(msg, 0x1b, strlen(msg)) == NULL);
+        CHECK(err.code != QFMT_OK && qfmt_error_format(&err, msg, sizeof msg)[0] != '\0' &&
+              memchr(msg, 0x1b, strlen(msg)) == NULL);
+        CHECK(json_ok || jlen == 0 || je.code != QFMT_E_CORRUPT || je.offset == QFMT_NO_OFFSET ||
+              strstr(msg, "at byte") != NULL);
     } else {
+        CHECK(json_ok);
         CHECK(t != NULL);
         walk_vocab(t);
         bool rt = round_trip_expected(t, json, jlen);

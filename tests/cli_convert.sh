@@ -736,7 +736,42 @@ lie shape "header lies: shape does not match the byte size" "need"
 lie dtype=F8_E4M3 "unknown dtype F8_E4M3" "F8_E4M3" "not supported"
 lie dtype=U16 "unknown dtype U16" "U16" "not supported"
 lie overlap "header lies: two tensors share bytes" "overlaps"
-lie duplicate "header lies: a tensor name twice" "more than once"
+lie duplicate "header lies: a tensor name twice" "duplicate key" "at bytes"
+
+echo "# convert: the JSON policy (qfmt_json_check), each file named with the byte"
+# jsonbad DIR MODEL FILE PYEXPR: model MODEL's JSON files with FILE replaced by the bytes PYEXPR
+# makes of the fixture's (t: its text as bytes); prints the offset PYEXPR's `at` gives.
+jsonbad() {
+    mkmodel "$1" "$2"
+    ln -s "$FIX/$2-kjv/model.safetensors" "$1/model.safetensors"
+    python3 - "$FIX/$2-kjv/$3" "$1/$3" "$4" <<'PYJ'
+import os, sys
+src, dst, expr = sys.argv[1:4]
+t = open(src, "rb").read() if os.path.exists(src) else b"{}"
+env = {"t": t}
+exec(expr, env)
+open(dst, "wb").write(env["out"])
+print(env["at"])
+PYJ
+}
+J=$B/json
+# gpt2 with two n_head: cJSON would take the first, transformers the last
+at=$(jsonbad "$J" gpt2 config.json 'i = t.index(b"{") + 1; ins = b" \"n_head\": 16,"; out = t[:i] + ins + t[i:]; at = t.index(b"\"n_head\"") + len(ins)')
+expect_fail "config.json with two n_head" 1 "$O" "$J/config.json: at byte $at: JSON: duplicate key \"n_head\"" -- \
+    convert "$J" -o "$O"
+at=$(jsonbad "$J" llama tokenizer.json 'i = t.index(b"\"type\": \"BPE") + 12; out = t[:i] + b"\0junk" + t[i:]; at = i')
+expect_fail "tokenizer.json with a raw NUL in a string" 1 "$O" "$J/tokenizer.json: at byte $at: JSON: NUL byte in a string" -- \
+    convert "$J" -o "$O"
+at=$(jsonbad "$J" llama config.json 'i = t.rindex(b"}"); out = t[:i] + b"}\0" + t[i + 1:]; at = i + 1')
+expect_fail "config.json with a NUL after the object" 1 "$O" "$J/config.json: at byte $at: JSON: NUL byte" -- \
+    convert "$J" -o "$O"
+at=$(jsonbad "$J" llama generation_config.json 'out = b"{\"max_length\": 20}\n// tuned\n"; at = 19')
+expect_fail "generation_config.json with a comment after it" 1 "$O" "$J/generation_config.json: at byte $at: JSON: comments" -- \
+    convert "$J" -o "$O"
+at=$(jsonbad "$J" llama config.json 'i = t.index(b"{") + 1; out = t[:i] + b" \"model_type\": \"llama\\u0000x\"," + t[i:]; at = i + 15 + 6')
+expect_fail "config.json with an escaped NUL" 1 "$O" "$J/config.json: at byte $at: JSON: escaped NUL" -- \
+    convert "$J" -o "$O"
+rm -rf "$J"
 
 echo "# convert: sharded models"
 S=$B/sharded
@@ -769,6 +804,9 @@ py shard "$FIX/llama-kjv" "$S" ok >/dev/null
 printf '{"weight_map": {' >"$S/model.safetensors.index.json"
 expect_fail "broken model.safetensors.index.json" 1 "$O" "$S/model.safetensors.index.json" "JSON" -- \
     convert "$S" -o "$O"
+printf '{"weight_map": {"a\\u0000b": "model-00001-of-00002.safetensors"}}' >"$S/model.safetensors.index.json"
+expect_fail "model.safetensors.index.json with an escaped NUL in a key" 1 "$O" \
+    "$S/model.safetensors.index.json: at byte 18: JSON: escaped NUL" -- convert "$S" -o "$O"
 rm -rf "$S"
 
 # weight_map values that name no file: the message quotes the entry (an earlier build read it

@@ -320,17 +320,17 @@ typedef struct {
 
 static const bad_case BAD[] = {
     /* The header as JSON. */
-    {"not JSON", "{abc}", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
-    {"not JSON: bare word", "{\"a\":nope}", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
+    {"not JSON", "{abc}", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 9}, /* the JSON policy: the byte */
+    {"not JSON: bare word", "{\"a\":nope}", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 13},
     {"not an object: array", "[1,2]", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
     {"not an object: string", "\"{}\"", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
     {"not an object: number", "12", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
     {"not an object: leading space", " {}", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
     {"truncated JSON: missing brace", "{\"a\":" E("F32", "[1]", "[0,4]"), 4, QFMT_E_CORRUPT, NULL,
-     OFF_ABS, 8},
-    {"truncated JSON: in a string", "{\"a\":{\"dtype\":\"F3", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
+     OFF_ABS, 61},
+    {"truncated JSON: in a string", "{\"a\":{\"dtype\":\"F3", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 22},
     {"truncated JSON: in a number", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1", 0, QFMT_E_CORRUPT,
-     NULL, OFF_ABS, 8},
+     NULL, OFF_ABS, 38},
     {"truncated JSON: only a brace", "{", 0, QFMT_E_CORRUPT, NULL, OFF_ANY, 0},
     {"header of length 0", "", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 0},
     /* Entries. */
@@ -427,13 +427,14 @@ static const bad_case BAD[] = {
     {"trailing unused data bytes", "{\"a\":" E("F32", "[1]", "[0,4]") "}", 8, QFMT_E_CORRUPT, NULL,
      OFF_DATA, 4},
     {"data but no tensors", "{}", 1, QFMT_E_CORRUPT, NULL, OFF_DATA, 0},
+    /* duplicate keys: the JSON policy, at the second one */
     {"duplicate tensor names",
      "{\"a\":" E("F32", "[1]", "[0,4]") ",\"a\":" E("F32", "[1]", "[4,8]") "}", 8, QFMT_E_CORRUPT,
-     "a", OFF_ANY, 0},
+     NULL, OFF_ABS, 62},
     {"duplicate tensor names among others",
      "{\"x\":" E("U8", "[1]", "[0,1]") ",\"a\":" E("U8", "[1]", "[1,2]") ",\"m\":" E(
          "U8", "[1]", "[2,3]") ",\"a\":" E("U8", "[1]", "[3,4]") "}",
-     4, QFMT_E_CORRUPT, "a", OFF_ANY, 0},
+     4, QFMT_E_CORRUPT, NULL, OFF_ABS, 165},
     /* __metadata__. */
     {"non-string metadata value: number", "{\"__metadata__\":{\"k\":5}}", 0, QFMT_E_CORRUPT, NULL,
      OFF_ABS, 8},
@@ -443,7 +444,7 @@ static const bad_case BAD[] = {
      OFF_ABS, 8},
     {"metadata not an object", "{\"__metadata__\":\"pt\"}", 0, QFMT_E_CORRUPT, NULL, OFF_ABS, 8},
     {"two __metadata__", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, QFMT_E_CORRUPT, NULL,
-     OFF_ABS, 8},
+     OFF_ABS, 27},
 };
 #define NBAD (sizeof BAD / sizeof BAD[0])
 

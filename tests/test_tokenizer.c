@@ -775,7 +775,7 @@ Test(tokenizer, refuses_malformed) {
                    "id 0");
     assert_refused("{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"a\":1},"
                    "\"merges\":[]}}",
-                   "twice");
+                   "duplicate key \"a\""); /* the JSON policy */
     assert_refused("{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,"
                    "\"b\":9000000},\"merges\":[]}}",
                    "sparse");

@@ -501,6 +501,39 @@ QFMT_API const char *qfmt_st_metadata(const qfmt_st_file *f, const char *key);
 /* Size of the whole file and of its JSON header. */
 QFMT_API uint64_t qfmt_st_file_size(const qfmt_st_file *f);
 
+/* ---- JSON: the one policy for every JSON text read --------------------------------------- */
+/* Every JSON text the project reads (safetensors headers, config.json, tokenizer.json,
+ * generation_config.json, model.safetensors.index.json) passes this check before it is parsed,
+ * at every site alike. The files come from Python's json and Rust's serde_json; the parser
+ * here (cJSON) reads some texts differently, so a file could mean one model to qfmt and another
+ * to transformers. Such texts are refused rather than guessed at. Refused:
+ *  - anything outside RFC 8259: comments, single quotes, a byte order mark, trailing commas,
+ *    bare words, numbers off the RFC grammar (leading zeros, "+1", ".5", "1.", hex, NaN),
+ *    whitespace other than space, tab, LF and CR, bytes after the value (whitespace aside);
+ *  - strings that are not valid UTF-8 (RFC 3629: no overlong forms, no encoded surrogates,
+ *    nothing above U+10FFFF), hold a raw control character (< 0x20), an invalid escape, or a
+ *    \u surrogate escape that is not a high one followed by a low one;
+ *  - NUL anywhere: a raw NUL byte (cJSON ends a string there, or skips it between tokens) or an
+ *    escaped \u0000, in keys and values;
+ *  - two keys in one object that are equal once unescaped ("a" and "\u0061" included): cJSON's
+ *    lookup finds the first, Python's json keeps the last; the message names the key (control
+ *    characters escaped) and gives both byte offsets, err->offset being the second one's;
+ *  - nesting deeper than QFMT_JSON_MAX_DEPTH arrays and objects, and texts longer than
+ *    QFMT_JSON_MAX_SIZE bytes (callers may have smaller limits: QFMT_ST_MAX_HEADER).
+ * Any JSON value is accepted at the top; the caller checks it is the object it wants.
+ *
+ * text: `len` bytes, need not be NUL-terminated. offset: the file offset of text[0] (8 for a
+ * safetensors header, 0 for a JSON file), added to every offset reported. path: the file named
+ * in err->path (may be NULL). Returns QFMT_OK, QFMT_E_CORRUPT with err->offset at the first
+ * offending byte (QFMT_NO_OFFSET for a text over the size limit), QFMT_E_NOMEM, or QFMT_E_ARG
+ * (text NULL with len > 0). Time is linear in len except the duplicate check, n log n in an
+ * object's keys; memory is at most 8 bytes per key of the open objects, freed before return.
+ * Thread-safe (no state). */
+#define QFMT_JSON_MAX_DEPTH 128u
+#define QFMT_JSON_MAX_SIZE (256ull << 20)
+QFMT_API qfmt_status qfmt_json_check(const char *text, size_t len, uint64_t offset,
+                                     const char *path, qfmt_error *err);
+
 /* ---- Export: safetensors --------------------------------------------------------------- */
 /* A streaming, atomic safetensors writer: the header (every tensor's name, dtype, shape and
  * data offsets, plus "__metadata__": {"format": "pt"}) goes out at begin, then the tensors'

@@ -188,8 +188,9 @@ QFMT_API const char *qfmt_family_name(const qfmt_family *f);
 /* Writes what a Hugging Face config.json says as qfmt metadata (general.architecture and
  * general.architectures, model.* hyperparameters under the family's key names and defaults,
  * RoPE, dtype, tie, special ids; spec: "Metadata keys"). An unknown model_type gets only the
- * keys every transformers config shares. QFMT_E_CORRUPT when the text is not a JSON object;
- * the writer's errors as they come. */
+ * keys every transformers config shares. QFMT_E_CORRUPT when the text is not a JSON object or
+ * qfmt_json_check refuses it (err->path "config.json", err->offset the byte); the writer's
+ * errors as they come. */
 QFMT_API qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *config_json, size_t len,
                                                 qfmt_error *err);
 
@@ -274,7 +275,9 @@ QFMT_API qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfm
 typedef struct qfmt_tokenizer qfmt_tokenizer;
 
 /* Parses a tokenizer.json text of `len` bytes (need not be NUL-terminated). On success
- * stores a new tokenizer in *out. On failure sets *out to NULL: QFMT_E_UNSUPPORTED for a
+ * stores a new tokenizer in *out. The text is held to qfmt_json_check's policy first (a
+ * refusal: QFMT_E_CORRUPT, "tokenizer.json: at byte N: JSON: ..."). On failure sets *out
+ * to NULL: QFMT_E_UNSUPPORTED for a
  * configuration this tokenizer does not implement (the message names it, e.g.
  * "tokenizer model type 'Unigram' is not supported (only byte-level BPE)"), QFMT_E_CORRUPT
  * for a text that is not a valid tokenizer.json, QFMT_E_NOMEM. */

@@ -215,6 +215,8 @@ static bool fam_u64(const qfmt_family *f, const cJSON *cfg, const char *meta, ui
 
 qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t len, qfmt_error *err)
 {
+    qfmt_status js = qfmt_json_check(json, len, 0, "config.json", err); /* the one JSON policy */
+    if (js != QFMT_OK) return js;
     cJSON *cfg = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(cfg)) {
         cJSON_Delete(cfg);

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_JSON_FILE (256u << 20) /* config/tokenizer/index files larger than this are refused */
+#define MAX_JSON_FILE QFMT_JSON_MAX_SIZE /* 256 MiB: larger config/tokenizer/index files are refused */
 
 static qfmt_status fail(qfmt_error *err, qfmt_status code, int e, const char *path, const char *fmt,
                         const char *arg)
@@ -74,6 +74,9 @@ static qfmt_status read_text(const char *path, int optional, char **out, size_t 
 static qfmt_status parse_json(const char *path, const char *text, size_t len, cJSON **out, qfmt_error *err)
 {
     const char *end = NULL;
+    *out = NULL;
+    qfmt_status js = qfmt_json_check(text, len, 0, path, err); /* the one JSON policy */
+    if (js != QFMT_OK) return js;
     *out = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!*out || !cJSON_IsObject(*out)) {
         cJSON_Delete(*out);
@@ -180,7 +183,10 @@ qfmt_status qfmt__hf_open(qfmt__hf_model *m, const char *src, qfmt_error *err)
         if (s == QFMT_OK) s = read_text(cfg, 0, &m->config_text, &m->config_len, err);
         if (s == QFMT_OK) s = parse_json(cfg, m->config_text, m->config_len, &m->config, err);
         if (s == QFMT_OK) s = read_text(tok, 1, &m->tokenizer_text, &m->tokenizer_len, err);
+        if (s == QFMT_OK && m->tokenizer_text) s = qfmt_json_check(m->tokenizer_text, m->tokenizer_len, 0, tok, err);
         if (s == QFMT_OK) s = read_text(gen, 1, &m->generation_text, &m->generation_len, err);
+        if (s == QFMT_OK && m->generation_text)
+            s = qfmt_json_check(m->generation_text, m->generation_len, 0, gen, err);
         if (s == QFMT_OK) {
             if (access(index, F_OK) == 0) s = open_sharded(m, src, index, err);
             else if (access(single, F_OK) == 0) s = add_shard(m, single, err);

@@ -390,17 +390,6 @@ void qfmt_tokenizer_free(qfmt_tokenizer *t) {
 /* ---- Loading ------------------------------------------------------------------------- */
 
 /* cJSON turns "\u0000" into a NUL that silently truncates the string: refuse such input. */
-static bool json_has_nul_escape(const char *s, size_t n) {
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] != '\\') continue;
-        if (s[i + 1] == 'u' && i + 5 < n && s[i + 2] == '0' && s[i + 3] == '0' && s[i + 4] == '0' &&
-            s[i + 5] == '0')
-            return true;
-        i++; /* skip the escaped character (handles "\\\\u0000") */
-    }
-    return false;
-}
-
 static bool json_absent(const cJSON *x) { return x == NULL || cJSON_IsNull(x); }
 
 /* A string field, or NULL if absent/null; *bad set if present with another type. */
@@ -864,8 +853,10 @@ static int tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, ch
         set_msg(msg, msg_cap, "tokenizer.json is empty");
         return -1;
     }
-    if (json_has_nul_escape(json, len)) {
-        set_msg(msg, msg_cap, "tokenizer.json contains \\u0000 in a string (not supported)");
+    qfmt_error je; /* the one JSON policy (qfmt.h), offset in the message */
+    if (qfmt_json_check(json, len, 0, "tokenizer.json", &je) != QFMT_OK) {
+        char line[1024];
+        set_msg(msg, msg_cap, "%s", qfmt_error_format(&je, line, sizeof line));
         return -1;
     }
     cJSON *root = cJSON_ParseWithLength(json, len);

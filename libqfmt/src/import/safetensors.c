@@ -1,7 +1,8 @@
 /* safetensors import, hardened like the qfmt reader: every number from the header is checked
  * (type, range, overflow) before use, and the data must be exactly covered by non-overlapping
- * tensors, as the reference implementation requires. cJSON parses the header (it allocates
- * with malloc; its nesting limit bounds recursion). */
+ * tensors, as the reference implementation requires. The header passes qfmt_json_check (the
+ * one JSON policy) before cJSON parses it (cJSON allocates with malloc; the policy's depth
+ * limit bounds its recursion). */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -179,15 +180,10 @@ static qfmt_status parse(qfmt_st_file *f, qfmt_error *err)
     const char *h = (const char *)f->base + 8;
     if (h[0] != '{')
         return sfail(f, err, QFMT_E_CORRUPT, NULL, 8, "header does not start with '{'");
-    const char *nul = memchr(h, 0, (size_t)f->header_len);
-    if (nul) return sfail(f, err, QFMT_E_CORRUPT, NULL, 8 + (uint64_t)(nul - h), "header holds a NUL byte");
-    /* cJSON turns \u0000 into a terminator, silently shortening a name or value: refuse. */
-    for (uint64_t i = 0; i + 6 <= f->header_len; i++)
-        if (h[i] == '\\' && (h[i + 1] == 'u' || h[i + 1] == 'U') && h[i + 2] == '0' && h[i + 3] == '0' &&
-            h[i + 4] == '0' && h[i + 5] == '0')
-            return sfail(f, err, QFMT_E_CORRUPT, NULL, 8 + i, "header holds an escaped NUL character");
-        else if (h[i] == '\\')
-            i++; /* skip the escaped character, so "\\u0000" is not taken for one */
+    /* The project's one JSON policy (qfmt.h: qfmt_json_check): strict RFC 8259, no NUL, no
+     * duplicate key (two tensors of one name included), offsets in the file. */
+    qfmt_status js = qfmt_json_check(h, (size_t)f->header_len, 8, f->path, err);
+    if (js != QFMT_OK) return js;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(h, (size_t)f->header_len, &end, 0);
     if (!root || !cJSON_IsObject(root)) {

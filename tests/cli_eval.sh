@@ -72,6 +72,41 @@ expect 1 "more windows than tokens" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens 
 expect 1 "missing token file" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens "$work/nope.safetensors"
 expect 1 "not a qfmt model" "$QFMT" eval "$F/heldout.txt" --tokens "$F/heldout.safetensors"
 expect 1 "mask of the wrong shape" "$QFMT" eval "$work/bert-f32.qfmt" --tokens "$F/heldout.safetensors" --ctx 64 --mask "$F/bert-kjv/mlm_mask.safetensors"
+# token files with ids no tokenizer has: refused naming the token (an earlier build freed the
+# ids twice and died of SIGABRT)
+for v in -1 -2147483648 2147483648; do
+    python3 - "$work/badtok.safetensors" "$v" <<'PYEOF'
+import json, struct, sys
+v = int(sys.argv[2])
+ids = [1, 2, 3, v, 5]
+data = b"".join(struct.pack("<q", x) for x in ids)
+h = json.dumps({"tokens": {"dtype": "I64", "shape": [len(ids)], "data_offsets": [0, len(data)]}}).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + data)
+PYEOF
+    expect 1 "token id $v in --tokens" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens "$work/badtok.safetensors"
+    grep -q "token 3 has id $v" "$work/err" && ok "token id $v: the message names token 3" || bad "token id $v: message: $(head -c 300 "$work/err")"
+done
+
+# control characters from a file never reach the terminal raw: a tokenizer.json whose model
+# type holds ESC and BEL (JSON escapes, valid JSON) is refused with them escaped
+mkdir -p "$work/esc"
+cp "$F/gpt2-kjv/config.json" "$F/gpt2-kjv/model.safetensors" "$work/esc/"
+python3 - "$F/tokenizer.json" "$work/esc/tokenizer.json" <<'PYEOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["model"]["type"] = "\u001b[31mEVIL\u0007"
+open(sys.argv[2], "w").write(json.dumps(t))
+PYEOF
+if "$QFMT" convert "$work/esc" -o "$work/esc.qfmt" >/dev/null 2>"$work/err"; then
+    expect 1 "tokenizer with ESC/BEL in its model type" "$QFMT" eval "$work/esc.qfmt" --text "$F/heldout.txt"
+    if grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$work/err"; then bad "ESC/BEL reach stderr raw: $(od -c "$work/err" | head -5)"
+    elif grep -qF '\x1b[31mEVIL\x07' "$work/err"; then ok "ESC/BEL shown escaped: $(head -c 200 "$work/err")"
+    else bad "ESC/BEL message: $(head -c 300 "$work/err")"; fi
+else
+    bad "convert of the ESC tokenizer model: $(head -c 300 "$work/err")"
+fi
+
 expect 2 "no token source" "$QFMT" eval "$work/gpt2-f32.qfmt"
 expect 2 "both token sources" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens a --text b
 expect 0 "--help" "$QFMT" eval --help

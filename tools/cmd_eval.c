@@ -102,14 +102,15 @@ static int load_tokens(const char *path, int32_t **out, size_t *n)
     }
     uint64_t idx = 0;
     qfmt_st_tensor t;
+    int32_t *ids = NULL;
     int rc = 0;
     if (qfmt_st_find(f, "tokens", &idx, NULL) != QFMT_OK) idx = 0;
     if (qfmt_st_count(f) == 0 || qfmt_st_get(f, idx, &t, &e) != QFMT_OK ||
         (t.type != QFMT_TYPE_I32 && t.type != QFMT_TYPE_I64)) {
         cli_error("%s: no I32 or I64 token tensor", path);
         rc = -1;
-    } else if (!(*out = malloc(t.nelements * sizeof **out + 1))) {
-        cli_error("out of memory");
+    } else if (t.nelements > SIZE_MAX / sizeof **out - 1 || !(ids = malloc(t.nelements * sizeof **out + 1))) {
+        cli_error("%s: tensor '%s': out of memory for %" PRIu64 " token ids", path, t.name, t.nelements);
         rc = -1;
     } else {
         for (uint64_t i = 0; i < t.nelements; i++) {
@@ -122,14 +123,19 @@ static int load_tokens(const char *path, int32_t **out, size_t *n)
                 memcpy(&v, (const char *)t.data + 8 * i, 8);
             }
             if (v < 0 || v > INT32_MAX) {
-                cli_error("%s: token %" PRIu64 " has id %" PRId64 ", not a valid token id", path, i, v);
-                free(*out);
+                cli_error("%s: tensor '%s': token %" PRIu64 " has id %" PRId64 ", not a valid token id", path,
+                          t.name, i, v);
                 rc = -1;
                 break;
             }
-            (*out)[i] = (int32_t)v;
+            ids[i] = (int32_t)v;
         }
+    }
+    if (rc == 0) { /* the caller owns the ids only on success */
+        *out = ids;
         *n = (size_t)t.nelements;
+    } else {
+        free(ids);
     }
     qfmt_st_close(f);
     return rc;

@@ -481,7 +481,7 @@ static speeds run_once(qfmt_model *m, const int32_t *ids, const bench_cfg *c, un
                        float *logits)
 {
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
-    qfmt_run_opts o = {threads, exact};
+    qfmt_run_opts o = {threads, exact, {0}};
     qfmt_error err = {0};
     char msg[1024];
     speeds s = {0, 0};

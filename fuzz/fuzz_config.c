@@ -226,7 +226,7 @@ static void run_model(qfmt_model *m)
     CHECK(logits != NULL);
     qfmt_error err = {0};
     for (int exact = 0; exact <= 1; exact++) {
-        qfmt_run_opts o = {1, exact != 0};
+        qfmt_run_opts o = {1, exact != 0, {0}};
         if (qfmt_model_forward(m, ids, T, logits, NULL, &o, &err) == 0) {
             volatile float acc = 0;
             for (size_t i = 0; i < T * h->vocab; i++)
@@ -235,7 +235,7 @@ static void run_model(qfmt_model *m)
         }
     }
     int32_t bad = (int32_t)h->vocab; /* out of range: refused */
-    qfmt_run_opts o = {1, true};
+    qfmt_run_opts o = {1, true, {0}};
     CHECK(qfmt_model_forward(m, &bad, 1, logits, NULL, &o, &err) != 0);
     if (h->causal) {
         qfmt_session *s = NULL;

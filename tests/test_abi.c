@@ -299,7 +299,7 @@ typedef struct {
 Test(abi, model_struct_layouts_match_the_major_version) {
 #if QFMT_VERSION_MAJOR == 0 && defined(__LP64__)
     static const model_abi_row rows[] = {
-        MS(qfmt_model_hparams, 112, 8),
+        MS(qfmt_model_hparams, 176, 8),
         MF(qfmt_model_hparams, arch, 0, 4),
         MF(qfmt_model_hparams, family, 8, 8),
         MF(qfmt_model_hparams, vocab, 16, 8),
@@ -315,9 +315,32 @@ Test(abi, model_struct_layouts_match_the_major_version) {
         MF(qfmt_model_hparams, rope_theta, 96, 8),
         MF(qfmt_model_hparams, rope_freq_type, 104, 4),
         MF(qfmt_model_hparams, causal, 108, 1),
-        MS(qfmt_run_opts, 8, 4),
+        MF(qfmt_model_hparams, reserved, 112, 64),
+        MS(qfmt_run_opts, 40, 8),
         MF(qfmt_run_opts, threads, 0, 4),
         MF(qfmt_run_opts, exact, 4, 1),
+        MF(qfmt_run_opts, reserved, 8, 32),
+        MS(qfmt_convert_opts, 112, 8),
+        MF(qfmt_convert_opts, type, 0, 4),
+        MF(qfmt_convert_opts, quality, 4, 4),
+        MF(qfmt_convert_opts, zstd_level, 8, 4),
+        MF(qfmt_convert_opts, threads, 12, 4),
+        MF(qfmt_convert_opts, keep, 16, 8),
+        MF(qfmt_convert_opts, nkeep, 24, 8),
+        MF(qfmt_convert_opts, quantize, 32, 8),
+        MF(qfmt_convert_opts, nquantize, 40, 8),
+        MF(qfmt_convert_opts, progress, 48, 8),
+        MF(qfmt_convert_opts, note, 56, 8),
+        MF(qfmt_convert_opts, temp_file, 64, 8),
+        MF(qfmt_convert_opts, ctx, 72, 8),
+        MF(qfmt_convert_opts, reserved, 80, 32),
+        MS(qfmt_convert_result, 72, 8),
+        MF(qfmt_convert_result, tensors, 0, 8),
+        MF(qfmt_convert_result, tensors_total, 8, 8),
+        MF(qfmt_convert_result, elements, 16, 8),
+        MF(qfmt_convert_result, bytes_in, 24, 8),
+        MF(qfmt_convert_result, bytes_total, 32, 8),
+        MF(qfmt_convert_result, reserved, 40, 32),
         MS(qfmt_family_tensor, 40, 8),
         MF(qfmt_family_tensor, name, 0, 8),
         MF(qfmt_family_tensor, ndim, 8, 4),
@@ -340,4 +363,33 @@ Test(abi, model_struct_layouts_match_the_major_version) {
 #else
     cr_skip_test("no table for this target or major version");
 #endif
+}
+
+/* libqfmt_model's input structs follow the same rule: INIT macros, reserved fields refused
+ * when not zero. */
+Test(abi, model_reserved_fields_must_be_zero) {
+    qfmt_run_opts ro = QFMT_RUN_OPTS_INIT;
+    cr_expect_eq(ro.threads, 1u);
+    cr_expect(ro.exact);
+    for (size_t k = 0; k < 4; k++) cr_expect_eq(ro.reserved[k], 0u);
+    qfmt_convert_opts co = QFMT_CONVERT_OPTS_INIT;
+    cr_expect_eq(co.type, (uint32_t)QFMT_TYPE_F32);
+    cr_expect_eq(co.zstd_level, 0);
+    for (size_t k = 0; k < 4; k++) cr_expect_eq(co.reserved[k], 0u);
+    /* qfmt_convert_hf refuses a non-zero reserved field before it opens anything */
+    co.reserved[3] = 1;
+    qfmt_error e;
+    qfmt_convert_result res;
+    cr_expect_eq(qfmt_convert_hf("/nonexistent-src", "/nonexistent-dir/out.qfmt", &co, &res, &e), QFMT_E_ARG);
+    cr_expect_eq(res.tensors, 0u);
+    /* qfmt_family_tensors refuses hyperparameters with a non-zero reserved field */
+    qfmt_model_hparams h;
+    memset(&h, 0, sizeof h);
+    h.vocab = 8, h.d = 4, h.layers = 1, h.heads = 1, h.kv_heads = 1, h.head_dim = 4, h.ffn = 8, h.ctx = 4;
+    h.reserved[7] = 1;
+    cr_expect_eq(qfmt_family_tensors(qfmt_family_at(0), &h, NULL, NULL, &e), QFMT_E_ARG);
+    /* the forward pass refuses run options with one: checked before the model is used */
+    ro.reserved[0] = 1;
+    int32_t id = 0;
+    cr_expect_eq(qfmt_model_forward((qfmt_model *)(void *)&h, &id, 1, NULL, NULL, &ro, &e), QFMT_E_ARG);
 }

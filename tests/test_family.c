@@ -112,7 +112,7 @@ Test(family, config_round_trip_and_load_every_family) {
         cr_assert_float_eq(h->eps, want.eps, 1e-12);
         int32_t ids[3] = {1, 2, 3};
         float *logits = malloc(3 * h->vocab * sizeof *logits);
-        qfmt_run_opts o = {1, true};
+        qfmt_run_opts o = {1, true, {0}};
         cr_assert_eq(qfmt_model_forward(m, ids, 3, logits, NULL, &o, &err), 0, "%s", tmsg(&err));
         for (size_t k = 0; k < 3 * h->vocab; k++) cr_assert(logits[k] == logits[k], "NaN logit");
         free(logits);

@@ -247,7 +247,7 @@ static float *run_logits(tm_model *M, const reference *R, size_t nseq, bool exac
                          float **hidden) {
     float *lg = malloc(nseq * R->T * R->V * sizeof *lg);
     cr_assert_not_null(lg);
-    qfmt_run_opts o = {threads, exact};
+    qfmt_run_opts o = {threads, exact, {0}};
     for (size_t b = 0; b < nseq; b++) {
         qfmt_error err = {0};
         int rc = qfmt_model_forward(M->m, R->ids + b * R->T, R->T, lg + b * R->T * R->V, b == 0 ? hidden : NULL, &o,
@@ -439,7 +439,7 @@ static void check_session(tm_model *M, const reference *R, const float *full, co
     cr_assert_eq(qfmt_session_new(&s, M->m, &err), 0, "%s: qfmt_session_new: %s", what, tmsg(&err));
     float *last = malloc(R->V * sizeof *last);
     cr_assert_not_null(last);
-    qfmt_run_opts o = {2, exact};
+    qfmt_run_opts o = {2, exact, {0}};
     size_t pos = 0;
     double worst = 0;
     for (size_t c = 0; chunks[c]; c++) {
@@ -946,7 +946,7 @@ Test(kernels, nonfinite_and_tiny_activations) {
 static int forward_msg(tm_model *M, const int32_t *ids, size_t T, qfmt_error *err) {
     float *lg = malloc((T ? T : 1) * M->h->vocab * sizeof *lg);
     cr_assert_not_null(lg);
-    qfmt_run_opts o = {2, true};
+    qfmt_run_opts o = {2, true, {0}};
     int rc = qfmt_model_forward(M->m, ids, T, lg, NULL, &o, err);
     free(lg);
     return rc;
@@ -969,7 +969,7 @@ static void expect_bad_id(tm_model *M, const char *what, int32_t bad, size_t at)
         cr_assert_eq(qfmt_session_new(&s, M->m, &e2), 0, "%s", tmsg(&e2));
         float *last = malloc(M->h->vocab * sizeof *last);
         cr_assert_not_null(last);
-        qfmt_run_opts o = {1, true};
+        qfmt_run_opts o = {1, true, {0}};
         /* the bad id in the first chunk (an empty session) or in the second */
         size_t first = at < 2 ? 16 : 2;
         if (first < 16) cr_assert_eq(qfmt_session_eval(s, ids, first, last, &o, &e2), 0, "%s", tmsg(&e2));
@@ -1035,7 +1035,7 @@ Test(errors, past_the_context) {
             cr_assert_eq(qfmt_session_new(&s, M.m, &err), 0, "%s", tmsg(&err));
             float *last = malloc(M.h->vocab * sizeof *last);
             cr_assert_not_null(last);
-            qfmt_run_opts o = {2, false};
+            qfmt_run_opts o = {2, false, {0}};
             cr_expect_eq(qfmt_session_eval(s, ids, ctx - 3, last, &o, &err), 0, "%s", tmsg(&err));
             cr_expect_neq(qfmt_session_eval(s, ids, 4, last, &o, &err), 0, "%s: session past the context",
                           fxs[i]->name);

@@ -252,7 +252,7 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (!(ids = malloc(ctx * sizeof *ids)) || !(logits = malloc(ctx * h->vocab * sizeof *logits))) goto oom;
-    qfmt_run_opts ro = {o.threads, !o.fast};
+    qfmt_run_opts ro = {o.threads, !o.fast, {0}};
     double total = 0, t0 = cli_now();
     uint64_t scored = 0;
     bool show = !o.json && isatty(STDERR_FILENO);

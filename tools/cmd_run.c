@@ -156,7 +156,7 @@ static int run_ids(const options *o, qfmt_model *m)
             rc = CLI_EXIT_FAILURE;
         }
     }
-    qfmt_run_opts ro = {o->threads, o->exact != 0};
+    qfmt_run_opts ro = {o->threads, o->exact != 0, {0}};
     /* logits of every sequence come first in the file; hidden states are sequence 0's */
     for (size_t b = 0; rc == CLI_EXIT_OK && b < B; b++) {
         for (size_t i = 0; i < T; i++) {
@@ -251,7 +251,7 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
         qfmt_session_free(s);
         return CLI_EXIT_FAILURE;
     }
-    qfmt_run_opts ro = {o->threads, o->exact == 1};
+    qfmt_run_opts ro = {o->threads, o->exact == 1, {0}};
     int rc = CLI_EXIT_OK;
     printer pr = {{0}, 0};
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
@@ -308,7 +308,7 @@ static int fill_masks(const options *o, qfmt_model *m, const qfmt_tokenizer *tok
     char eb[1024];
     float *logits = malloc(T * h->vocab * sizeof *logits);
     qfmt_sampler *sm = NULL;
-    qfmt_run_opts ro = {o->threads, o->exact == 1};
+    qfmt_run_opts ro = {o->threads, o->exact == 1, {0}};
     int rc = CLI_EXIT_OK, masks = 0;
     if (qfmt_sampler_new(&sm, (size_t)h->vocab, 0, 1, 0, &e) != QFMT_OK) {
         cli_error("%s: %s", o->model, e.message);

@@ -108,6 +108,7 @@ typedef struct {
     double eps, rope_theta;
     uint32_t rope_freq_type; /* F32, or the checkpoint's BF16/F16 (model.dtype): see forward.c */
     bool causal;
+    uint64_t reserved[8]; /* zeroed by the library; zero where a caller passes hyperparameters in */
 } qfmt_model_hparams;
 
 /* Loads the model held by an open reader (which must outlive the model). Errors name the
@@ -124,9 +125,11 @@ QFMT_API const qfmt_model_hparams *qfmt_model_hparams_get(const qfmt_model *m);
 QFMT_API uint64_t qfmt_model_matmul_bytes(const qfmt_model *m);
 
 typedef struct {
-    unsigned threads; /* 0 or 1: one */
-    bool exact;       /* the exact path; else the fast one */
-} qfmt_run_opts;
+    unsigned threads;     /* 0 or 1: one */
+    bool exact;           /* the exact path; else the fast one */
+    uint64_t reserved[4]; /* zero (else QFMT_E_ARG) */
+} qfmt_run_opts; /* NULL: one thread, the exact path */
+#define QFMT_RUN_OPTS_INIT {1u, true, {0u, 0u, 0u, 0u}}
 
 /* Runs ids[0..T) from an empty context (BERT: bidirectional, token type 0). logits: T x vocab
  * or NULL; hidden: NULL or (layers + 1) buffers of T x d, filled with the embedding output,

@@ -150,6 +150,8 @@ qfmt_status qfmt_family_tensors(const qfmt_family *f, const qfmt_model_hparams *
                                 void *ctx, qfmt_error *err)
 {
     if (!f || !h || !fn) return fail(err, QFMT_E_ARG, NULL, "family, hyperparameters and callback are required");
+    for (size_t k = 0; k < sizeof h->reserved / sizeof h->reserved[0]; k++)
+        if (h->reserved[k]) return fail(err, QFMT_E_ARG, NULL, "hyperparameters: non-zero reserved field");
     if (h->layers > 4096) return fail(err, QFMT_E_RANGE, NULL, "more than 4096 layers");
     qfmt_status s = QFMT_OK;
     for (const qfmt__tensor_spec *t = f->model; s == QFMT_OK && t->name; t++) s = emit(t, h, 0, fn, ctx, err);

@@ -317,6 +317,13 @@ static int model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *log
 
 /* ---- The public entry points: qfmt_status and a filled qfmt_error ---------------------------- */
 
+static bool opts_ok(const qfmt_run_opts *o)
+{
+    for (size_t k = 0; o && k < sizeof o->reserved / sizeof o->reserved[0]; k++)
+        if (o->reserved[k]) return false;
+    return true;
+}
+
 static qfmt_status finish(int rc, qfmt_error *err)
 {
     if (rc == 0) {
@@ -340,7 +347,8 @@ qfmt_status qfmt_session_eval(qfmt_session *s, const int32_t *ids, size_t n, flo
 {
     qfmt_error local;
     if (!err) err = &local;
-    if (!s || (!ids && n)) return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_session_eval: NULL argument"), err);
+    if (!s || (!ids && n) || !opts_ok(o))
+        return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_session_eval: NULL argument or non-zero reserved field"), err);
     return finish(session_eval(s, ids, n, last_logits, o, err), err);
 }
 
@@ -349,6 +357,7 @@ qfmt_status qfmt_model_forward(qfmt_model *m, const int32_t *ids, size_t T, floa
 {
     qfmt_error local;
     if (!err) err = &local;
-    if (!m || (!ids && T)) return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_model_forward: NULL argument"), err);
+    if (!m || (!ids && T) || !opts_ok(o))
+        return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_model_forward: NULL argument or non-zero reserved field"), err);
     return finish(model_forward(m, ids, T, logits, hidden, o, err), err);
 }

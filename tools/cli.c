@@ -8,6 +8,9 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -34,6 +37,21 @@ void cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
+void cli_error_at(const char *path, const char *tensor, uint64_t offset, const char *fmt, ...)
+{
+    qfmt_error e;
+    memset(&e, 0, sizeof e);
+    e.code = QFMT_E_IO; /* unused by the formatting when there is a message */
+    e.offset = offset;
+    snprintf(e.path, sizeof e.path, "%s", path ? path : "");
+    snprintf(e.tensor, sizeof e.tensor, "%s", tensor ? tensor : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    cli_error_qfmt(&e);
+}
+
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
     va_list ap;
@@ -57,6 +75,75 @@ int cli_finish_stdout(int code)
         return CLI_EXIT_FAILURE;
     }
     return code;
+}
+
+/* ---- Temporary files and signals --------------------------------------------------------- */
+
+/* The handler reads only these: a slot's path is written before its flag is set (release),
+ * and the handler reads the flag (acquire) before the path, whichever thread it runs on. */
+static char temp_paths[CLI_TEMP_SLOTS][PATH_MAX];
+static atomic_int temp_used[CLI_TEMP_SLOTS];
+static atomic_flag handlers_installed = ATOMIC_FLAG_INIT;
+static const int guarded_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void on_fatal_signal(int sig)
+{
+    int saved = errno;
+    for (int k = 0; k < CLI_TEMP_SLOTS; k++)
+        if (atomic_exchange_explicit(&temp_used[k], 0, memory_order_acq_rel))
+            unlink(temp_paths[k]); /* async-signal-safe */
+    errno = saved;
+    signal(sig, SIG_DFL);
+    raise(sig); /* dies of it once the handler returns (the signal is blocked until then) */
+}
+
+static void install_handlers(void)
+{
+    if (atomic_flag_test_and_set(&handlers_installed)) return;
+    for (size_t k = 0; k < sizeof guarded_signals / sizeof guarded_signals[0]; k++) {
+        struct sigaction old, sa;
+        if (sigaction(guarded_signals[k], NULL, &old) != 0 || old.sa_handler == SIG_IGN)
+            continue; /* nohup, or a shell's background job: the user asked to ignore it */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sigfillset(&sa.sa_mask); /* one handler at a time: a path is unlinked once */
+        sigaction(guarded_signals[k], &sa, NULL);
+    }
+}
+
+int cli_temp_guard(const char *path)
+{
+    if (!path || strlen(path) >= PATH_MAX) return -1;
+    install_handlers();
+    for (int k = 0; k < CLI_TEMP_SLOTS; k++) {
+        if (atomic_load_explicit(&temp_used[k], memory_order_acquire)) continue;
+        memcpy(temp_paths[k], path, strlen(path) + 1);
+        atomic_store_explicit(&temp_used[k], 1, memory_order_release);
+        return k;
+    }
+    return -1;
+}
+
+void cli_temp_unguard(int slot)
+{
+    if (slot >= 0 && slot < CLI_TEMP_SLOTS)
+        atomic_store_explicit(&temp_used[slot], 0, memory_order_release);
+}
+
+FILE *cli_fopen_read(const char *path)
+{
+    int fd;
+    qfmt_error e;
+    if (qfmt_file_open_read(path, &fd, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        cli_error_at(path, NULL, QFMT_NO_OFFSET, "cannot open: %s", strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 /* ---- Arguments ---------------------------------------------------------------------------- */

@@ -51,6 +51,11 @@ int cmd_verify(int argc, char **argv);
 
 /* Prints `qfmt: error: <qfmt_error_format(e)>` to stderr. */
 void cli_error_qfmt(const qfmt_error *e);
+/* Prints `qfmt: error: path: tensor 'name' at byte N: <formatted text>` to stderr, as
+ * cli_error_qfmt does (tensor NULL or "", offset QFMT_NO_OFFSET: left out). Names from a file
+ * go in `tensor`, where libqfmt's escaping of control characters applies (qfmt_error_format). */
+void cli_error_at(const char *path, const char *tensor, uint64_t offset, const char *fmt, ...)
+    CLI_PRINTF(4, 5);
 /* Prints `qfmt: error: <formatted text>` to stderr. */
 void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* Prints `qfmt: error: <cmd>: <formatted text>`, the first line of `usage` and a pointer to
@@ -59,6 +64,23 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...) CL
 /* Flushes stdout; on a write error (disk full, closed pipe...) reports it and returns
  * CLI_EXIT_FAILURE, else returns `code` unchanged. Call before returning from a command. */
 int cli_finish_stdout(int code);
+
+/* ---- Temporary files and signals ---------------------------------------------------------
+ * A writing command's temporary file (qfmt_writer_temp_path, qfmt_st_writer_temp_path) is
+ * removed by the library on every error and on free; on SIGINT, SIGTERM or SIGHUP the process
+ * dies before that, so the tool layer keeps a small async-signal-safe registry of such paths:
+ * the handler unlinks each, then re-raises the signal with its default action (the exit status
+ * still says which signal). Signals ignored when the process started stay ignored. */
+enum { CLI_TEMP_SLOTS = 8 };
+/* Guards `path` (copied; NULL or too long: nothing guarded). Returns a slot for
+ * cli_temp_unguard, or -1 if nothing is guarded. */
+int cli_temp_guard(const char *path);
+/* Stops guarding `slot` (-1: no-op). Call before the writer is freed. */
+void cli_temp_unguard(int slot);
+
+/* Opens `path` for reading if it is a regular file, never blocking on a FIFO or device
+ * (qfmt_file_open_read). NULL with a `qfmt: error:` message naming the file printed. */
+FILE *cli_fopen_read(const char *path);
 
 /* ---- Arguments ---------------------------------------------------------------------------- */
 

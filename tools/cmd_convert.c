@@ -113,26 +113,13 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
-/* Interrupted (Ctrl-C, kill): remove the half-written temporary file, then die of the signal
- * as before. unlink is async-signal-safe; the path is set before handlers are installed. */
-static const char *volatile temp_to_remove;
-static void on_signal(int sig)
-{
-    const char *p = temp_to_remove;
-    if (p) unlink(p);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
+/* Interrupted (Ctrl-C, kill): the signal handler of tools/cli.c removes the half-written
+ * temporary file, then the process dies of the signal as before. NULL: no longer guarded. */
 static void guard_temp_file(const char *path)
 {
-    temp_to_remove = path;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = path ? on_signal : SIG_DFL;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    static int slot = -1;
+    cli_temp_unguard(slot);
+    slot = cli_temp_guard(path);
 }
 
 /* ---- Metadata -------------------------------------------------------------------------- */

@@ -62,17 +62,34 @@ qfmt_status qfmt__fail(qfmt_error *err, qfmt_status code, int sys_errno, const c
     return code;
 }
 
-/* Control characters as \xNN, so a name from a file cannot break the line. */
-static const char *escape(const char *s, char *out, size_t cap)
+/* Messages quote keys and names from the file, which may hold any character but NUL: control
+ * characters (C0, DEL, and C1 such as U+009B, a terminal's CSI) are written as \xNN, so that
+ * a hostile file cannot send escape sequences or line breaks to a terminal or a log. */
+void qfmt__escape_controls(const char *s, char *out, size_t cap)
 {
     size_t n = 0;
-    for (; *s && n + 5 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7F) n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
-        else out[n++] = (char)c;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F) {
+            if (n + 4 >= cap) break;
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
+        } else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+            if (n + 8 >= cap) break;
+            n += (size_t)snprintf(out + n, cap - n, "\\xc2\\x%02x", p[1]);
+            p++;
+        } else {
+            if (n + 1 >= cap) break;
+            out[n++] = (char)*p;
+        }
+    }
+    /* a cut (at cap, or by vsnprintf before) must not leave half a UTF-8 sequence behind */
+    size_t k = n, back = 0;
+    while (k > 0 && back < 4 && ((unsigned char)out[k - 1] & 0xC0) == 0x80) k--, back++;
+    if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
+        unsigned char lead = (unsigned char)out[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (back + 1 < need) n = k - 1;
     }
     out[n] = '\0';
-    return out;
 }
 
 const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
@@ -89,12 +106,18 @@ const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
         }                                                                                   \
     } while (0)
     char path[4 * sizeof e->path], tensor[4 * sizeof e->tensor];
-    if (e->path[0]) APPEND("%s: ", escape(e->path, path, sizeof path));
-    if (e->tensor[0])
-        APPEND("tensor '%s'%s", escape(e->tensor, tensor, sizeof tensor),
-               e->offset != QFMT_NO_OFFSET ? " " : ": ");
+    if (e->path[0]) {
+        qfmt__escape_controls(e->path, path, sizeof path);
+        APPEND("%s: ", path);
+    }
+    if (e->tensor[0]) {
+        qfmt__escape_controls(e->tensor, tensor, sizeof tensor);
+        APPEND("tensor '%s'%s", tensor, e->offset != QFMT_NO_OFFSET ? " " : ": ");
+    }
     if (e->offset != QFMT_NO_OFFSET) APPEND("at byte %" PRIu64 ": ", e->offset);
-    APPEND("%s", e->message[0] ? e->message : qfmt_strerror(e->code));
+    char msg[4 * sizeof e->message]; /* a caller's message may quote a file's bytes too */
+    qfmt__escape_controls(e->message[0] ? e->message : qfmt_strerror(e->code), msg, sizeof msg);
+    APPEND("%s", msg);
 #undef APPEND
     return buf;
 }

@@ -80,13 +80,14 @@ static const uint8_t *tensor_bytes(qfmt_model *m, uint64_t idx, const qfmt_tenso
 
 static bool transposed_listed(const qfmt_reader *r, const char *name)
 {
-    uint64_t n = 0;
-    if (qfmt_meta_get_array(r, "convert.transposed", NULL, &n, NULL) != QFMT_OK) return false;
+    uint64_t n = 0; /* bounded by the array's bytes: an unknown element type is refused */
+    if (qfmt_meta_get_string_array(r, "convert.transposed", &n, NULL) != QFMT_OK) return false;
     size_t nl = strlen(name);
     for (uint64_t i = 0; i < n; i++) {
-        qfmt_value v;
-        if (qfmt_meta_array_get(r, "convert.transposed", i, &v, NULL) == QFMT_OK && v.type == QFMT_META_STRING &&
-            v.v.str.len == nl && memcmp(v.v.str.ptr, name, nl) == 0)
+        const char *s;
+        uint64_t len;
+        if (qfmt_meta_string_array_get(r, "convert.transposed", i, &s, &len, NULL) == QFMT_OK &&
+            len == nl && memcmp(s, name, nl) == 0)
             return true;
     }
     return false;

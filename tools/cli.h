@@ -168,4 +168,37 @@ bool cli_json_add(cJSON *obj, const char *key, cJSON *item);
 /* Prints `doc` to stdout followed by a newline. Returns an exit code. */
 int cli_json_print(const cJSON *doc);
 
+/* ---- JSON, streamed ------------------------------------------------------------------------
+ * Writes a JSON document as it is walked, in exactly cJSON_Print's layout (tab indents,
+ * "key":<TAB>value, arrays on one line as [a, b]), so memory stays bounded whatever the
+ * lengths of the arrays written. `key` names the member inside an object and is NULL inside an
+ * array (or for the top-level value). Values are written as the cli_json_* builders above would
+ * make them (integers beyond 2^53 and non-finite reals as strings, text as cli_json_text). The
+ * nesting is the caller's own structure, at most CLI_JW_MAX_DEPTH deep. */
+enum { CLI_JW_MAX_DEPTH = 16 };
+typedef struct cli_jw {
+    FILE *f;
+    unsigned depth;                         /* containers open */
+    bool is_array[CLI_JW_MAX_DEPTH];
+    bool has_items[CLI_JW_MAX_DEPTH];
+} cli_jw;
+
+void cli_jw_init(cli_jw *w, FILE *f);
+void cli_jw_object(cli_jw *w, const char *key); /* opens {, closed by cli_jw_end */
+void cli_jw_array(cli_jw *w, const char *key);  /* opens [, closed by cli_jw_end */
+void cli_jw_end(cli_jw *w);
+void cli_jw_u64(cli_jw *w, const char *key, uint64_t v);
+void cli_jw_i64(cli_jw *w, const char *key, int64_t v);
+void cli_jw_real(cli_jw *w, const char *key, double v, bool is_f32);
+/* cJSON_CreateNumber's text (%1.15g, else %1.17g; null for NaN/Inf). */
+void cli_jw_number(cli_jw *w, const char *key, double v);
+void cli_jw_bool(cli_jw *w, const char *key, bool v);
+void cli_jw_null(cli_jw *w, const char *key);
+void cli_jw_text(cli_jw *w, const char *key, const char *s, size_t len); /* any bytes */
+void cli_jw_string(cli_jw *w, const char *key, const char *s);           /* NUL-terminated */
+void cli_jw_hex64(cli_jw *w, const char *key, uint64_t v);
+void cli_jw_hex_bytes(cli_jw *w, const char *key, const void *p, uint64_t len);
+/* Ends the document with a newline and flushes. Returns false if writing failed. */
+bool cli_jw_finish(cli_jw *w);
+
 #endif /* QFMT_CLI_H */

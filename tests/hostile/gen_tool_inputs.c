@@ -8,6 +8,8 @@
  *
  * CASE:
  *   unknown-transposed  convert.transposed an array of unknown element type 13 with Count 2^64-1
+ *   patch-transposed OUT IN  a copy of IN (a converted GPT-2) with its convert.transposed so
+ *                       patched: what run and eval read
  *   empty-transposed    a small listed f32 tensor, then a listed one of shape [2^53, 0]
  *   many-transposed N   N tensors [2, 1], every one listed in convert.transposed
  *   zero-first          the first tensor has 0 bytes ([0] f32), then a [2, 2] f32 one
@@ -90,6 +92,20 @@ static int patch_file(const char *path, const char *needle, size_t needle_len, s
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "patch-transposed") == 0) { /* IN is copied to OUT first */
+        FILE *in = fopen(argv[3], "rb"), *o = fopen(argv[2], "wb");
+        char buf[1 << 16];
+        size_t k;
+        if (!in || !o) return die("open", NULL);
+        while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+            if (fwrite(buf, 1, k, o) != k) return die("write", NULL);
+        fclose(in);
+        if (fclose(o) != 0) return die("write", NULL);
+        uint8_t p[12];
+        wr32(p, 13);
+        wr64(p + 4, UINT64_MAX);
+        return patch_file(argv[2], "convert.transposed", 18, 4 + 8, p, sizeof p);
+    }
     if (argc < 3) {
         fprintf(stderr, "usage: gen_tool_inputs CASE OUT [N]\n");
         return 2;

@@ -164,6 +164,36 @@ Test(meta, meta_type_names) {
     cr_assert_str_eq(qfmt_meta_type_name(UINT32_MAX), "unknown");
 }
 
+/* The checked walk of a string array: only arrays of strings, bounded count, O(1) elements. */
+Test(meta, string_array_accessor) {
+    size_t size;
+    uint8_t *b = typed_file(&size);
+    qfmt_reader *r = th_open_mem(b, size);
+    qfmt_error e;
+    uint64_t n = 99;
+    TH_OKE(qfmt_meta_get_string_array(r, "k.strs", &n, &e), e);
+    cr_assert_eq(n, 3u);
+    static const char *const strs[3] = {"zero", "", "two\xE2\x82\xAC"};
+    for (uint64_t i = 0; i < n; i++) {
+        const char *p = NULL;
+        uint64_t len = 99;
+        TH_OKE(qfmt_meta_string_array_get(r, "k.strs", i, &p, &len, &e), e);
+        cr_assert_eq(len, strlen(strs[i]));
+        cr_assert_eq(memcmp(p, strs[i], len), 0);
+    }
+    const char *p;
+    uint64_t len;
+    cr_assert_eq(qfmt_meta_string_array_get(r, "k.strs", 3, &p, &len, &e), QFMT_E_RANGE);
+    cr_assert_eq(qfmt_meta_string_array_get(r, "k.strs", UINT64_MAX, &p, &len, &e), QFMT_E_RANGE);
+    cr_assert_eq(qfmt_meta_get_string_array(r, "k.arr", &n, &e), QFMT_E_TYPE, "u32 array");
+    cr_assert(strstr(e.message, "array of u32, not of strings"), "%s", e.message);
+    cr_assert_eq(qfmt_meta_string_array_get(r, "k.arr", 0, &p, &len, &e), QFMT_E_TYPE);
+    cr_assert_eq(qfmt_meta_get_string_array(r, "k.str", &n, &e), QFMT_E_TYPE, "a string");
+    cr_assert_eq(qfmt_meta_get_string_array(r, "k.none", &n, &e), QFMT_E_NOT_FOUND);
+    qfmt_reader_close(r);
+    free(b);
+}
+
 Test(meta, array_get_and_copy) {
     size_t size;
     uint8_t *b = typed_file(&size);

@@ -8,6 +8,9 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -34,6 +37,21 @@ void cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
+void cli_error_at(const char *path, const char *tensor, uint64_t offset, const char *fmt, ...)
+{
+    qfmt_error e;
+    memset(&e, 0, sizeof e);
+    e.code = QFMT_E_IO; /* unused by the formatting when there is a message */
+    e.offset = offset;
+    snprintf(e.path, sizeof e.path, "%s", path ? path : "");
+    snprintf(e.tensor, sizeof e.tensor, "%s", tensor ? tensor : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    cli_error_qfmt(&e);
+}
+
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
     va_list ap;
@@ -57,6 +75,75 @@ int cli_finish_stdout(int code)
         return CLI_EXIT_FAILURE;
     }
     return code;
+}
+
+/* ---- Temporary files and signals --------------------------------------------------------- */
+
+/* The handler reads only these: a slot's path is written before its flag is set (release),
+ * and the handler reads the flag (acquire) before the path, whichever thread it runs on. */
+static char temp_paths[CLI_TEMP_SLOTS][PATH_MAX];
+static atomic_int temp_used[CLI_TEMP_SLOTS];
+static atomic_flag handlers_installed = ATOMIC_FLAG_INIT;
+static const int guarded_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void on_fatal_signal(int sig)
+{
+    int saved = errno;
+    for (int k = 0; k < CLI_TEMP_SLOTS; k++)
+        if (atomic_exchange_explicit(&temp_used[k], 0, memory_order_acq_rel))
+            unlink(temp_paths[k]); /* async-signal-safe */
+    errno = saved;
+    signal(sig, SIG_DFL);
+    raise(sig); /* dies of it once the handler returns (the signal is blocked until then) */
+}
+
+static void install_handlers(void)
+{
+    if (atomic_flag_test_and_set(&handlers_installed)) return;
+    for (size_t k = 0; k < sizeof guarded_signals / sizeof guarded_signals[0]; k++) {
+        struct sigaction old, sa;
+        if (sigaction(guarded_signals[k], NULL, &old) != 0 || old.sa_handler == SIG_IGN)
+            continue; /* nohup, or a shell's background job: the user asked to ignore it */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sigfillset(&sa.sa_mask); /* one handler at a time: a path is unlinked once */
+        sigaction(guarded_signals[k], &sa, NULL);
+    }
+}
+
+int cli_temp_guard(const char *path)
+{
+    if (!path || strlen(path) >= PATH_MAX) return -1;
+    install_handlers();
+    for (int k = 0; k < CLI_TEMP_SLOTS; k++) {
+        if (atomic_load_explicit(&temp_used[k], memory_order_acquire)) continue;
+        memcpy(temp_paths[k], path, strlen(path) + 1);
+        atomic_store_explicit(&temp_used[k], 1, memory_order_release);
+        return k;
+    }
+    return -1;
+}
+
+void cli_temp_unguard(int slot)
+{
+    if (slot >= 0 && slot < CLI_TEMP_SLOTS)
+        atomic_store_explicit(&temp_used[slot], 0, memory_order_release);
+}
+
+FILE *cli_fopen_read(const char *path)
+{
+    int fd;
+    qfmt_error e;
+    if (qfmt_file_open_read(path, &fd, &e) != QFMT_OK) {
+        cli_error_qfmt(&e);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        cli_error_at(path, NULL, QFMT_NO_OFFSET, "cannot open: %s", strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 /* ---- Arguments ---------------------------------------------------------------------------- */
@@ -430,4 +517,176 @@ int cli_json_print(const cJSON *doc)
     fputc('\n', stdout);
     cJSON_free(text);
     return CLI_EXIT_OK;
+}
+
+/* ---- JSON, streamed ------------------------------------------------------------------------ */
+
+void cli_jw_init(cli_jw *w, FILE *f)
+{
+    memset(w, 0, sizeof *w);
+    w->f = f;
+}
+
+static void jw_tabs(cli_jw *w, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        putc('\t', w->f);
+}
+
+/* Writes s as a JSON string: cli_json_text's escaping, byte for byte (and cJSON's own for
+ * valid UTF-8, as keys and names are). */
+static void jw_quoted(FILE *f, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    putc('"', f);
+    size_t run = 0; /* bytes copied as they are, written in one go */
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            run++, i++;
+            continue;
+        }
+        uint32_t cp = 0;
+        size_t n = c < 0x80 ? 1 : utf8_seq(p + i, len - i, &cp);
+        if (n > 1) { /* a well-formed sequence: as it is */
+            run += n, i += n;
+            continue;
+        }
+        if (run) fwrite(p + i - run, 1, run, f), run = 0;
+        if (n == 0) fputs("\\ufffd", f); /* an invalid byte */
+        else if (c == '"') fputs("\\\"", f);
+        else if (c == '\\') fputs("\\\\", f);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c == '\r') fputs("\\r", f);
+        else if (c == '\b') fputs("\\b", f);
+        else if (c == '\f') fputs("\\f", f);
+        else fprintf(f, "\\u%04x", (unsigned)c);
+        i++;
+    }
+    if (run) fwrite(p + len - run, 1, run, f);
+    putc('"', f);
+}
+
+/* Separator, indentation and key before a value. */
+static void jw_member(cli_jw *w, const char *key)
+{
+    if (w->depth == 0) return;
+    unsigned d = w->depth - 1;
+    if (w->is_array[d]) {
+        if (w->has_items[d]) fputs(", ", w->f);
+    } else {
+        fputs(w->has_items[d] ? ",\n" : "\n", w->f);
+        jw_tabs(w, w->depth);
+        jw_quoted(w->f, key ? key : "", key ? strlen(key) : 0);
+        fputs(":\t", w->f);
+    }
+    w->has_items[d] = true;
+}
+
+static void jw_open(cli_jw *w, const char *key, bool array)
+{
+    jw_member(w, key);
+    putc(array ? '[' : '{', w->f);
+    if (w->depth < CLI_JW_MAX_DEPTH) {
+        w->is_array[w->depth] = array;
+        w->has_items[w->depth] = false;
+    }
+    w->depth++;
+}
+
+void cli_jw_object(cli_jw *w, const char *key) { jw_open(w, key, false); }
+void cli_jw_array(cli_jw *w, const char *key) { jw_open(w, key, true); }
+
+void cli_jw_end(cli_jw *w)
+{
+    if (w->depth == 0) return;
+    unsigned d = --w->depth;
+    if (d < CLI_JW_MAX_DEPTH && w->is_array[d]) {
+        putc(']', w->f);
+        return;
+    }
+    putc('\n', w->f); /* cJSON: "{\n" even when empty, then the closing indent */
+    jw_tabs(w, d);
+    putc('}', w->f);
+}
+
+static void jw_raw(cli_jw *w, const char *key, const char *text)
+{
+    jw_member(w, key);
+    fputs(text, w->f);
+}
+
+void cli_jw_u64(cli_jw *w, const char *key, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    jw_member(w, key);
+    if (v <= JSON_MAX_SAFE_INTEGER) fputs(buf, w->f);
+    else jw_quoted(w->f, buf, strlen(buf));
+}
+
+void cli_jw_i64(cli_jw *w, const char *key, int64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    bool safe = v >= -(int64_t)JSON_MAX_SAFE_INTEGER && v <= (int64_t)JSON_MAX_SAFE_INTEGER;
+    jw_member(w, key);
+    if (safe) fputs(buf, w->f);
+    else jw_quoted(w->f, buf, strlen(buf));
+}
+
+void cli_jw_real(cli_jw *w, const char *key, double v, bool is_f32)
+{
+    char buf[64];
+    cli_format_real(v, is_f32, buf, sizeof buf);
+    jw_member(w, key);
+    if (isfinite(v)) fputs(buf, w->f);
+    else jw_quoted(w->f, buf, strlen(buf));
+}
+
+void cli_jw_number(cli_jw *w, const char *key, double v)
+{
+    cJSON *n = cJSON_CreateNumber(v); /* cJSON's own formatting, for a handful of values */
+    char *text = n ? cJSON_PrintUnformatted(n) : NULL;
+    jw_raw(w, key, text ? text : "null");
+    cJSON_free(text);
+    cJSON_Delete(n);
+}
+
+void cli_jw_bool(cli_jw *w, const char *key, bool v) { jw_raw(w, key, v ? "true" : "false"); }
+void cli_jw_null(cli_jw *w, const char *key) { jw_raw(w, key, "null"); }
+
+void cli_jw_text(cli_jw *w, const char *key, const char *s, size_t len)
+{
+    jw_member(w, key);
+    jw_quoted(w->f, s, len);
+}
+
+void cli_jw_string(cli_jw *w, const char *key, const char *s) { cli_jw_text(w, key, s, strlen(s)); }
+
+void cli_jw_hex64(cli_jw *w, const char *key, uint64_t v)
+{
+    char buf[17];
+    snprintf(buf, sizeof buf, "%016" PRIx64, v);
+    cli_jw_text(w, key, buf, 16);
+}
+
+void cli_jw_hex_bytes(cli_jw *w, const char *key, const void *p, uint64_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = p;
+    jw_member(w, key);
+    putc('"', w->f);
+    for (uint64_t i = 0; i < len; i++) {
+        putc(digits[b[i] >> 4], w->f);
+        putc(digits[b[i] & 15], w->f);
+    }
+    putc('"', w->f);
+}
+
+bool cli_jw_finish(cli_jw *w)
+{
+    putc('\n', w->f);
+    return fflush(w->f) == 0 && !ferror(w->f);
 }

@@ -51,6 +51,11 @@ int cmd_verify(int argc, char **argv);
 
 /* Prints `qfmt: error: <qfmt_error_format(e)>` to stderr. */
 void cli_error_qfmt(const qfmt_error *e);
+/* Prints `qfmt: error: path: tensor 'name' at byte N: <formatted text>` to stderr, as
+ * cli_error_qfmt does (tensor NULL or "", offset QFMT_NO_OFFSET: left out). Names from a file
+ * go in `tensor`, where libqfmt's escaping of control characters applies (qfmt_error_format). */
+void cli_error_at(const char *path, const char *tensor, uint64_t offset, const char *fmt, ...)
+    CLI_PRINTF(4, 5);
 /* Prints `qfmt: error: <formatted text>` to stderr. */
 void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* Prints `qfmt: error: <cmd>: <formatted text>`, the first line of `usage` and a pointer to
@@ -59,6 +64,23 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...) CL
 /* Flushes stdout; on a write error (disk full, closed pipe...) reports it and returns
  * CLI_EXIT_FAILURE, else returns `code` unchanged. Call before returning from a command. */
 int cli_finish_stdout(int code);
+
+/* ---- Temporary files and signals ---------------------------------------------------------
+ * A writing command's temporary file (qfmt_writer_temp_path, qfmt_st_writer_temp_path) is
+ * removed by the library on every error and on free; on SIGINT, SIGTERM or SIGHUP the process
+ * dies before that, so the tool layer keeps a small async-signal-safe registry of such paths:
+ * the handler unlinks each, then re-raises the signal with its default action (the exit status
+ * still says which signal). Signals ignored when the process started stay ignored. */
+enum { CLI_TEMP_SLOTS = 8 };
+/* Guards `path` (copied; NULL or too long: nothing guarded). Returns a slot for
+ * cli_temp_unguard, or -1 if nothing is guarded. */
+int cli_temp_guard(const char *path);
+/* Stops guarding `slot` (-1: no-op). Call before the writer is freed. */
+void cli_temp_unguard(int slot);
+
+/* Opens `path` for reading if it is a regular file, never blocking on a FIFO or device
+ * (qfmt_file_open_read). NULL with a `qfmt: error:` message naming the file printed. */
+FILE *cli_fopen_read(const char *path);
 
 /* ---- Arguments ---------------------------------------------------------------------------- */
 
@@ -145,5 +167,38 @@ cJSON *cli_json_hex64(uint64_t v);
 bool cli_json_add(cJSON *obj, const char *key, cJSON *item);
 /* Prints `doc` to stdout followed by a newline. Returns an exit code. */
 int cli_json_print(const cJSON *doc);
+
+/* ---- JSON, streamed ------------------------------------------------------------------------
+ * Writes a JSON document as it is walked, in exactly cJSON_Print's layout (tab indents,
+ * "key":<TAB>value, arrays on one line as [a, b]), so memory stays bounded whatever the
+ * lengths of the arrays written. `key` names the member inside an object and is NULL inside an
+ * array (or for the top-level value). Values are written as the cli_json_* builders above would
+ * make them (integers beyond 2^53 and non-finite reals as strings, text as cli_json_text). The
+ * nesting is the caller's own structure, at most CLI_JW_MAX_DEPTH deep. */
+enum { CLI_JW_MAX_DEPTH = 16 };
+typedef struct cli_jw {
+    FILE *f;
+    unsigned depth;                         /* containers open */
+    bool is_array[CLI_JW_MAX_DEPTH];
+    bool has_items[CLI_JW_MAX_DEPTH];
+} cli_jw;
+
+void cli_jw_init(cli_jw *w, FILE *f);
+void cli_jw_object(cli_jw *w, const char *key); /* opens {, closed by cli_jw_end */
+void cli_jw_array(cli_jw *w, const char *key);  /* opens [, closed by cli_jw_end */
+void cli_jw_end(cli_jw *w);
+void cli_jw_u64(cli_jw *w, const char *key, uint64_t v);
+void cli_jw_i64(cli_jw *w, const char *key, int64_t v);
+void cli_jw_real(cli_jw *w, const char *key, double v, bool is_f32);
+/* cJSON_CreateNumber's text (%1.15g, else %1.17g; null for NaN/Inf). */
+void cli_jw_number(cli_jw *w, const char *key, double v);
+void cli_jw_bool(cli_jw *w, const char *key, bool v);
+void cli_jw_null(cli_jw *w, const char *key);
+void cli_jw_text(cli_jw *w, const char *key, const char *s, size_t len); /* any bytes */
+void cli_jw_string(cli_jw *w, const char *key, const char *s);           /* NUL-terminated */
+void cli_jw_hex64(cli_jw *w, const char *key, uint64_t v);
+void cli_jw_hex_bytes(cli_jw *w, const char *key, const void *p, uint64_t len);
+/* Ends the document with a newline and flushes. Returns false if writing failed. */
+bool cli_jw_finish(cli_jw *w);
 
 #endif /* QFMT_CLI_H */

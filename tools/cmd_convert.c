@@ -8,7 +8,6 @@
 #include "qfmt_model.h"
 
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -107,32 +106,21 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
-/* Interrupted (Ctrl-C, kill): remove the half-written temporary file, then die of the signal
- * as before. unlink is async-signal-safe; the path is copied before the handlers are set. */
-static char temp_path[4096];
-static volatile sig_atomic_t temp_set;
-static void on_signal(int sig)
-{
-    if (temp_set) unlink(temp_path);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
+/* What the callbacks share: the start time (progress) and the guarded temp file's slot. */
+typedef struct {
+    double t0;
+    int slot;
+} convert_ctx;
 
+/* Interrupted (Ctrl-C, kill): the signal handler of tools/cli.c removes the half-written
+ * temporary file (its path copied there), then the process dies of the signal as before.
+ * NULL: no longer guarded. */
 static void guard_temp_file(void *ctx, const char *path)
 {
-    (void)ctx;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    temp_set = 0;
-    if (path && strlen(path) < sizeof temp_path) {
-        memcpy(temp_path, path, strlen(path) + 1);
-        temp_set = 1;
-        sa.sa_handler = on_signal;
-    }
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    int *slot = ctx ? &((convert_ctx *)ctx)->slot : NULL;
+    if (!slot) return;
+    cli_temp_unguard(*slot);
+    *slot = path ? cli_temp_guard(path) : -1;
 }
 
 static void on_note(void *ctx, const char *tensor, uint32_t kept, const char *why)
@@ -144,7 +132,7 @@ static void on_note(void *ctx, const char *tensor, uint32_t kept, const char *wh
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total, uint64_t bytes, uint64_t all_bytes)
 {
-    double t0 = *(const double *)ctx, dt = cli_now() - t0, rate = dt > 0 ? (double)bytes / dt : 0;
+    double t0 = ((const convert_ctx *)ctx)->t0, dt = cli_now() - t0, rate = dt > 0 ? (double)bytes / dt : 0;
     double eta = rate > 0 && all_bytes > bytes ? (double)(all_bytes - bytes) / rate : 0;
     fprintf(stderr, "\rconvert: tensor %" PRIu64 "/%" PRIu64 "  %.0f MB/s  ETA %.0f s   ", done, total,
             rate / 1e6, eta);
@@ -161,6 +149,7 @@ int cmd_convert(int argc, char **argv)
         return rc < 0 ? cli_finish_stdout(CLI_EXIT_OK) : rc;
     }
     double t0 = cli_now();
+    convert_ctx cc = {t0, -1};
     bool show = isatty(STDERR_FILENO);
     qfmt_convert_opts co = QFMT_CONVERT_OPTS_INIT;
     co.type = o.type;
@@ -174,7 +163,7 @@ int cmd_convert(int argc, char **argv)
     co.note = on_note;
     co.progress = show ? on_progress : NULL;
     co.temp_file = guard_temp_file;
-    co.ctx = &t0;
+    co.ctx = &cc;
     qfmt_convert_result res;
     qfmt_error e;
     qfmt_status s = qfmt_convert_hf(o.src, o.out, &co, &res, &e);

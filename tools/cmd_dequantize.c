@@ -32,17 +32,66 @@ typedef struct {
     uint64_t size;
 } plan;
 
-static bool listed_transposed(const qfmt_reader *r, const char *name)
+/* The names in convert.transposed, sorted: built once, looked up per tensor in O(log n) (a
+ * scan per tensor made a file of 60k tensors take minutes). Names point into the mapping. */
+typedef struct {
+    const char *s;
+    uint64_t len;
+} name_ref;
+
+static int name_ref_cmp(const void *pa, const void *pb)
 {
-    qfmt_value v;
-    uint64_t n = 0;
-    if (qfmt_meta_get_array(r, "convert.transposed", NULL, &n, NULL) != QFMT_OK) return false;
-    size_t nl = strlen(name);
-    for (uint64_t i = 0; i < n; i++)
-        if (qfmt_meta_array_get(r, "convert.transposed", i, &v, NULL) == QFMT_OK &&
-            v.type == QFMT_META_STRING && v.v.str.len == nl && memcmp(v.v.str.ptr, name, nl) == 0)
-            return true;
-    return false;
+    const name_ref *a = pa, *b = pb;
+    int c = memcmp(a->s, b->s, (size_t)(a->len < b->len ? a->len : b->len));
+    if (c) return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* Loads the set. An absent key is an empty set; any other failure (not an array of strings:
+ * an unknown element type, whose Count is not bounded, included) is reported: without the
+ * list the layouts written would be wrong. */
+static bool load_transposed(const qfmt_reader *r, const char *path, name_ref **out, uint64_t *n)
+{
+    qfmt_error e;
+    *out = NULL;
+    *n = 0;
+    qfmt_status s = qfmt_meta_get_string_array(r, "convert.transposed", n, &e);
+    if (s == QFMT_E_NOT_FOUND) return true;
+    if (s != QFMT_OK) {
+        cli_error_qfmt(&e);
+        return false;
+    }
+    if (*n > SIZE_MAX / sizeof **out || !(*out = malloc(*n ? (size_t)*n * sizeof **out : 1))) {
+        cli_error_at(path, NULL, QFMT_NO_OFFSET,
+                     "out of memory for the %" PRIu64 " names of convert.transposed", *n);
+        return false;
+    }
+    for (uint64_t i = 0; i < *n; i++) /* count is bounded by the array's bytes */
+        if (qfmt_meta_string_array_get(r, "convert.transposed", i, &(*out)[i].s, &(*out)[i].len, &e) != QFMT_OK) {
+            cli_error_qfmt(&e);
+            return false;
+        }
+    qsort(*out, (size_t)*n, sizeof **out, name_ref_cmp);
+    return true;
+}
+
+static bool listed(const name_ref *set, uint64_t n, const char *name)
+{
+    name_ref key = {name, strlen(name)};
+    return n && bsearch(&key, set, (size_t)n, sizeof *set, name_ref_cmp) != NULL;
+}
+
+/* Makes *buf hold at least `need` bytes (need 0 included: a valid, empty tensor). */
+static bool reserve(void **buf, size_t *cap, uint64_t need)
+{
+    if (*buf && need <= *cap) return true;
+    if (need > SIZE_MAX) return false;
+    size_t n = need ? (size_t)need : 1;
+    void *p = realloc(*buf, n);
+    if (!p) return false;
+    *buf = p;
+    *cap = n;
+    return true;
 }
 
 int cmd_dequantize(int argc, char **argv)
@@ -88,11 +137,14 @@ int cmd_dequantize(int argc, char **argv)
         return CLI_EXIT_FAILURE;
     }
     int rc = CLI_EXIT_OK;
-    uint64_t n = qfmt_tensor_count(r), at = 0;
+    uint64_t n = qfmt_tensor_count(r), at = 0, ntr = 0;
     plan *p = calloc(n ? n : 1, sizeof *p);
     qfmt_st_tensor_desc *outs = calloc(n ? n : 1, sizeof *outs);
+    name_ref *tr = NULL;
     if (!p || !outs) {
-        cli_error("out of memory");
+        cli_error_at(in, NULL, QFMT_NO_OFFSET, "out of memory for the plan of %" PRIu64 " tensors", n);
+        rc = CLI_EXIT_FAILURE;
+    } else if (!load_transposed(r, in, &tr, &ntr)) {
         rc = CLI_EXIT_FAILURE;
     }
     for (uint64_t i = 0; rc == CLI_EXIT_OK && i < n; i++) {
@@ -104,15 +156,15 @@ int cmd_dequantize(int argc, char **argv)
         if (tt && (tt->block_elems > 1 || (have_dtype && is_plain_float(ti.type))))
             pl->out_type = have_dtype ? dtype : QFMT_TYPE_F32;
         memcpy(pl->dims, ti.dims, sizeof pl->dims);
-        pl->transposed = ti.ndim == 2 && listed_transposed(r, ti.name);
+        pl->transposed = ti.ndim == 2 && listed(tr, ntr, ti.name);
         if (pl->transposed) {
             pl->dims[0] = ti.dims[1];
             pl->dims[1] = ti.dims[0];
         }
         if (!tt || !qfmt_st_dtype_name(pl->out_type) || qfmt_type_size(pl->out_type, ti.nelements, &pl->size) != QFMT_OK) {
             char tn[24];
-            cli_error("%s: tensor '%s': type %s cannot be written to safetensors", in, ti.name,
-                      cli_type_name(ti.type, tn, sizeof tn));
+            cli_error_at(in, ti.name, ti.offset, "type %s cannot be written to safetensors",
+                         cli_type_name(ti.type, tn, sizeof tn));
             rc = CLI_EXIT_FAILURE;
             break;
         }
@@ -121,29 +173,21 @@ int cmd_dequantize(int argc, char **argv)
         at += pl->size;
     }
     qfmt_st_writer *so = NULL;
+    int guard = -1; /* SIGINT/SIGTERM/SIGHUP remove the temporary file (tools/cli.c) */
     if (rc == CLI_EXIT_OK && qfmt_st_writer_begin(&so, out, outs, (size_t)n, NULL, &e) != QFMT_OK) {
         cli_error_qfmt(&e);
         rc = CLI_EXIT_FAILURE;
     }
+    if (rc == CLI_EXIT_OK) guard = cli_temp_guard(qfmt_st_writer_temp_path(so));
     void *buf = NULL, *tbuf = NULL;
     size_t cap = 0, tcap = 0;
     qfmt_quant_opts qo = {.threads = threads, .quality = QFMT_QUALITY_REFERENCE, .kernel = QFMT_KERNEL_AUTO};
     for (uint64_t i = 0; rc == CLI_EXIT_OK && i < n; i++) {
         qfmt_tensor_info ti;
         qfmt_tensor_get_info(r, i, &ti, NULL);
-        size_t need = (size_t)(ti.raw_size > p[i].size ? ti.raw_size : p[i].size);
-        if (need > cap) {
-            free(buf);
-            cap = need;
-            buf = malloc(cap ? cap : 1);
-        }
-        if (need > tcap) {
-            free(tbuf);
-            tcap = need;
-            tbuf = malloc(tcap ? tcap : 1);
-        }
-        if (!buf || !tbuf) {
-            cli_error("out of memory");
+        uint64_t need = ti.raw_size > p[i].size ? ti.raw_size : p[i].size;
+        if (!reserve(&buf, &cap, need) || !reserve(&tbuf, &tcap, need)) {
+            cli_error_at(in, ti.name, ti.offset, "out of memory (%" PRIu64 " bytes to decode it)", need);
             rc = CLI_EXIT_FAILURE;
             break;
         }
@@ -153,19 +197,21 @@ int cmd_dequantize(int argc, char **argv)
             break;
         }
         const void *src = buf;
-        if (p[i].out_type != ti.type) {
+        if (p[i].out_type != ti.type && ti.nelements > 0) {
             uint64_t row = ti.ndim ? ti.dims[ti.ndim - 1] : 1, rows = row ? ti.nelements / row : 0;
             if (qfmt_dequantize(p[i].out_type, tbuf, p[i].size, ti.type, buf, rows, row, &qo, &e) != QFMT_OK) {
-                cli_error("%s: tensor '%s': %s", in, ti.name, e.message);
+                cli_error_at(in, ti.name, ti.offset, "%s", e.message);
                 rc = CLI_EXIT_FAILURE;
                 break;
             }
             void *t = buf; /* the decoded values become the source */
-            buf = tbuf;
-            tbuf = t;
+            size_t tc = cap;
+            buf = tbuf, cap = tcap;
+            tbuf = t, tcap = tc;
             src = buf;
         }
-        if (p[i].transposed) { /* back to the source's [in, out] */
+        if (p[i].transposed && ti.nelements > 0) { /* back to the source's [in, out]; an empty
+                                                     * tensor, [2^56, 0] say, has nothing to move */
             size_t es = qfmt_type_get_traits(p[i].out_type)->block_bytes;
             const uint8_t *s8 = src;
             uint8_t *d8 = tbuf;
@@ -183,12 +229,14 @@ int cmd_dequantize(int argc, char **argv)
         cli_error_qfmt(&e);
         rc = CLI_EXIT_FAILURE;
     }
-    qfmt_st_writer_free(so);
+    cli_temp_unguard(guard);
+    qfmt_st_writer_free(so); /* removes the temporary file unless committed */
     if (rc == CLI_EXIT_OK) printf("wrote %" PRIu64 " tensors, %" PRIu64 " data bytes to %s\n", n, at, out);
     free(buf);
     free(tbuf);
     free(p);
     free(outs);
+    free(tr);
     qfmt_reader_close(r);
     return cli_finish_stdout(rc);
 }

@@ -8,7 +8,6 @@
  */
 #include "cli.h"
 
-#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,207 +454,182 @@ static int dump_text(const qfmt_reader *r, const char *path, const struct dump_o
 }
 
 /* ---- JSON output -------------------------------------------------------------------------- */
+/* Streamed as the file is walked (cli_jw): memory stays bounded however long an array is
+ * (building a cJSON tree took ~87 bytes per array element). The layout is cJSON_Print's, as
+ * before. A reader error after output began leaves an incomplete document on stdout; the
+ * message on stderr and the exit status say so. */
 
-static cJSON *json_hex_bytes(const void *p, uint64_t len)
-{
-    if (len > (SIZE_MAX - 1) / 2)
-        return NULL;
-    const unsigned char *b = p;
-    char *hex = malloc((size_t)len * 2 + 1);
-    if (hex == NULL)
-        return NULL;
-    for (size_t i = 0; i < (size_t)len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", b[i]);
-    hex[(size_t)len * 2] = '\0';
-    cJSON *item = cJSON_CreateString(hex);
-    free(hex);
-    return item;
-}
-
-static cJSON *json_scalar(const qfmt_value *v)
+static void json_scalar(cli_jw *w, const char *key, const qfmt_value *v)
 {
     switch (v->type) {
     case QFMT_META_U8:
     case QFMT_META_U16:
     case QFMT_META_U32:
-    case QFMT_META_U64: return cli_json_u64(v->v.u);
+    case QFMT_META_U64: cli_jw_u64(w, key, v->v.u); break;
     case QFMT_META_I8:
     case QFMT_META_I16:
     case QFMT_META_I32:
-    case QFMT_META_I64: return cli_json_i64(v->v.i);
-    case QFMT_META_F32: return cli_json_real(v->v.f, true);
-    case QFMT_META_F64: return cli_json_real(v->v.f, false);
-    case QFMT_META_BOOL: return cJSON_CreateBool(v->v.u != 0);
-    case QFMT_META_STRING:
-        if (v->v.str.len > SIZE_MAX / 8)
-            return NULL;
-        return cli_json_text(v->v.str.ptr, (size_t)v->v.str.len);
-    default: return json_hex_bytes(v->v.raw.ptr, v->v.raw.len); /* unknown type: its bytes */
+    case QFMT_META_I64: cli_jw_i64(w, key, v->v.i); break;
+    case QFMT_META_F32: cli_jw_real(w, key, v->v.f, true); break;
+    case QFMT_META_F64: cli_jw_real(w, key, v->v.f, false); break;
+    case QFMT_META_BOOL: cli_jw_bool(w, key, v->v.u != 0); break;
+    case QFMT_META_STRING: cli_jw_text(w, key, v->v.str.ptr, (size_t)v->v.str.len); break;
+    default: cli_jw_hex_bytes(w, key, v->v.raw.ptr, v->v.raw.len); break; /* unknown type: its bytes */
     }
 }
 
-/* Adds metadata {key: value} and metadata_types {key: "u32"} to doc. Returns false on OOM or
- * a reader error (then *s says which, and err is filled). */
-static bool json_metadata(const qfmt_reader *r, cJSON *doc, qfmt_status *s, qfmt_error *err)
+/* metadata {key: value} then metadata_types {key: "u32"}. */
+static qfmt_status json_metadata(const qfmt_reader *r, cli_jw *w, qfmt_error *err)
 {
-    cJSON *meta = cJSON_CreateObject(), *types = cJSON_CreateObject();
-    bool ok = cli_json_add(doc, "metadata", meta);
-    ok = cli_json_add(doc, "metadata_types", types) && ok;
-    if (!ok)
-        return false;
     uint64_t n = qfmt_meta_count(r);
-    for (uint64_t i = 0; i < n && ok; i++) {
+    cli_jw_object(w, "metadata");
+    for (uint64_t i = 0; i < n; i++) {
+        const char *key;
+        qfmt_value v;
+        qfmt_status s = qfmt_meta_get_entry(r, i, &key, &v, err);
+        if (s != QFMT_OK)
+            return s;
+        if (opaque_array(&v)) { /* elements unknown: metadata_types says what it is */
+            cli_jw_null(w, key);
+        } else if (v.type != QFMT_META_ARRAY) {
+            json_scalar(w, key, &v);
+        } else {
+            cli_jw_array(w, key);
+            for (uint64_t k = 0; k < v.v.arr.count; k++) { /* a known type: count is bounded */
+                qfmt_value e;
+                if ((s = qfmt_meta_array_get(r, key, k, &e, err)) != QFMT_OK)
+                    return s;
+                json_scalar(w, NULL, &e);
+            }
+            cli_jw_end(w);
+        }
+    }
+    cli_jw_end(w);
+    cli_jw_object(w, "metadata_types");
+    for (uint64_t i = 0; i < n; i++) {
         const char *key;
         qfmt_value v;
         char label[64];
-        if ((*s = qfmt_meta_get_entry(r, i, &key, &v, err)) != QFMT_OK)
-            return false;
-        ok = cli_json_add(types, key, cJSON_CreateString(value_type_label(&v, label, sizeof label)));
-        if (opaque_array(&v)) { /* elements unknown: metadata_types says what it is */
-            ok = ok && cli_json_add(meta, key, cJSON_CreateNull());
-            continue;
-        }
-        if (v.type != QFMT_META_ARRAY) {
-            ok = ok && cli_json_add(meta, key, json_scalar(&v));
-            continue;
-        }
-        cJSON *arr = ok ? cJSON_CreateArray() : NULL;
-        ok = ok && cli_json_add(meta, key, arr);
-        for (uint64_t k = 0; k < v.v.arr.count && ok; k++) {
-            qfmt_value e;
-            if ((*s = qfmt_meta_array_get(r, key, k, &e, err)) != QFMT_OK)
-                return false;
-            ok = cli_json_add(arr, NULL, json_scalar(&e));
-        }
+        qfmt_status s = qfmt_meta_get_entry(r, i, &key, &v, err);
+        if (s != QFMT_OK)
+            return s;
+        cli_jw_string(w, key, value_type_label(&v, label, sizeof label));
     }
-    return ok;
+    cli_jw_end(w);
+    return QFMT_OK;
 }
 
-static cJSON *json_type_total(const struct type_total *t)
+static void json_type_total(cli_jw *w, const char *key, const struct type_total *t, bool open_only)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL)
-        return NULL;
     double bpw;
-    bool ok = cli_json_add(o, "tensors", cli_json_u64(t->tensors));
-    ok = cli_json_add(o, "parameters", cli_json_u64(t->elements)) && ok;
-    ok = cli_json_add(o, "raw_bytes", cli_json_u64(t->raw_bytes)) && ok;
-    ok = cli_json_add(o, "stored_bytes", cli_json_u64(t->stored_bytes)) && ok;
-    ok = cli_json_add(o, "bits_per_weight", bits_per_weight(t->raw_bytes, t->elements, &bpw)
-                                                ? cJSON_CreateNumber(bpw)
-                                                : cJSON_CreateNull()) && ok;
-    ok = cli_json_add(o, "stored_bits_per_weight",
-                      bits_per_weight(t->stored_bytes, t->elements, &bpw)
-                          ? cJSON_CreateNumber(bpw)
-                          : cJSON_CreateNull()) && ok;
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
+    cli_jw_object(w, key);
+    cli_jw_u64(w, "tensors", t->tensors);
+    cli_jw_u64(w, "parameters", t->elements);
+    cli_jw_u64(w, "raw_bytes", t->raw_bytes);
+    cli_jw_u64(w, "stored_bytes", t->stored_bytes);
+    if (bits_per_weight(t->raw_bytes, t->elements, &bpw))
+        cli_jw_number(w, "bits_per_weight", bpw);
+    else
+        cli_jw_null(w, "bits_per_weight");
+    if (bits_per_weight(t->stored_bytes, t->elements, &bpw))
+        cli_jw_number(w, "stored_bits_per_weight", bpw);
+    else
+        cli_jw_null(w, "stored_bits_per_weight");
+    if (!open_only)
+        cli_jw_end(w);
 }
 
-static cJSON *json_tensor(uint64_t index, const qfmt_tensor_info *ti)
+/* The tensor's object, left open (values may follow). */
+static void json_tensor(cli_jw *w, uint64_t index, const qfmt_tensor_info *ti)
 {
-    cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateArray();
-    if (o == NULL || shape == NULL) {
-        cJSON_Delete(o);
-        cJSON_Delete(shape);
-        return NULL;
-    }
     char type[32], codec[32];
-    bool ok = cli_json_add(o, "index", cli_json_u64(index));
-    ok = cli_json_add(o, "name", cJSON_CreateString(ti->name)) && ok;
-    ok = cli_json_add(o, "type", cJSON_CreateString(cli_type_name(ti->type, type, sizeof type))) && ok;
-    ok = cli_json_add(o, "type_id", cli_json_u64(ti->type)) && ok;
-    ok = cli_json_add(o, "shape", shape) && ok;
+    cli_jw_object(w, NULL);
+    cli_jw_u64(w, "index", index);
+    cli_jw_string(w, "name", ti->name);
+    cli_jw_string(w, "type", cli_type_name(ti->type, type, sizeof type));
+    cli_jw_u64(w, "type_id", ti->type);
+    cli_jw_array(w, "shape");
     for (uint32_t d = 0; d < ti->ndim && d < QFMT_MAX_DIMS; d++)
-        ok = cli_json_add(shape, NULL, cli_json_u64(ti->dims[d])) && ok;
-    ok = cli_json_add(o, "elements", cli_json_u64(ti->nelements)) && ok;
-    ok = cli_json_add(o, "offset", cli_json_u64(ti->offset)) && ok;
-    ok = cli_json_add(o, "stored_size", cli_json_u64(ti->stored_size)) && ok;
-    ok = cli_json_add(o, "raw_size", cli_json_u64(ti->raw_size)) && ok;
-    ok = cli_json_add(o, "codec", cJSON_CreateString(cli_codec_name(ti->codec, codec, sizeof codec))) && ok;
-    ok = cli_json_add(o, "checksum", cli_json_hex64(ti->checksum)) && ok;
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
+        cli_jw_u64(w, NULL, ti->dims[d]);
+    cli_jw_end(w);
+    cli_jw_u64(w, "elements", ti->nelements);
+    cli_jw_u64(w, "offset", ti->offset);
+    cli_jw_u64(w, "stored_size", ti->stored_size);
+    cli_jw_u64(w, "raw_size", ti->raw_size);
+    cli_jw_string(w, "codec", cli_codec_name(ti->codec, codec, sizeof codec));
+    cli_jw_hex64(w, "checksum", ti->checksum);
 }
 
 struct json_values {
-    cJSON *arr;
+    cli_jw *w;
+    bool opened; /* "values": [ is written with the first value */
 };
 
 static bool json_value_cb(void *ctx, const cli_value *v)
 {
     struct json_values *jv = ctx;
-    cJSON *item = NULL;
+    cli_jw *w = jv->w;
+    if (!jv->opened)
+        cli_jw_array(w, "values");
+    jv->opened = true;
     switch (v->kind) {
-    case CLI_VALUE_F32: item = cli_json_real(v->f, true); break;
-    case CLI_VALUE_F64: item = cli_json_real(v->f, false); break;
-    case CLI_VALUE_INT: item = cli_json_i64(v->i); break;
-    case CLI_VALUE_UINT: item = cli_json_u64(v->u); break;
-    case CLI_VALUE_BOOL: item = cJSON_CreateBool(v->u != 0); break;
+    case CLI_VALUE_F32: cli_jw_real(w, NULL, v->f, true); break;
+    case CLI_VALUE_F64: cli_jw_real(w, NULL, v->f, false); break;
+    case CLI_VALUE_INT: cli_jw_i64(w, NULL, v->i); break;
+    case CLI_VALUE_UINT: cli_jw_u64(w, NULL, v->u); break;
+    case CLI_VALUE_BOOL: cli_jw_bool(w, NULL, v->u != 0); break;
     }
-    return cli_json_add(jv->arr, NULL, item);
+    return true;
 }
 
-/* Adds "values": [...] to a tensor object (null when the type or codec is unknown). */
-static bool json_tensor_values(const qfmt_reader *r, uint64_t index, uint64_t max, cJSON *o,
-                               qfmt_status *s, qfmt_error *err)
+/* "values": [...], or null when the type or codec is unknown (cli_tensor_values says so
+ * before it gives any value). */
+static qfmt_status json_tensor_values(const qfmt_reader *r, cli_jw *w, uint64_t index, uint64_t max,
+                                      qfmt_error *err)
 {
-    struct json_values jv;
-    jv.arr = cJSON_CreateArray();
-    if (!cli_json_add(o, "values", jv.arr))
-        return false;
-    qfmt_status vs = cli_tensor_values(r, index, max, json_value_cb, &jv, err);
-    if (vs == QFMT_E_UNSUPPORTED) {
-        cJSON_ReplaceItemInObject(o, "values", cJSON_CreateNull());
-        return true;
+    struct json_values jv = {w, false};
+    qfmt_status s = cli_tensor_values(r, index, max, json_value_cb, &jv, err);
+    if (s == QFMT_E_UNSUPPORTED && !jv.opened) {
+        cli_jw_null(w, "values");
+        return QFMT_OK;
     }
-    if (vs == QFMT_E_NOMEM)
-        return false;
-    *s = vs;
-    return vs == QFMT_OK;
+    if (!jv.opened)
+        cli_jw_array(w, "values");
+    cli_jw_end(w);
+    return s == QFMT_E_UNSUPPORTED ? QFMT_OK : s;
 }
 
-/* Adds tensors [...] and totals {...} to doc. */
-static bool json_tensors(const qfmt_reader *r, cJSON *doc, const struct dump_opts *o,
-                         qfmt_status *s, qfmt_error *err)
+/* tensors [...] and totals {...}. */
+static qfmt_status json_tensors(const qfmt_reader *r, cli_jw *w, const struct dump_opts *o,
+                                struct totals *tot, qfmt_error *err)
 {
-    cJSON *tensors = cJSON_CreateArray();
-    if (!cli_json_add(doc, "tensors", tensors))
-        return false;
-    struct totals tot;
-    memset(&tot, 0, sizeof tot);
-    bool ok = true;
     uint64_t n = qfmt_tensor_count(r);
-    for (uint64_t i = 0; i < n && ok; i++) {
+    cli_jw_array(w, "tensors");
+    for (uint64_t i = 0; i < n; i++) {
         qfmt_tensor_info ti;
-        if ((*s = qfmt_tensor_get_info(r, i, &ti, err)) != QFMT_OK) {
-            free(tot.by_type);
-            return false;
+        qfmt_status s = qfmt_tensor_get_info(r, i, &ti, err);
+        if (s != QFMT_OK)
+            return s;
+        if (!totals_add(tot, &ti)) {
+            err->code = QFMT_E_NOMEM;
+            snprintf(err->message, sizeof err->message, "out of memory");
+            return QFMT_E_NOMEM;
         }
-        cJSON *t = json_tensor(i, &ti);
-        ok = cli_json_add(tensors, NULL, t) && totals_add(&tot, &ti);
-        if (ok && o->show_values && !json_tensor_values(r, i, o->max_values, t, s, err)) {
-            free(tot.by_type);
-            return false;
-        }
+        json_tensor(w, i, &ti);
+        if (o->show_values && (s = json_tensor_values(r, w, i, o->max_values, err)) != QFMT_OK)
+            return s;
+        cli_jw_end(w);
     }
-    cJSON *totals = ok ? json_type_total(&tot.all) : NULL;
-    ok = ok && cli_json_add(doc, "totals", totals);
-    cJSON *by_type = ok ? cJSON_CreateObject() : NULL;
-    ok = ok && cli_json_add(totals, "by_type", by_type);
-    for (size_t k = 0; k < tot.ntypes && ok; k++) {
+    cli_jw_end(w);
+    json_type_total(w, "totals", &tot->all, true);
+    cli_jw_object(w, "by_type");
+    for (size_t k = 0; k < tot->ntypes; k++) {
         char name[32];
-        ok = cli_json_add(by_type, cli_type_name(tot.by_type[k].type, name, sizeof name),
-                          json_type_total(&tot.by_type[k]));
+        json_type_total(w, cli_type_name(tot->by_type[k].type, name, sizeof name), &tot->by_type[k], false);
     }
-    free(tot.by_type);
-    return ok;
+    cli_jw_end(w);
+    cli_jw_end(w);
+    return QFMT_OK;
 }
 
 static int dump_json(const qfmt_reader *r, const char *path, const struct dump_opts *o)
@@ -665,51 +639,52 @@ static int dump_json(const qfmt_reader *r, const char *path, const struct dump_o
     qfmt_error err;
     memset(&err, 0, sizeof err);
     qfmt_status s = QFMT_OK;
+    cli_jw w;
+    cli_jw_init(&w, stdout);
 
-    cJSON *doc = cJSON_CreateObject();
-    bool ok = doc != NULL && cli_json_add(doc, "file", cli_json_text(path, strlen(path)));
-    cJSON *ver = ok ? cJSON_CreateObject() : NULL;
-    ok = ok && cli_json_add(doc, "format_version", ver);
-    ok = ok && cli_json_add(ver, "major", cli_json_u64(fi.version_major));
-    ok = ok && cli_json_add(ver, "minor", cli_json_u64(fi.version_minor));
-    ok = ok && cli_json_add(doc, "required_features", cli_json_u64(fi.required_features));
-    ok = ok && cli_json_add(doc, "optional_features", cli_json_u64(fi.optional_features));
-    ok = ok && cli_json_add(doc, "alignment", cli_json_u64(fi.alignment));
-    ok = ok && cli_json_add(doc, "file_size", cli_json_u64(fi.file_size));
-    ok = ok && cli_json_add(doc, "tensor_count", cli_json_u64(fi.tensor_count));
-    ok = ok && cli_json_add(doc, "metadata_count", cli_json_u64(fi.metadata_count));
+    cli_jw_object(&w, NULL);
+    cli_jw_text(&w, "file", path, strlen(path));
+    cli_jw_object(&w, "format_version");
+    cli_jw_u64(&w, "major", fi.version_major);
+    cli_jw_u64(&w, "minor", fi.version_minor);
+    cli_jw_end(&w);
+    cli_jw_u64(&w, "required_features", fi.required_features);
+    cli_jw_u64(&w, "optional_features", fi.optional_features);
+    cli_jw_u64(&w, "alignment", fi.alignment);
+    cli_jw_u64(&w, "file_size", fi.file_size);
+    cli_jw_u64(&w, "tensor_count", fi.tensor_count);
+    cli_jw_u64(&w, "metadata_count", fi.metadata_count);
 
     static const char *const section_names[] = {"data", "metadata", "directory"};
     const uint64_t section_offsets[] = {fi.data_offset, fi.metadata_offset, fi.directory_offset};
     const uint64_t section_sizes[] = {fi.data_size, fi.metadata_size, fi.directory_size};
-    cJSON *sections = ok ? cJSON_CreateObject() : NULL;
-    ok = ok && cli_json_add(doc, "sections", sections);
-    for (size_t k = 0; k < 3 && ok; k++) {
-        cJSON *sec = cJSON_CreateObject();
-        ok = cli_json_add(sections, section_names[k], sec);
-        ok = ok && cli_json_add(sec, "offset", cli_json_u64(section_offsets[k]));
-        ok = ok && cli_json_add(sec, "size", cli_json_u64(section_sizes[k]));
+    cli_jw_object(&w, "sections");
+    for (size_t k = 0; k < 3; k++) {
+        cli_jw_object(&w, section_names[k]);
+        cli_jw_u64(&w, "offset", section_offsets[k]);
+        cli_jw_u64(&w, "size", section_sizes[k]);
+        cli_jw_end(&w);
     }
-    ok = ok && cli_json_add(doc, "header_checksum", cli_json_hex64(fi.header_checksum));
-    ok = ok && cli_json_add(doc, "index_checksum", cli_json_hex64(fi.index_checksum));
+    cli_jw_end(&w);
+    cli_jw_hex64(&w, "header_checksum", fi.header_checksum);
+    cli_jw_hex64(&w, "index_checksum", fi.index_checksum);
 
-    if (ok && o->show_meta)
-        ok = json_metadata(r, doc, &s, &err);
-    if (ok && o->show_tensors)
-        ok = json_tensors(r, doc, o, &s, &err);
-
-    int code;
+    if (o->show_meta)
+        s = json_metadata(r, &w, &err);
+    struct totals tot;
+    memset(&tot, 0, sizeof tot);
+    if (s == QFMT_OK && o->show_tensors)
+        s = json_tensors(r, &w, o, &tot, &err);
+    free(tot.by_type);
     if (s != QFMT_OK) {
+        fputc('\n', stdout);
+        fflush(stdout); /* the partial document comes before the message */
         cli_error_qfmt(&err);
-        code = CLI_EXIT_FAILURE;
-    } else if (!ok) {
-        cli_error("%s: out of memory while building JSON", path);
-        code = CLI_EXIT_FAILURE;
-    } else {
-        code = cli_json_print(doc);
+        return cli_finish_stdout(CLI_EXIT_FAILURE);
     }
-    cJSON_Delete(doc);
-    return cli_finish_stdout(code);
+    cli_jw_end(&w);
+    cli_jw_finish(&w);
+    return cli_finish_stdout(CLI_EXIT_OK);
 }
 
 /* ---- Command ------------------------------------------------------------------------------ */

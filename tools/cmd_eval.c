@@ -143,11 +143,8 @@ static int load_tokens(const char *path, int32_t **out, size_t *n)
 
 static int load_text_tokens(const char *path, const qfmt_reader *r, int32_t **out, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
+    FILE *f = cli_fopen_read(path); /* a FIFO or device is refused, without waiting on it */
+    if (!f) return -1;
     size_t cap = 1 << 20, len = 0;
     char *buf = malloc(cap);
     for (;;) {

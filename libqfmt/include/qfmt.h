@@ -174,6 +174,14 @@ QFMT_API uint64_t qfmt_checksum(const void *data, size_t n);
 /* The same over a whole file, read in pieces (memory stays small whatever the file's size). */
 QFMT_API qfmt_status qfmt_checksum_file(const char *path, uint64_t *size, uint64_t *checksum,
                                         qfmt_error *err);
+/* Opens `path` for reading if it names a regular file, never blocking: a FIFO or a device is
+ * opened with O_NONBLOCK and refused (QFMT_E_IO, sys_errno EINVAL; EISDIR for a directory;
+ * the message says what it is) before anything could wait on it; O_NONBLOCK is cleared on a
+ * regular file. The one way libqfmt opens a caller-named file for reading (qfmt_reader_open,
+ * qfmt_st_open and qfmt_checksum_file go through it), here for callers' own files (a
+ * tokenizer or config file). On success *fd is a read-only, close-on-exec descriptor the
+ * caller closes; on failure *fd is -1 and errno is set as sys_errno. Thread-safe. */
+QFMT_API qfmt_status qfmt_file_open_read(const char *path, int *fd, qfmt_error *err);
 
 /* ---- Float conversion ------------------------------------------------------------------- */
 /* Converts n values between F32, F16 and BF16 (any pair, including same type), round to
@@ -377,6 +385,16 @@ QFMT_API qfmt_status qfmt_meta_get_array(const qfmt_reader *r, const char *key, 
 /* Element `i` of an array (QFMT_E_RANGE past the end). Strings: O(1). */
 QFMT_API qfmt_status qfmt_meta_array_get(const qfmt_reader *r, const char *key, uint64_t i,
                                          qfmt_value *out, qfmt_error *err);
+/* Arrays of strings, the checked way to walk one. *count strings; QFMT_E_TYPE if `key` is not
+ * an array of strings (an array of an unknown element type included: the format does not
+ * check its Count, which may say 2^64 - 1). The count is bounded by the bytes present (each
+ * string takes at least its 8-byte length), so a loop up to it ends within the file's size. */
+QFMT_API qfmt_status qfmt_meta_get_string_array(const qfmt_reader *r, const char *key,
+                                                uint64_t *count, qfmt_error *err);
+/* String `i` of an array of strings: UTF-8 (NUL allowed), not NUL-terminated, valid until
+ * close. QFMT_E_TYPE as above, QFMT_E_RANGE past the end. O(log entries). */
+QFMT_API qfmt_status qfmt_meta_string_array_get(const qfmt_reader *r, const char *key, uint64_t i,
+                                                const char **ptr, uint64_t *len, qfmt_error *err);
 /* Copies a whole scalar array into dst as native values of elem_type (which must match the
  * stored one, else QFMT_E_TYPE); dst holds `count` elements (else QFMT_E_RANGE). */
 QFMT_API qfmt_status qfmt_meta_array_copy(const qfmt_reader *r, const char *key, uint32_t elem_type,

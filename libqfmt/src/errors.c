@@ -62,6 +62,9 @@ qfmt_status qfmt__fail(qfmt_error *err, qfmt_status code, int sys_errno, const c
     return code;
 }
 
+/* Messages quote keys and names from the file, which may hold any character: control
+ * characters (C0, DEL, and C1 such as U+009B, a terminal's CSI) are written as \xNN, so that
+ * a hostile file cannot send escape sequences or line breaks to a terminal or a log. */
 const char *qfmt_escape(const void *bytes, size_t len, char *out, size_t cap)
 {
     if (!out || cap == 0) return out;
@@ -82,14 +85,21 @@ const char *qfmt_escape(const void *bytes, size_t len, char *out, size_t cap)
             out[n++] = (char)c;
         }
     }
+    /* a cut (at cap, or by vsnprintf before) must not leave half a UTF-8 sequence behind */
+    size_t k = n, back = 0;
+    while (k > 0 && back < 4 && ((unsigned char)out[k - 1] & 0xC0) == 0x80) k--, back++;
+    if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
+        unsigned char lead = (unsigned char)out[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (back + 1 < need) n = k - 1;
+    }
     out[n] = '\0';
     return out;
 }
 
-/* Control characters as \xNN, so a name from a file cannot break the line. */
-static const char *escape(const char *s, char *out, size_t cap)
+void qfmt__escape_controls(const char *s, char *out, size_t cap)
 {
-    return qfmt_escape(s, strlen(s), out, cap);
+    qfmt_escape(s, s ? strlen(s) : 0, out, cap);
 }
 
 const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
@@ -106,13 +116,18 @@ const char *qfmt_error_format(const qfmt_error *e, char *buf, size_t buf_size)
         }                                                                                   \
     } while (0)
     char path[4 * sizeof e->path], tensor[4 * sizeof e->tensor];
-    if (e->path[0]) APPEND("%s: ", escape(e->path, path, sizeof path));
-    if (e->tensor[0])
-        APPEND("tensor '%s'%s", escape(e->tensor, tensor, sizeof tensor),
-               e->offset != QFMT_NO_OFFSET ? " " : ": ");
+    if (e->path[0]) {
+        qfmt__escape_controls(e->path, path, sizeof path);
+        APPEND("%s: ", path);
+    }
+    if (e->tensor[0]) {
+        qfmt__escape_controls(e->tensor, tensor, sizeof tensor);
+        APPEND("tensor '%s'%s", tensor, e->offset != QFMT_NO_OFFSET ? " " : ": ");
+    }
     if (e->offset != QFMT_NO_OFFSET) APPEND("at byte %" PRIu64 ": ", e->offset);
-    char message[4 * sizeof e->message];
-    APPEND("%s", e->message[0] ? escape(e->message, message, sizeof message) : qfmt_strerror(e->code));
+    char msg[4 * sizeof e->message]; /* a caller's message may quote a file's bytes too */
+    qfmt__escape_controls(e->message[0] ? e->message : qfmt_strerror(e->code), msg, sizeof msg);
+    APPEND("%s", msg);
 #undef APPEND
     return buf;
 }

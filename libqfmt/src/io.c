@@ -130,14 +130,28 @@ int qfmt__fsync_parent(const qfmt_io *io, const char *path)
     return rc == EINVAL ? 0 : rc;
 }
 
-int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *mapped,
-                   const char **what)
+/* What a non-regular file is, for the message refusing it. */
+static const char *kind_of(mode_t m)
 {
-    *mapped = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (S_ISDIR(m)) return "not a regular file (a directory)";
+    if (S_ISFIFO(m)) return "not a regular file (a FIFO)";
+    if (S_ISCHR(m)) return "not a regular file (a character device)";
+    if (S_ISBLK(m)) return "not a regular file (a block device)";
+    if (S_ISSOCK(m)) return "not a regular file (a socket)";
+    return "not a regular file";
+}
+
+int qfmt__open_regular(const char *path, int *fd_out, uint64_t *size, const char **what)
+{
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO (or a tty, a tape...) for reading would otherwise wait for a
+     * writer before fstat could refuse it; O_NOCTTY: a terminal never becomes ours. */
+    int fd;
+    do fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         *what = "cannot open";
-        return errno;
+        return errno ? errno : EIO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -148,10 +162,53 @@ int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        *what = "not a regular file";
-        return EINVAL;
+        *what = kind_of(st.st_mode);
+        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
     }
-    *size = (uint64_t)st.st_size;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) { /* reads block as usual again */
+        int e = errno;
+        close(fd);
+        *what = "cannot clear O_NONBLOCK";
+        return e;
+    }
+    if (size) *size = (uint64_t)st.st_size;
+    *fd_out = fd;
+    return 0;
+}
+
+qfmt_status qfmt_file_open_read(const char *path, int *fd, qfmt_error *err)
+{
+    qfmt__clear_error(err);
+    if (fd) *fd = -1;
+    if (!path || !fd) {
+        errno = EINVAL;
+        return qfmt__fail(err, QFMT_E_ARG, 0, path, NULL, QFMT_NO_OFFSET, "NULL argument");
+    }
+    const char *what = "";
+    int e = qfmt__open_regular(path, fd, NULL, &what);
+    if (e) {
+        qfmt__open_fail(err, path, e, what);
+        errno = e;
+        return QFMT_E_IO;
+    }
+    return QFMT_OK;
+}
+
+qfmt_status qfmt__open_fail(qfmt_error *err, const char *path, int e, const char *what)
+{
+    if (strncmp(what, "not a regular file", 18) == 0) /* says it all: no strerror(EINVAL) */
+        return qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET, "%s", what);
+    return qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET, "%s: %s", what, strerror(e));
+}
+
+int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *mapped,
+                   const char **what)
+{
+    *mapped = 0;
+    int fd;
+    int oe = qfmt__open_regular(path, &fd, size, what);
+    if (oe) return oe;
     if (*size == 0) {
         close(fd);
         *base = (const uint8_t *)"";
@@ -195,8 +252,10 @@ qfmt_status qfmt_checksum_file(const char *path, uint64_t *size, uint64_t *check
     qfmt__alloc al;
     qfmt__alloc_init(&al, NULL);
     enum { CHUNK = 4 << 20 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return qfmt__fail(err, QFMT_E_IO, errno, path, NULL, QFMT_NO_OFFSET, "cannot open: %s", strerror(errno));
+    int fd;
+    const char *what = "";
+    int oe = qfmt__open_regular(path, &fd, NULL, &what);
+    if (oe) return qfmt__open_fail(err, path, oe, what);
     void *buf = qfmt__malloc(&al, CHUNK);
     qfmt__hasher *h = qfmt__hasher_new(&al);
     qfmt_status s = QFMT_OK;

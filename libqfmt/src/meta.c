@@ -1,5 +1,6 @@
 /* Metadata: parsing and validating the section at open, and the typed getters. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal/bytes.h"
@@ -377,6 +378,49 @@ qfmt_status qfmt_meta_array_get(const qfmt_reader *r, const char *key, uint64_t 
     }
     unsigned w = qfmt__meta_width(m->elem_type);
     decode_scalar(m->elem_type, r->base + m->value_offset + 12 + i * w, out);
+    return QFMT_OK;
+}
+
+/* An array of strings, else QFMT_E_TYPE naming what it is. */
+static qfmt_status string_array(const qfmt_reader *r, const char *key, const qfmt__meta **out,
+                                qfmt_error *err)
+{
+    qfmt_status s = typed(r, key, QFMT_META_ARRAY, out, err);
+    if (s != QFMT_OK) return s;
+    if ((*out)->elem_type != QFMT_META_STRING) {
+        char t[24];
+        snprintf(t, sizeof t, "%s", qfmt_meta_type_name((*out)->elem_type));
+        if ((*out)->elem_type > QFMT_META_ARRAY) snprintf(t, sizeof t, "unknown(%u)", (*out)->elem_type);
+        return qfmt__rfail(r, err, QFMT_E_TYPE, NULL, (*out)->value_offset,
+                           "metadata '%s' is an array of %s, not of strings", key, t);
+    }
+    return QFMT_OK;
+}
+
+qfmt_status qfmt_meta_get_string_array(const qfmt_reader *r, const char *key, uint64_t *count,
+                                       qfmt_error *err)
+{
+    const qfmt__meta *m;
+    qfmt_status s = string_array(r, key, &m, err);
+    if (s != QFMT_OK) return s;
+    /* parse_array proved count <= (value_size - 12) / 8 and gave each string an offset */
+    if (count) *count = m->count;
+    return QFMT_OK;
+}
+
+qfmt_status qfmt_meta_string_array_get(const qfmt_reader *r, const char *key, uint64_t i,
+                                       const char **ptr, uint64_t *len, qfmt_error *err)
+{
+    const qfmt__meta *m;
+    qfmt_status s = string_array(r, key, &m, err);
+    if (s != QFMT_OK) return s;
+    if (i >= m->count)
+        return qfmt__rfail(r, err, QFMT_E_RANGE, NULL, QFMT_NO_OFFSET,
+                           "metadata '%s': index %" PRIu64 " past the %" PRIu64 " strings", key, i,
+                           m->count);
+    uint64_t at = m->str_offsets[i];
+    if (len) *len = qfmt__rd64(r->base + at);
+    if (ptr) *ptr = (const char *)(r->base + at + 8);
     return QFMT_OK;
 }
 

@@ -20,36 +20,6 @@
 #include "internal/types.h"
 #include "internal/utf8.h"
 
-/* Messages quote keys and names from the file, which may hold any character but NUL: control
- * characters (C0, DEL, and C1 such as U+009B, a terminal's CSI) are written as \xNN, so that
- * a hostile file cannot send escape sequences or line breaks to a terminal or a log. */
-static void escape_controls(const char *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7F) {
-            if (n + 4 >= cap) break;
-            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
-        } else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
-            if (n + 8 >= cap) break;
-            n += (size_t)snprintf(out + n, cap - n, "\\xc2\\x%02x", p[1]);
-            p++;
-        } else {
-            if (n + 1 >= cap) break;
-            out[n++] = (char)*p;
-        }
-    }
-    /* a cut (at cap, or by vsnprintf before) must not leave half a UTF-8 sequence behind */
-    size_t k = n, back = 0;
-    while (k > 0 && back < 4 && ((unsigned char)out[k - 1] & 0xC0) == 0x80) k--, back++;
-    if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
-        unsigned char lead = (unsigned char)out[k - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (back + 1 < need) n = k - 1;
-    }
-    out[n] = '\0';
-}
-
 qfmt_status qfmt__rfail(const qfmt_reader *r, qfmt_error *err, qfmt_status code,
                         const char *tensor, uint64_t offset, const char *fmt, ...)
 {
@@ -59,9 +29,9 @@ qfmt_status qfmt__rfail(const qfmt_reader *r, qfmt_error *err, qfmt_status code,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    escape_controls(msg, safe, sizeof safe);
+    qfmt__escape_controls(msg, safe, sizeof safe);
     char name[sizeof err->tensor];
-    if (tensor) escape_controls(tensor, name, sizeof name);
+    if (tensor) qfmt__escape_controls(tensor, name, sizeof name);
     return qfmt__fail(err, code, 0, r ? r->path : NULL, tensor ? name : NULL, offset, "%s", safe);
 }
 
@@ -439,8 +409,7 @@ qfmt_status qfmt_reader_open(qfmt_reader **out, const char *path, const qfmt_ope
     int e = qfmt__map_file(path, &r->base, &r->size, &mapped, &what);
     r->mapped = mapped != 0;
     if (e) {
-        qfmt_status s = qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET, "%s: %s", what,
-                                   strerror(e));
+        qfmt_status s = qfmt__open_fail(err, path, e, what);
         qfmt_reader_close(r);
         return s;
     }

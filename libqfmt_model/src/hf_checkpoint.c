@@ -43,9 +43,12 @@ static qfmt_status read_text(const char *path, int optional, char **out, size_t 
 {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
+    int fd; /* regular files only, and a FIFO does not block the open (qfmt_file_open_read) */
+    qfmt_status os = qfmt_file_open_read(path, &fd, err);
+    FILE *f = os == QFMT_OK ? fdopen(fd, "rb") : NULL;
     if (!f) {
-        if (optional && errno == ENOENT) return QFMT_OK;
+        if (os != QFMT_OK) return optional && errno == ENOENT ? QFMT_OK : os;
+        close(fd);
         return fail(err, QFMT_E_IO, errno, path, "cannot open: %s", strerror(errno));
     }
     struct stat st;

@@ -22,6 +22,11 @@ typedef struct {
     linear q, k, v, o, gate, up, down;
 } layer;
 
+typedef struct {
+    const char *ptr; /* in the reader's mapping; not NUL-terminated */
+    size_t len;
+} qfmt__name;
+
 struct qfmt_model {
     const qfmt_reader *r;
     qfmt_model_hparams hp;
@@ -30,6 +35,8 @@ struct qfmt_model {
     linear mlm_dense;
     float *mlm_bias;
     layer *layers;
+    qfmt__name *transposed; /* convert.transposed, sorted */
+    size_t ntransposed;
     void **owned; /* decoded copies, freed with the model */
     size_t nowned;
     qfmt_pool *pool;

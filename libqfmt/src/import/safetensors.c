@@ -311,7 +311,7 @@ qfmt_status qfmt_st_open(qfmt_st_file **out, const char *path, const qfmt_alloca
     const char *what = "";
     int e = qfmt__map_file(path, &f->base, &f->size, &f->mapped, &what);
     if (e) {
-        qfmt_status s = qfmt__fail(err, QFMT_E_IO, e, path, NULL, QFMT_NO_OFFSET, "%s: %s", what, strerror(e));
+        qfmt_status s = qfmt__open_fail(err, path, e, what);
         qfmt_st_close(f);
         return s;
     }

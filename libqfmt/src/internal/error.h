@@ -2,6 +2,7 @@
 #ifndef QFMT_INTERNAL_ERROR_H
 #define QFMT_INTERNAL_ERROR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "qfmt.h"
@@ -16,6 +17,11 @@
 qfmt_status qfmt__fail(qfmt_error *err, qfmt_status code, int sys_errno, const char *path,
                        const char *tensor, uint64_t offset, const char *fmt, ...)
     QFMT__PRINTF(7, 8);
+/* Copies NUL-terminated s to out (capacity cap), control characters (C0, DEL, and C1 such as
+ * U+009B, a terminal's CSI) written as \xNN, so that a name or key from a hostile file cannot
+ * send escape sequences or line breaks to a terminal or a log; cut on a UTF-8 boundary. The one
+ * escaping of file text in messages (qfmt__rfail, qfmt_error_format). */
+void qfmt__escape_controls(const char *s, char *out, size_t cap);
 /* Marks err as success (code QFMT_OK, empty fields). */
 void qfmt__clear_error(qfmt_error *err);
 

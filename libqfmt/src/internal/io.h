@@ -27,7 +27,18 @@ int qfmt__fsync(const qfmt_io *io, int fd);
 /* fsyncs the directory holding `path`, making a rename in it durable. 0, or an errno. */
 int qfmt__fsync_parent(const qfmt_io *io, const char *path);
 
-/* Maps a regular file read-only. On success *base and *size describe it (an empty file maps to
+/* Opens `path` read-only if it is a regular file, without ever blocking in open(): a FIFO or
+ * a device is opened with O_NONBLOCK, seen by fstat and refused (EINVAL, EISDIR for a
+ * directory) before anything reads it. Every libqfmt open of a caller-named file for reading
+ * goes through here. Returns 0 with *fd (O_CLOEXEC, blocking again) and *size (if not NULL),
+ * or an errno with *what naming the failed step ("not a regular file (a FIFO)"). */
+int qfmt__open_regular(const char *path, int *fd, uint64_t *size, const char **what);
+
+/* Records the failure of qfmt__open_regular or qfmt__map_file: QFMT_E_IO, "what: strerror",
+ * or just what for a file that is not regular. Returns QFMT_E_IO. */
+qfmt_status qfmt__open_fail(qfmt_error *err, const char *path, int e, const char *what);
+
+/* Maps a regular file read-only (opened by qfmt__open_regular). On success *base and *size describe it (an empty file maps to
  * a static empty buffer) and *mapped says whether munmap is due. Returns 0, or an errno with
  * *what naming the failed step. */
 int qfmt__map_file(const char *path, const uint8_t **base, uint64_t *size, int *mapped,

@@ -210,21 +210,24 @@ int main(int argc, char **argv) {
     qfmt_reader *r = NULL;
     qfmt_model *m = NULL;
     qfmt_error e;
-    char msg[512], line[512];
+    char line[1024];
     if (qfmt_reader_open(&r, argv[1], NULL, &e) != QFMT_OK) {
         fprintf(stderr, "logits: %s\n", qfmt_error_format(&e, line, sizeof line));
         return 1;
     }
-    if (qfmt_model_load(&m, r, msg, sizeof msg) != 0) { fprintf(stderr, "logits: %s\n", msg); return 1; }
+    if (qfmt_model_load(&m, r, &e) != QFMT_OK) {
+        fprintf(stderr, "logits: %s\n", qfmt_error_format(&e, line, sizeof line));
+        return 1;
+    }
     const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
     size_t n = (size_t)(argc - 2);
     int32_t *ids = malloc(n * sizeof *ids);
     float *logits = malloc(n * h->vocab * sizeof *logits);
     if (!ids || !logits) return 1;
     for (size_t i = 0; i < n; i++) ids[i] = atoi(argv[2 + i]);
-    qfmt_run_opts o = {1, true};
-    if (qfmt_model_forward(m, ids, n, logits, NULL, &o, msg, sizeof msg) != 0) {
-        fprintf(stderr, "logits: %s\n", msg);
+    qfmt_run_opts o = QFMT_RUN_OPTS_INIT;
+    if (qfmt_model_forward(m, ids, n, logits, NULL, &o, &e) != QFMT_OK) {
+        fprintf(stderr, "logits: %s\n", qfmt_error_format(&e, line, sizeof line));
         return 1;
     }
     const float *last = logits + (n - 1) * h->vocab;

@@ -100,45 +100,17 @@ static int load_tokens(const char *path, int32_t **out, size_t *n)
         cli_error_qfmt(&e);
         return -1;
     }
-    uint64_t idx = 0;
-    qfmt_st_tensor t;
-    int32_t *ids = NULL;
-    int rc = 0;
-    if (qfmt_st_find(f, "tokens", &idx, NULL) != QFMT_OK) idx = 0;
-    if (qfmt_st_count(f) == 0 || qfmt_st_get(f, idx, &t, &e) != QFMT_OK ||
-        (t.type != QFMT_TYPE_I32 && t.type != QFMT_TYPE_I64)) {
-        cli_error("%s: no I32 or I64 token tensor", path);
-        rc = -1;
-    } else if (t.nelements > SIZE_MAX / sizeof **out - 1 || !(ids = malloc(t.nelements * sizeof **out + 1))) {
-        cli_error("%s: tensor '%s': out of memory for %" PRIu64 " token ids", path, t.name, t.nelements);
-        rc = -1;
-    } else {
-        for (uint64_t i = 0; i < t.nelements; i++) {
-            int64_t v;
-            if (t.type == QFMT_TYPE_I32) {
-                int32_t x;
-                memcpy(&x, (const char *)t.data + 4 * i, 4);
-                v = x;
-            } else {
-                memcpy(&v, (const char *)t.data + 8 * i, 8);
-            }
-            if (v < 0 || v > INT32_MAX) {
-                cli_error("%s: tensor '%s': token %" PRIu64 " has id %" PRId64 ", not a valid token id", path,
-                          t.name, i, v);
-                rc = -1;
-                break;
-            }
-            ids[i] = (int32_t)v;
-        }
-    }
-    if (rc == 0) { /* the caller owns the ids only on success */
-        *out = ids;
-        *n = (size_t)t.nelements;
-    } else {
-        free(ids);
-    }
+    qfmt_token_ids t;
+    qfmt_status s = qfmt_token_ids_read(f, "tokens", true, &t, &e);
     qfmt_st_close(f);
-    return rc;
+    if (s != QFMT_OK) {
+        snprintf(e.path, sizeof e.path, "%s", path);
+        cli_error_qfmt(&e);
+        return -1;
+    }
+    *out = t.ids; /* the caller frees it */
+    *n = (size_t)t.count;
+    return 0;
 }
 
 static int load_text_tokens(const char *path, const qfmt_reader *r, int32_t **out, size_t *n)

@@ -177,6 +177,25 @@ QFMT_API size_t qfmt_sampler_top(qfmt_sampler *s, const float *logits, size_t k,
  * exp(mean of these). target must be within 0..vocab-1. */
 QFMT_API double qfmt_nll(const float *logits, size_t vocab, int32_t target);
 
+/* ==== Token ids in safetensors files ========================================================= */
+
+/* Token ids read from an I32 or I64 safetensors tensor (qfmt eval --tokens, qfmt run --input:
+ * what transformers' tokenizers save). */
+typedef struct qfmt_token_ids {
+    int32_t *ids;       /* count ids, each within 0..2^31-1; owned (qfmt_token_ids_free) */
+    uint64_t count;     /* elements of the tensor */
+    uint32_t ndim;      /* its shape, as stored */
+    uint64_t dims[QFMT_MAX_DIMS];
+    char name[128];     /* the tensor read, truncated */
+    uint64_t reserved[4];
+} qfmt_token_ids;
+/* Reads tensor `name` of f - or, when absent and first_if_absent, f's first tensor - into
+ * *out. QFMT_E_NOT_FOUND, QFMT_E_TYPE (not I32/I64), QFMT_E_RANGE (an id below 0 or above
+ * 2^31-1: the message names its position and value), QFMT_E_NOMEM; *out is empty on failure. */
+QFMT_API qfmt_status qfmt_token_ids_read(const qfmt_st_file *f, const char *name, bool first_if_absent,
+                                         qfmt_token_ids *out, qfmt_error *err);
+QFMT_API void qfmt_token_ids_free(qfmt_token_ids *t); /* empties *t; NULL is a no-op */
+
 /* ==== Model families ======================================================================== */
 
 /* qfmt_family: a family (gpt2, llama, bert): its config.json keys, tensor names and shapes and

@@ -323,6 +323,8 @@ def gen_st_writer():
     put("st_writer", "bad_dim_2p53", stw(0, [(b"big", "U8", [254])], data))
     put("st_writer", "overflow_then_zero", stw(0, [(b"z", "F32", [255, 255, 0])], data))
     put("st_writer", "too_big_to_write", stw(0, [(b"h", "F32", [253])], data))
+    put("st_writer", "huge_accepted_abandoned", stw(0, [(b"h", "U8", [255, 6, 6, 6, 6, 6])], data))
+    put("st_writer", "bad_elements_2p56_zero_dim", stw(0, [(b"z", "U8", [0, 255, 255])], data))
     put("st_writer", "bad_reserved", stw(0, [(b"r", "F32", [1], True)], data))
     put("st_writer", "name_1024", stw(0, [(b"x" * 7, "F32", [1])], data).replace(b"\x07x", b"\x7fx", 1))
     put("st_writer", "bad_name_1025", stw(0, [(b"x" * 7, "F32", [1])], data).replace(b"\x07x", b"\xffx", 1))

@@ -98,6 +98,20 @@ static void write_shard(const char *path, const char *const *names, const uint32
     free(bytes);
 }
 
+/* At exit (libFuzzer's -max_total_time and -runs end with exit()): the directory goes. */
+static void remove_scratch(void)
+{
+    static const char *const names[] = {"model-00001-of-00002.safetensors",
+                                        "model-00002-of-00002.safetensors", "config.json",
+                                        "model.safetensors.index.json", "out.qfmt"};
+    char path[400];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 /* The scratch directory and its two shards, once per process. */
 static void setup(void)
 {
@@ -106,6 +120,7 @@ static void setup(void)
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/qfmt-fuzz-hf-%ld", base ? base : "/tmp", (long)getpid());
     mkdir(dir, 0700);
+    atexit(remove_scratch);
     snprintf(shard_path[0], sizeof shard_path[0], "%s/%s", dir, SHARD1);
     snprintf(shard_path[1], sizeof shard_path[1], "%s/%s", dir, SHARD2);
     const char *n1[] = {"a", "b"}, *n2[] = {"c"};

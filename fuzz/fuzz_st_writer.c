@@ -59,16 +59,27 @@ static int no_fsync(void *ctx, int fd)
 }
 static qfmt_io io;
 
+static char dir[256];
+
+/* At exit (libFuzzer's -max_total_time and -runs end with exit()): the directory goes. */
+static void remove_scratch(void)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/out.safetensors", dir);
+    unlink(path);
+    rmdir(dir); /* fails, leaving it to see, if a temporary was left */
+}
+
 /* The fuzzer's own scratch directory (one per process), made at the first call. */
 static const char *scratch_dir(void)
 {
-    static char dir[256];
     if (!dir[0]) {
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
         snprintf(dir, sizeof dir, "%s/qfmt-fuzz-stw-%ld", base ? base : "/tmp", (long)getpid());
         mkdir(dir, 0700);
         io = qfmt_io_posix;
         io.fsync = no_fsync;
+        atexit(remove_scratch);
     }
     return dir;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the hand-made seeds of fuzz_safetensors, fuzz_tokenizer, fuzz_config and fuzz_quant
-into fuzz/corpus/<name>/ (deterministic; standard library only). The fuzz_reader seeds come
-from examples/gen_fuzz_seeds.c instead. Seeds a campaign found are kept next to these (their
+into fuzz/corpus/<name>/ (deterministic; standard library only), and those of fuzz_st_writer and
+fuzz_hf_checkpoint. The fuzz_reader seeds come from examples/gen_fuzz_seeds.c instead, the
+fuzz_model ones from fuzz/gen_model_seeds.c. Seeds a campaign found are kept next to these (their
 names are SHA-1s); this script only (re)writes the files whose names it chooses.
 
     python3 fuzz/gen_seeds.py            # from the repository root
@@ -272,8 +273,127 @@ def gen_quant():
     put("quant", "quant_q8_0_nonfinite", bytes([0 | 8, 8]) + struct.pack("<64f", *nan))
 
 
+# ---- st_writer (fuzz_st_writer.c decodes: mode, count, per tensor: name length, name, type,
+# ndim, dims, reserved flag; then the data) ------------------------------------------------
+
+STW_TYPE = {"F32": 0, "F16": 1, "Q8_0": 8, "I8": 24, "I16": 25, "I32": 26, "I64": 27,
+            "F64": 28, "BF16": 30, "U8": 32, "BOOL": 33}
+
+
+def stw(mode, tensors, data=b""):
+    """tensors: (name bytes or an int 0x80 | k for a duplicate of k, dtype, dims, reserved)."""
+    out = bytes([mode, len(tensors)])
+    for name, dtype, dims, *rest in tensors:
+        if isinstance(name, int):
+            out += bytes([name])
+        else:
+            out += bytes([len(name)]) + name
+        out += bytes([STW_TYPE[dtype], len(dims)]) + bytes(dims)
+        out += bytes([0xA5 if rest and rest[0] else 0])
+    return out + data
+
+
+def gen_st_writer():
+    data = bytes(range(256)) * 2
+    put("st_writer", "commit_three", stw(0, [(b"a", "F32", [2, 3]), (b"layer.0.weight", "BF16", [4]),
+                                             ("\u00e9\u540d".encode(), "I64", [])], data))
+    put("st_writer", "every_dtype", stw(1 | (2 << 3), [(b"f32", "F32", [2]), (b"f16", "F16", [3]),
+                                                       (b"bf16", "BF16", [1, 2]), (b"f64", "F64", [1]),
+                                                       (b"i8", "I8", [5]), (b"i16", "I16", [2]),
+                                                       (b"i32", "I32", [1, 1, 2])], data))
+    put("st_writer", "u8_bool_4d", stw(0 | (5 << 3), [(b"u8", "U8", [2, 2, 2, 2]),
+                                                      (b"mask", "BOOL", [3])], data))
+    put("st_writer", "abandon", stw(2, [(b"x", "F32", [4, 4])], data))
+    put("st_writer", "commit_short", stw(3, [(b"x", "F16", [3])], data))
+    put("st_writer", "write_past_end", stw(4 | (1 << 3), [(b"x", "I32", [2]), (b"y", "U8", [1])], data))
+    put("st_writer", "zero_sized", stw(0, [(b"e0", "F32", [0]), (b"e1", "F32", [3, 0]),
+                                           (b"s", "F32", []), (b"e2", "I8", [0, 6])], data))
+    put("st_writer", "no_tensors", bytes([0, 0]))
+    put("st_writer", "escapes_in_name", stw(0, [(b"a\"b\\c\n\t\x01\x1f\x7f", "F32", [1])], data))
+    put("st_writer", "bad_duplicate", stw(0, [(b"w", "F32", [1]), (0x80, "F16", [1])], data))
+    put("st_writer", "bad_utf8", stw(0, [(b"ok", "F32", [1]), (b"\xc0\x80", "F32", [1])], data))
+    put("st_writer", "bad_surrogate", stw(0, [(b"\xed\xa0\x80", "F32", [1])], data))
+    put("st_writer", "bad_nul_first", stw(0, [(b"\x00abc", "F32", [1])], data))
+    put("st_writer", "nul_inside", stw(0, [(b"ab\x00cd", "F32", [1])], data))
+    put("st_writer", "bad_metadata_name", stw(0, [(b"__metadata__", "F32", [1])], data))
+    put("st_writer", "bad_block_type", stw(0, [(b"q", "Q8_0", [32])], data))
+    put("st_writer", "bad_ndim", stw(0, [(b"n", "F32", [1] * 9)], data))
+    put("st_writer", "eight_dims", stw(0, [(b"n", "F32", [1, 2, 1, 2, 1, 1, 1, 1])], data))
+    put("st_writer", "bad_overflow", stw(0, [(b"big", "F64", [255, 255, 255])], data))
+    put("st_writer", "bad_dim_2p53", stw(0, [(b"big", "U8", [254])], data))
+    put("st_writer", "overflow_then_zero", stw(0, [(b"z", "F32", [255, 255, 0])], data))
+    put("st_writer", "too_big_to_write", stw(0, [(b"h", "F32", [253])], data))
+    put("st_writer", "huge_accepted_abandoned", stw(0, [(b"h", "U8", [255, 6, 6, 6, 6, 6])], data))
+    put("st_writer", "bad_elements_2p56_zero_dim", stw(0, [(b"z", "U8", [0, 255, 255])], data))
+    put("st_writer", "bad_reserved", stw(0, [(b"r", "F32", [1], True)], data))
+    put("st_writer", "name_1024", stw(0, [(b"x" * 7, "F32", [1])], data).replace(b"\x07x", b"\x7fx", 1))
+    put("st_writer", "bad_name_1025", stw(0, [(b"x" * 7, "F32", [1])], data).replace(b"\x07x", b"\xffx", 1))
+
+
+# ---- hf_checkpoint (fuzz_hf_checkpoint.c: an index text, then optionally NUL + config.json;
+# convert runs when the index length is a multiple of 8, quantizing every tensor when byte 0
+# is odd) --------------------------------------------------------------------------------------
+
+S1 = "model-00001-of-00002.safetensors"
+S2 = "model-00002-of-00002.safetensors"
+
+
+def hf_index(weight_map, extra=None, convert=False, lead=""):
+    obj = {"metadata": {"total_size": 392}}
+    if extra:
+        obj.update(extra)
+    if weight_map is not None:
+        obj["weight_map"] = weight_map
+    text = lead + json.dumps(obj, indent=2)
+    if convert:
+        while len(text.encode()) % 8:
+            text += "\n"
+    elif len(text.encode()) % 8 == 0:
+        text += "\n"
+    return text
+
+
+def gen_hf_checkpoint():
+    full = {"a": S1, "b": S1, "c": S2}
+    put("hf_checkpoint", "index_full", hf_index(full))
+    put("hf_checkpoint", "index_full_convert", hf_index(full, convert=True, lead=" "))
+    put("hf_checkpoint", "index_full_convert_all", hf_index(full, convert=True))
+    put("hf_checkpoint", "index_one_shard", hf_index({"a": S1}))
+    put("hf_checkpoint", "index_one_shard_convert", hf_index({"c": S2}, convert=True, lead=" "))
+    put("hf_checkpoint", "index_missing_tensor", hf_index({"a": S1, "d": S1}))
+    put("hf_checkpoint", "index_wrong_shard", hf_index({"a": S1, "c": S1}, convert=True))
+    put("hf_checkpoint", "index_no_such_file", hf_index({"a": "model-00003-of-00003.safetensors"}))
+    put("hf_checkpoint", "index_dotdot", hf_index({"a": "../" + S1}))
+    put("hf_checkpoint", "index_dot", hf_index({"a": "."}))
+    put("hf_checkpoint", "index_empty_file_name", hf_index({"a": ""}))
+    put("hf_checkpoint", "index_names_config", hf_index({"a": "config.json"}))
+    put("hf_checkpoint", "index_names_itself", hf_index({"a": "model.safetensors.index.json"}))
+    put("hf_checkpoint", "index_not_string", hf_index({"a": 1, "b": None}))
+    put("hf_checkpoint", "index_empty_map", hf_index({}))
+    put("hf_checkpoint", "index_no_map", hf_index(None))
+    put("hf_checkpoint", "index_map_array", hf_index(None, {"weight_map": [S1]}))
+    put("hf_checkpoint", "index_not_object", "[1, 2]\n")
+    put("hf_checkpoint", "index_empty", "")
+    put("hf_checkpoint", "index_duplicate_key",
+        '{"weight_map": {"a": "%s", "\\u0061": "%s"}}' % (S1, S2))
+    put("hf_checkpoint", "index_control_chars",
+        hf_index({"\u001b[31mred\u0007": S1, "a": S1}))
+    put("hf_checkpoint", "index_escape_in_file",
+        hf_index({"a": "model\u001b-00001.safetensors"}))
+    put("hf_checkpoint", "index_invalid_utf8", b'{"weight_map": {"\xff": "' + S1.encode() + b'"}}')
+    put("hf_checkpoint", "index_trailing_comma", '{"weight_map": {"a": "%s",}}' % S1)
+    gpt2 = json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 8,
+                       "n_head": 2, "n_layer": 1, "vocab_size": 8, "n_positions": 4})
+    put("hf_checkpoint", "with_config_gpt2", hf_index(full, convert=True, lead=" ") + "\0" + gpt2)
+    put("hf_checkpoint", "with_config_bad", hf_index(full) + "\0" + '{"model_type": "llama",}')
+    put("hf_checkpoint", "with_config_not_object", hf_index(full, convert=True) + "\0" + "[]")
+    put("hf_checkpoint", "with_config_empty", hf_index(full) + "\0")
+
+
 if __name__ == "__main__":
     gen_safetensors()
     gen_tokenizer()
     gen_config()
     gen_quant()
+    gen_st_writer()
+    gen_hf_checkpoint()

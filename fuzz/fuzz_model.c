@@ -1,0 +1,244 @@
+/*
+ * fuzz_model.c - libFuzzer target for loading and running a model from a qfmt file
+ * (libqfmt_model/src/model.c: qfmt_model_load, read_hparams, the weight loaders; forward.c;
+ * the session's KV cache).
+ *
+ * Input: arbitrary bytes as a qfmt file, opened with qfmt_reader_open_memory. As fuzz_reader
+ * does (the helpers are copied from it), each input runs up to three times: as given, with the
+ * header and index checksums recomputed, and (if that opens) with every tensor checksum
+ * recomputed too, so that mutations reach the model loader rather than stopping at a checksum.
+ * What opens goes to qfmt_model_load; a model that loads with small hyperparameters (vocab,
+ * d, ffn <= 4096, layers <= 4, ctx >= 2) runs 2 tokens through qfmt_model_forward on the exact
+ * and the fast path (logits and hidden states read in full) and, when causal, a session with
+ * 2 incremental steps; a third step past a context of 2 is refused with QFMT_E_RANGE.
+ *
+ * Checks: a failed load has err.code equal to the status, *out NULL, and a non-empty
+ * message whose qfmt_error_format text holds no raw control character; a loaded model has
+ * hyperparameters within the limits read_hparams documents (as fuzz_config checks them);
+ * an out-of-range token id is refused; forward and session failures are consistent errors.
+ *
+ * Build: with clang and -DQFMT_FUZZ=ON (libFuzzer), or with any compiler linked with
+ * regression_driver.c to replay a corpus. See fuzz/README.md.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qfmt.h"
+#include "qfmt_model.h"
+#include "fuzz_check.h"
+
+/* Header-only, for recomputing checksums of mutated inputs (see above). */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+enum { BASE_ALIGNMENT = 4096, SMALL = 4096, MAX_LAYERS = 4 };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_failure(qfmt_status s, const qfmt_error *e)
+{
+    check_error(s, e);
+    CHECK(e->message[0] != '\0');
+    char buf[1200];
+    const char *text = qfmt_error_format(e, buf, sizeof buf);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        CHECK(*c >= 0x20 && *c != 0x7f);
+}
+
+/* The limits read_hparams documents (see fuzz_config.c). */
+static void check_hparams(const qfmt_model_hparams *h)
+{
+    CHECK(h->family != NULL);
+    CHECK(h->vocab >= 1 && h->vocab <= (1u << 24));
+    CHECK(h->d >= 1 && h->d <= (1u << 24));
+    CHECK(h->layers >= 1 && h->layers <= 4096);
+    CHECK(h->heads >= 1 && h->kv_heads >= 1 && h->heads % h->kv_heads == 0);
+    CHECK(h->head_dim >= 2 && h->head_dim % 2 == 0);
+    CHECK(h->ffn >= 1 && h->ctx >= 1);
+    CHECK(h->arch != QFMT_ARCH_BERT || (h->type_vocab >= 1 && h->type_vocab <= (1u << 24)));
+    CHECK(h->causal == (h->arch != QFMT_ARCH_BERT));
+    CHECK(h->layers * h->ctx <= (1ull << 36) / (h->kv_heads * h->head_dim));
+}
+
+static void run_model(qfmt_model *m)
+{
+    const qfmt_model_hparams *h = qfmt_model_hparams_get(m);
+    if (h->vocab > SMALL || h->d > SMALL || h->ffn > SMALL || h->layers > MAX_LAYERS || h->ctx < 2)
+        return;
+    const size_t T = 2;
+    int32_t ids[2] = {0, (int32_t)(h->vocab - 1)};
+    float *logits = malloc(T * h->vocab * sizeof *logits);
+    float *hid[MAX_LAYERS + 1];
+    CHECK(logits != NULL);
+    for (uint64_t l = 0; l <= h->layers; l++)
+        CHECK((hid[l] = malloc(T * h->d * sizeof(float))) != NULL);
+    qfmt_error e;
+    for (int exact = 1; exact >= 0; exact--) {
+        qfmt_run_opts o = {1, exact != 0};
+        qfmt_status s = qfmt_model_forward(m, ids, T, logits, exact ? hid : NULL, &o, &e);
+        if (s == QFMT_OK) {
+            touch(logits, T * h->vocab * sizeof *logits);
+            if (exact)
+                for (uint64_t l = 0; l <= h->layers; l++)
+                    touch(hid[l], T * h->d * sizeof(float));
+        } else {
+            check_failure(s, &e);
+        }
+    }
+    qfmt_run_opts o = {1, true};
+    int32_t bad = (int32_t)h->vocab;
+    qfmt_status s = qfmt_model_forward(m, &bad, 1, logits, NULL, &o, &e);
+    CHECK(s == QFMT_E_RANGE);
+    check_failure(s, &e);
+    if (h->causal) {
+        qfmt_session *ss = NULL;
+        s = qfmt_session_new(&ss, m, &e);
+        if (s == QFMT_OK) {
+            for (size_t i = 0; i < T; i++) {
+                s = qfmt_session_eval(ss, &ids[i], 1, logits, &o, &e);
+                if (s != QFMT_OK) {
+                    check_failure(s, &e);
+                    break;
+                }
+                CHECK(qfmt_session_pos(ss) == i + 1);
+                touch(logits, h->vocab * sizeof *logits);
+            }
+            if (s == QFMT_OK && h->ctx == 2) { /* full: one more is refused, nothing appended */
+                s = qfmt_session_eval(ss, ids, 1, logits, &o, &e);
+                CHECK(s == QFMT_E_RANGE);
+                CHECK(qfmt_session_pos(ss) == 2);
+            }
+            qfmt_session_free(ss);
+        } else {
+            check_failure(s, &e);
+        }
+    } else {
+        qfmt_session *ss = NULL;
+        s = qfmt_session_new(&ss, m, &e);
+        CHECK(s == QFMT_E_UNSUPPORTED && ss == NULL);
+    }
+    for (uint64_t l = 0; l <= h->layers; l++)
+        free(hid[l]);
+    free(logits);
+}
+
+static void fuzz_one(const uint8_t *data, size_t size)
+{
+    qfmt_reader *r = NULL;
+    qfmt_error e;
+    if (qfmt_reader_open_memory(&r, data, size, NULL, &e) != QFMT_OK)
+        return;
+    /* Open finding (fuzz/README.md): model.c's transposed_listed walks convert.transposed
+     * element by element up to its count, whatever the element type; an array of an element
+     * type the reader does not know is kept opaque with any count (2^62 in a 9 KB file), so
+     * qfmt_model_load never returns. Such files are skipped until that is fixed (the seed
+     * open_transposed_unknown_elem_type_hang then becomes a regression test). */
+    uint32_t elem;
+    uint64_t count;
+    if (qfmt_meta_get_array(r, "convert.transposed", &elem, &count, NULL) == QFMT_OK &&
+        elem > QFMT_META_STRING && count > (1u << 20)) {
+        qfmt_reader_close(r);
+        return;
+    }
+    static char not_null;
+    qfmt_model *m = (qfmt_model *)(void *)&not_null;
+    qfmt_status s = qfmt_model_load(&m, r, &e);
+    if (getenv("QFMT_FUZZ_VERBOSE")) {
+        char buf[1200];
+        fprintf(stderr, "load: %s\n", s ? qfmt_error_format(&e, buf, sizeof buf) : "ok");
+    }
+    if (s != QFMT_OK) {
+        CHECK(m == NULL);
+        check_failure(s, &e);
+    } else {
+        CHECK(m != NULL);
+        check_hparams(qfmt_model_hparams_get(m));
+        run_model(m);
+        qfmt_model_free(m);
+    }
+    qfmt_reader_close(r);
+}
+
+/* ---- Checksums recomputed (copied from fuzz_reader.c) ---------------------------------- */
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = (v << 8) | p[k];
+    return v;
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        p[k] = (uint8_t)(v >> (8 * k));
+}
+
+/* Header_Checksum (bytes 0..55, stored at 56) and Index_Checksum (Metadata_Offset from the
+ * footer up to File_Size - 16, stored there). Returns false if the bytes did not change. */
+static bool fix_index_checksums(uint8_t *d, size_t n)
+{
+    if (n < 2 * QFMT_HEADER_SIZE)
+        return false;
+    uint64_t old_h = rd64(d + 56), old_i = rd64(d + n - 16);
+    wr64(d + 56, XXH3_64bits(d, 56));
+    uint64_t meta_off = rd64(d + n - QFMT_FOOTER_SIZE);
+    if (meta_off <= n - 16)
+        wr64(d + n - 16, XXH3_64bits(d + meta_off, n - 16 - (size_t)meta_off));
+    return rd64(d + 56) != old_h || rd64(d + n - 16) != old_i;
+}
+
+/* Every directory entry's Checksum (its last 8 bytes) set to the XXH3 of the tensor's stored
+ * bytes, then the index checksum again. Only for a file that opens. */
+static bool fix_tensor_checksums(uint8_t *d, size_t n)
+{
+    qfmt_reader *r = NULL;
+    if (qfmt_reader_open_memory(&r, d, n, NULL, NULL) != QFMT_OK)
+        return false;
+    qfmt_file_info fi;
+    qfmt_reader_file_info(r, &fi);
+    /* collect first: the bytes must not change while the reader is open */
+    uint64_t *fix = malloc(fi.tensor_count * 2 * sizeof *fix + 1);
+    size_t nfix = 0;
+    uint64_t pos = fi.directory_offset;
+    for (uint64_t i = 0; i < fi.tensor_count && fix != NULL; i++) {
+        qfmt_tensor_info ti;
+        CHECK(qfmt_tensor_get_info(r, i, &ti, NULL) == QFMT_OK);
+        /* Name_Length u64 | Name | Type, Codec, NDim, Reserved u32 | Dims | 4 x u64 */
+        pos += 8 + strlen(ti.name) + 16 + 8ull * ti.ndim + 32;
+        CHECK(pos <= fi.directory_offset + fi.directory_size);
+        uint64_t sum = XXH3_64bits(d + ti.offset, (size_t)ti.stored_size);
+        if (sum != ti.checksum) {
+            fix[nfix++] = pos - 8;
+            fix[nfix++] = sum;
+        }
+    }
+    qfmt_reader_close(r);
+    for (size_t k = 0; k < nfix; k += 2)
+        wr64(d + fix[k], fix[k + 1]);
+    free(fix);
+    if (nfix > 0)
+        fix_index_checksums(d, n);
+    return nfix > 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    void *copy = NULL; /* page-aligned and exactly sized, as in fuzz_reader */
+    if (posix_memalign(&copy, BASE_ALIGNMENT, size ? size : 1) != 0)
+        return 0;
+    if (size > 0)
+        memcpy(copy, data, size);
+    fuzz_one(copy, size);
+    if (fix_index_checksums(copy, size))
+        fuzz_one(copy, size);
+    if (fix_tensor_checksums(copy, size))
+        fuzz_one(copy, size);
+    free(copy);
+    return 0;
+}

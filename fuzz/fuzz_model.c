@@ -30,10 +30,7 @@
 #include "qfmt.h"
 #include "qfmt_model.h"
 #include "fuzz_check.h"
-
-/* Header-only, for recomputing checksums of mutated inputs (see above). */
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+#include "fuzz_checksums.h"
 
 enum { BASE_ALIGNMENT = 4096, SMALL = 4096, MAX_LAYERS = 4 };
 
@@ -153,70 +150,6 @@ static void fuzz_one(const uint8_t *data, size_t size)
         qfmt_model_free(m);
     }
     qfmt_reader_close(r);
-}
-
-/* ---- Checksums recomputed (copied from fuzz_reader.c) ---------------------------------- */
-
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int k = 7; k >= 0; k--)
-        v = (v << 8) | p[k];
-    return v;
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    for (int k = 0; k < 8; k++)
-        p[k] = (uint8_t)(v >> (8 * k));
-}
-
-/* Header_Checksum (bytes 0..55, stored at 56) and Index_Checksum (Metadata_Offset from the
- * footer up to File_Size - 16, stored there). Returns false if the bytes did not change. */
-static bool fix_index_checksums(uint8_t *d, size_t n)
-{
-    if (n < 2 * QFMT_HEADER_SIZE)
-        return false;
-    uint64_t old_h = rd64(d + 56), old_i = rd64(d + n - 16);
-    wr64(d + 56, XXH3_64bits(d, 56));
-    uint64_t meta_off = rd64(d + n - QFMT_FOOTER_SIZE);
-    if (meta_off <= n - 16)
-        wr64(d + n - 16, XXH3_64bits(d + meta_off, n - 16 - (size_t)meta_off));
-    return rd64(d + 56) != old_h || rd64(d + n - 16) != old_i;
-}
-
-/* Every directory entry's Checksum (its last 8 bytes) set to the XXH3 of the tensor's stored
- * bytes, then the index checksum again. Only for a file that opens. */
-static bool fix_tensor_checksums(uint8_t *d, size_t n)
-{
-    qfmt_reader *r = NULL;
-    if (qfmt_reader_open_memory(&r, d, n, NULL, NULL) != QFMT_OK)
-        return false;
-    qfmt_file_info fi;
-    qfmt_reader_file_info(r, &fi);
-    /* collect first: the bytes must not change while the reader is open */
-    uint64_t *fix = malloc(fi.tensor_count * 2 * sizeof *fix + 1);
-    size_t nfix = 0;
-    uint64_t pos = fi.directory_offset;
-    for (uint64_t i = 0; i < fi.tensor_count && fix != NULL; i++) {
-        qfmt_tensor_info ti;
-        CHECK(qfmt_tensor_get_info(r, i, &ti, NULL) == QFMT_OK);
-        /* Name_Length u64 | Name | Type, Codec, NDim, Reserved u32 | Dims | 4 x u64 */
-        pos += 8 + strlen(ti.name) + 16 + 8ull * ti.ndim + 32;
-        CHECK(pos <= fi.directory_offset + fi.directory_size);
-        uint64_t sum = XXH3_64bits(d + ti.offset, (size_t)ti.stored_size);
-        if (sum != ti.checksum) {
-            fix[nfix++] = pos - 8;
-            fix[nfix++] = sum;
-        }
-    }
-    qfmt_reader_close(r);
-    for (size_t k = 0; k < nfix; k += 2)
-        wr64(d + fix[k], fix[k + 1]);
-    free(fix);
-    if (nfix > 0)
-        fix_index_checksums(d, n);
-    return nfix > 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

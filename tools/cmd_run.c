@@ -118,18 +118,19 @@ static int run_ids(const options *o, qfmt_model *m)
         cli_error_qfmt(&e);
         return CLI_EXIT_FAILURE;
     }
-    uint64_t idx;
-    qfmt_st_tensor t;
+    qfmt_token_ids t;
     int rc = CLI_EXIT_OK;
-    if (qfmt_st_find(in, "input_ids", &idx, &e) != QFMT_OK || qfmt_st_get(in, idx, &t, &e) != QFMT_OK) {
-        cli_error("%s: no tensor 'input_ids'", o->input);
+    if (qfmt_token_ids_read(in, "input_ids", false, &t, &e) != QFMT_OK) {
+        snprintf(e.path, sizeof e.path, "%s", o->input);
+        cli_error_qfmt(&e);
         rc = CLI_EXIT_FAILURE;
-    } else if (t.ndim != 2 || (t.type != QFMT_TYPE_I32 && t.type != QFMT_TYPE_I64) || t.dims[1] == 0) {
+    } else if (t.ndim != 2 || t.dims[1] == 0) {
         cli_error("%s: tensor 'input_ids' must be I32 or I64 [B, T] with T > 0", o->input);
         rc = CLI_EXIT_FAILURE;
     }
+    qfmt_st_close(in); /* the ids are copied */
     if (rc != CLI_EXIT_OK) {
-        qfmt_st_close(in);
+        qfmt_token_ids_free(&t);
         return rc;
     }
     size_t B = (size_t)t.dims[0], T = (size_t)t.dims[1], V = (size_t)h->vocab, d = (size_t)h->d, L = (size_t)h->layers;
@@ -159,17 +160,7 @@ static int run_ids(const options *o, qfmt_model *m)
     qfmt_run_opts ro = {o->threads, o->exact != 0, {0}};
     /* logits of every sequence come first in the file; hidden states are sequence 0's */
     for (size_t b = 0; rc == CLI_EXIT_OK && b < B; b++) {
-        for (size_t i = 0; i < T; i++) {
-            int64_t v;
-            if (t.type == QFMT_TYPE_I32) {
-                int32_t x;
-                memcpy(&x, (const char *)t.data + (b * T + i) * 4, 4);
-                v = x;
-            } else {
-                memcpy(&v, (const char *)t.data + (b * T + i) * 8, 8);
-            }
-            ids[i] = v < INT32_MIN || v > INT32_MAX ? -1 : (int32_t)v;
-        }
+        memcpy(ids, t.ids + b * T, T * sizeof *ids);
         if (qfmt_model_forward(m, ids, T, logits, b == 0 ? hidden : NULL, &ro, &e) != QFMT_OK) {
             cli_error("%s: sequence %zu: %s", o->input, b, qfmt_error_format(&e, eb, sizeof eb));
             rc = CLI_EXIT_FAILURE;
@@ -190,7 +181,7 @@ static int run_ids(const options *o, qfmt_model *m)
     qfmt_st_writer_free(so);
     for (size_t l = 0; hidden && l <= L; l++) free(hidden[l]);
     free(hidden), free(ids), free(logits), free(outs), free(names);
-    qfmt_st_close(in);
+    qfmt_token_ids_free(&t);
     return rc;
 }
 

@@ -154,16 +154,6 @@ static void fuzz_one(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    void *copy = NULL; /* page-aligned and exactly sized, as in fuzz_reader */
-    if (posix_memalign(&copy, BASE_ALIGNMENT, size ? size : 1) != 0)
-        return 0;
-    if (size > 0)
-        memcpy(copy, data, size);
-    fuzz_one(copy, size);
-    if (fix_index_checksums(copy, size))
-        fuzz_one(copy, size);
-    if (fix_tensor_checksums(copy, size))
-        fuzz_one(copy, size);
-    free(copy);
+    fuzz_with_checksums_fixed(data, size, BASE_ALIGNMENT, fuzz_one);
     return 0;
 }

@@ -15,21 +15,8 @@
 
 #include "convert_policy.h"
 #include "hf_checkpoint.h"
+#include "model_internal.h"
 #include "qfmt_model.h"
-
-static qfmt_status fail(qfmt_error *err, qfmt_status code, const char *path, const char *tensor,
-                        const char *msg)
-{
-    if (err) {
-        memset(err, 0, sizeof *err);
-        err->code = code;
-        err->offset = QFMT_NO_OFFSET;
-        snprintf(err->path, sizeof err->path, "%s", path ? path : "");
-        snprintf(err->tensor, sizeof err->tensor, "%s", tensor ? tensor : "");
-        snprintf(err->message, sizeof err->message, "%s", msg);
-    }
-    return code;
-}
 
 /* ---- Metadata -------------------------------------------------------------------------- */
 
@@ -57,7 +44,7 @@ static qfmt_status put_metadata(qfmt_writer *w, const qfmt__hf_model *m, const q
     uint64_t *sizes = calloc(n, sizeof *sizes);
     uint64_t *sums = calloc(n, sizeof *sums);
     if (c.s == QFMT_OK && (!names || !sizes || !sums))
-        c.s = fail(err, QFMT_E_NOMEM, NULL, NULL, "out of memory");
+        c.s = QFMT__FAIL(err, QFMT_E_NOMEM, NULL, NULL, "%s", "out of memory");
     for (uint32_t k = 0; c.s == QFMT_OK && k < m->nshards; k++) {
         names[k] = m->shards[k].name;
         sizes[k] = m->shards[k].size;
@@ -294,7 +281,7 @@ static qfmt_status convert_one(job *j, uint64_t i, work *wk, qfmt_error *err)
     j->res->tensors++;
     return write_post(j->wt, &d, src, out_size, i, err); /* releases the source tensor once written */
 oom:
-    return fail(err, QFMT_E_NOMEM, j->src, t.name, "out of memory");
+    return QFMT__FAIL(err, QFMT_E_NOMEM, j->src, t.name, "%s", "out of memory");
 }
 
 static bool valid_opts(const qfmt_convert_opts *o)
@@ -318,7 +305,7 @@ qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert
     if (!res) res = &local;
     memset(res, 0, sizeof *res);
     if (!src || !out || !valid_opts(o))
-        return fail(err, QFMT_E_ARG, out, NULL, "invalid arguments to qfmt_convert_hf");
+        return QFMT__FAIL(err, QFMT_E_ARG, out, NULL, "%s", "invalid arguments to qfmt_convert_hf");
     qfmt__hf_model m;
     qfmt_status s = qfmt__hf_open(&m, src, err);
     if (s != QFMT_OK) return s;
@@ -338,7 +325,7 @@ qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert
     bool checksumming = s == QFMT_OK && pthread_create(&ctid, NULL, checksum_main, &cj) == 0;
     if (s == QFMT_OK && !checksumming) checksum_main(&cj); /* no thread to be had: here */
     if (s == QFMT_OK && !write_start(&wt, w, &m)) {
-        s = fail(err, QFMT_E_NOMEM, out, NULL, "cannot start a thread");
+        s = QFMT__FAIL(err, QFMT_E_NOMEM, out, NULL, "%s", "cannot start a thread");
     } else if (s == QFMT_OK) {
         for (uint64_t i = 0; s == QFMT_OK && i < m.ntensors; i++) {
             s = convert_one(&j, i, &wk[i % 2], err);

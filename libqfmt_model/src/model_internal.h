@@ -46,6 +46,8 @@ struct qfmt_model {
  * message; returns -1, the internal functions' failure value (0: success). */
 int qfmt__merr(qfmt_error *err, qfmt_status code, const char *path, const char *tensor, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* qfmt__merr, then the status: for functions that return a qfmt_status. */
+#define QFMT__FAIL(err, code, path, tensor, ...) (qfmt__merr((err), (code), (path), (tensor), __VA_ARGS__), (code))
 /* A tensor's shape as "[a, b, c]" in buf. */
 const char *qfmt__shape(const qfmt_tensor_info *ti, char *buf, size_t cap);
 /* The pool for `threads` threads (made or remade on demand). */

@@ -6,50 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qfmt_model.h"
-
-#include <stdarg.h>
-
-static qfmt_status fail(qfmt_error *err, qfmt_status code, const char *tensor, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static qfmt_status fail(qfmt_error *err, qfmt_status code, const char *tensor, const char *fmt, ...)
-{
-    if (err) {
-        memset(err, 0, sizeof *err);
-        err->code = code;
-        err->offset = QFMT_NO_OFFSET;
-        snprintf(err->tensor, sizeof err->tensor, "%s", tensor ? tensor : "");
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
+#include "model_internal.h"
 
 qfmt_status qfmt_token_ids_read(const qfmt_st_file *f, const char *name, bool first_if_absent,
                                 qfmt_token_ids *out, qfmt_error *err)
 {
-    if (!out) return fail(err, QFMT_E_ARG, NULL, "qfmt_token_ids_read: NULL output");
+    if (!out) return QFMT__FAIL(err, QFMT_E_ARG, NULL, NULL, "qfmt_token_ids_read: NULL output");
     memset(out, 0, sizeof *out);
-    if (!f || !name) return fail(err, QFMT_E_ARG, NULL, "qfmt_token_ids_read: NULL argument");
+    if (!f || !name) return QFMT__FAIL(err, QFMT_E_ARG, NULL, NULL, "qfmt_token_ids_read: NULL argument");
     uint64_t idx = 0;
     qfmt_st_tensor t;
     if (qfmt_st_find(f, name, &idx, NULL) != QFMT_OK) {
         if (!first_if_absent || qfmt_st_count(f) == 0)
-            return fail(err, QFMT_E_NOT_FOUND, name, "no such tensor (token ids, I32 or I64)");
+            return QFMT__FAIL(err, QFMT_E_NOT_FOUND, NULL, name, "no such tensor (token ids, I32 or I64)");
         idx = 0;
     }
     qfmt_status s = qfmt_st_get(f, idx, &t, err);
     if (s != QFMT_OK) return s;
     if (t.type != QFMT_TYPE_I32 && t.type != QFMT_TYPE_I64)
-        return fail(err, QFMT_E_TYPE, t.name, "is %s, not I32 or I64 token ids", t.dtype);
+        return QFMT__FAIL(err, QFMT_E_TYPE, NULL, t.name, "is %s, not I32 or I64 token ids", t.dtype);
     size_t es = t.type == QFMT_TYPE_I32 ? 4 : 8;
     /* the importer has checked that the bytes are there: nelements x es == size */
     if (t.nelements > SIZE_MAX / sizeof(int32_t) - 1 || t.size / es != t.nelements)
-        return fail(err, QFMT_E_RANGE, t.name, "%" PRIu64 " ids do not fit in memory", t.nelements);
+        return QFMT__FAIL(err, QFMT_E_RANGE, NULL, t.name, "%" PRIu64 " ids do not fit in memory", t.nelements);
     int32_t *ids = malloc((size_t)t.nelements * sizeof *ids + 1);
-    if (!ids) return fail(err, QFMT_E_NOMEM, t.name, "out of memory for %" PRIu64 " token ids", t.nelements);
+    if (!ids) return QFMT__FAIL(err, QFMT_E_NOMEM, NULL, t.name, "out of memory for %" PRIu64 " token ids", t.nelements);
     const unsigned char *p = t.data;
     for (uint64_t i = 0; i < t.nelements; i++) {
         int64_t v;
@@ -62,7 +43,7 @@ qfmt_status qfmt_token_ids_read(const qfmt_st_file *f, const char *name, bool fi
         }
         if (v < 0 || v > INT32_MAX) {
             free(ids);
-            return fail(err, QFMT_E_RANGE, t.name, "token %" PRIu64 " has id %" PRId64 ", not a valid token id", i, v);
+            return QFMT__FAIL(err, QFMT_E_RANGE, NULL, t.name, "token %" PRIu64 " has id %" PRId64 ", not a valid token id", i, v);
         }
         ids[i] = (int32_t)v;
     }

@@ -45,58 +45,11 @@
 
 #include "qfmt.h"
 #include "fuzz_check.h"
+#include "fuzz_scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum { MAX_TENSORS = 8, MAX_NAME = 40, LONG_NAME = QFMT_MAX_NAME_LEN + 1, MAX_DATA = 1 << 18, MAX_WRITES = 64 };
-
-/* The real system calls but fsync, which only costs time here (the scratch files live in
- * /dev/shm and are removed at once). */
-static int no_fsync(void *ctx, int fd)
-{
-    (void)ctx, (void)fd;
-    return 0;
-}
-static qfmt_io io;
-
-static char dir[256];
-
-/* At exit (libFuzzer's -max_total_time and -runs end with exit()): the directory goes. */
-static void remove_scratch(void)
-{
-    char path[400];
-    snprintf(path, sizeof path, "%s/out.safetensors", dir);
-    unlink(path);
-    rmdir(dir); /* fails, leaving it to see, if a temporary was left */
-}
-
-/* The fuzzer's own scratch directory (one per process), made at the first call. */
-static const char *scratch_dir(void)
-{
-    if (!dir[0]) {
-        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/qfmt-fuzz-stw-%ld", base ? base : "/tmp", (long)getpid());
-        mkdir(dir, 0700);
-        io = qfmt_io_posix;
-        io.fsync = no_fsync;
-        atexit(remove_scratch);
-    }
-    return dir;
-}
-
-/* Files in the scratch directory (. and .. aside). */
-static int count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
-}
 
 typedef struct {
     const uint8_t *p;
@@ -271,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++)
         descs[i] = t[i].desc;
 
-    const char *dir = scratch_dir();
+    const char *dir = scratch_dir("stw");
     char path[300];
     snprintf(path, sizeof path, "%s/out.safetensors", dir);
     CHECK(count_files(dir) == 0);

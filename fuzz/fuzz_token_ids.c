@@ -1,12 +1,15 @@
 /*
- * fuzz_token_ids.c - libFuzzer target for the token-id files of qfmt eval --tokens and
+ * fuzz_token_ids.c - libFuzzer target for the token files of qfmt eval --tokens / --mask and
  * qfmt run --input: arbitrary bytes opened as safetensors (qfmt_st_open_memory), then
- * qfmt_token_ids_read (libqfmt_model/src/token_ids.c) of 'tokens' (else the first tensor) and
- * of 'input_ids'.
+ * (libqfmt_model/src/token_ids.c) qfmt_token_ids_read of 'tokens' (else the first tensor) and
+ * of 'input_ids', and qfmt_position_mask_read of 'mask' (else the first tensor) for the shape
+ * the first tensor has, for one row fewer and one column more, and for 1 x (size % 9).
  *
  * Checks besides ASan + UBSan: a read that succeeds gives count = the product of the dims and
- * every id within 0..2^31-1, equal to the stored value; a read that fails says why (code and
- * message) and leaves the output empty; the status is err.code.
+ * every id within 0..2^31-1, equal to the stored value; a mask read that succeeds came from a
+ * U8/BOOL 2-D tensor of a fitting shape and gives stored != 0 for each of its first rows x
+ * cols bytes; a read that fails says why (code and message) and leaves the output empty (ids)
+ * or untouched (mask); the status is err.code.
  *
  * As in fuzz_safetensors, each input also runs with the 8-byte header length rewritten to the
  * size of the JSON object after it, so mutations of the JSON reach the data.
@@ -57,12 +60,45 @@ static void read_one(const qfmt_st_file *f, const char *name, bool first)
     CHECK(t.ids == NULL);
 }
 
+static void read_mask(const qfmt_st_file *f, uint64_t rows, uint64_t cols)
+{
+    if (cols && rows > (1u << 22) / cols) return; /* the caller's buffer: keep it small */
+    size_t n = (size_t)(rows * cols);
+    uint8_t *out = malloc(n + 1);
+    CHECK(out != NULL);
+    memset(out, 0xA5, n + 1);
+    qfmt_error e;
+    qfmt_status s = qfmt_position_mask_read(f, "mask", true, rows, cols, out, &e);
+    CHECK(s == e.code);
+    if (s != QFMT_OK) {
+        CHECK(e.message[0] != '\0');
+        for (size_t i = 0; i <= n; i++) CHECK(out[i] == 0xA5);
+    } else {
+        uint64_t idx = 0;
+        qfmt_st_tensor st;
+        if (qfmt_st_find(f, "mask", &idx, NULL) != QFMT_OK) idx = 0;
+        CHECK(qfmt_st_get(f, idx, &st, NULL) == QFMT_OK);
+        CHECK((st.type == QFMT_TYPE_U8 || st.type == QFMT_TYPE_BOOL) && st.ndim == 2);
+        CHECK(st.dims[1] == cols && st.dims[0] >= rows);
+        for (size_t i = 0; i < n; i++) CHECK(out[i] == (((const uint8_t *)st.data)[i] != 0));
+        CHECK(out[n] == 0xA5);
+    }
+    free(out);
+}
+
 static void run(const uint8_t *data, size_t size)
 {
     qfmt_st_file *f = NULL;
     if (qfmt_st_open_memory(&f, data, size, NULL, NULL) != QFMT_OK) return;
     read_one(f, "tokens", true);
     read_one(f, "input_ids", false);
+    qfmt_st_tensor t;
+    if (qfmt_st_count(f) && qfmt_st_get(f, 0, &t, NULL) == QFMT_OK && t.ndim == 2) {
+        read_mask(f, t.dims[0], t.dims[1]);
+        if (t.dims[0]) read_mask(f, t.dims[0] - 1, t.dims[1]);
+        read_mask(f, t.dims[0], t.dims[1] + 1);
+    }
+    read_mask(f, 1, size % 9);
     qfmt_st_close(f);
 }
 

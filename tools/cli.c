@@ -130,6 +130,24 @@ void cli_temp_unguard(int slot)
         atomic_store_explicit(&temp_used[slot], 0, memory_order_release);
 }
 
+void cli_job_temp_file(void *job, const char *path)
+{
+    cli_job *j = job;
+    if (!j) return;
+    cli_temp_unguard(j->slot);
+    j->slot = path ? cli_temp_guard(path) : -1;
+}
+
+void cli_job_progress(void *job, uint64_t done, uint64_t total, uint64_t bytes, uint64_t all_bytes)
+{
+    const cli_job *j = job;
+    double dt = cli_now() - j->t0, rate = dt > 0 ? (double)bytes / dt : 0;
+    double eta = rate > 0 && all_bytes > bytes ? (double)(all_bytes - bytes) / rate : 0;
+    fprintf(stderr, "\r%s: tensor %" PRIu64 "/%" PRIu64 "  %.0f MB/s  ETA %.0f s   ", j->verb, done, total,
+            rate / 1e6, eta);
+    fflush(stderr);
+}
+
 FILE *cli_fopen_read(const char *path)
 {
     int fd;

@@ -78,6 +78,18 @@ int cli_temp_guard(const char *path);
 /* Stops guarding `slot` (-1: no-op). Call before the writer is freed. */
 void cli_temp_unguard(int slot);
 
+/* What a writing command's library callbacks share (qfmt_convert_opts, qfmt_dequantize_opts:
+ * ctx points to one): the verb shown in progress lines, the start time and the guarded slot. */
+typedef struct {
+    const char *verb; /* "convert", "dequantize" */
+    double t0;        /* cli_now() at the start */
+    int slot;         /* -1 at the start */
+} cli_job;
+/* temp_file callback: guards the library's temporary file while it exists (NULL: done). */
+void cli_job_temp_file(void *job, const char *path);
+/* progress callback: "\r<verb>: tensor i/n  MB/s  ETA" on stderr (call it only on a terminal). */
+void cli_job_progress(void *job, uint64_t done, uint64_t total, uint64_t bytes, uint64_t all_bytes);
+
 /* Opens `path` for reading if it is a regular file, never blocking on a FIFO or device
  * (qfmt_file_open_read). NULL with a `qfmt: error:` message naming the file printed. */
 FILE *cli_fopen_read(const char *path);

@@ -106,37 +106,11 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
-/* What the callbacks share: the start time (progress) and the guarded temp file's slot. */
-typedef struct {
-    double t0;
-    int slot;
-} convert_ctx;
-
-/* Interrupted (Ctrl-C, kill): the signal handler of tools/cli.c removes the half-written
- * temporary file (its path copied there), then the process dies of the signal as before.
- * NULL: no longer guarded. */
-static void guard_temp_file(void *ctx, const char *path)
-{
-    int *slot = ctx ? &((convert_ctx *)ctx)->slot : NULL;
-    if (!slot) return;
-    cli_temp_unguard(*slot);
-    *slot = path ? cli_temp_guard(path) : -1;
-}
-
 static void on_note(void *ctx, const char *tensor, uint32_t kept, const char *why)
 {
     (void)ctx;
     char tn[24];
     fprintf(stderr, "qfmt: note: tensor '%s' stays %s: %s\n", tensor, cli_type_name(kept, tn, sizeof tn), why);
-}
-
-static void on_progress(void *ctx, uint64_t done, uint64_t total, uint64_t bytes, uint64_t all_bytes)
-{
-    double t0 = ((const convert_ctx *)ctx)->t0, dt = cli_now() - t0, rate = dt > 0 ? (double)bytes / dt : 0;
-    double eta = rate > 0 && all_bytes > bytes ? (double)(all_bytes - bytes) / rate : 0;
-    fprintf(stderr, "\rconvert: tensor %" PRIu64 "/%" PRIu64 "  %.0f MB/s  ETA %.0f s   ", done, total,
-            rate / 1e6, eta);
-    fflush(stderr);
 }
 
 int cmd_convert(int argc, char **argv)
@@ -149,7 +123,7 @@ int cmd_convert(int argc, char **argv)
         return rc < 0 ? cli_finish_stdout(CLI_EXIT_OK) : rc;
     }
     double t0 = cli_now();
-    convert_ctx cc = {t0, -1};
+    cli_job job = {"convert", t0, -1};
     bool show = isatty(STDERR_FILENO);
     qfmt_convert_opts co = QFMT_CONVERT_OPTS_INIT;
     co.type = o.type;
@@ -161,9 +135,9 @@ int cmd_convert(int argc, char **argv)
     co.quantize = o.quant;
     co.nquantize = o.nquant;
     co.note = on_note;
-    co.progress = show ? on_progress : NULL;
-    co.temp_file = guard_temp_file;
-    co.ctx = &cc;
+    co.progress = show ? cli_job_progress : NULL;
+    co.temp_file = cli_job_temp_file;
+    co.ctx = &job;
     qfmt_convert_result res;
     qfmt_error e;
     qfmt_status s = qfmt_convert_hf(o.src, o.out, &co, &res, &e);

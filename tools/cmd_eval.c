@@ -203,19 +203,12 @@ int cmd_eval(int argc, char **argv)
         }
         if (!(mask = malloc(windows * ctx))) goto oom;
         if (o.mask) {
-            uint64_t mi;
-            qfmt_st_tensor mt;
-            if (qfmt_st_open(&mf, o.mask, NULL, &e) != QFMT_OK) {
+            if (qfmt_st_open(&mf, o.mask, NULL, &e) != QFMT_OK ||
+                qfmt_position_mask_read(mf, "mask", true, windows, ctx, mask, &e) != QFMT_OK) {
+                if (!e.path[0]) snprintf(e.path, sizeof e.path, "%s", o.mask);
                 cli_error_qfmt(&e);
                 goto done;
             }
-            if (qfmt_st_find(mf, "mask", &mi, NULL) != QFMT_OK) mi = 0;
-            if (qfmt_st_count(mf) == 0 || qfmt_st_get(mf, mi, &mt, NULL) != QFMT_OK || mt.ndim != 2 ||
-                (mt.type != QFMT_TYPE_U8 && mt.type != QFMT_TYPE_BOOL) || mt.dims[1] != ctx || mt.dims[0] < windows) {
-                cli_error("%s: needs a U8 tensor 'mask' of [>= %zu, %zu]", o.mask, windows, ctx);
-                goto done;
-            }
-            memcpy(mask, mt.data, windows * ctx);
         } else {
             for (size_t i = 0; i < windows * ctx; i++) mask[i] = (i % ctx) % 7 == 3;
         }

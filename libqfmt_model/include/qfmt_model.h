@@ -196,6 +196,15 @@ QFMT_API qfmt_status qfmt_token_ids_read(const qfmt_st_file *f, const char *name
                                          qfmt_token_ids *out, qfmt_error *err);
 QFMT_API void qfmt_token_ids_free(qfmt_token_ids *t); /* empties *t; NULL is a no-op */
 
+/* A position mask (qfmt eval --mask: which positions of each window a masked-LM eval masks
+ * and scores): tensor `name` of f (or its first tensor, as above), U8 or BOOL, 2-D with
+ * dims[1] == cols and dims[0] >= rows. Its first rows x cols bytes go to out (rows x cols
+ * bytes, the caller's) as 0 or 1 (any non-zero byte: 1). QFMT_E_NOT_FOUND, QFMT_E_TYPE (not
+ * U8/BOOL), QFMT_E_RANGE (another shape: the message gives the one found and the one needed), QFMT_E_ARG
+ * (rows x cols overflows). */
+QFMT_API qfmt_status qfmt_position_mask_read(const qfmt_st_file *f, const char *name, bool first_if_absent,
+                                             uint64_t rows, uint64_t cols, uint8_t *out, qfmt_error *err);
+
 /* ==== Model families ======================================================================== */
 
 /* qfmt_family: a family (gpt2, llama, bert): its config.json keys, tensor names and shapes and
@@ -291,6 +300,38 @@ typedef struct qfmt_convert_result {
  * byte offset at fault. */
 QFMT_API qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert_opts *opts,
                                      qfmt_convert_result *res, qfmt_error *err);
+
+/* ---- Dequantize: a qfmt file back to safetensors ------------------------------------------- */
+#define QFMT_DEQUANTIZE_KEEP UINT32_MAX /* dtype: floats keep their type, blocks become F32 */
+
+typedef struct qfmt_dequantize_opts {
+    uint32_t dtype;   /* QFMT_DEQUANTIZE_KEEP, or F32, F16, BF16 for every float and block tensor */
+    unsigned threads; /* decoding threads; 0 or 1: one */
+    /* Optional callbacks, NULL for none, called on the calling thread; ctx is theirs. */
+    void (*progress)(void *ctx, uint64_t tensors_done, uint64_t tensors, uint64_t bytes_done,
+                     uint64_t bytes);
+    /* As in qfmt_convert_opts: the temporary file's path, then NULL once renamed or removed. */
+    void (*temp_file)(void *ctx, const char *path);
+    void *ctx;
+    uint64_t reserved[4]; /* zero */
+} qfmt_dequantize_opts;
+#define QFMT_DEQUANTIZE_OPTS_INIT {QFMT_DEQUANTIZE_KEEP, 1u, NULL, NULL, NULL, {0u, 0u, 0u, 0u}}
+
+typedef struct qfmt_dequantize_result {
+    uint64_t tensors; /* written */
+    uint64_t bytes;   /* tensor data bytes written */
+    uint64_t reserved[4];
+} qfmt_dequantize_result;
+
+/* Writes every tensor of `r` to the safetensors file `out` (replaced atomically; nothing is
+ * left on failure), under the source's names and layouts: tensors listed in
+ * convert.transposed are transposed back. Float tensors keep their type unless opts->dtype
+ * says otherwise; block-quantized ones are decoded to opts->dtype (F32 when KEEP); integer
+ * and bool tensors are copied. Every tensor's checksum is verified as it is read. Memory: two
+ * buffers the size of the largest tensor. QFMT_E_UNSUPPORTED for a type safetensors cannot
+ * hold; reader errors as the reader reports them; errors name the file, tensor and offset. */
+QFMT_API qfmt_status qfmt_dequantize_file(const qfmt_reader *r, const char *out, const qfmt_dequantize_opts *opts,
+                                          qfmt_dequantize_result *res, qfmt_error *err);
 
 /* ==== Tokenizer ============================================================================= */
 

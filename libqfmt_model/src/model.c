@@ -95,45 +95,6 @@ static const uint8_t *tensor_bytes(qfmt_model *m, uint64_t idx, const qfmt_tenso
     return buf;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    const qfmt__name *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->ptr, y->ptr, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-/* convert.transposed as a sorted set, read once (a lookup per Conv1D weight is then
- * O(log n), whatever the list's length). Absent: an empty set; of another type than an array
- * of strings: refused, naming the key. */
-static int read_transposed(qfmt_model *m, qfmt_error *err)
-{
-    uint64_t n = 0; /* bounded by the array's bytes: at least 8 per string */
-    qfmt_error e;
-    qfmt_status s = qfmt_meta_get_string_array(m->r, "convert.transposed", &n, &e);
-    if (s == QFMT_E_NOT_FOUND) return 0;
-    if (s != QFMT_OK) return from_reader(err, m->r, NULL, &e);
-    if (n == 0) return 0;
-    if (n > SIZE_MAX / sizeof(qfmt__name) || !(m->transposed = own(m, malloc((size_t)n * sizeof(qfmt__name)))))
-        return qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(m->r), NULL, "out of memory for convert.transposed");
-    for (uint64_t i = 0; i < n; i++) {
-        const char *p;
-        uint64_t len;
-        if ((s = qfmt_meta_string_array_get(m->r, "convert.transposed", i, &p, &len, &e)) != QFMT_OK)
-            return from_reader(err, m->r, NULL, &e);
-        m->transposed[i] = (qfmt__name){p, (size_t)len};
-    }
-    m->ntransposed = (size_t)n;
-    qsort(m->transposed, m->ntransposed, sizeof *m->transposed, name_cmp);
-    return 0;
-}
-
-static bool transposed_listed(const qfmt_model *m, const char *name)
-{
-    qfmt__name key = {name, strlen(name)};
-    return m->ntransposed && bsearch(&key, m->transposed, m->ntransposed, sizeof key, name_cmp) != NULL;
-}
-
 static bool usable_type(uint32_t t)
 {
     return qfmt_row_decoder(t) != NULL;
@@ -149,7 +110,7 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
         return qfmt__merr(err, QFMT_E_NOT_FOUND, qfmt_reader_path(m->r), name, "is missing");
     qfmt_tensor_info ti;
     qfmt_tensor_get_info(m->r, idx, &ti, NULL);
-    bool flip = conv1d && !transposed_listed(m, ti.name);
+    bool flip = conv1d && !qfmt__transposed_has(&m->transposed, ti.name);
     uint64_t want0 = flip ? cols : rows, want1 = flip ? rows : cols;
     if (ti.ndim != 2 || ti.dims[0] != want0 || ti.dims[1] != want1)
     {
@@ -421,7 +382,7 @@ qfmt_status qfmt_model_load(qfmt_model **out, const qfmt_reader *r, qfmt_error *
     }
     m->r = r;
     int rc = read_hparams(m, err);
-    if (rc == 0) rc = read_transposed(m, err);
+    if (rc == 0) rc = qfmt__transposed_load(m->r, &m->transposed, err);
     if (rc == 0) rc = load_tensors(m, err);
     if (rc) {
         qfmt_model_free(m);
@@ -438,6 +399,7 @@ void qfmt_model_free(qfmt_model *m)
     if (!m) return;
     for (size_t i = 0; i < m->nowned; i++) free(m->owned[i]);
     free(m->owned);
+    qfmt__transposed_free(&m->transposed);
     qfmt_pool_free(m->pool);
     free(m);
 }

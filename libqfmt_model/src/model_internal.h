@@ -4,6 +4,7 @@
 
 #include "qfmt_model.h"
 #include "ops.h"
+#include "transposed.h"
 
 typedef struct {
     qmat w;
@@ -22,11 +23,6 @@ typedef struct {
     linear q, k, v, o, gate, up, down;
 } layer;
 
-typedef struct {
-    const char *ptr; /* in the reader's mapping; not NUL-terminated */
-    size_t len;
-} qfmt__name;
-
 struct qfmt_model {
     const qfmt_reader *r;
     qfmt_model_hparams hp;
@@ -35,8 +31,7 @@ struct qfmt_model {
     linear mlm_dense;
     float *mlm_bias;
     layer *layers;
-    qfmt__name *transposed; /* convert.transposed, sorted */
-    size_t ntransposed;
+    qfmt__transposed transposed; /* convert.transposed */
     void **owned; /* decoded copies, freed with the model */
     size_t nowned;
     qfmt_pool *pool;

@@ -14,6 +14,7 @@ packages=(
     gcc make cmake pkg-config             # toolchain
     libzstd-dev libxxhash-dev             # library
     libcjson-dev libpcre2-dev             # safetensors headers; tokenizer regex (run, eval)
+    libutf8proc-dev                       # tokenizer normalizers, Unicode classes
     libcriterion-dev python3              # tests (CLI tests parse outputs with python3's stdlib)
     clang libclang-rt-dev                 # libFuzzer and clang's sanitizer runtimes
 )

@@ -134,10 +134,21 @@ void tk_pre_tokenizer_free(tk_pre_tokenizer *pt);
 uint32_t tk_byte_to_cp(uint8_t b);
 int tk_cp_to_byte(uint32_t cp);
 
-/* ---- The vocabulary, as models see it (tokenizer.c owns it) -------------------------------- */
+/* ---- The model's vocabulary (vocab.c) --------------------------------------------------------
+ * token string <-> id for the model's own vocab (added tokens are the tokenizer's, not in it).
+ * The tokenizer builds it from model.vocab; tests build their own. */
 typedef struct tk_vocab tk_vocab;
-/* The model vocab's id of s[0..n) (added tokens excluded), or -1. */
+tk_vocab *tk_vocab_new(void); /* NULL: out of memory */
+/* Adds s[0..n) as `id` (0 <= id < TK_MAX_IDS). Returns 0, -1 out of memory, 1 if the string or
+ * the id is already there (nothing changed). */
+int tk_vocab_add(tk_vocab *v, const char *s, size_t n, int32_t id);
+/* The id of s[0..n), or -1. */
 int32_t tk_vocab_id(const tk_vocab *v, const char *s, size_t n);
+/* The string of `id` (not NUL-terminated; valid while v lives), or NULL. */
+const char *tk_vocab_string(const tk_vocab *v, int32_t id, size_t *len);
+uint32_t tk_vocab_max_id(const tk_vocab *v); /* 1 + the largest id; 0 when empty */
+size_t tk_vocab_count(const tk_vocab *v);
+void tk_vocab_free(tk_vocab *v);
 
 /* ---- Models ----------------------------------------------------------------------------------
  * Each encodes one word (a pre-tokenizer's output) into ids appended to *out. */

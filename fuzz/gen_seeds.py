@@ -205,6 +205,113 @@ def gen_tokenizer():
     put("tokenizer", "fixture_prefix.json", real_text[:3000])
 
 
+# the real tokenizers (tests/data/fixtures/tokenizers), shrunk to their first ids with every
+# component kept: the normalizers, pre-tokenizers, models, post-processors and decoders that
+# real models ship, as mutation starting points
+def shrink_real(name, keep_ids, text):
+    import subprocess
+    raw = subprocess.run(["zstd", "-dc", os.path.join(FIX, "tokenizers", name)], check=True,
+                         capture_output=True).stdout
+    real = json.loads(raw)
+    model = real["model"]
+    if model["type"] == "Unigram":
+        model["vocab"] = model["vocab"][:keep_ids]
+    else:
+        keep = {t: i for t, i in model["vocab"].items() if i < keep_ids}
+        for t, i in model["vocab"].items():  # byte tokens (byte_fallback) kept
+            if t.startswith("<0x") and len(t) == 6:
+                keep[t] = i
+        ids = sorted(keep.values())
+        renum = {i: k for k, i in enumerate(ids)}
+        model["vocab"] = {t: renum[i] for t, i in keep.items()}
+        if "merges" in model:
+            def parts(m):
+                return m.split(" ", 1) if isinstance(m, str) else m
+            prefix = model.get("continuing_subword_prefix") or ""
+            model["merges"] = [m for m in model["merges"]
+                               if all(p in keep for p in parts(m)) and
+                               parts(m)[0] + parts(m)[1][len(prefix):] in keep][:300]
+    nv = len(model["vocab"])
+    added = []
+    for a in real.get("added_tokens", []):
+        if a["content"] in model.get("vocab", {}) if isinstance(model["vocab"], dict) else False:
+            a["id"] = model["vocab"][a["content"]]
+            added.append(a)
+        elif len(added) < 4:
+            a["id"] = nv
+            nv += 1
+            added.append(a)
+    real["added_tokens"] = added
+    pp = real.get("post_processor")
+    if pp and pp.get("type") == "TemplateProcessing":
+        for k, v in pp.get("special_tokens", {}).items():
+            v["ids"] = [min(i, nv - 1) for i in v["ids"]]
+    return json.dumps(real, ensure_ascii=False, separators=(",", ":")) + "\0" + text
+
+
+def gen_real_tokenizers():
+    text = ("In the beginning God created the heaven and the earth. naïve café 東京 "
+            "Numbers 12345 3.14 \t\n  <s> [UNK] DON'T 😀 \u00a0x\u200b")
+    for name, n in [("llama3.tokenizer.json.zst", 300), ("qwen3.tokenizer.json.zst", 300),
+                    ("llama2.tokenizer.json.zst", 200), ("wordpiece-kjv.tokenizer.json.zst", 300)]:
+        put("tokenizer", "real_" + name.split(".")[0] + ".json", shrink_real(name, n, text))
+    # one of each component the real ones do not use
+    base = {"model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": 5,
+                      "vocab": {"[UNK]": 0, "a": 1, "##b": 2, "b": 3, "ab": 4, "▁": 5, "c": 6}}}
+    parts = {
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFKD"}, {"type": "StripAccents"}, {"type": "Lowercase"},
+            {"type": "Strip", "strip_left": True, "strip_right": True},
+            {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+            {"type": "NFD"}, {"type": "NFKC"}, {"type": "NFC"},
+            {"type": "Prepend", "prepend": "▁"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Whitespace"}, {"type": "WhitespaceSplit"}, {"type": "Punctuation", "behavior": "Isolated"},
+            {"type": "Digits", "individual_digits": True},
+            {"type": "Split", "pattern": {"String": "a"}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "b+"}, "behavior": "Contiguous", "invert": True},
+            {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": True},
+            {"type": "CharDelimiterSplit", "delimiter": "c"}, {"type": "BertPreTokenizer"}]},
+        "post_processor": {"type": "Sequence", "processors": [
+            {"type": "ByteLevel", "trim_offsets": False},
+            {"type": "BertProcessing", "sep": ["c", 6], "cls": ["a", 1]},
+            {"type": "RobertaProcessing", "sep": ["c", 6], "cls": ["a", 1], "trim_offsets": True,
+             "add_prefix_space": False}]},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "WordPiece", "prefix": "##", "cleanup": True},
+            {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+            {"type": "BPEDecoder", "suffix": "</w>"}, {"type": "Strip", "content": " ", "start": 1, "stop": 1},
+            {"type": "Replace", "pattern": {"String": "a"}, "content": "A"}, {"type": "Fuse"},
+            {"type": "ByteFallback"}]},
+    }
+    base.update(parts)
+    put("tokenizer", "components_wordpiece.json",
+        json.dumps(base, ensure_ascii=False) + "\0ÀB  abab a1b2c ab! cab ababab")
+    uni = {"model": {"type": "Unigram", "unk_id": 0, "byte_fallback": True,
+                     "vocab": [["<unk>", 0.0], ["▁a", -1.5], ["b", -2.0], ["ab", -2.5], ["▁", -3.0],
+                               ["a", -3.5], ["<0xC3>", -9.0], ["<0xA9>", -9.0]]},
+           "normalizer": {"type": "Sequence", "normalizers": [
+               {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}, {"type": "Prepend", "prepend": "▁"}]},
+           "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": False},
+           "post_processor": {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": "<unk>", "type_id": 0}},
+                                         {"Sequence": {"id": "A", "type_id": 0}}],
+                              "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                              "special_tokens": {"<unk>": {"id": "<unk>", "ids": [0], "tokens": ["<unk>"]}}},
+           "decoder": {"type": "Sequence", "decoders": [
+               {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"},
+               {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}}
+    put("tokenizer", "components_unigram.json", json.dumps(uni, ensure_ascii=False) + "\0ab abab é zz")
+    put("tokenizer", "bytelevel_normalizer_wordlevel.json", json.dumps({
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True},
+        "pre_tokenizer": {"type": "UnicodeScripts"},
+        "model": {"type": "WordLevel", "unk_token": "?", "vocab": {"?": 0, "ab": 1, "東": 2}},
+        "decoder": {"type": "CTC", "pad_token": "?", "word_delimiter_token": "|", "cleanup": True}},
+        ensure_ascii=False) + "\0AB 東京 ab\u0007")
+
+
 # ---- config.json ---------------------------------------------------------------------------
 
 def gen_config():
@@ -393,6 +500,7 @@ def gen_hf_checkpoint():
 if __name__ == "__main__":
     gen_safetensors()
     gen_tokenizer()
+    gen_real_tokenizers()
     gen_config()
     gen_quant()
     gen_st_writer()

@@ -39,6 +39,7 @@ int cmd_dequantize(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 
 /* ---- Messages ----------------------------------------------------------------------------- */

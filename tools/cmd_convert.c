@@ -14,7 +14,7 @@
 
 static const char usage[] =
     "usage: qfmt convert SRC -o OUT.qfmt [--type T] [--quality fast|best] [--compress zstd[:LEVEL]]\n"
-    "                    [--threads N] [--keep GLOB]... [--quantize GLOB]...\n"
+    "                    [--threads N] [--keep GLOB]... [--quantize GLOB]... [--strict]\n"
     "\n"
     "Converts a Hugging Face model directory (config.json and model.safetensors, or shards listed\n"
     "by model.safetensors.index.json) or a single .safetensors file to qfmt.\n"
@@ -31,6 +31,8 @@ static const char usage[] =
     "  --threads N         worker threads (default: the number of CPUs)\n"
     "  --keep GLOB         keep tensors whose name matches at their source type (repeatable)\n"
     "  --quantize GLOB     give matching tensors the target type where possible (repeatable)\n"
+    "  --strict            fail when qfmt cannot reproduce the model's tokenizer.json exactly\n"
+    "                      (without it: a warning naming the component, and the file is written)\n"
     "\n"
     "Prints one summary line on stdout; progress on stderr when it is a terminal.\n"
     "Exit status: 0 converted, 1 failure (bad input, I/O error), 2 usage error.\n";
@@ -38,7 +40,7 @@ static const char usage[] =
 typedef struct {
     const char *src, *out;
     uint32_t type;
-    bool best;
+    bool best, strict;
     int zstd_level; /* -1: no compression */
     unsigned threads;
     const char **keep, **quant;
@@ -93,6 +95,8 @@ static int parse_args(int argc, char **argv, options *o)
         } else if ((r = cli_opt_value(argc, argv, &i, "--quantize", &v)) != 0) {
             if (r < 0) return cli_usage_error("convert", usage, "--quantize needs a glob");
             o->quant[o->nquant++] = v;
+        } else if (strcmp(argv[i], "--strict") == 0) {
+            o->strict = true;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return cli_usage_error("convert", usage, "unknown option '%s'", argv[i]);
         } else if (!o->src) {
@@ -104,6 +108,12 @@ static int parse_args(int argc, char **argv, options *o)
     if (!o->src) return cli_usage_error("convert", usage, "no source model given");
     if (!o->out) return cli_usage_error("convert", usage, "no output file given (-o OUT.qfmt)");
     return 0;
+}
+
+static void on_warning(void *ctx, const char *message)
+{
+    (void)ctx;
+    fprintf(stderr, "qfmt: warning: %s\n", message);
 }
 
 static void on_note(void *ctx, const char *tensor, uint32_t kept, const char *why)
@@ -135,6 +145,8 @@ int cmd_convert(int argc, char **argv)
     co.quantize = o.quant;
     co.nquantize = o.nquant;
     co.note = on_note;
+    co.warning = on_warning;
+    co.flags = o.strict ? QFMT_CONVERT_STRICT_TOKENIZER : 0;
     co.progress = show ? cli_job_progress : NULL;
     co.temp_file = cli_job_temp_file;
     co.ctx = &job;

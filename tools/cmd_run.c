@@ -187,29 +187,16 @@ static int run_ids(const options *o, qfmt_model *m)
 
 /* ---- --prompt ------------------------------------------------------------------------ */
 
-/* Prints token bytes as they complete UTF-8 characters. */
-typedef struct {
-    char buf[64];
-    size_t len;
-} printer;
-
-static void emit(printer *p, const qfmt_tokenizer *tok, int32_t id)
+/* Prints each generated token's text as Hugging Face's DecodeStream gives it (spaces kept,
+ * characters printed once their bytes are complete). */
+static void emit(qfmt_decode_stream *ds, int32_t id)
 {
-    const char *b;
+    const char *text;
     size_t n;
-    if (qfmt_tokenizer_token_bytes(tok, id, &b, &n) != 0) return;
-    for (size_t i = 0; i < n; i++) {
-        if (p->len == sizeof p->buf) {
-            fwrite(p->buf, 1, p->len, stdout);
-            p->len = 0;
-        }
-        p->buf[p->len++] = b[i];
+    if (ds && qfmt_decode_stream_step(ds, id, &text, &n, NULL) == QFMT_OK && n) {
+        fwrite(text, 1, n, stdout);
+        fflush(stdout);
     }
-    size_t ok = qfmt_utf8_complete_len(p->buf, p->len);
-    fwrite(p->buf, 1, ok, stdout);
-    memmove(p->buf, p->buf + ok, p->len - ok);
-    p->len -= ok;
-    fflush(stdout);
 }
 
 static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, const int32_t *ids, size_t n,
@@ -244,7 +231,13 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
     }
     qfmt_run_opts ro = {o->threads, o->exact == 1, {0}};
     int rc = CLI_EXIT_OK;
-    printer pr = {{0}, 0};
+    qfmt_decode_stream *ds = NULL; /* primed with the prompt, whose text is printed as given */
+    if (qfmt_decode_stream_new(&ds, tok, false, NULL) == QFMT_OK)
+        for (size_t i = 0; i < n; i++) {
+            const char *skip;
+            size_t sl;
+            (void)qfmt_decode_stream_step(ds, ids[i], &skip, &sl, NULL);
+        }
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
     fflush(stdout);
     double t0 = cli_now();
@@ -258,7 +251,7 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
         int32_t id = qfmt_sampler_pick(sm, logits);
         made++;
         if ((uint64_t)id == eos) break;
-        emit(&pr, tok, id);
+        emit(ds, id);
         if (made == o->n) break;
         if (qfmt_session_eval(s, &id, 1, logits, &ro, &e) != QFMT_OK) {
             cli_error("%s: %s", o->model, qfmt_error_format(&e, eb, sizeof eb));
@@ -266,7 +259,7 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
         }
     }
     t2 = cli_now();
-    fwrite(pr.buf, 1, pr.len, stdout);
+    qfmt_decode_stream_free(ds);
     fputc('\n', stdout);
     if (rc == CLI_EXIT_OK)
         fprintf(stderr, "prompt: %zu tokens, %.1f tok/s; generation: %" PRIu64 " tokens, %.1f tok/s (%s path, %u threads)\n",
@@ -294,7 +287,7 @@ static int fill_masks(const options *o, qfmt_model *m, const qfmt_tokenizer *tok
     if (cls >= 0 && (n == 0 || prompt[0] != cls)) ids[T++] = cls;
     memcpy(ids + T, prompt, n * sizeof *ids);
     T += n;
-    if (sep >= 0 && ids[T - 1] != sep) ids[T++] = sep;
+    if (sep >= 0 && (T == 0 || ids[T - 1] != sep)) ids[T++] = sep;
     qfmt_error e;
     char eb[1024];
     float *logits = malloc(T * h->vocab * sizeof *logits);
@@ -352,7 +345,8 @@ int cmd_run(int argc, char **argv)
         size_t n = 0;
         if (cli_load_tokenizer(r, &tok) != 0) {
             rc = CLI_EXIT_FAILURE;
-        } else if (qfmt_tokenizer_encode(tok, o.prompt, strlen(o.prompt), &ids, &n, &e) != QFMT_OK) {
+        } else if (qfmt_tokenizer_encode_with(tok, o.prompt, strlen(o.prompt), QFMT_TOKENIZE_ADD_SPECIAL, &ids, &n, &e) !=
+                   QFMT_OK) {
             cli_error("%s: tokenizer: %s", o.model, qfmt_error_format(&e, eb, sizeof eb));
             rc = CLI_EXIT_FAILURE;
         } else if (qfmt_model_hparams_get(m)->causal) {

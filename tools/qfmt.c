@@ -20,6 +20,7 @@ static const struct qfmt_cmd cmds[] = {
     {"dump", cmd_dump, "print header, metadata and tensor table"},
     {"eval", cmd_eval, "perplexity of a model over a token stream or text"},
     {"run", cmd_run, "run a GPT-2, LLaMA or BERT model: generate, fill masks, or dump logits"},
+    {"tokenize", cmd_tokenize, "text to token ids and back, as Hugging Face tokenizers gives them"},
     {"verify", cmd_verify, "check structure and every checksum"},
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])

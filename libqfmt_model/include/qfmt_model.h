@@ -279,11 +279,19 @@ typedef struct qfmt_convert_opts {
     /* The temporary file being written (the path is valid during the call only: copy it),
      * then NULL once it is renamed or removed. For a signal handler that removes it. */
     void (*temp_file)(void *ctx, const char *path);
+    /* A problem that does not stop the conversion, e.g. a tokenizer.json that qfmt's tokenizer
+     * cannot reproduce exactly (the message names the component). */
+    void (*warning)(void *ctx, const char *message);
     void *ctx;
+    unsigned flags;       /* QFMT_CONVERT_STRICT_TOKENIZER */
     uint64_t reserved[4]; /* zero */
 } qfmt_convert_opts;
+/* A tokenizer.json that qfmt cannot reproduce exactly fails the conversion (QFMT_E_UNSUPPORTED,
+ * or the tokenizer's own error) instead of a warning; the file is embedded either way when
+ * the conversion goes on. */
+#define QFMT_CONVERT_STRICT_TOKENIZER 1u
 #define QFMT_CONVERT_OPTS_INIT \
-    {QFMT_TYPE_F32, QFMT_QUALITY_REFERENCE, 0, 1u, NULL, 0u, NULL, 0u, NULL, NULL, NULL, NULL, {0u, 0u, 0u, 0u}}
+    {QFMT_TYPE_F32, QFMT_QUALITY_REFERENCE, 0, 1u, NULL, 0u, NULL, 0u, NULL, NULL, NULL, NULL, NULL, 0u, {0u, 0u, 0u, 0u}}
 
 typedef struct qfmt_convert_result {
     uint64_t tensors, tensors_total; /* converted, in the source */
@@ -346,12 +354,23 @@ typedef struct qfmt_tokenizer qfmt_tokenizer;
  * for a text that is not a valid tokenizer.json, QFMT_E_NOMEM. */
 QFMT_API qfmt_status qfmt_tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, qfmt_error *err);
 
+/* The tokenizer of `path`: a .qfmt file (its embedded tokenizer.json, metadata
+ * tokenizer.huggingface.json; QFMT_E_NOT_FOUND without one), a tokenizer.json, or a model
+ * directory holding a tokenizer.json. Errors as qfmt_tokenizer_load's, naming the file. */
+QFMT_API qfmt_status qfmt_tokenizer_open(qfmt_tokenizer **out, const char *path, qfmt_error *err);
+
 QFMT_API void qfmt_tokenizer_free(qfmt_tokenizer *t);
 
 /* Encodes `len` bytes of text into *ids, a malloc'd array of *n ids (caller frees; may be
  * NULL when *n == 0). On failure (out of memory, regex engine error) *ids = NULL, *n = 0. */
 QFMT_API qfmt_status qfmt_tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t len,
                                            int32_t **ids, size_t *n, qfmt_error *err);
+
+/* qfmt_tokenizer_encode with flags: QFMT_TOKENIZE_ADD_SPECIAL applies the post-processor
+ * (BOS/EOS, [CLS]/[SEP]: HF's add_special_tokens=True). Other bits: QFMT_E_ARG. */
+#define QFMT_TOKENIZE_ADD_SPECIAL 1u
+QFMT_API qfmt_status qfmt_tokenizer_encode_with(const qfmt_tokenizer *t, const char *text, size_t len, unsigned flags,
+                                                int32_t **ids, size_t *n, qfmt_error *err);
 
 /* Decodes ids into bytes: every token's bytes concatenated (added/special tokens as their
  * content; skipped when skip_special and the token is special). *text is malloc'd, *len
@@ -360,8 +379,20 @@ QFMT_API qfmt_status qfmt_tokenizer_encode(const qfmt_tokenizer *t, const char *
 QFMT_API qfmt_status qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, size_t n,
                                            bool skip_special, char **text, size_t *len, qfmt_error *err);
 
-/* The raw bytes one token decodes to (for streaming output: print bytes as they complete
- * UTF-8 characters, see qfmt_utf8_complete_len). The pointer stays valid until the tokenizer
+/* Streaming decode, as Hugging Face's DecodeStream does it: feed generated ids one at a time
+ * and print what each step returns (possibly nothing, e.g. while a character's bytes are still
+ * coming); the concatenation is the text qfmt_tokenizer_decode gives for all the ids, spaces
+ * that decoders strip from the first token only included. The returned text stays valid until
+ * the next step or free. The stream keeps a pointer to t. */
+typedef struct qfmt_decode_stream qfmt_decode_stream;
+QFMT_API qfmt_status qfmt_decode_stream_new(qfmt_decode_stream **out, const qfmt_tokenizer *t, bool skip_special,
+                                            qfmt_error *err);
+QFMT_API qfmt_status qfmt_decode_stream_step(qfmt_decode_stream *ds, int32_t id, const char **text, size_t *len,
+                                             qfmt_error *err);
+QFMT_API void qfmt_decode_stream_free(qfmt_decode_stream *ds);
+
+/* The text one token decodes to on its own (the decoder run on that one token: e.g. a
+ * first-token space strip applies). For streaming use qfmt_decode_stream. The pointer stays valid until the tokenizer
  * is freed; not NUL-terminated. QFMT_E_RANGE for an invalid id. */
 QFMT_API qfmt_status qfmt_tokenizer_token_bytes(const qfmt_tokenizer *t, int32_t id, const char **bytes,
                                                 size_t *len);

@@ -296,6 +296,32 @@ static bool valid_opts(const qfmt_convert_opts *o)
            (o->keep || !o->nkeep) && (o->quantize || !o->nquantize);
 }
 
+/* The tokenizer.json to embed, loaded as run/eval will load it: one that qfmt cannot
+ * reproduce exactly is a warning (the failure would otherwise show only at run time), or an
+ * error with QFMT_CONVERT_STRICT_TOKENIZER. */
+static qfmt_status check_tokenizer(const qfmt__hf_model *m, const char *src, const qfmt_convert_opts *o,
+                                   qfmt_error *err)
+{
+    if (!m->tokenizer_text) return QFMT_OK;
+    qfmt_tokenizer *t = NULL;
+    qfmt_error e;
+    qfmt_status s = qfmt_tokenizer_load(&t, m->tokenizer_text, m->tokenizer_len, &e);
+    qfmt_tokenizer_free(t);
+    if (s == QFMT_OK) return QFMT_OK;
+    if (!e.path[0]) snprintf(e.path, sizeof e.path, "%s/tokenizer.json", src);
+    if (o->flags & QFMT_CONVERT_STRICT_TOKENIZER) {
+        if (err) *err = e;
+        return s;
+    }
+    if (o->warning) {
+        char line[1200], msg[1400];
+        snprintf(msg, sizeof msg, "%s (embedded as it is; run, eval and tokenize will refuse it)",
+                 qfmt_error_format(&e, line, sizeof line));
+        o->warning(o->ctx, msg);
+    }
+    return QFMT_OK;
+}
+
 qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert_opts *opts,
                             qfmt_convert_result *res, qfmt_error *err)
 {
@@ -304,11 +330,15 @@ qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert
     qfmt_convert_result local;
     if (!res) res = &local;
     memset(res, 0, sizeof *res);
-    if (!src || !out || !valid_opts(o))
+    if (!src || !out || !valid_opts(o) || (o->flags & ~QFMT_CONVERT_STRICT_TOKENIZER))
         return QFMT__FAIL(err, QFMT_E_ARG, out, NULL, "%s", "invalid arguments to qfmt_convert_hf");
     qfmt__hf_model m;
     qfmt_status s = qfmt__hf_open(&m, src, err);
     if (s != QFMT_OK) return s;
+    if ((s = check_tokenizer(&m, src, o, err)) != QFMT_OK) {
+        qfmt__hf_close(&m);
+        return s;
+    }
     res->bytes_total = m.total_bytes;
     res->tensors_total = m.ntensors;
     qfmt__convert_policy pol = {o->type, o->keep, o->nkeep, o->quantize, o->nquantize};

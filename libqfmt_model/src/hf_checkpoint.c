@@ -39,7 +39,7 @@ static char *join(const char *dir, const char *name)
 }
 
 /* Reads a whole text file; *out NULL with QFMT_OK when it does not exist and optional. */
-static qfmt_status read_text(const char *path, int optional, char **out, size_t *len, qfmt_error *err)
+qfmt_status qfmt__read_text(const char *path, int optional, char **out, size_t *len, qfmt_error *err)
 {
     *out = NULL;
     *len = 0;
@@ -123,7 +123,7 @@ static qfmt_status open_sharded(qfmt__hf_model *m, const char *dir, const char *
     char *text;
     size_t len;
     cJSON *idx = NULL;
-    qfmt_status s = read_text(index_path, 0, &text, &len, err);
+    qfmt_status s = qfmt__read_text(index_path, 0, &text, &len, err);
     if (s == QFMT_OK) s = parse_json(index_path, text, len, &idx, err);
     free(text);
     if (s != QFMT_OK) return s;
@@ -183,11 +183,11 @@ qfmt_status qfmt__hf_open(qfmt__hf_model *m, const char *src, qfmt_error *err)
              *gen = join(src, "generation_config.json"), *single = join(src, "model.safetensors"),
              *index = join(src, "model.safetensors.index.json");
         if (!cfg || !tok || !gen || !single || !index) s = fail(err, QFMT_E_NOMEM, 0, src, "out of memory%s", "");
-        if (s == QFMT_OK) s = read_text(cfg, 0, &m->config_text, &m->config_len, err);
+        if (s == QFMT_OK) s = qfmt__read_text(cfg, 0, &m->config_text, &m->config_len, err);
         if (s == QFMT_OK) s = parse_json(cfg, m->config_text, m->config_len, &m->config, err);
-        if (s == QFMT_OK) s = read_text(tok, 1, &m->tokenizer_text, &m->tokenizer_len, err);
+        if (s == QFMT_OK) s = qfmt__read_text(tok, 1, &m->tokenizer_text, &m->tokenizer_len, err);
         if (s == QFMT_OK && m->tokenizer_text) s = qfmt_json_check(m->tokenizer_text, m->tokenizer_len, 0, tok, err);
-        if (s == QFMT_OK) s = read_text(gen, 1, &m->generation_text, &m->generation_len, err);
+        if (s == QFMT_OK) s = qfmt__read_text(gen, 1, &m->generation_text, &m->generation_len, err);
         if (s == QFMT_OK && m->generation_text)
             s = qfmt_json_check(m->generation_text, m->generation_len, 0, gen, err);
         if (s == QFMT_OK) {

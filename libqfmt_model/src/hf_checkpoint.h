@@ -37,6 +37,10 @@ typedef struct {
     uint64_t total_bytes;       /* of all shards */
 } qfmt__hf_model;
 
+/* A JSON text file read whole (a regular file of at most 256 MiB, never blocking on a FIFO),
+ * NUL-terminated. optional: an absent file gives *out = NULL and QFMT_OK. */
+qfmt_status qfmt__read_text(const char *path, int optional, char **out, size_t *len, qfmt_error *err);
+
 /* Opens a model directory or a .safetensors file. On failure fills err (file, tensor and
  * offset where known) and leaves *m empty. */
 qfmt_status qfmt__hf_open(qfmt__hf_model *m, const char *src, qfmt_error *err);

@@ -152,6 +152,17 @@ void tk_vocab_free(tk_vocab *v);
 
 /* ---- Models ----------------------------------------------------------------------------------
  * Each encodes one word (a pre-tokenizer's output) into ids appended to *out. */
+/* BPE (bpe.c): merges in both forms, byte_fallback, unk_token / fuse_unk, ignore_merges,
+ * continuing_subword_prefix / end_of_word_suffix; dropout null or 0 (HF ignores it at
+ * inference only when null: a non-zero dropout is refused, its results are random). */
+typedef struct tk_bpe tk_bpe;
+typedef struct tk_bpe_work tk_bpe_work; /* per-call scratch */
+int tk_bpe_load(const cJSON *model, const tk_vocab *v, tk_bpe **out, qfmt_error *err);
+int tk_bpe_encode(const tk_bpe *m, const tk_vocab *v, const char *w, size_t n, tk_bpe_work **work, tk_ids *out,
+                  qfmt_error *err);
+void tk_bpe_work_free(tk_bpe_work *work);
+void tk_bpe_free(tk_bpe *m);
+
 typedef struct tk_wordpiece tk_wordpiece;
 int tk_wordpiece_load(const cJSON *model, const tk_vocab *v, tk_wordpiece **out, qfmt_error *err);
 int tk_wordpiece_encode(const tk_wordpiece *m, const tk_vocab *v, const char *w, size_t n, tk_ids *out,

@@ -561,9 +561,10 @@ static int load_sequence(const cJSON *j, tk_normalizer *nz, int depth, const cha
     if (count && !(nz->kids = calloc(count, sizeof *nz->kids))) return TK_OOM(err);
     const cJSON *e = arr->child;
     for (size_t i = 0; i < count && e; i++, e = e->next) {
+        /* deep paths are shortened so that the message (256 bytes) keeps what is wrong */
         char sub[PATH_MAX_LEN];
-        int k = snprintf(sub, sizeof sub, "%s.normalizers[%zu]", path, i);
-        if (k < 0 || (size_t)k >= sizeof sub) snprintf(sub, sizeof sub, "...normalizers[%zu]", i);
+        int k = snprintf(sub, sizeof sub, "%s.normalizers[%zu]", strlen(path) > 100 ? "normalizer..." : path, i);
+        if (k < 0 || (size_t)k >= sizeof sub) sub[0] = '\0';
         if (load_node(e, depth + 1, sub, &nz->kids[i], err) < 0) return -1;
         nz->nkids = i + 1;
     }

@@ -1,19 +1,23 @@
 /*
- * fuzz_tokenizer.c - libFuzzer target for the runtime's tokenizer.json loader and its byte-level
- * BPE encoder / decoder (libqfmt_model/src/tokenizer.c).
+ * fuzz_tokenizer.c - libFuzzer target for the runtime's tokenizer.json loader and the whole
+ * tokenizer pipeline (libqfmt_model/src/tokenizer/: normalizers, pre-tokenizers, the BPE,
+ * WordPiece, WordLevel and Unigram models, added tokens, post-processors, decoders).
  *
  * Input: a tokenizer.json text, optionally followed by a NUL byte and a text to encode (JSON
  * cannot hold a raw NUL, so the split is unambiguous). Whatever loads encodes a fixed text
  * (ASCII, Unicode letters, digits, white space, an added token, invalid UTF-8) and the
- * fuzz-derived one, then decodes the ids, with and without special tokens.
+ * fuzz-derived one (without and with the post-processor's special tokens), then decodes the
+ * ids, with and without special tokens, and streams them through qfmt_decode_stream.
  *
  * Besides memory errors (ASan, UBSan), the target aborts when the tokenizer contradicts itself:
  * an id outside [0, vocab_size), a failing decode of ids it produced, a token id lookup that
- * does not give back the token's string, or a broken round trip. tokenizer.h promises
- * decode(encode(x)) == x for every byte string x when every byte's character is in the
- * vocabulary, no added token has lstrip / rstrip, and no prefix space is added; the check is
- * made only then, and only when every added token decodes to its own text (an added token
- * written in byte characters, such as "Ġx", decodes to other bytes than it matched).
+ * does not give back the token's string, a stream whose pieces do not add up to the decoded
+ * text's prefix, or a broken round trip. For a byte-level BPE (no normalizer, ByteLevel
+ * pre-tokenizer and decoder) decode(encode(x)) == x for every valid UTF-8 string x when every
+ * byte's character is in the vocabulary, no added token has lstrip / rstrip, and no prefix
+ * space is added; the check is made only then, and only when every added token decodes to its
+ * own text (an added token written in byte characters, such as "Ġx", decodes to other bytes
+ * than it matched).
  *
  * Build: with clang and -DQFMT_FUZZ=ON (libFuzzer), or with any compiler linked with
  * regression_driver.c to replay a corpus. See fuzz/README.md.
@@ -45,6 +49,14 @@ static bool round_trip_expected(const qfmt_tokenizer *t, const char *json, size_
     cJSON *root = cJSON_ParseWithLength(json, len);
     bool ok = root != NULL;
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *dty = cJSON_GetObjectItemCaseSensitive(dec, "type");
+    const cJSON *mty = cJSON_GetObjectItemCaseSensitive(model, "type");
+    if ((norm && !cJSON_IsNull(norm)) || !cJSON_IsString(dty) || strcmp(dty->valuestring, "ByteLevel") != 0 ||
+        !cJSON_IsString(mty) || strcmp(mty->valuestring, "BPE") != 0 || !pre || cJSON_IsNull(pre))
+        ok = false;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers");
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pre, "add_prefix_space")))
         ok = false;
@@ -92,8 +104,53 @@ static bool round_trip_expected(const qfmt_tokenizer *t, const char *json, size_
     return ok;
 }
 
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t l = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        if (!l || i + l > n) return false;
+        uint32_t v = l == 1 ? c : l == 2 ? (c & 0x1F) : l == 3 ? (c & 0x0F) : (c & 0x07);
+        for (size_t k = 1; k < l; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            v = (v << 6) | (s[i + k] & 0x3F);
+        }
+        if ((l == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (l == 4 && (v < 0x10000 || v > 0x10FFFF)))
+            return false;
+        i += l;
+    }
+    return true;
+}
+
+/* The pieces of a decode stream, concatenated, are a prefix of the full decode (the stream
+ * holds back a character still incomplete at the end). Checked for the byte-level tokenizers
+ * of the round trip (strict); other decoders may rewrite earlier text (WordPiece's cleanup of
+ * " ." depends on the next token), so there only memory safety is checked. */
+static void stream(const qfmt_tokenizer *t, const int32_t *ids, size_t n, bool strict)
+{
+    char *full = NULL;
+    size_t flen = 0;
+    if (qfmt_tokenizer_decode(t, ids, n, false, &full, &flen, NULL) != QFMT_OK) return;
+    qfmt_decode_stream *ds = NULL;
+    CHECK(qfmt_decode_stream_new(&ds, t, false, NULL) == QFMT_OK);
+    size_t at = 0;
+    bool prefix = true;
+    for (size_t i = 0; i < n && i < 256; i++) {
+        const char *p;
+        size_t pl;
+        CHECK(qfmt_decode_stream_step(ds, ids[i], &p, &pl, NULL) == QFMT_OK);
+        touch(p, pl);
+        if (prefix && (at + pl > flen || memcmp(full + at, p, pl) != 0)) prefix = false;
+        at += pl;
+    }
+    CHECK(prefix || !strict);
+    qfmt_decode_stream_free(ds);
+    free(full);
+}
+
 static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len, bool round_trip)
 {
+    round_trip = round_trip && valid_utf8((const unsigned char *)text, len);
     int32_t *ids = (int32_t *)(void *)&fuzz_sink; /* must be reset */
     size_t n = 12345;
     qfmt_error err = {0};
@@ -123,6 +180,16 @@ static void encode_decode(const qfmt_tokenizer *t, const char *text, size_t len,
         size_t keep = qfmt_utf8_complete_len(out, olen);
         CHECK(keep <= olen && olen - keep <= 3);
         free(out);
+    }
+    stream(t, ids, n, round_trip);
+    int32_t *with = NULL;
+    size_t nw = 0;
+    if (qfmt_tokenizer_encode_with(t, text, len, QFMT_TOKENIZE_ADD_SPECIAL, &with, &nw, &err) == QFMT_OK) {
+        CHECK(nw == 0 || with != NULL);
+        for (size_t i = 0; i < nw; i++) CHECK(with[i] >= 0 && (size_t)with[i] < vs);
+        free(with);
+    } else {
+        CHECK(with == NULL && nw == 0);
     }
     /* an id past the end is refused */
     if (n > 0) {

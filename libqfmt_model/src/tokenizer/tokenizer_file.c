@@ -52,9 +52,10 @@ qfmt_status qfmt_tokenizer_open(qfmt_tokenizer **out, const char *path, qfmt_err
         s = QFMT__FAIL(err, s == QFMT_E_NOT_FOUND ? QFMT_E_NOT_FOUND : s, path, NULL,
                        "no embedded tokenizer (metadata 'tokenizer.huggingface.json')");
     } else if ((s = qfmt_tokenizer_load(out, json, (size_t)len, err)) != QFMT_OK && err) {
+        static const char lead[] = "metadata 'tokenizer.huggingface.json': ";
         char m[sizeof err->message];
-        snprintf(m, sizeof m, "metadata 'tokenizer.huggingface.json': %s", err->message);
-        snprintf(err->message, sizeof err->message, "%s", m);
+        snprintf(m, sizeof m, "%s", err->message);
+        snprintf(err->message, sizeof err->message, "%s%.*s", lead, (int)(sizeof m - sizeof lead), m);
         if (!err->path[0]) snprintf(err->path, sizeof err->path, "%s", path);
     }
     qfmt_reader_close(r);

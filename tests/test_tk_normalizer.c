@@ -302,6 +302,14 @@ Test(tk_normalizer, sequence_llama2)
           "  x  ", "x");
 }
 
+Test(tk_normalizer, sequence_invalid_utf8)
+{
+    /* Prepend passes invalid bytes on, Lowercase then reads each as U+FFFD */
+    CHECK("{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"X\"},"
+          "{\"type\":\"Lowercase\"}]}",
+          "\xC3", "x\xEF\xBF\xBD");
+}
+
 Test(tk_normalizer, sequence_nested)
 {
     const char *j = "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":["
@@ -329,6 +337,8 @@ Test(tk_normalizer, bert_default)
     CHECK(j, "\xE3\x81\x82\xED\x95\x9C", "\xE3\x81\x82\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"); /* kana, hangul: no pad */
     CHECK(j, "\xF0\xA0\x80\x80", " \xF0\xA0\x80\x80 ");          /* U+20000 (Extension B) */
     CHECK(j, "\xEE\x80\x80" "x", "x");                           /* private use (Co) removed */
+    CHECK(j, "a\xC2\x85" "b\xCD\xB8" "c", "abc");               /* NEL is Cc before White_Space; U+0378 Cn */
+    CHECK(j, "a\xE2\x80\xA8" "b", "a b");                        /* U+2028 (Zl) is whitespace */
     CHECK(j, "", "");
 }
 

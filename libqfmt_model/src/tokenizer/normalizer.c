@@ -33,15 +33,15 @@ typedef enum {
 
 struct tk_normalizer {
     nz_kind kind;
-    bool strip_left, strip_right;                              /* Strip */
-    bool clean_text, chinese_chars, strip_accents, lowercase;  /* BertNormalizer */
-    char *text;                                                /* Prepend: prepend; Replace: content */
+    bool strip_left, strip_right;                             /* Strip */
+    bool clean_text, chinese_chars, strip_accents, lowercase; /* BertNormalizer */
+    char *text;                                               /* Prepend: prepend; Replace: content */
     size_t text_len;
-    char *pattern; /* Replace with {"String": ...} (NULL for a Regex) */
+    char *pattern;                                            /* Replace {"String": ...}; else NULL */
     size_t pattern_len;
-    pcre2_code *re;      /* Replace with {"Regex": ...} */
-    uint32_t *byte_cp;   /* ByteLevel: byte -> code point, 256 entries */
-    tk_normalizer **kids; /* Sequence */
+    pcre2_code *re;                                           /* Replace {"Regex": ...} */
+    uint32_t *byte_cp;                                        /* ByteLevel: byte -> code point (256) */
+    tk_normalizer **kids;                                     /* Sequence */
     size_t nkids;
 };
 

@@ -398,6 +398,22 @@ Test(tk_pre_tokenizer, char_delimiter)
     check_json("{\"type\":\"CharDelimiterSplit\",\"delimiter\":\"" MS "\"}", MS "a" MS "b", false, WORDS("a", "b"));
 }
 
+Test(tk_pre_tokenizer, unicode_scripts)
+{
+    tk_pre_tokenizer *pt = load_json("{\"type\":\"UnicodeScripts\"}");
+    /* HF's own tests: kana count as Han, spaces belong to every script */
+    CHECK(pt, "\xE3\x81\xA9\xE3\x81\x93\xE3\x81\xA7\xE7\x94\x9F\xE3\x82\x8C\xE3\x80\x82Yes", false,
+          WORDS("\xE3\x81\xA9\xE3\x81\x93\xE3\x81\xA7\xE7\x94\x9F\xE3\x82\x8C", "\xE3\x80\x82", "Yes"));
+    CHECK(pt, "Apples are \xE3\x82\x8A\xE3\x82\x93\xE3\x81\x94 \xE6\x9E\x97\xE6\xAA\x8E", false,
+          WORDS("Apples are ", "\xE3\x82\x8A\xE3\x82\x93\xE3\x81\x94 \xE6\x9E\x97\xE6\xAA\x8E"));
+    CHECK(pt, "a1-b", false, WORDS("a", "1-", "b"));                 /* digits and '-' are Common */
+    CHECK(pt, "e\xCC\x81", false, WORDS("e", "\xCC\x81"));            /* a combining mark is Inherited */
+    CHECK(pt, "a\xF0\x91\xA0\x80" "b", false, WORDS("a\xF0\x91\xA0\x80" "b")); /* Dogra (Unicode 11): Any */
+    CHECK(pt, "  ab", false, WORDS("ab"));                            /* leading spaces dropped, as in HF */
+    CHECK(pt, "   ", false, NO_WORDS);
+    tk_pre_tokenizer_free(pt);
+}
+
 /* ---- Sequence --------------------------------------------------------------------------------- */
 Test(tk_pre_tokenizer, sequence)
 {
@@ -440,8 +456,8 @@ Test(tk_pre_tokenizer, output_is_appended_and_reusable)
 Test(tk_pre_tokenizer, refusals_unsupported)
 {
     expect_refused("{\"type\":\"Foo\"}", QFMT_E_UNSUPPORTED, "pre_tokenizer: type 'Foo' is not supported");
-    expect_refused("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"UnicodeScripts\"}]}", QFMT_E_UNSUPPORTED,
-                   "pre_tokenizer.pretokenizers[0]: type 'UnicodeScripts' is not supported");
+    expect_refused("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"FixedLength\"}]}", QFMT_E_UNSUPPORTED,
+                   "pre_tokenizer.pretokenizers[0]: type 'FixedLength' is not supported");
     expect_refused("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Whitespace\"},{\"type\":\"Sequence\","
                    "\"pretokenizers\":[{\"type\":\"X\"}]}]}",
                    QFMT_E_UNSUPPORTED, "pre_tokenizer.pretokenizers[1].pretokenizers[0]: type 'X'");

@@ -5,6 +5,7 @@
 
 #include "tokenizer/tk_internal.h"
 
+#include <pthread.h>
 #include <time.h>
 
 /* GPT-2 bytes_to_unicode images used below */
@@ -449,6 +450,49 @@ Test(tk_pre_tokenizer, output_is_appended_and_reusable)
     size_t len;
     cr_assert_eq(memcmp(tk_list_at(&out, 2, &len), "c", 1), 0);
     tk_list_free(&out);
+    tk_pre_tokenizer_free(pt);
+}
+
+/* One loaded pre-tokenizer used by several threads at once gives each the same words. */
+typedef struct {
+    const tk_pre_tokenizer *pt;
+    const char *text;
+    size_t words;
+    int rc;
+} thread_job;
+
+static void *thread_run(void *arg)
+{
+    thread_job *job = arg;
+    tk_list out = {0};
+    qfmt_error err = {0};
+    job->rc = 0;
+    for (int round = 0; round < 200 && job->rc == 0; round++) {
+        tk_list_clear(&out);
+        job->rc = tk_pre_tokenize(job->pt, job->text, strlen(job->text), true, &out, &err);
+    }
+    job->words = out.n;
+    tk_list_free(&out);
+    return NULL;
+}
+
+Test(tk_pre_tokenizer, shared_between_threads)
+{
+    tk_pre_tokenizer *pt = load_llama_like(LLAMA3_REGEX);
+    static const char text[] = "It's 2024: the quick brown fox jumps over 1234567 lazy dogs!\n\n  Done.";
+    thread_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){.pt = pt, .text = text};
+        cr_assert_eq(pthread_create(&th[i], NULL, thread_run, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    thread_job one = {.pt = pt, .text = text};
+    thread_run(&one);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(jobs[i].rc, 0);
+        cr_assert_eq(jobs[i].words, one.words);
+    }
     tk_pre_tokenizer_free(pt);
 }
 

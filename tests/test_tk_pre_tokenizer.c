@@ -355,6 +355,8 @@ Test(tk_pre_tokenizer, whitespace)
     CHECK(pt, "How are you doing?", false, WORDS("How", "are", "you", "doing", "?"));
     CHECK(pt, "a+-b  c_d\t\xC3\xA9t\xC3\xA9.", false, WORDS("a", "+-", "b", "c_d", "\xC3\xA9t\xC3\xA9", "."));
     CHECK(pt, "   ", false, NO_WORDS);
+    /* Rust's \w: '²' (No) is not a word character, a spacing mark (U+093E, Mc) is */
+    CHECK(pt, "x\xC2\xB2 \xE0\xA4\x95\xE0\xA4\xBE", false, WORDS("x", "\xC2\xB2", "\xE0\xA4\x95\xE0\xA4\xBE"));
     tk_pre_tokenizer_free(pt);
     pt = load_json("{\"type\":\"WhitespaceSplit\"}");
     CHECK(pt, "Hey  man!\tx\xE3\x80\x80y", false, WORDS("Hey", "man!", "x", "y")); /* U+3000 */

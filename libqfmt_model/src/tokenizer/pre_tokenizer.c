@@ -26,8 +26,11 @@
 
 /* HF hard-codes this in ByteLevel (pre_tokenizers/byte_level.rs). */
 static const char GPT2_REGEX[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-/* HF's Whitespace (pre_tokenizers/whitespace.rs), used inverted with Removed. */
-static const char WHITESPACE_REGEX[] = "\\w+|[^\\w\\s]+";
+/* HF's Whitespace (pre_tokenizers/whitespace.rs): \w+|[^\w\s]+ in the Rust regex crate, used
+ * inverted with Removed. That crate's Unicode \w is spelled out (PCRE2's \w is \p{L}\p{N}_ or
+ * close, which takes No such as '²' and misses most marks). */
+#define RUST_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}"
+static const char WHITESPACE_REGEX[] = "[" RUST_WORD "]+|[^" RUST_WORD "\\s]+";
 
 typedef enum {
     PT_SPLIT, /* a regex or a character class, a behaviour, invert */

@@ -155,6 +155,8 @@ Test(tk_pre_tokenizer, byte_level_regex_cases)
     CHECK(pt, "end  ", false, WORDS("end", G G));                       /* trailing run whole */
     CHECK(pt, "caf\xC3\xA9", false, WORDS("caf\xC3\x83\xC2\xA9"));          /* é = C3 A9 -> Ã© */
     CHECK(pt, "\x01", false, WORDS("\xC4\x81"));                          /* 0x01 -> U+0101 */
+    /* NBSP is \s (Unicode White_Space) but not ' ': a piece of its own, C2 A0 -> "Âł" */
+    CHECK(pt, "a\xC2\xA0" "b", false, WORDS("a", "\xC3\x82\xC5\x82", "b"));
     tk_pre_tokenizer_free(pt);
 }
 
@@ -281,6 +283,14 @@ Test(tk_pre_tokenizer, split_string_is_literal)
     tk_pre_tokenizer_free(pt);
     pt = load_split("String", MS, "MergedWithNext", false);
     CHECK(pt, "a" MS "b", false, WORDS("a", MS "b"));
+    tk_pre_tokenizer_free(pt);
+}
+
+Test(tk_pre_tokenizer, split_regex_sees_preceding_text)
+{
+    /* each search starts inside the whole piece, so a lookbehind sees what came before */
+    tk_pre_tokenizer *pt = load_split("Regex", "(?<=a)b", "Isolated", false);
+    CHECK(pt, "abab", false, WORDS("a", "b", "a", "b"));
     tk_pre_tokenizer_free(pt);
 }
 

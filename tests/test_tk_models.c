@@ -10,6 +10,7 @@
 #include "test_helpers.h"
 
 #include <math.h>
+#include <pthread.h>
 
 #include "tokenizer/tk_internal.h"
 
@@ -414,12 +415,14 @@ Test(unigram, byte_fallback) {
 
 Test(unigram, no_unk_id) {
     model_ctx c = ug_ok("{\"unk_id\":null,\"vocab\":[[\"a\",-1.0],[\"ab\",-1.0]]}");
+    /* the "b" of "aab" has no piece, but "ab" already reaches the end with a better score
+     * than the unk would: HF only fails when the missing unk would be taken */
     UG_EXPECT(&c, "aab", 0, 1);
     tk_ids ids = {0};
     qfmt_error err = {0};
     cr_assert_eq(tk_unigram_encode(c.ug, c.vocab, "ax", 2, &ids, &err), -1);
     cr_assert_eq(err.code, QFMT_E_NOT_FOUND);
-    /* "b" alone: the node after "a" of "ab"... "ba" needs an unk for b */
+    /* "ba": nothing else reaches the end of the "b" */
     cr_assert_eq(tk_unigram_encode(c.ug, c.vocab, "ba", 2, &ids, &err), -1);
     tk_ids_free(&ids);
     ctx_free(&c);
@@ -642,4 +645,66 @@ Test(unigram, random_words_match_the_reference) {
         }
         ctx_free(&c);
     }
+}
+
+/* ---- Both: const models shared by threads ------------------------------------------------ */
+
+#define SHARED_WORDS 200
+
+typedef struct {
+    const model_ctx *c;
+    char words[SHARED_WORDS][64];
+    size_t len[SHARED_WORDS];
+    tk_ids want[SHARED_WORDS];
+} shared_job;
+
+static int encode_any(const model_ctx *c, const char *w, size_t n, tk_ids *out) {
+    qfmt_error err = {0};
+    return c->wp ? tk_wordpiece_encode(c->wp, c->vocab, w, n, out, &err)
+                 : tk_unigram_encode(c->ug, c->vocab, w, n, out, &err);
+}
+
+/* Returns the number of words whose ids differ from the single-threaded ones. */
+static void *encode_all(void *arg) {
+    const shared_job *job = arg;
+    uintptr_t bad = 0;
+    for (int rep = 0; rep < 20; rep++)
+        for (size_t i = 0; i < SHARED_WORDS; i++) {
+            tk_ids got = {0};
+            const tk_ids *want = &job->want[i];
+            if (encode_any(job->c, job->words[i], job->len[i], &got) != 0 || got.n != want->n ||
+                (got.n && memcmp(got.v, want->v, got.n * sizeof *got.v) != 0))
+                bad++;
+            tk_ids_free(&got);
+        }
+    return (void *)bad;
+}
+
+static void run_shared(const model_ctx *c) {
+    static shared_job job;
+    memset(&job, 0, sizeof job);
+    job.c = c;
+    uint64_t st = 99;
+    for (size_t i = 0; i < SHARED_WORDS; i++) {
+        job.len[i] = random_word(&st, job.words[i], 12);
+        cr_assert_eq(encode_any(c, job.words[i], job.len[i], &job.want[i]), 0);
+    }
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) cr_assert_eq(pthread_create(&t[i], NULL, encode_all, &job), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        cr_assert_eq(pthread_join(t[i], &bad), 0);
+        cr_assert_eq((uintptr_t)bad, 0, "thread %d: %zu words differ", i, (size_t)(uintptr_t)bad);
+    }
+    for (size_t i = 0; i < SHARED_WORDS; i++) tk_ids_free(&job.want[i]);
+}
+
+Test(models, shared_between_threads) {
+    model_ctx c = wp_default();
+    run_shared(&c);
+    ctx_free(&c);
+    c = ug_ok("{\"unk_id\":0,\"byte_fallback\":true,\"vocab\":[[\"<unk>\",0.0],[\"a\",-1.0],[\"ab\",-1.5],"
+              "[\"bc\",-2.0],[\"c\",-1.0],[\"<0xC3>\",-3.0],[\"<0xA9>\",-3.0],[\"#\",-2.0]]}");
+    run_shared(&c);
+    ctx_free(&c);
 }

@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include <cjson/cJSON.h>
+#include <utf8proc.h>
 
 #include "tokenizer/tk_internal.h"
 
@@ -114,6 +115,58 @@ Test(tk_normalizer, unicode_ascii_identity)
         CHECK(forms[i], "Hello, world! 123 ~\t\n", "Hello, world! 123 ~\t\n");
         CHECK(forms[i], "", "");
         CHECK(forms[i], "a\0b", "a\0b"); /* NUL is an ordinary character */
+    }
+}
+
+Test(tk_normalizer, unicode_mixed_ascii)
+{
+    CHECK("{\"type\":\"NFC\"}", "cafe\xCC\x81 au lait", "caf\xC3\xA9 au lait"); /* the e before the mark */
+    CHECK("{\"type\":\"NFC\"}", "e\xCC\x81" "e\xCC\x81", "\xC3\xA9\xC3\xA9");
+    CHECK("{\"type\":\"NFKC\"}", "x\xEF\xAC\x81y", "xfiy");
+    CHECK("{\"type\":\"NFC\"}", "\xE1\x84\x80" "a" "\xE1\x85\xA1", "\xE1\x84\x80" "a" "\xE1\x85\xA1");
+    CHECK("{\"type\":\"NFC\"}", "\0\xCC\x81", "\0\xCC\x81"); /* NUL inside a utf8proc region */
+    CHECK("{\"type\":\"NFD\"}", "\xC3\xA9\0x\xC3\xA9", "e\xCC\x81\0xe\xCC\x81");
+}
+
+/* Random mixes of ASCII, marks, Hangul and compatibility characters: the region-by-region
+ * normalization equals utf8proc on the whole text. */
+Test(tk_normalizer, unicode_regions_match_whole)
+{
+    static const char *pieces[] = {"a", "e", " ", "\xCC\x81", "\xCC\xA3", "\xC3\xA9", "\xE1\x84\x80",
+                                   "\xE1\x85\xA1", "\xE1\x86\xAB", "\xEA\xB0\x80", "\xEF\xAC\x81",
+                                   "\xE2\x84\xAB", "\xC2\xB2", "\xE0\xA4\x95", "\xE0\xA4\xBC", "A"};
+    static const struct {
+        const char *json;
+        utf8proc_option_t opts;
+    } forms[] = {{"{\"type\":\"NFC\"}", UTF8PROC_STABLE | UTF8PROC_COMPOSE},
+                 {"{\"type\":\"NFD\"}", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE},
+                 {"{\"type\":\"NFKC\"}", UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT},
+                 {"{\"type\":\"NFKD\"}", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT}};
+    uint64_t st = 7;
+    for (size_t f = 0; f < 4; f++) {
+        tk_normalizer *nz = load(forms[f].json);
+        for (int round = 0; round < 300; round++) {
+            char text[256];
+            size_t n = 0;
+            int count = (int)(th_rand(&st) % 12);
+            for (int k = 0; k < count; k++) {
+                const char *p = pieces[th_rand(&st) % (sizeof pieces / sizeof pieces[0])];
+                memcpy(text + n, p, strlen(p));
+                n += strlen(p);
+            }
+            tk_str out = {0};
+            qfmt_error err = {0};
+            cr_assert_eq(tk_normalize(nz, text, n, &out, &err), 0);
+            utf8proc_uint8_t *want = NULL;
+            utf8proc_ssize_t wn = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)n, &want,
+                                               forms[f].opts);
+            cr_assert_geq(wn, 0);
+            cr_expect(out.len == (size_t)wn && memcmp(out.p ? out.p : "", want, (size_t)wn) == 0,
+                      "%s: round %d differs", forms[f].json, round);
+            free(want);
+            tk_str_free(&out);
+        }
+        tk_normalizer_free(nz);
     }
 }
 
@@ -249,6 +302,14 @@ Test(tk_normalizer, sequence_llama2)
           "  x  ", "x");
 }
 
+Test(tk_normalizer, sequence_invalid_utf8)
+{
+    /* Prepend passes invalid bytes on, Lowercase then reads each as U+FFFD */
+    CHECK("{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"X\"},"
+          "{\"type\":\"Lowercase\"}]}",
+          "\xC3", "x\xEF\xBF\xBD");
+}
+
 Test(tk_normalizer, sequence_nested)
 {
     const char *j = "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":["
@@ -276,6 +337,8 @@ Test(tk_normalizer, bert_default)
     CHECK(j, "\xE3\x81\x82\xED\x95\x9C", "\xE3\x81\x82\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"); /* kana, hangul: no pad */
     CHECK(j, "\xF0\xA0\x80\x80", " \xF0\xA0\x80\x80 ");          /* U+20000 (Extension B) */
     CHECK(j, "\xEE\x80\x80" "x", "x");                           /* private use (Co) removed */
+    CHECK(j, "a\xC2\x85" "b\xCD\xB8" "c", "abc");               /* NEL is Cc before White_Space; U+0378 Cn */
+    CHECK(j, "a\xE2\x80\xA8" "b", "a b");                        /* U+2028 (Zl) is whitespace */
     CHECK(j, "", "");
 }
 

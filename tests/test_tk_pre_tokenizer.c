@@ -5,6 +5,7 @@
 
 #include "tokenizer/tk_internal.h"
 
+#include <pthread.h>
 #include <time.h>
 
 /* GPT-2 bytes_to_unicode images used below */
@@ -154,6 +155,8 @@ Test(tk_pre_tokenizer, byte_level_regex_cases)
     CHECK(pt, "end  ", false, WORDS("end", G G));                       /* trailing run whole */
     CHECK(pt, "caf\xC3\xA9", false, WORDS("caf\xC3\x83\xC2\xA9"));          /* é = C3 A9 -> Ã© */
     CHECK(pt, "\x01", false, WORDS("\xC4\x81"));                          /* 0x01 -> U+0101 */
+    /* NBSP is \s (Unicode White_Space) but not ' ': a piece of its own, C2 A0 -> "Âł" */
+    CHECK(pt, "a\xC2\xA0" "b", false, WORDS("a", "\xC3\x82\xC5\x82", "b"));
     tk_pre_tokenizer_free(pt);
 }
 
@@ -283,6 +286,14 @@ Test(tk_pre_tokenizer, split_string_is_literal)
     tk_pre_tokenizer_free(pt);
 }
 
+Test(tk_pre_tokenizer, split_regex_sees_preceding_text)
+{
+    /* each search starts inside the whole piece, so a lookbehind sees what came before */
+    tk_pre_tokenizer *pt = load_split("Regex", "(?<=a)b", "Isolated", false);
+    CHECK(pt, "abab", false, WORDS("a", "b", "a", "b"));
+    tk_pre_tokenizer_free(pt);
+}
+
 Test(tk_pre_tokenizer, split_empty_matches)
 {
     /* an empty pattern matches between every two characters (onig's iteration) */
@@ -354,6 +365,8 @@ Test(tk_pre_tokenizer, whitespace)
     CHECK(pt, "How are you doing?", false, WORDS("How", "are", "you", "doing", "?"));
     CHECK(pt, "a+-b  c_d\t\xC3\xA9t\xC3\xA9.", false, WORDS("a", "+-", "b", "c_d", "\xC3\xA9t\xC3\xA9", "."));
     CHECK(pt, "   ", false, NO_WORDS);
+    /* Rust's \w: '²' (No) is not a word character, a spacing mark (U+093E, Mc) is */
+    CHECK(pt, "x\xC2\xB2 \xE0\xA4\x95\xE0\xA4\xBE", false, WORDS("x", "\xC2\xB2", "\xE0\xA4\x95\xE0\xA4\xBE"));
     tk_pre_tokenizer_free(pt);
     pt = load_json("{\"type\":\"WhitespaceSplit\"}");
     CHECK(pt, "Hey  man!\tx\xE3\x80\x80y", false, WORDS("Hey", "man!", "x", "y")); /* U+3000 */
@@ -398,6 +411,22 @@ Test(tk_pre_tokenizer, char_delimiter)
     check_json("{\"type\":\"CharDelimiterSplit\",\"delimiter\":\"" MS "\"}", MS "a" MS "b", false, WORDS("a", "b"));
 }
 
+Test(tk_pre_tokenizer, unicode_scripts)
+{
+    tk_pre_tokenizer *pt = load_json("{\"type\":\"UnicodeScripts\"}");
+    /* HF's own tests: kana count as Han, spaces belong to every script */
+    CHECK(pt, "\xE3\x81\xA9\xE3\x81\x93\xE3\x81\xA7\xE7\x94\x9F\xE3\x82\x8C\xE3\x80\x82Yes", false,
+          WORDS("\xE3\x81\xA9\xE3\x81\x93\xE3\x81\xA7\xE7\x94\x9F\xE3\x82\x8C", "\xE3\x80\x82", "Yes"));
+    CHECK(pt, "Apples are \xE3\x82\x8A\xE3\x82\x93\xE3\x81\x94 \xE6\x9E\x97\xE6\xAA\x8E", false,
+          WORDS("Apples are ", "\xE3\x82\x8A\xE3\x82\x93\xE3\x81\x94 \xE6\x9E\x97\xE6\xAA\x8E"));
+    CHECK(pt, "a1-b", false, WORDS("a", "1-", "b"));                 /* digits and '-' are Common */
+    CHECK(pt, "e\xCC\x81", false, WORDS("e", "\xCC\x81"));            /* a combining mark is Inherited */
+    CHECK(pt, "a\xF0\x91\xA0\x80" "b", false, WORDS("a\xF0\x91\xA0\x80" "b")); /* Dogra (Unicode 11): Any */
+    CHECK(pt, "  ab", false, WORDS("ab"));                            /* leading spaces dropped, as in HF */
+    CHECK(pt, "   ", false, NO_WORDS);
+    tk_pre_tokenizer_free(pt);
+}
+
 /* ---- Sequence --------------------------------------------------------------------------------- */
 Test(tk_pre_tokenizer, sequence)
 {
@@ -436,12 +465,55 @@ Test(tk_pre_tokenizer, output_is_appended_and_reusable)
     tk_pre_tokenizer_free(pt);
 }
 
+/* One loaded pre-tokenizer used by several threads at once gives each the same words. */
+typedef struct {
+    const tk_pre_tokenizer *pt;
+    const char *text;
+    size_t words;
+    int rc;
+} thread_job;
+
+static void *thread_run(void *arg)
+{
+    thread_job *job = arg;
+    tk_list out = {0};
+    qfmt_error err = {0};
+    job->rc = 0;
+    for (int round = 0; round < 200 && job->rc == 0; round++) {
+        tk_list_clear(&out);
+        job->rc = tk_pre_tokenize(job->pt, job->text, strlen(job->text), true, &out, &err);
+    }
+    job->words = out.n;
+    tk_list_free(&out);
+    return NULL;
+}
+
+Test(tk_pre_tokenizer, shared_between_threads)
+{
+    tk_pre_tokenizer *pt = load_llama_like(LLAMA3_REGEX);
+    static const char text[] = "It's 2024: the quick brown fox jumps over 1234567 lazy dogs!\n\n  Done.";
+    thread_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){.pt = pt, .text = text};
+        cr_assert_eq(pthread_create(&th[i], NULL, thread_run, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    thread_job one = {.pt = pt, .text = text};
+    thread_run(&one);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(jobs[i].rc, 0);
+        cr_assert_eq(jobs[i].words, one.words);
+    }
+    tk_pre_tokenizer_free(pt);
+}
+
 /* ---- Refusals --------------------------------------------------------------------------------- */
 Test(tk_pre_tokenizer, refusals_unsupported)
 {
     expect_refused("{\"type\":\"Foo\"}", QFMT_E_UNSUPPORTED, "pre_tokenizer: type 'Foo' is not supported");
-    expect_refused("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"UnicodeScripts\"}]}", QFMT_E_UNSUPPORTED,
-                   "pre_tokenizer.pretokenizers[0]: type 'UnicodeScripts' is not supported");
+    expect_refused("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"FixedLength\"}]}", QFMT_E_UNSUPPORTED,
+                   "pre_tokenizer.pretokenizers[0]: type 'FixedLength' is not supported");
     expect_refused("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Whitespace\"},{\"type\":\"Sequence\","
                    "\"pretokenizers\":[{\"type\":\"X\"}]}]}",
                    QFMT_E_UNSUPPORTED, "pre_tokenizer.pretokenizers[1].pretokenizers[0]: type 'X'");

@@ -33,15 +33,15 @@ typedef enum {
 
 struct tk_normalizer {
     nz_kind kind;
-    bool strip_left, strip_right;                              /* Strip */
-    bool clean_text, chinese_chars, strip_accents, lowercase;  /* BertNormalizer */
-    char *text;                                                /* Prepend: prepend; Replace: content */
+    bool strip_left, strip_right;                             /* Strip */
+    bool clean_text, chinese_chars, strip_accents, lowercase; /* BertNormalizer */
+    char *text;                                               /* Prepend: prepend; Replace: content */
     size_t text_len;
-    char *pattern; /* Replace with {"String": ...} (NULL for a Regex) */
+    char *pattern;                                            /* Replace {"String": ...}; else NULL */
     size_t pattern_len;
-    pcre2_code *re;      /* Replace with {"Regex": ...} */
-    uint32_t *byte_cp;   /* ByteLevel: byte -> code point, 256 entries */
-    tk_normalizer **kids; /* Sequence */
+    pcre2_code *re;                                           /* Replace {"Regex": ...} */
+    uint32_t *byte_cp;                                        /* ByteLevel: byte -> code point (256) */
+    tk_normalizer **kids;                                     /* Sequence */
     size_t nkids;
 };
 
@@ -134,20 +134,13 @@ static void chain_free(chain *c)
 }
 
 /* ---- Unicode normalization forms ------------------------------------------------------- */
-static int run_unicode(utf8proc_option_t opts, const char *in, size_t n, tk_str *out, qfmt_error *err)
+/* One region of valid UTF-8 through utf8proc_map. */
+static int map_region(utf8proc_option_t opts, const char *s, size_t len, tk_str *out, qfmt_error *err)
 {
-    if (is_ascii(in, n)) return put(out, in, n, err); /* every form is the identity on ASCII */
-    tk_str tmp = {0};
-    const char *s;
-    size_t len;
-    if (as_valid_utf8(in, n, &tmp, &s, &len, err) < 0) return -1;
-    if (len > (size_t)(PTRDIFF_MAX / 8)) { /* utf8proc sizes its buffer in code points */
-        tk_str_free(&tmp);
+    if (len > (size_t)(PTRDIFF_MAX / 8)) /* utf8proc sizes its buffer in code points */
         return tk_fail(err, QFMT_E_RANGE, "text too long to normalize (%zu bytes)", len);
-    }
     utf8proc_uint8_t *r = NULL;
     utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &r, opts);
-    tk_str_free(&tmp);
     if (k < 0) {
         free(r);
         if (k == UTF8PROC_ERROR_NOMEM) return TK_OOM(err);
@@ -155,6 +148,37 @@ static int run_unicode(utf8proc_option_t opts, const char *in, size_t n, tk_str 
     }
     int rc = put(out, r, (size_t)k, err);
     free(r);
+    return rc;
+}
+
+/* ASCII is the identity under every form, and a boundary nothing crosses: ASCII characters
+ * are starters (canonical reordering stops at them) and none is the second character of a
+ * composition. So only the non-ASCII runs, each with the ASCII character before it (a starter
+ * the run's marks may compose with), go through utf8proc; mostly-ASCII text stays cheap. */
+static int run_unicode(utf8proc_option_t opts, const char *in, size_t n, tk_str *out, qfmt_error *err)
+{
+    if (is_ascii(in, n)) return put(out, in, n, err);
+    tk_str tmp = {0};
+    const char *s;
+    size_t len;
+    if (as_valid_utf8(in, n, &tmp, &s, &len, err) < 0) return -1;
+    int rc = 0;
+    size_t i = 0;
+    while (i < len && rc == 0) {
+        size_t j = i;
+        while (j < len && (unsigned char)s[j] < 0x80) j++;
+        if (j == len) {
+            rc = put(out, s + i, len - i, err);
+            break;
+        }
+        size_t b = j > i ? j - 1 : j; /* the region starts at the starter before the run */
+        size_t e = j;
+        while (e < len && (unsigned char)s[e] >= 0x80) e++;
+        rc = put(out, s + i, b - i, err);
+        if (rc == 0 && e > b) rc = map_region(opts, s + b, e - b, out, err);
+        i = e;
+    }
+    tk_str_free(&tmp);
     return rc;
 }
 

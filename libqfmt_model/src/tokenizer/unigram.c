@@ -94,7 +94,7 @@ static int read_vocab(const cJSON *model, const tk_vocab *v, tk_unigram *m, piec
 static int read_options(const cJSON *model, tk_unigram *m, qfmt_error *err)
 {
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
-    uint64_t unk_id;
+    uint64_t unk_id = 0;
     if (tk_json_uint(model, "unk_id", 0, m->count - 1, &unk_id, "model", err) < 0) return -1;
     m->unk_id = unk == NULL || cJSON_IsNull(unk) ? -1 : (int32_t)unk_id;
     if (tk_json_bool(model, "byte_fallback", false, &m->byte_fallback, "model", err) < 0) return -1;

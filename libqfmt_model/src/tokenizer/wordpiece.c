@@ -47,8 +47,8 @@ int tk_wordpiece_load(const cJSON *model, const tk_vocab *v, tk_wordpiece **out,
 {
     *out = NULL;
     const char *unk, *prefix;
-    size_t unk_len, prefix_len, max_len;
-    uint64_t max_chars;
+    size_t unk_len = 0, prefix_len = 0, max_len = 0;
+    uint64_t max_chars = 0;
     if (tk_json_string(model, "unk_token", WP_DEFAULT_UNK, &unk, &unk_len, "model", err) < 0 ||
         tk_json_string(model, "continuing_subword_prefix", WP_DEFAULT_PREFIX, &prefix, &prefix_len, "model", err) <
             0 ||

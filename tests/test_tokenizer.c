@@ -731,7 +731,7 @@ Test(tokenizer, refuses_malformed) {
                    "'ab'");
     assert_refused("{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,"
                    "\"ab\":2},\"merges\":[\"a  b\"]}}",
-                   "merges entry 0");
+                   "merges[0]: token ' b'");
     assert_refused("{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},"
                    "\"merges\":[42]}}",
                    "merges[0]");
@@ -1011,4 +1011,119 @@ Test(tokenizer, streaming_decode_of_emoji) {
     cr_assert_eq(memcmp(out, s, o), 0);
     free(ids);
     qfmt_tokenizer_free(t);
+}
+
+/* ---- Hostile tokenizer.json files: a clear error, bounded time and memory ------------------ */
+
+/* A Sequence of Sequences `depth` deep around one normalizer (or pre-tokenizer, decoder). */
+static char *nested(const char *part, const char *list, const char *leaf, int depth) {
+    size_t cap = (size_t)depth * 64 + 1024;
+    char *s = malloc(cap), *p = s;
+    p += sprintf(p, "{\"%s\":", part);
+    for (int i = 0; i < depth; i++) p += sprintf(p, "{\"type\":\"Sequence\",\"%s\":[", list);
+    p += sprintf(p, "%s", leaf);
+    for (int i = 0; i < depth; i++) p += sprintf(p, "]}");
+    sprintf(p, ",%s%s", strcmp(part, "decoder") ? MINI_DEC : "", MINI_OK_MODEL);
+    if (strcmp(part, "pre_tokenizer")) { /* the other parts need a pre-tokenizer too */
+        char *q = malloc(cap + 256);
+        sprintf(q, "{" MINI_PRE "%s", s + 1);
+        free(s);
+        s = q;
+    }
+    return s;
+}
+
+Test(tokenizer_hostile, nesting_is_bounded) {
+    struct { const char *part, *list, *leaf; } c[] = {
+        {"normalizer", "normalizers", "{\"type\":\"NFC\"}"},
+        {"pre_tokenizer", "pretokenizers", "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}"},
+        {"decoder", "decoders", "{\"type\":\"ByteLevel\"}"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        char *ok = nested(c[i].part, c[i].list, c[i].leaf, 4); /* real files nest 1 or 2 deep */
+        qfmt_tokenizer_free(load_json(ok, strlen(ok)));
+        free(ok);
+        char *deep = nested(c[i].part, c[i].list, c[i].leaf, 40); /* past TK_MAX_DEPTH (16) */
+        assert_refused(deep, "deep");
+        free(deep);
+        char *deeper = nested(c[i].part, c[i].list, c[i].leaf, 200); /* past the JSON policy's 128 */
+        assert_refused(deeper, "depth");
+        free(deeper);
+    }
+}
+
+Test(tokenizer_hostile, backtracking_regex_fails_in_bounded_time) {
+    /* (a+)+$ against a run of a's followed by b: exponential backtracking without a bound */
+    const char *json = "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a+)+$\"},"
+                       "\"behavior\":\"Isolated\",\"invert\":false}," MINI_DEC MINI_OK_MODEL;
+    qfmt_tokenizer *t = load_json(json, strlen(json));
+    char text[64];
+    memset(text, 'a', 40);
+    text[40] = 'b';
+    int32_t *ids = (int32_t *)1;
+    size_t n = 1;
+    qfmt_error e;
+    qfmt_status s = qfmt_tokenizer_encode(t, text, 41, &ids, &n, &e);
+    cr_assert_eq(s, QFMT_E_RANGE, "status %d: %s", (int)s, tmsg(&e));
+    cr_assert(strstr(e.message, "match limit") != NULL, "%s", tmsg(&e));
+    cr_assert(ids == NULL && n == 0);
+    qfmt_tokenizer_free(t);
+}
+
+Test(tokenizer_hostile, ids_out_of_range_are_refused) {
+    assert_refused("{" MINI_PRE MINI_DEC "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":"
+                   "[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+                   "\"pair\":[],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[1000000],\"tokens\":[\"<s>\"]}}},"
+                   MINI_OK_MODEL,
+                   "1000000");
+    assert_refused("{" MINI_PRE MINI_DEC "\"post_processor\":{\"type\":\"BertProcessing\",\"sep\":[\"x\",7],"
+                   "\"cls\":[\"a\",0]}," MINI_OK_MODEL,
+                   "7");
+    assert_refused("{\"added_tokens\":[{\"id\":16777216,\"content\":\"<x>\"}]," MINI_PRE MINI_DEC MINI_OK_MODEL,
+                   "id");
+    assert_refused("{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"Unigram\",\"unk_id\":5,\"vocab\":[[\"a\",-1.0]]}}",
+                   "unk_id");
+}
+
+Test(tokenizer_hostile, invalid_utf8_in_the_file_is_refused) {
+    const char json[] = "{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\xff\":0},\"merges\":[]}}";
+    assert_refused(json, "UTF-8");
+}
+
+Test(tokenizer_hostile, many_merges_load) {
+    /* 20000 merges over a 2-character vocab, most naming tokens that are not there: refused at
+     * the first, in one pass; then 20000 valid ones (a chain a, aa, aaa, ...) load */
+    size_t cap = 4u << 20;
+    char *json = malloc(cap), *p = json;
+    p += sprintf(p, "{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[");
+    for (int i = 0; i < 20000; i++) p += sprintf(p, "%s\"a b%d\"", i ? "," : "", i);
+    sprintf(p, "]}}");
+    assert_refused(json, "merges[0]");
+    p = json;
+    p += sprintf(p, "{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"BPE\",\"vocab\":{");
+    char *w = malloc(64 * 1024);
+    for (int i = 1; i <= 2000; i++) {
+        memset(w, 'a', (size_t)i);
+        w[i] = '\0';
+        p += sprintf(p, "%s\"%s\":%d", i > 1 ? "," : "", w, i - 1);
+    }
+    p += sprintf(p, "},\"merges\":[");
+    for (int i = 1; i < 2000; i++) {
+        memset(w, 'a', (size_t)i);
+        w[i] = '\0';
+        p += sprintf(p, "%s[\"%s\",\"a\"]", i > 1 ? "," : "", w);
+    }
+    sprintf(p, "]}}");
+    qfmt_tokenizer *t = load_json(json, strlen(json));
+    int32_t *ids;
+    size_t n;
+    memset(w, 'a', 3000);
+    encode(t, w, 3000, &ids, &n); /* one word of 3000 a's: rank 0 (a a) merges every pair left
+                                   * to right first; no merge joins "aa" and "aa" */
+    cr_assert_eq(n, 1500);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(ids[i], 1);
+    free(ids);
+    qfmt_tokenizer_free(t);
+    free(w);
+    free(json);
 }

@@ -195,10 +195,12 @@ int tk_cp_to_byte(uint32_t cp)
 }
 
 /* ---- Regexes ----------------------------------------------------------------------------- */
-/* Oniguruma's (Ruby syntax, UTF-8) \s is Unicode White_Space; PCRE2's \s with UCP is close
- * but not the same set, so both are spelled out. \d and \w with UCP are Unicode, as in
- * Oniguruma with the UTF-8 encoding. */
+/* Oniguruma's (Ruby syntax, UTF-8) \s is Unicode White_Space and its \w letters, marks,
+ * decimal digits and connector punctuation; PCRE2's with UCP are close but not the same sets,
+ * so both are spelled out. \d with UCP is Unicode Nd, as in Oniguruma with UTF-8. */
 #define WS_RANGES "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+#define WORD_RANGES "\\p{L}\\p{M}\\p{Nd}\\p{Pc}"
 
 static int translate(const char *p, size_t n, tk_str *out)
 {
@@ -210,6 +212,12 @@ static int translate(const char *p, size_t n, tk_str *out)
             i++;
             if (d == 's') {
                 if (tk_str_put(out, in_class ? WS_RANGES : "[" WS_RANGES "]", strlen(in_class ? WS_RANGES : "[" WS_RANGES "]")) < 0) return -1;
+            } else if (d == 'w') { /* Oniguruma's Unicode \w: letters, marks, decimal digits, connectors */
+                const char *w = in_class ? WORD_RANGES : "[" WORD_RANGES "]";
+                if (tk_str_put(out, w, strlen(w)) < 0) return -1;
+            } else if (d == 'W') {
+                if (in_class) return 1;
+                if (tk_str_put(out, "[^" WORD_RANGES "]", strlen("[^" WORD_RANGES "]")) < 0) return -1;
             } else if (d == 'S') {
                 if (in_class) return 1; /* a negated set inside a class: not translatable here */
                 if (tk_str_put(out, "[^" WS_RANGES "]", strlen("[^" WS_RANGES "]")) < 0) return -1;
@@ -253,14 +261,29 @@ pcre2_code *tk_regex_compile(const char *pattern, size_t len, const char *where,
     qfmt_escape(pattern, len < 120 ? len : 120, shown, sizeof shown);
     if (tr > 0) {
         tk_str_free(&t);
-        tk_fail(err, QFMT_E_UNSUPPORTED, "%s: regex '%s%s' uses a construct qfmt cannot translate to PCRE2 (\\S or [ inside a class)",
+        tk_fail(err, QFMT_E_UNSUPPORTED, "%s: regex '%s%s' uses a construct qfmt cannot translate to PCRE2 (\\S, \\W or [ inside a class)",
                 where, shown, len > 120 ? "..." : "");
         return NULL;
     }
+    /* the bound on one match's work, in the pattern itself (so that matching needs no
+     * per-call match context): a pattern that backtracks badly fails with an error rather than
+     * running for minutes. 10 M steps is far above what the real tokenizers' patterns need on
+     * any text (their matches are linear). */
+    static const char limits[] = "(*LIMIT_MATCH=10000000)(*LIMIT_DEPTH=100000)";
+    tk_str full = {0};
+    if (tk_str_put(&full, limits, sizeof limits - 1) < 0 || tk_str_put(&full, t.p ? t.p : "", t.len) < 0) {
+        tk_str_free(&t);
+        tk_str_free(&full);
+        TK_OOM(err);
+        return NULL;
+    }
+    tk_str_free(&t);
+    t = full;
     int ec;
     PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)(t.p ? t.p : ""), t.len,
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &off, NULL);
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_MULTILINE, &ec,
+                                   &off, NULL); /* Ruby syntax: ^ and $ are line anchors */
     tk_str_free(&t);
     if (!re) {
         PCRE2_UCHAR buf[160];
@@ -277,23 +300,12 @@ void tk_regex_free(pcre2_code *re) { pcre2_code_free(re); }
 
 pcre2_match_data *tk_regex_match_data(const pcre2_code *re) { return pcre2_match_data_create_from_pattern(re, NULL); }
 
-/* The bound on one match's work: a pattern that backtracks badly fails with an error rather
- * than running for minutes. 10 M steps is far above what the real tokenizers' patterns need
- * on any text (their matches are linear). */
-#define TK_MATCH_LIMIT 10000000u
-#define TK_DEPTH_LIMIT 100000u
-
 int tk_regex_find(const pcre2_code *re, pcre2_match_data *md, const char *s, size_t n, size_t start, size_t *ms,
                   size_t *me, qfmt_error *err)
 {
-    pcre2_match_context *mc = pcre2_match_context_create(NULL);
-    if (!mc) return TK_OOM(err);
-    pcre2_set_match_limit(mc, TK_MATCH_LIMIT);
-    pcre2_set_depth_limit(mc, TK_DEPTH_LIMIT);
-    int rc = pcre2_match(re, (PCRE2_SPTR)(s ? s : ""), n, start, 0, md, mc);
+    int rc = pcre2_match(re, (PCRE2_SPTR)(s ? s : ""), n, start, 0, md, NULL);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* a very long run: the interpreter, still bounded */
-        rc = pcre2_match(re, (PCRE2_SPTR)(s ? s : ""), n, start, PCRE2_NO_JIT, md, mc);
-    pcre2_match_context_free(mc);
+        rc = pcre2_match(re, (PCRE2_SPTR)(s ? s : ""), n, start, PCRE2_NO_JIT, md, NULL);
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     if (rc < 0) {
         PCRE2_UCHAR buf[160];

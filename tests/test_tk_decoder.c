@@ -336,3 +336,65 @@ Test(tk_post_processor, refusals)
     pp_refuse("{\"type\":\"Sequence\",\"processors\":[{\"type\":\"Nope\"}]}", 10, QFMT_E_UNSUPPORTED);
     pp_refuse("{\"type\":\"Sequence\"}", 10, QFMT_E_CORRUPT);
 }
+
+/* ---- Robustness ---------------------------------------------------------------------------- */
+/* Strict UTF-8 validity, written independently of decoder.c. */
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n) return false;
+        uint32_t v = len == 1 ? c : c & (0x7F >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            v = (v << 6) | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (v < min[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+Test(tk_decoder, random_bytes_give_valid_utf8)
+{
+    const char *chains[] = {
+        "{\"type\":\"ByteLevel\"}",
+        "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\xE2\x96\x81\"},"
+        "\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},{\"type\":\"Strip\",\"content\":\" \","
+        "\"start\":1,\"stop\":0}]}",
+        "{\"type\":\"WordPiece\"}",
+        "{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\"}",
+        "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"\\\\s+\"},\"content\":\"_\"}",
+        "{\"type\":\"CTC\"}",
+    };
+    uint64_t st = 42;
+    for (size_t c = 0; c < sizeof chains / sizeof chains[0]; c++) {
+        tk_decoder *d = dec_load(chains[c]);
+        for (int round = 0; round < 200; round++) {
+            tk_list l = {0};
+            size_t ntok = th_rand(&st) % 8;
+            for (size_t t = 0; t < ntok; t++) {
+                unsigned char b[12];
+                size_t n = th_rand(&st) % sizeof b;
+                for (size_t i = 0; i < n; i++) b[i] = (unsigned char)th_rand(&st);
+                if (n == 6 && (th_rand(&st) & 1)) memcpy(b, "<0xE2>", 6);
+                cr_assert_eq(tk_list_push(&l, b, n), 0);
+            }
+            tk_str out = {0};
+            qfmt_error err = {0};
+            cr_assert_eq(tk_decode(d, &l, &out, &err), 0, "%s", err.message);
+            cr_expect(valid_utf8((const unsigned char *)out.p, out.len), "chain %zu round %d", c, round);
+            tk_str_free(&out);
+            tk_list_free(&l);
+        }
+        tk_decoder_free(d);
+    }
+}
+
+Test(tk_decoder, regex_refusal_is_unsupported)
+{
+    dec_refuse("{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"[a\"},\"content\":\"y\"}", QFMT_E_UNSUPPORTED);
+}

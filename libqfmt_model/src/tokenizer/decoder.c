@@ -283,10 +283,24 @@ static int step_byte_fallback(const tk_list *in, tk_list *out)
     return rc;
 }
 
+/* The tokens back to back, appended to *out. */
+static int join(const tk_list *in, tk_str *out)
+{
+    for (size_t t = 0; t < in->n; t++) {
+        size_t n;
+        const char *s = tk_list_at(in, t, &n);
+        if (tk_str_put(out, s, n) < 0) return -1;
+    }
+    return 0;
+}
+
 static int step_fuse(const tk_list *in, tk_list *out)
 {
-    /* the list's buffer is the tokens back to back */
-    return tk_list_push(out, in->buf.p ? in->buf.p : "", in->n ? in->v[in->n - 1].off + in->v[in->n - 1].len : 0);
+    tk_str all = {0};
+    int rc = join(in, &all);
+    if (rc == 0) rc = tk_list_push(out, all.p ? all.p : "", all.len);
+    tk_str_free(&all);
+    return rc;
 }
 
 static int step_strip(const tk_decoder *d, const tk_list *in, tk_list *out)
@@ -472,9 +486,11 @@ int tk_decode(const tk_decoder *d, tk_list *tokens, tk_str *out, qfmt_error *err
     if (rc < 0) return -1;
     /* the final list back to back; lossily, so that the text is valid UTF-8 whatever bytes
      * the token strings held (HF's tokens are Strings: no change for valid ones) */
-    size_t n = tokens->n ? tokens->v[tokens->n - 1].off + tokens->v[tokens->n - 1].len : 0;
-    if (put_lossy(out, tokens->buf.p ? tokens->buf.p : "", n) < 0) return TK_OOM(err);
-    return 0;
+    tk_str all = {0};
+    rc = join(tokens, &all);
+    if (rc == 0) rc = put_lossy(out, all.p ? all.p : "", all.len);
+    tk_str_free(&all);
+    return rc < 0 ? TK_OOM(err) : 0;
 }
 
 /* ---- Loading ------------------------------------------------------------------------------ */

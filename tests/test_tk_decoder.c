@@ -2,6 +2,8 @@
  * (post_processor.c) against HF `tokenizers` behaviour, built from JSON. */
 #include "test_helpers.h"
 
+#include <pthread.h>
+
 #include "tokenizer/tk_internal.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -397,4 +399,46 @@ Test(tk_decoder, random_bytes_give_valid_utf8)
 Test(tk_decoder, regex_refusal_is_unsupported)
 {
     dec_refuse("{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"[a\"},\"content\":\"y\"}", QFMT_E_UNSUPPORTED);
+}
+
+/* One loaded decoder shared by threads: decoding is const on it. */
+static void *decode_worker(void *arg)
+{
+    const tk_decoder *d = arg;
+    for (int i = 0; i < 200; i++) {
+        tk_list l = {0};
+        const char *toks[] = {"\xE2\x96\x81Hello", "\xE2\x96\x81world", "<0xE2>", "<0x82>", "<0xAC>"};
+        for (size_t t = 0; t < 5; t++)
+            if (tk_list_push(&l, toks[t], strlen(toks[t])) < 0) return (void *)1;
+        tk_str out = {0};
+        qfmt_error err = {0};
+        int bad = tk_decode(d, &l, &out, &err) != 0 || out.len != 14 || memcmp(out.p, "Hello world\xE2\x82\xAC", 14) != 0;
+        tk_str_free(&out);
+        tk_list_free(&l);
+        if (bad) return (void *)1;
+    }
+    return NULL;
+}
+
+Test(tk_decoder, shared_across_threads)
+{
+    tk_decoder *d = dec_load(LLAMA2);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) cr_assert_eq(pthread_create(&th[i], NULL, decode_worker, d), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        cr_expect_null(r, "thread %d", i);
+    }
+    tk_decoder_free(d);
+}
+
+Test(tk_post_processor, sequence_applies_in_order)
+{
+    /* two templates in a row wrap twice, inner first */
+    const char *json = "{\"type\":\"Sequence\",\"processors\":[{\"type\":\"BertProcessing\",\"sep\":[\"b\",2],"
+                       "\"cls\":[\"a\",1]},{\"type\":\"RobertaProcessing\",\"sep\":[\"d\",4],\"cls\":[\"c\",3]}]}";
+    const int32_t in[] = {9};
+    const int32_t want[] = {3, 1, 9, 2, 4};
+    pp_expect(json, 10, in, 1, want, 5);
 }

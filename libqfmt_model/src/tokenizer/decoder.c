@@ -523,7 +523,7 @@ static int json_char(const cJSON *j, const char *key, const char *dflt, uint32_t
     if (tk_json_string(j, key, dflt, &s, &n, where, err) < 0) return -1;
     if (!s) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", where, key);
     size_t l = n ? tk_utf8_next(s, n, cp) : 0;
-    if (n == 0 || l != n || (*cp == 0xFFFD && memcmp(s, "\xEF\xBF\xBD", 3) != 0))
+    if (n == 0 || l != n || (l == 1 && *cp == 0xFFFD)) /* one byte read as U+FFFD: invalid */
         return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a single character", where, key);
     return 0;
 }

@@ -8,7 +8,8 @@
  *   - on the best path, consecutive nodes whose id is unk_id are fused into one string; each
  *     string is looked up in the vocab again (a fused run may itself be a piece), else with
  *     byte_fallback its bytes become <0xXX> pieces when all of them exist, else the unk.
- * A word with a char no piece covers and no unk_id fails, as HF's MissingUnkId does.
+ * A word with a char no piece covers and no unk_id fails, as HF's MissingUnkId does. Scores
+ * are the doubles HF's JSON parser gives, which are not always cJSON's (serde_json_f64).
  *
  * Pieces are found with a byte trie (children contiguous and sorted, binary-searched), so a
  * word costs O(length x longest piece) trie steps. Chars are code points as tk_utf8_next

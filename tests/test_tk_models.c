@@ -357,6 +357,22 @@ Test(unigram, ties_keep_the_first_candidate) {
     ctx_free(&c);
 }
 
+Test(unigram, scores_are_read_as_serde_json_reads_them) {
+    /* serde_json (HF) reads -9.336775779724121 as 16 digits / 1e15 rounded twice: one ulp above
+     * the correctly rounded value, exactly -9.33677577972412. So for HF "a" + "b" ties with
+     * "ab" (the first candidate, "ab", stays); read with strtod, "ab" would be one ulp lower and
+     * lose to a + b. */
+    model_ctx c = ug_ok("{\"unk_id\":0,\"vocab\":[[\"<unk>\",0.0],[\"ab\",-9.336775779724121],"
+                        "[\"a\",-9.33677577972412],[\"b\",0.0]]}");
+    UG_EXPECT(&c, "ab", 1);
+    ctx_free(&c);
+    /* and the control: one ulp lower for real, "ab" loses */
+    c = ug_ok("{\"unk_id\":0,\"vocab\":[[\"<unk>\",0.0],[\"ab\",-9.336775779724123],"
+              "[\"a\",-9.33677577972412],[\"b\",0.0]]}");
+    UG_EXPECT(&c, "ab", 2, 3);
+    ctx_free(&c);
+}
+
 Test(unigram, unknown_chars_are_fused_into_one_unk) {
     model_ctx c = ug_ok("{\"unk_id\":1,\"vocab\":[[\"a\",-1.0],[\"<unk>\",0.0],[\"b\",-1.0]]}");
     UG_EXPECT(&c, "axxb", 0, 1, 2);

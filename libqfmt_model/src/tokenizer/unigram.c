@@ -8,7 +8,8 @@
  *   - on the best path, consecutive nodes whose id is unk_id are fused into one string; each
  *     string is looked up in the vocab again (a fused run may itself be a piece), else with
  *     byte_fallback its bytes become <0xXX> pieces when all of them exist, else the unk.
- * A word with a char no piece covers and no unk_id fails, as HF's MissingUnkId does.
+ * A word with a char no piece covers and no unk_id fails, as HF's MissingUnkId does. Scores
+ * are the doubles HF's JSON parser gives, which are not always cJSON's (serde_json_f64).
  *
  * Pieces are found with a byte trie (children contiguous and sorted, binary-searched), so a
  * word costs O(length x longest piece) trie steps. Chars are code points as tk_utf8_next
@@ -42,29 +43,92 @@ struct tk_unigram {
     size_t nodes;
 };
 
-/* ---- Loading: the vocab ------------------------------------------------------------------ */
-typedef struct {
+typedef struct { /* a vocab entry while loading: its bytes (in the cJSON tree) and id */
     const char *s;
     size_t len;
     int32_t id;
 } piece;
 
+/* ---- Loading: scores as HF reads them ------------------------------------------------------
+ * HF parses tokenizer.json with serde_json without its float_roundtrip feature: a decimal
+ * becomes (double)significand, then one multiplication or division by 10^|exponent| (divisions
+ * by 1e308 first past the table). With 17 digits the significand exceeds 2^53, so this rounds
+ * twice and differs from the correctly rounded value (strtod, cJSON) by one ulp for about one
+ * score in five (float32 values printed in full, as in every converted SentencePiece model),
+ * which decides exact ties in the Viterbi sums. The text is gone once cJSON has parsed it, but
+ * files written by tokenizers (serde_json: ryu) or Python (repr) hold the shortest round-trip
+ * digits of the value, and those are recovered from the double. */
+typedef struct {
+    double pow10[309]; /* serde_json's POW10: 1e0 .. 1e308, each correctly rounded */
+} serde_tables;
+
+static void serde_tables_init(serde_tables *t)
+{
+    for (int k = 0; k <= 308; k++) {
+        char b[8];
+        snprintf(b, sizeof b, "1e%d", k);
+        t->pow10[k] = strtod(b, NULL);
+    }
+}
+
+/* The shortest decimal that reads back as a > 0: digits as an integer *sig (no trailing zeros)
+ * and *exp10, a = sig * 10^exp10. 15 significant digits always read back exactly (DBL_DIG), so
+ * a shortest form of up to 15 digits is the 15-digit rounding stripped of its zeros; beyond,
+ * the correctly rounded 16- or 17-digit form is the closest, which is what ryu and repr write. */
+static void shortest_decimal(double a, uint64_t *sig, int *exp10)
+{
+    char buf[40];
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, sizeof buf, "%.*e", p - 1, a);
+        if (p == 17 || strtod(buf, NULL) == a) break;
+    }
+    uint64_t d = 0;
+    int nd = 0;
+    const char *c = buf;
+    for (; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9') d = d * 10 + (uint64_t)(*c - '0'), nd++;
+    int e = *c == 'e' ? atoi(c + 1) - (nd - 1) : 0;
+    while (d != 0 && d % 10 == 0) d /= 10, e++;
+    *sig = d;
+    *exp10 = e;
+}
+
+/* The score HF has for the JSON number that cJSON read as d (finite); not finite: serde_json
+ * would have refused the number as out of range. */
+static double serde_json_f64(double d, const serde_tables *t)
+{
+    if (d == 0) return d;
+    uint64_t sig;
+    int e;
+    shortest_decimal(fabs(d), &sig, &e);
+    double f = (double)sig;
+    if (e >= 0) {
+        f = e <= 308 ? f * t->pow10[e] : INFINITY;
+    } else {
+        while (e < -308 && f != 0) f /= 1e308, e += 308;
+        if (e >= -308) f /= t->pow10[-e];
+    }
+    return d < 0 ? -f : f;
+}
+
+/* ---- Loading: the vocab ------------------------------------------------------------------ */
 /* Checks model.vocab[i] = [string, finite number] and that the built vocab gives the string
  * id i (the tokenizer built it from this list; a mismatch would make ids meaningless). */
-static int read_entry(const cJSON *e, size_t i, const tk_vocab *v, piece *p, double *score, qfmt_error *err)
+static int read_entry(const cJSON *e, size_t i, const tk_vocab *v, const serde_tables *t, piece *p, double *score,
+                      qfmt_error *err)
 {
     const cJSON *s = cJSON_IsArray(e) ? cJSON_GetArrayItem(e, 0) : NULL;
     const cJSON *x = s ? s->next : NULL;
     if (!cJSON_IsString(s) || !s->valuestring || !cJSON_IsNumber(x) || x->next)
         return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu] is not a [string, number] pair", i);
-    if (!isfinite(x->valuedouble))
-        return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu]: the score is not a finite number", i);
+    double hf = isfinite(x->valuedouble) ? serde_json_f64(x->valuedouble, t) : INFINITY;
+    if (!isfinite(hf)) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu]: the score is out of range", i);
     p->s = s->valuestring;
     p->len = strlen(s->valuestring); /* the JSON policy refused NUL in strings */
     p->id = (int32_t)i;
     if (tk_vocab_id(v, p->s, p->len) != p->id)
         return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu] does not match the vocabulary built from it", i);
-    *score = x->valuedouble;
+    *score = hf;
     return 0;
 }
 
@@ -82,10 +146,12 @@ static int read_vocab(const cJSON *model, const tk_vocab *v, tk_unigram *m, piec
     *pieces = malloc(n * sizeof **pieces);
     if (!m->score || !*pieces) return TK_OOM(err);
     m->count = n;
+    serde_tables t;
+    serde_tables_init(&t);
     size_t i = 0;
     cJSON_ArrayForEach(e, vocab)
     {
-        if (read_entry(e, i, v, &(*pieces)[i], &m->score[i], err) < 0) return -1;
+        if (read_entry(e, i, v, &t, &(*pieces)[i], &m->score[i], err) < 0) return -1;
         i++;
     }
     return 0;

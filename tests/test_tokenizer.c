@@ -400,17 +400,37 @@ Test(tokenizer, unicode_roundtrip) {
     qfmt_tokenizer_free(t);
 }
 
-Test(tokenizer, invalid_utf8_is_lossless) {
+/* Text that is not valid UTF-8 (which Hugging Face cannot take) encodes without failing, its
+ * bytes as they are (byte-level BPE), and decodes as HF decodes such bytes: each maximal
+ * invalid subpart becomes U+FFFD (Rust's from_utf8_lossy); the valid parts come back. */
+Test(tokenizer, invalid_utf8_encodes_and_decodes_lossily) {
     qfmt_tokenizer *t = load_fixture();
     const char bad[] = "ok\xFF\xFE x\xC3 y\xE6\x97 \xED\xA0\x80 end\xF0\x9F\x98";
-    assert_roundtrip(t, bad, sizeof bad - 1);
+    int32_t *ids;
+    size_t n;
+    encode(t, bad, sizeof bad - 1, &ids, &n);
+    char *back;
+    size_t blen;
+    cr_assert_eq(qfmt_tokenizer_decode(t, ids, n, false, &back, &blen, NULL), 0);
+#define R "\xEF\xBF\xBD"
+    const char want[] = "ok" R R " x" R " y" R " " R R R " end" R;
+#undef R
+    cr_assert_eq(blen, sizeof want - 1, "decoded %zu bytes: '%s'", blen, back);
+    cr_assert_arr_eq(back, want, blen);
+    free(back);
+    free(ids);
     uint64_t seed = 12345;
-    for (int rep = 0; rep < 50; rep++) {
+    for (int rep = 0; rep < 50; rep++) { /* random bytes: ids in range, decode valid UTF-8 */
         size_t len = (size_t)(th_rand(&seed) % 3000);
         unsigned char *buf = malloc(len + 1);
         cr_assert_not_null(buf);
         th_fill_random(buf, len, th_rand(&seed));
-        assert_roundtrip(t, (const char *)buf, len);
+        encode(t, (const char *)buf, len, &ids, &n);
+        for (size_t i = 0; i < n; i++) cr_assert(ids[i] >= 0 && (size_t)ids[i] < qfmt_tokenizer_vocab_size(t));
+        cr_assert_eq(qfmt_tokenizer_decode(t, ids, n, false, &back, &blen, NULL), 0);
+        cr_assert_eq(qfmt_utf8_complete_len(back, blen), blen);
+        free(back);
+        free(ids);
         free(buf);
     }
     qfmt_tokenizer_free(t);
@@ -984,31 +1004,36 @@ Test(tokenizer, utf8_complete_len) {
     cr_assert_eq(qfmt_utf8_complete_len("a\xF4\x90", 3), 3); /* would exceed U+10FFFF */
 }
 
+/* qfmt_decode_stream: the pieces add up to the whole decode, an emoji split over byte tokens
+ * printed once complete, and no piece ends inside a character. */
 Test(tokenizer, streaming_decode_of_emoji) {
     qfmt_tokenizer *t = load_fixture();
     const char *s = "light \xF0\x9F\x98\x80 and \xE6\x97\xA5";
     int32_t *ids;
     size_t n;
     encode_str(t, s, &ids, &n);
+    qfmt_decode_stream *ds;
+    cr_assert_eq(qfmt_decode_stream_new(&ds, t, false, NULL), QFMT_OK);
     char out[256];
-    size_t o = 0, pend = 0;
-    char pending[64];
+    size_t o = 0;
+    int empty_steps = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *b;
-        size_t bl;
-        cr_assert_eq(qfmt_tokenizer_token_bytes(t, ids[i], &b, &bl), 0);
-        cr_assert_lt(pend + bl, sizeof pending);
-        memcpy(pending + pend, b, bl);
-        pend += bl;
-        size_t ok = qfmt_utf8_complete_len(pending, pend);
-        memcpy(out + o, pending, ok);
-        o += ok;
-        memmove(pending, pending + ok, pend - ok);
-        pend -= ok;
+        const char *p;
+        size_t pl;
+        cr_assert_eq(qfmt_decode_stream_step(ds, ids[i], &p, &pl, NULL), QFMT_OK);
+        cr_assert_eq(qfmt_utf8_complete_len(p, pl), pl, "a piece ends inside a character");
+        cr_assert_lt(o + pl, sizeof out);
+        memcpy(out + o, p, pl);
+        o += pl;
+        empty_steps += pl == 0;
     }
-    cr_assert_eq(pend, 0);
     cr_assert_eq(o, strlen(s));
     cr_assert_eq(memcmp(out, s, o), 0);
+    cr_assert_gt(empty_steps, 0, "the emoji's first byte tokens print nothing");
+    const char *p;
+    size_t pl;
+    cr_assert_eq(qfmt_decode_stream_step(ds, -1, &p, &pl, NULL), QFMT_E_RANGE);
+    qfmt_decode_stream_free(ds);
     free(ids);
     qfmt_tokenizer_free(t);
 }
@@ -1047,7 +1072,7 @@ Test(tokenizer_hostile, nesting_is_bounded) {
         assert_refused(deep, "deep");
         free(deep);
         char *deeper = nested(c[i].part, c[i].list, c[i].leaf, 200); /* past the JSON policy's 128 */
-        assert_refused(deeper, "depth");
+        assert_refused(deeper, "nesting deeper than 128");
         free(deeper);
     }
 }
@@ -1075,10 +1100,10 @@ Test(tokenizer_hostile, ids_out_of_range_are_refused) {
                    "[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
                    "\"pair\":[],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[1000000],\"tokens\":[\"<s>\"]}}},"
                    MINI_OK_MODEL,
-                   "1000000");
+                   "ids[0] is not an id");
     assert_refused("{" MINI_PRE MINI_DEC "\"post_processor\":{\"type\":\"BertProcessing\",\"sep\":[\"x\",7],"
                    "\"cls\":[\"a\",0]}," MINI_OK_MODEL,
-                   "7");
+                   "sep[1] is not an id");
     assert_refused("{\"added_tokens\":[{\"id\":16777216,\"content\":\"<x>\"}]," MINI_PRE MINI_DEC MINI_OK_MODEL,
                    "id");
     assert_refused("{" MINI_PRE MINI_DEC "\"model\":{\"type\":\"Unigram\",\"unk_id\":5,\"vocab\":[[\"a\",-1.0]]}}",

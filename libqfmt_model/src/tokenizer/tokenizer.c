@@ -700,6 +700,7 @@ qfmt_status qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, s
         }
     }
     if (rc == 0 && tk_str_reserve(&out, 0) < 0) rc = TK_OOM(e);
+    if (rc == 0) out.p[out.len] = '\0'; /* also when nothing was written */
     tk_list_free(&toks);
     if (rc < 0) {
         tk_str_free(&out);

@@ -490,7 +490,7 @@ Test(json, tokenizer_json_with_a_raw_nul) {
     cr_assert_eq(qfmt_tokenizer_load(&t, j, len, &err), QFMT_E_CORRUPT);
     cr_assert_null(t);
     snprintf(want, sizeof want, "tokenizer.json: at byte %zu: JSON: NUL byte in a string", at);
-    cr_expect(strstr(err.message, want) == err.message, "%s (want %s)", tmsg(&err), want);
+    cr_expect(strncmp(tmsg(&err), want, strlen(want)) == 0, "%s (want %s)", tmsg(&err), want);
     free(j);
     /* a NUL between tokens */
     j = tok_edit("\"model\":", L("\0"), &len, &at);

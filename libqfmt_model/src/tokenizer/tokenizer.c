@@ -87,8 +87,11 @@ static int trie_init(trie *tr)
     return 0;
 }
 
+/* Returns 0, -1 out of memory, 1 when s[0..n) is empty or already in the trie (HF's
+ * daachorse builder refuses both, so HF cannot load such a file either). */
 static int trie_add(trie *tr, const unsigned char *s, size_t n, int32_t added_index)
 {
+    if (n == 0) return 1;
     int32_t node = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t c = tr->nodes[node].child;
@@ -107,6 +110,7 @@ static int trie_add(trie *tr, const unsigned char *s, size_t n, int32_t added_in
         }
         node = c;
     }
+    if (tr->nodes[node].added >= 0) return 1;
     tr->nodes[node].added = added_index;
     tr->first[s[0] >> 3] |= (uint8_t)(1u << (s[0] & 7));
     tr->ntokens++;
@@ -230,10 +234,11 @@ static int count_added(const cJSON *added, int32_t *max_id, size_t *na, qfmt_err
         int32_t id;
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
         if (!cJSON_IsObject(c) || json_id(cJSON_GetObjectItemCaseSensitive(c, "id"), &id) < 0 ||
-            !cJSON_IsString(content) || !content->valuestring[0])
+            !cJSON_IsString(content))
             return tk_fail(err, QFMT_E_CORRUPT,
-                           "added_tokens[%zu] needs an integer id in 0..2^24-1 and a non-empty string content", *na);
-        if (id > *max_id) *max_id = id;
+                           "added_tokens[%zu] needs an integer id in 0..2^24-1 and a string content", *na);
+        /* HF's add_tokens ignores a token with empty content (its id included) */
+        if (content->valuestring[0] && id > *max_id) *max_id = id;
     }
     return 0;
 }
@@ -253,24 +258,30 @@ static int fill_model_entries(qfmt_tokenizer *t, qfmt_error *err)
     return 0;
 }
 
-/* Added tokens. HF re-derives their ids: the model's id when the content is in the vocab,
- * else the next free id after the vocab; files whose ids disagree with that are refused
- * rather than guessed at. */
+/* Added tokens. HF re-derives their ids (AddedVocabulary::add_tokens, all of the file's
+ * tokens in one call): the model's id when the content is in the vocab, else next_id, which
+ * starts at the model's vocab size (its count of strings) and grows by one per such token.
+ * Files whose ids disagree with that are refused rather than guessed at (HF warns and uses
+ * its own id); so are duplicate contents (HF keeps the later token's flags) and a new id
+ * that is also a model id (HF would shadow the model's string). Empty contents are ignored,
+ * as HF ignores them. */
 static int load_added(qfmt_tokenizer *t, const cJSON *added, size_t nv, size_t na, qfmt_error *err)
 {
     if (!(t->added = calloc(na ? na : 1, sizeof *t->added))) return TK_OOM(err);
-    int64_t max_added = -1;
+    int64_t next_id = (int64_t)nv;
     char b[100];
-    for (const cJSON *c = absent(added) ? NULL : added->child; c; c = c->next) {
+    size_t index = 0;
+    for (const cJSON *c = absent(added) ? NULL : added->child; c; c = c->next, index++) {
         int32_t id = 0;
         (void)json_id(cJSON_GetObjectItemCaseSensitive(c, "id"), &id);
         const char *content = cJSON_GetObjectItemCaseSensitive(c, "content")->valuestring;
         size_t clen = strlen(content);
+        if (clen == 0) continue;
         added_tok *a = &t->added[t->nadded];
         a->id = id;
         shown(content, b, sizeof b);
         char where[160];
-        snprintf(where, sizeof where, "added_tokens[%zu]", t->nadded);
+        snprintf(where, sizeof where, "added_tokens[%zu]", index);
         if (tk_json_bool(c, "single_word", false, &a->single_word, where, err) < 0 ||
             tk_json_bool(c, "lstrip", false, &a->lstrip, where, err) < 0 ||
             tk_json_bool(c, "rstrip", false, &a->rstrip, where, err) < 0 ||
@@ -280,8 +291,7 @@ static int load_added(qfmt_tokenizer *t, const cJSON *added, size_t nv, size_t n
         int32_t existing = tk_vocab_id(t->vocab, content, clen);
         if (tk_vocab_id(t->all, content, clen) >= 0)
             return tk_fail(err, QFMT_E_CORRUPT, "%s: added token '%s' appears twice", where, b);
-        int64_t expect = existing >= 0 ? existing : max_added < 0 ? (int64_t)nv
-                                                : max_added >= (int64_t)nv ? max_added + 1 : (int64_t)nv;
+        int64_t expect = existing >= 0 ? existing : next_id++;
         if (expect != id)
             return tk_fail(err, QFMT_E_CORRUPT, "%s: added token '%s' has id %d but Hugging Face would give it id %lld",
                            where, b, (int)id, (long long)expect);
@@ -293,7 +303,6 @@ static int load_added(qfmt_tokenizer *t, const cJSON *added, size_t nv, size_t n
             e->used = 1;
         }
         if (tk_vocab_add(t->all, content, clen, id) < 0) return TK_OOM(err);
-        if (id > max_added) max_added = id;
         e->added = 1;
         e->special = a->special;
         a->off = e->off;
@@ -313,12 +322,34 @@ static int build_tries(qfmt_tokenizer *t, qfmt_error *err)
 {
     if (trie_init(&t->trie_raw) < 0 || trie_init(&t->trie_norm) < 0) return TK_OOM(err);
     bool need_word = false;
+    tk_str nz = {0};
     for (size_t i = 0; i < t->nadded; i++) {
         const added_tok *a = &t->added[i];
         trie *tr = a->normalized ? &t->trie_norm : &t->trie_raw;
-        if (trie_add(tr, (const unsigned char *)t->arena.p + a->off, a->len, (int32_t)i) < 0) return TK_OOM(err);
+        const char *pat = t->arena.p + a->off;
+        size_t plen = a->len;
+        /* HF matches a normalized token by its content passed through the normalizer
+         * (add_tokens' normalized_cache): "Hello" under Lowercase matches "hello" */
+        if (a->normalized && t->norm) {
+            if (tk_normalize(t->norm, pat, plen, &nz, err) < 0) {
+                tk_str_free(&nz);
+                return -1;
+            }
+            pat = nz.p ? nz.p : "", plen = nz.len;
+        }
+        int r = trie_add(tr, (const unsigned char *)pat, plen, (int32_t)i);
+        if (r != 0) {
+            char b[100];
+            qfmt_escape(t->arena.p + a->off, a->len < 64 ? a->len : 64, b, sizeof b);
+            tk_str_free(&nz);
+            if (r < 0) return TK_OOM(err);
+            return tk_fail(err, QFMT_E_CORRUPT,
+                           "added token '%s': what it matches is empty or also another added token's (Hugging "
+                           "Face cannot build its matcher either)", b);
+        }
         need_word |= a->single_word;
     }
+    tk_str_free(&nz);
     if (need_word && !(t->word_re = tk_regex_compile(WORD_PCRE2, strlen(WORD_PCRE2), "added_tokens", err))) return -1;
     return 0;
 }
@@ -562,12 +593,13 @@ static int split_added(enc_ctx *cx, int level, const char *text, size_t len, boo
             while (stop < len && (l = tk_utf8_next(text + stop, len - stop, &cp)) > 0 && tk_is_whitespace(cp) &&
                    cp != 0xFFFD)
                 stop += l;
-        if (start < start_offset) start = start_offset; /* overlap after an rstrip */
         if (start_offset < start &&
             next_stage(cx, level, text + start_offset, start - start_offset, first && start_offset == 0) < 0)
             return -1;
         if (tk_ids_push(&cx->ids, a->id) < 0) return TK_OOM(cx->err);
-        if (stop > start_offset) start_offset = stop;
+        /* as HF: even when an earlier rstrip ran past this match (start_offset moves back,
+         * and the text from here on is encoded again) */
+        start_offset = stop;
     }
     if (start_offset < len) return next_stage(cx, level, text + start_offset, len - start_offset, first && start_offset == 0);
     return 0;
@@ -812,8 +844,15 @@ qfmt_status qfmt_decode_stream_step(qfmt_decode_stream *ds, int32_t id, const ch
     /* new text only once it extends what was printed and does not end in U+FFFD (a
      * character whose bytes are still coming) */
     if (n > ds->prefix_len && !(n >= 3 && memcmp(s + n - 3, "\xEF\xBF\xBD", 3) == 0)) {
-        size_t common = 0;
-        while (common < ds->prefix_len && s[common] == ds->prefix[common]) common++;
+        /* HF's step_decode_stream fails (InvalidPrefix) when the new decode does not extend
+         * the printed prefix; the window is left as it was before this id */
+        if (ds->prefix_len && memcmp(s, ds->prefix, ds->prefix_len) != 0) {
+            free(s);
+            ds->ids.n--;
+            return QFMT__FAIL(err, QFMT_E_STATE, NULL, NULL,
+                              "decode stream: token id %ld changes text already returned", (long)id);
+        }
+        size_t common = ds->prefix_len;
         free(ds->piece);
         ds->piece = NULL;
         size_t pl = n - common;

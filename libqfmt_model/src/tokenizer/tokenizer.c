@@ -234,11 +234,10 @@ static int count_added(const cJSON *added, int32_t *max_id, size_t *na, qfmt_err
         int32_t id;
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
         if (!cJSON_IsObject(c) || json_id(cJSON_GetObjectItemCaseSensitive(c, "id"), &id) < 0 ||
-            !cJSON_IsString(content))
+            !cJSON_IsString(content) || !content->valuestring[0])
             return tk_fail(err, QFMT_E_CORRUPT,
-                           "added_tokens[%zu] needs an integer id in 0..2^24-1 and a string content", *na);
-        /* HF's add_tokens ignores a token with empty content (its id included) */
-        if (content->valuestring[0] && id > *max_id) *max_id = id;
+                           "added_tokens[%zu] needs an integer id in 0..2^24-1 and a non-empty string content", *na);
+        if (id > *max_id) *max_id = id;
     }
     return 0;
 }
@@ -263,8 +262,8 @@ static int fill_model_entries(qfmt_tokenizer *t, qfmt_error *err)
  * starts at the model's vocab size (its count of strings) and grows by one per such token.
  * Files whose ids disagree with that are refused rather than guessed at (HF warns and uses
  * its own id); so are duplicate contents (HF keeps the later token's flags) and a new id
- * that is also a model id (HF would shadow the model's string). Empty contents are ignored,
- * as HF ignores them. */
+ * that is also a model id (HF would shadow the model's string), and empty contents (HF
+ * ignores such a token, its id included; count_added refuses it). */
 static int load_added(qfmt_tokenizer *t, const cJSON *added, size_t nv, size_t na, qfmt_error *err)
 {
     if (!(t->added = calloc(na ? na : 1, sizeof *t->added))) return TK_OOM(err);
@@ -276,7 +275,6 @@ static int load_added(qfmt_tokenizer *t, const cJSON *added, size_t nv, size_t n
         (void)json_id(cJSON_GetObjectItemCaseSensitive(c, "id"), &id);
         const char *content = cJSON_GetObjectItemCaseSensitive(c, "content")->valuestring;
         size_t clen = strlen(content);
-        if (clen == 0) continue;
         added_tok *a = &t->added[t->nadded];
         a->id = id;
         shown(content, b, sizeof b);

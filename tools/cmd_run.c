@@ -189,11 +189,19 @@ static int run_ids(const options *o, qfmt_model *m)
 
 /* Prints each generated token's text as Hugging Face's DecodeStream gives it (spaces kept,
  * characters printed once their bytes are complete). */
-static void emit(qfmt_decode_stream *ds, int32_t id)
+static void emit(qfmt_decode_stream **ds, const qfmt_tokenizer *tok, int32_t id)
 {
     const char *text;
     size_t n;
-    if (ds && qfmt_decode_stream_step(ds, id, &text, &n, NULL) == QFMT_OK && n) {
+    if (!*ds) return;
+    qfmt_status s = qfmt_decode_stream_step(*ds, id, &text, &n, NULL);
+    if (s == QFMT_E_STATE) { /* the text so far was rewritten (HF's InvalidPrefix): start afresh */
+        qfmt_decode_stream_free(*ds);
+        *ds = NULL;
+        if (qfmt_decode_stream_new(ds, tok, false, NULL) != QFMT_OK) return;
+        s = qfmt_decode_stream_step(*ds, id, &text, &n, NULL);
+    }
+    if (s == QFMT_OK && n) {
         fwrite(text, 1, n, stdout);
         fflush(stdout);
     }
@@ -251,7 +259,7 @@ static int generate(const options *o, qfmt_model *m, const qfmt_tokenizer *tok, 
         int32_t id = qfmt_sampler_pick(sm, logits);
         made++;
         if ((uint64_t)id == eos) break;
-        emit(ds, id);
+        emit(&ds, tok, id);
         if (made == o->n) break;
         if (qfmt_session_eval(s, &id, 1, logits, &ro, &e) != QFMT_OK) {
             cli_error("%s: %s", o->model, qfmt_error_format(&e, eb, sizeof eb));

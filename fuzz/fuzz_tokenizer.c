@@ -42,6 +42,15 @@ static const char FIXED_TEXT[] =
     "\xf0\x9f\x98\x80 <|endoftext|>[MASK] [CLS]x<s></s> 12345 a\xc2\xa0" "b\xe2\x80\x83" "c "
     "\xff\xfe\x80 \xe2\x82 \xed\xa0\x80 end";
 
+/* Not a ByteLevel pre-tokenizer, or one with add_prefix_space explicitly false. */
+static bool prefix_space_off(const cJSON *p)
+{
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(p, "type");
+    if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "ByteLevel") != 0)
+        return true;
+    return cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space"));
+}
+
 /* What the round trip needs of the tokenizer.json, read independently of the loader: no
  * prefix space, no lstrip/rstrip, every added token's decoded bytes equal to its content. */
 static bool round_trip_expected(const qfmt_tokenizer *t, const char *json, size_t len)
@@ -58,10 +67,13 @@ static bool round_trip_expected(const qfmt_tokenizer *t, const char *json, size_
         !cJSON_IsString(mty) || strcmp(mty->valuestring, "BPE") != 0 || !pre || cJSON_IsNull(pre))
         ok = false;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers");
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pre, "add_prefix_space")))
+    /* a ByteLevel pre-tokenizer adds a prefix space unless add_prefix_space is false: absent
+     * (HF's default, true) counts as adding one (a campaign finding of the target itself,
+     * seed regress_bytelevel_prefix_space_default) */
+    if (!prefix_space_off(pre))
         ok = false;
     for (const cJSON *p = cJSON_IsArray(list) ? list->child : NULL; p; p = p->next)
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space")))
+        if (!prefix_space_off(p))
             ok = false;
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     for (const cJSON *a = cJSON_IsArray(added) ? added->child : NULL; a && ok; a = a->next) {

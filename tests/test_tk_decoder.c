@@ -13,7 +13,7 @@ static tk_decoder *dec_load(const char *json)
     cr_assert_not_null(j, "bad test JSON: %s", json);
     tk_decoder *d = NULL;
     qfmt_error err = {0};
-    int rc = tk_decoder_load(j, &d, &err);
+    int rc = qfmt__tk_decoder_load(j, &d, &err);
     cJSON_Delete(j);
     cr_assert_eq(rc, 0, "load failed: %s", err.message);
     return d;
@@ -23,17 +23,17 @@ static tk_decoder *dec_load(const char *json)
 static char *dec_run(const tk_decoder *d, const char *const *toks, size_t n, size_t *len)
 {
     tk_list l = {0};
-    for (size_t i = 0; i < n; i++) cr_assert_eq(tk_list_push(&l, toks[i], strlen(toks[i])), 0);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(qfmt__tk_list_push(&l, toks[i], strlen(toks[i])), 0);
     tk_str out = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_decode(d, &l, &out, &err), 0, "decode failed: %s", err.message);
-    tk_list_free(&l);
+    cr_assert_eq(qfmt__tk_decode(d, &l, &out, &err), 0, "decode failed: %s", err.message);
+    qfmt__tk_list_free(&l);
     char *s = malloc(out.len + 1);
     cr_assert_not_null(s);
     if (out.len) memcpy(s, out.p, out.len);
     s[out.len] = '\0';
     *len = out.len;
-    tk_str_free(&out);
+    qfmt__tk_str_free(&out);
     return s;
 }
 
@@ -46,7 +46,7 @@ static char *dec_run(const tk_decoder *d, const char *const *toks, size_t n, siz
         cr_expect_eq(len_, strlen(expect), "length %zu, want %zu", len_, strlen(expect));                     \
         cr_expect_str_eq(got_, (expect));                                                                     \
         free(got_);                                                                                           \
-        tk_decoder_free(d_);                                                                                  \
+        qfmt__tk_decoder_free(d_);                                                                                  \
     } while (0)
 
 static qfmt_error dec_refuse(const char *json, qfmt_status code)
@@ -55,7 +55,7 @@ static qfmt_error dec_refuse(const char *json, qfmt_status code)
     cr_assert_not_null(j);
     tk_decoder *d = (tk_decoder *)1;
     qfmt_error err = {0};
-    cr_assert_eq(tk_decoder_load(j, &d, &err), -1, "accepted: %s", json);
+    cr_assert_eq(qfmt__tk_decoder_load(j, &d, &err), -1, "accepted: %s", json);
     cr_expect_null(d);
     cr_expect_eq(err.code, code, "code %d (%s)", (int)err.code, err.message);
     cJSON_Delete(j);
@@ -197,7 +197,7 @@ Test(tk_decoder, sequence_nested_and_empty)
     char *s = dec_run(d, NULL, 0, &len);
     cr_expect_eq(len, 0);
     free(s);
-    tk_decoder_free(d);
+    qfmt__tk_decoder_free(d);
 }
 
 Test(tk_decoder, refusals)
@@ -236,7 +236,7 @@ static tk_post_processor *pp_load(const char *json, uint32_t max_id)
     cr_assert_not_null(j, "bad test JSON: %s", json);
     tk_post_processor *pp = NULL;
     qfmt_error err = {0};
-    int rc = tk_post_processor_load(j, max_id, &pp, &err);
+    int rc = qfmt__tk_post_processor_load(j, max_id, &pp, &err);
     cJSON_Delete(j);
     cr_assert_eq(rc, 0, "load failed: %s", err.message);
     return pp;
@@ -248,11 +248,11 @@ static void pp_expect(const char *json, uint32_t max_id, const int32_t *in, size
     tk_post_processor *pp = pp_load(json, max_id);
     tk_ids out = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_post_process(pp, in, n, &out, &err), 0, "%s", err.message);
+    cr_assert_eq(qfmt__tk_post_process(pp, in, n, &out, &err), 0, "%s", err.message);
     cr_expect_eq(out.n, wn, "got %zu ids, want %zu", out.n, wn);
     for (size_t i = 0; i < wn && i < out.n; i++) cr_expect_eq(out.v[i], want[i], "id %zu: %d != %d", i, out.v[i], want[i]);
-    tk_ids_free(&out);
-    tk_post_processor_free(pp);
+    qfmt__tk_ids_free(&out);
+    qfmt__tk_post_processor_free(pp);
 }
 
 static void pp_refuse(const char *json, uint32_t max_id, qfmt_status code)
@@ -261,7 +261,7 @@ static void pp_refuse(const char *json, uint32_t max_id, qfmt_status code)
     cr_assert_not_null(j);
     tk_post_processor *pp = (tk_post_processor *)1;
     qfmt_error err = {0};
-    cr_assert_eq(tk_post_processor_load(j, max_id, &pp, &err), -1, "accepted: %s", json);
+    cr_assert_eq(qfmt__tk_post_processor_load(j, max_id, &pp, &err), -1, "accepted: %s", json);
     cr_expect_null(pp);
     cr_expect_eq(err.code, code, "code %d (%s)", (int)err.code, err.message);
     cJSON_Delete(j);
@@ -383,16 +383,16 @@ Test(tk_decoder, random_bytes_give_valid_utf8)
                 size_t n = th_rand(&st) % sizeof b;
                 for (size_t i = 0; i < n; i++) b[i] = (unsigned char)th_rand(&st);
                 if (n == 6 && (th_rand(&st) & 1)) memcpy(b, "<0xE2>", 6);
-                cr_assert_eq(tk_list_push(&l, b, n), 0);
+                cr_assert_eq(qfmt__tk_list_push(&l, b, n), 0);
             }
             tk_str out = {0};
             qfmt_error err = {0};
-            cr_assert_eq(tk_decode(d, &l, &out, &err), 0, "%s", err.message);
+            cr_assert_eq(qfmt__tk_decode(d, &l, &out, &err), 0, "%s", err.message);
             cr_expect(valid_utf8((const unsigned char *)out.p, out.len), "chain %zu round %d", c, round);
-            tk_str_free(&out);
-            tk_list_free(&l);
+            qfmt__tk_str_free(&out);
+            qfmt__tk_list_free(&l);
         }
-        tk_decoder_free(d);
+        qfmt__tk_decoder_free(d);
     }
 }
 
@@ -409,12 +409,12 @@ static void *decode_worker(void *arg)
         tk_list l = {0};
         const char *toks[] = {"\xE2\x96\x81Hello", "\xE2\x96\x81world", "<0xE2>", "<0x82>", "<0xAC>"};
         for (size_t t = 0; t < 5; t++)
-            if (tk_list_push(&l, toks[t], strlen(toks[t])) < 0) return (void *)1;
+            if (qfmt__tk_list_push(&l, toks[t], strlen(toks[t])) < 0) return (void *)1;
         tk_str out = {0};
         qfmt_error err = {0};
-        int bad = tk_decode(d, &l, &out, &err) != 0 || out.len != 14 || memcmp(out.p, "Hello world\xE2\x82\xAC", 14) != 0;
-        tk_str_free(&out);
-        tk_list_free(&l);
+        int bad = qfmt__tk_decode(d, &l, &out, &err) != 0 || out.len != 14 || memcmp(out.p, "Hello world\xE2\x82\xAC", 14) != 0;
+        qfmt__tk_str_free(&out);
+        qfmt__tk_list_free(&l);
         if (bad) return (void *)1;
     }
     return NULL;
@@ -430,7 +430,7 @@ Test(tk_decoder, shared_across_threads)
         pthread_join(th[i], &r);
         cr_expect_null(r, "thread %d", i);
     }
-    tk_decoder_free(d);
+    qfmt__tk_decoder_free(d);
 }
 
 Test(tk_post_processor, sequence_applies_in_order)

@@ -27,11 +27,11 @@ typedef struct {
 
 /* The vocab as the tokenizer builds it for WordPiece: model.vocab {"token": id}. */
 static tk_vocab *vocab_from_object(const cJSON *model) {
-    tk_vocab *v = tk_vocab_new();
+    tk_vocab *v = qfmt__tk_vocab_new();
     cr_assert_not_null(v);
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(model, "vocab")) {
-        if (cJSON_IsNumber(e)) cr_assert_eq(tk_vocab_add(v, e->string, strlen(e->string), (int32_t)e->valuedouble), 0);
+        if (cJSON_IsNumber(e)) cr_assert_eq(qfmt__tk_vocab_add(v, e->string, strlen(e->string), (int32_t)e->valuedouble), 0);
     }
     return v;
 }
@@ -39,13 +39,13 @@ static tk_vocab *vocab_from_object(const cJSON *model) {
 /* For Unigram: model.vocab [[piece, score], ...], id = index (malformed entries skipped: the
  * model's loader must refuse them). */
 static tk_vocab *vocab_from_list(const cJSON *model) {
-    tk_vocab *v = tk_vocab_new();
+    tk_vocab *v = qfmt__tk_vocab_new();
     cr_assert_not_null(v);
     const cJSON *e;
     int32_t id = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(model, "vocab")) {
         const cJSON *s = cJSON_GetArrayItem(e, 0);
-        if (cJSON_IsString(s)) cr_assert_geq(tk_vocab_add(v, s->valuestring, strlen(s->valuestring), id), 0);
+        if (cJSON_IsString(s)) cr_assert_geq(qfmt__tk_vocab_add(v, s->valuestring, strlen(s->valuestring), id), 0);
         id++;
     }
     return v;
@@ -56,7 +56,7 @@ static model_ctx wp_load(const char *json) {
     c.json = cJSON_Parse(json);
     cr_assert_not_null(c.json, "bad test JSON: %s", json);
     c.vocab = vocab_from_object(c.json);
-    c.rc = tk_wordpiece_load(c.json, c.vocab, &c.wp, &c.err);
+    c.rc = qfmt__tk_wordpiece_load(c.json, c.vocab, &c.wp, &c.err);
     return c;
 }
 
@@ -65,14 +65,14 @@ static model_ctx ug_load(const char *json) {
     c.json = cJSON_Parse(json);
     cr_assert_not_null(c.json, "bad test JSON: %s", json);
     c.vocab = vocab_from_list(c.json);
-    c.rc = tk_unigram_load(c.json, c.vocab, &c.ug, &c.err);
+    c.rc = qfmt__tk_unigram_load(c.json, c.vocab, &c.ug, &c.err);
     return c;
 }
 
 static void ctx_free(model_ctx *c) {
-    tk_wordpiece_free(c->wp);
-    tk_unigram_free(c->ug);
-    tk_vocab_free(c->vocab);
+    qfmt__tk_wordpiece_free(c->wp);
+    qfmt__tk_unigram_free(c->ug);
+    qfmt__tk_vocab_free(c->vocab);
     cJSON_Delete(c->json);
 }
 
@@ -86,17 +86,17 @@ static void expect_ids(const tk_ids *got, const int32_t *want, size_t n, const c
 static void wp_expect_n(const model_ctx *c, const char *w, size_t n, const int32_t *want, size_t nwant) {
     tk_ids ids = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_wordpiece_encode(c->wp, c->vocab, w, n, &ids, &err), 0, "%s", err.message);
+    cr_assert_eq(qfmt__tk_wordpiece_encode(c->wp, c->vocab, w, n, &ids, &err), 0, "%s", err.message);
     expect_ids(&ids, want, nwant, w);
-    tk_ids_free(&ids);
+    qfmt__tk_ids_free(&ids);
 }
 
 static void ug_expect_n(const model_ctx *c, const char *w, size_t n, const int32_t *want, size_t nwant) {
     tk_ids ids = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_unigram_encode(c->ug, c->vocab, w, n, &ids, &err), 0, "%s", err.message);
+    cr_assert_eq(qfmt__tk_unigram_encode(c->ug, c->vocab, w, n, &ids, &err), 0, "%s", err.message);
     expect_ids(&ids, want, nwant, w);
-    tk_ids_free(&ids);
+    qfmt__tk_ids_free(&ids);
 }
 
 #define IDS(...) ((const int32_t[]){__VA_ARGS__}), (sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t))
@@ -139,11 +139,11 @@ Test(wordpiece, output_is_appended_and_a_failed_word_drops_only_its_pieces) {
     model_ctx c = wp_default();
     tk_ids ids = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_ids_push(&ids, 99), 0);
-    cr_assert_eq(tk_wordpiece_encode(c.wp, c.vocab, "unaffablex", 10, &ids, &err), 0);
-    cr_assert_eq(tk_wordpiece_encode(c.wp, c.vocab, "wanted", 6, &ids, &err), 0);
+    cr_assert_eq(qfmt__tk_ids_push(&ids, 99), 0);
+    cr_assert_eq(qfmt__tk_wordpiece_encode(c.wp, c.vocab, "unaffablex", 10, &ids, &err), 0);
+    cr_assert_eq(qfmt__tk_wordpiece_encode(c.wp, c.vocab, "wanted", 6, &ids, &err), 0);
     expect_ids(&ids, (const int32_t[]){99, 0, 4, 5}, 4, "appended");
-    tk_ids_free(&ids);
+    qfmt__tk_ids_free(&ids);
     ctx_free(&c);
 }
 
@@ -242,10 +242,10 @@ static void wp_reference(const tk_vocab *v, const char *prefix, int32_t unk, siz
                          size_t n, tk_ids *out) {
     size_t plen = strlen(prefix), chars = 0, bound[256];
     uint32_t cp;
-    for (size_t i = 0; i < n; i += tk_utf8_next(w + i, n - i, &cp)) bound[chars++] = i;
+    for (size_t i = 0; i < n; i += qfmt__tk_utf8_next(w + i, n - i, &cp)) bound[chars++] = i;
     bound[chars] = n;
     if (chars > max_chars) {
-        tk_ids_push(out, unk);
+        qfmt__tk_ids_push(out, unk);
         return;
     }
     char buf[512];
@@ -257,14 +257,14 @@ static void wp_reference(const tk_vocab *v, const char *prefix, int32_t unk, siz
             size_t lead = s ? plen : 0;
             memcpy(buf, prefix, lead);
             memcpy(buf + lead, w + bound[s], bound[e] - bound[s]);
-            if ((id = tk_vocab_id(v, buf, lead + bound[e] - bound[s])) >= 0) break;
+            if ((id = qfmt__tk_vocab_id(v, buf, lead + bound[e] - bound[s])) >= 0) break;
         }
         if (id < 0) {
             out->n = mark;
-            tk_ids_push(out, unk);
+            qfmt__tk_ids_push(out, unk);
             return;
         }
-        tk_ids_push(out, id);
+        qfmt__tk_ids_push(out, id);
         s = e;
     }
 }
@@ -299,17 +299,17 @@ Test(wordpiece, random_words_match_the_reference) {
         model_ctx c = {0};
         c.json = model;
         c.vocab = vocab_from_object(model);
-        cr_assert_eq(tk_wordpiece_load(model, c.vocab, &c.wp, &c.err), 0, "%s", c.err.message);
+        cr_assert_eq(qfmt__tk_wordpiece_load(model, c.vocab, &c.wp, &c.err), 0, "%s", c.err.message);
         for (int k = 0; k < 300; k++) {
             char w[256];
             size_t n = random_word(&st, w, 30);
             tk_ids got = {0}, want = {0};
             qfmt_error err = {0};
-            cr_assert_eq(tk_wordpiece_encode(c.wp, c.vocab, w, n, &got, &err), 0);
+            cr_assert_eq(qfmt__tk_wordpiece_encode(c.wp, c.vocab, w, n, &got, &err), 0);
             wp_reference(c.vocab, "##", 0, 3 + (size_t)round, w, n, &want);
             expect_ids(&got, want.v, want.n, "random word");
-            tk_ids_free(&got);
-            tk_ids_free(&want);
+            qfmt__tk_ids_free(&got);
+            qfmt__tk_ids_free(&want);
         }
         ctx_free(&c);
     }
@@ -436,16 +436,16 @@ Test(unigram, no_unk_id) {
     UG_EXPECT(&c, "aab", 0, 1);
     tk_ids ids = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_unigram_encode(c.ug, c.vocab, "ax", 2, &ids, &err), -1);
+    cr_assert_eq(qfmt__tk_unigram_encode(c.ug, c.vocab, "ax", 2, &ids, &err), -1);
     cr_assert_eq(err.code, QFMT_E_NOT_FOUND);
     /* "ba": nothing else reaches the end of the "b" */
-    cr_assert_eq(tk_unigram_encode(c.ug, c.vocab, "ba", 2, &ids, &err), -1);
-    tk_ids_free(&ids);
+    cr_assert_eq(qfmt__tk_unigram_encode(c.ug, c.vocab, "ba", 2, &ids, &err), -1);
+    qfmt__tk_ids_free(&ids);
     ctx_free(&c);
     /* no unk_id key at all means none too */
     c = ug_ok("{\"vocab\":[[\"a\",-1.0]]}");
-    cr_assert_eq(tk_unigram_encode(c.ug, c.vocab, "b", 1, &ids, &err), -1);
-    tk_ids_free(&ids);
+    cr_assert_eq(qfmt__tk_unigram_encode(c.ug, c.vocab, "b", 1, &ids, &err), -1);
+    qfmt__tk_ids_free(&ids);
     ctx_free(&c);
 }
 
@@ -487,14 +487,14 @@ Test(unigram, refusals) {
 Test(unigram, vocab_must_match_the_built_vocabulary) {
     model_ctx c = ug_load("{\"unk_id\":0,\"vocab\":[[\"<unk>\",0.0],[\"a\",0.0]]}");
     cr_assert_eq(c.rc, 0);
-    tk_unigram_free(c.ug);
+    qfmt__tk_unigram_free(c.ug);
     c.ug = NULL;
-    tk_vocab *other = tk_vocab_new();
-    cr_assert_eq(tk_vocab_add(other, "<unk>", 5, 0), 0);
-    cr_assert_eq(tk_vocab_add(other, "b", 1, 1), 0);
-    cr_assert_eq(tk_unigram_load(c.json, other, &c.ug, &c.err), -1);
+    tk_vocab *other = qfmt__tk_vocab_new();
+    cr_assert_eq(qfmt__tk_vocab_add(other, "<unk>", 5, 0), 0);
+    cr_assert_eq(qfmt__tk_vocab_add(other, "b", 1, 1), 0);
+    cr_assert_eq(qfmt__tk_unigram_load(c.json, other, &c.ug, &c.err), -1);
     cr_assert_eq(c.err.code, QFMT_E_CORRUPT);
-    tk_vocab_free(other);
+    qfmt__tk_vocab_free(other);
     ctx_free(&c);
 }
 
@@ -524,14 +524,14 @@ Test(unigram, long_words_and_long_pieces) {
     model_ctx c = {0};
     c.json = model;
     c.vocab = vocab_from_list(model);
-    cr_assert_eq(tk_unigram_load(model, c.vocab, &c.ug, &c.err), 0, "%s", c.err.message);
+    cr_assert_eq(qfmt__tk_unigram_load(model, c.vocab, &c.ug, &c.err), 0, "%s", c.err.message);
 
     size_t n = 100000;
     char *w = malloc(n);
     memset(w, 'a', n);
     tk_ids ids = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_unigram_encode(c.ug, c.vocab, w, n, &ids, &err), 0);
+    cr_assert_eq(qfmt__tk_unigram_encode(c.ug, c.vocab, w, n, &ids, &err), 0);
     /* a path of p pieces scores -p - n/64: the fewest pieces win, ceil(100000 / 64) = 1563
      * (which of the equal-scoring arrangements is the ties' business: random_words tests it) */
     cr_assert_eq(ids.n, 1563);
@@ -540,9 +540,9 @@ Test(unigram, long_words_and_long_pieces) {
     cr_assert_eq(total, n);
     ids.n = 0;
     memset(w, 'b', 4000);
-    cr_assert_eq(tk_unigram_encode(c.ug, c.vocab, w, 4001, &ids, &err), 0);
+    cr_assert_eq(qfmt__tk_unigram_encode(c.ug, c.vocab, w, 4001, &ids, &err), 0);
     expect_ids(&ids, (const int32_t[]){65, 65, 1}, 3, "long pieces");
-    tk_ids_free(&ids);
+    qfmt__tk_ids_free(&ids);
     free(w);
     ctx_free(&c);
 }
@@ -558,10 +558,10 @@ static int ug_reference(const tk_vocab *v, const double *score, size_t count, in
     for (size_t i = 0; i <= n; i++) start[i] = SIZE_MAX, best[i] = 0, id[i] = 0;
     uint32_t cp;
     for (size_t s = 0, mb; s < n; s += mb) {
-        mb = tk_utf8_next(w + s, n - s, &cp);
+        mb = qfmt__tk_utf8_next(w + s, n - s, &cp);
         bool single = false;
         for (size_t e = s + 1; e <= n; e++) {
-            int32_t p = tk_vocab_id(v, w + s, e - s);
+            int32_t p = qfmt__tk_vocab_id(v, w + s, e - s);
             if (p < 0) continue;
             double cand = score[p] + best[s];
             if (start[e] == SIZE_MAX || cand > best[e]) best[e] = cand, start[e] = s, id[e] = p;
@@ -590,25 +590,25 @@ static int ug_reference(const tk_vocab *v, const double *score, size_t count, in
     if (run_a != SIZE_MAX) sa[k] = run_a, sb[k++] = run_b;
     while (k > 0) {
         k--;
-        int32_t p = tk_vocab_id(v, w + sa[k], sb[k] - sa[k]);
+        int32_t p = qfmt__tk_vocab_id(v, w + sa[k], sb[k] - sa[k]);
         if (p >= 0) {
-            tk_ids_push(out, p);
+            qfmt__tk_ids_push(out, p);
             continue;
         }
         bool all = byte_fallback;
         for (size_t i = sa[k]; all && i < sb[k]; i++) {
             char name[8];
             snprintf(name, sizeof name, "<0x%02X>", (unsigned char)w[i]);
-            all = tk_vocab_id(v, name, 6) >= 0;
+            all = qfmt__tk_vocab_id(v, name, 6) >= 0;
         }
         if (all) {
             for (size_t i = sa[k]; i < sb[k]; i++) {
                 char name[8];
                 snprintf(name, sizeof name, "<0x%02X>", (unsigned char)w[i]);
-                tk_ids_push(out, tk_vocab_id(v, name, 6));
+                qfmt__tk_ids_push(out, qfmt__tk_vocab_id(v, name, 6));
             }
         } else {
-            tk_ids_push(out, unk);
+            qfmt__tk_ids_push(out, unk);
         }
     }
     return 0;
@@ -625,7 +625,7 @@ Test(unigram, random_words_match_the_reference) {
         cJSON_AddBoolToObject(model, "byte_fallback", byte_fallback);
         double score[200];
         size_t count = 0;
-        tk_vocab *seen = tk_vocab_new();
+        tk_vocab *seen = qfmt__tk_vocab_new();
         for (int i = 0; i < 80; i++) {
             char s[64];
             size_t n;
@@ -633,7 +633,7 @@ Test(unigram, random_words_match_the_reference) {
             else if (i < 6) n = (size_t)snprintf(s, sizeof s, "<0x%02X>", BYTES[i - 1]);
             else n = random_word(&st, s, 5);
             s[n] = 0;
-            if (tk_vocab_add(seen, s, n, (int32_t)count) != 0) continue;
+            if (qfmt__tk_vocab_add(seen, s, n, (int32_t)count) != 0) continue;
             /* scores from a small set of binary fractions: ties are frequent */
             score[count] = -(double)(th_rand(&st) % 16) / 4.0;
             cJSON *e = cJSON_CreateArray();
@@ -642,22 +642,22 @@ Test(unigram, random_words_match_the_reference) {
             cJSON_AddItemToArray(vocab, e);
             count++;
         }
-        tk_vocab_free(seen);
+        qfmt__tk_vocab_free(seen);
         model_ctx c = {0};
         c.json = model;
         c.vocab = vocab_from_list(model);
-        cr_assert_eq(tk_unigram_load(model, c.vocab, &c.ug, &c.err), 0, "%s", c.err.message);
+        cr_assert_eq(qfmt__tk_unigram_load(model, c.vocab, &c.ug, &c.err), 0, "%s", c.err.message);
         for (int k = 0; k < 300; k++) {
             char w[256];
             size_t n = random_word(&st, w, 40);
             tk_ids got = {0}, want = {0};
             qfmt_error err = {0};
-            int rc = tk_unigram_encode(c.ug, c.vocab, w, n, &got, &err);
+            int rc = qfmt__tk_unigram_encode(c.ug, c.vocab, w, n, &got, &err);
             int rrc = ug_reference(c.vocab, score, count, unk, byte_fallback, w, n, &want);
             cr_assert_eq(rc, rrc, "round %d: rc %d, reference %d", round, rc, rrc);
             if (rc == 0) expect_ids(&got, want.v, want.n, "random word");
-            tk_ids_free(&got);
-            tk_ids_free(&want);
+            qfmt__tk_ids_free(&got);
+            qfmt__tk_ids_free(&want);
         }
         ctx_free(&c);
     }
@@ -676,8 +676,8 @@ typedef struct {
 
 static int encode_any(const model_ctx *c, const char *w, size_t n, tk_ids *out) {
     qfmt_error err = {0};
-    return c->wp ? tk_wordpiece_encode(c->wp, c->vocab, w, n, out, &err)
-                 : tk_unigram_encode(c->ug, c->vocab, w, n, out, &err);
+    return c->wp ? qfmt__tk_wordpiece_encode(c->wp, c->vocab, w, n, out, &err)
+                 : qfmt__tk_unigram_encode(c->ug, c->vocab, w, n, out, &err);
 }
 
 /* Returns the number of words whose ids differ from the single-threaded ones. */
@@ -691,7 +691,7 @@ static void *encode_all(void *arg) {
             if (encode_any(job->c, job->words[i], job->len[i], &got) != 0 || got.n != want->n ||
                 (got.n && memcmp(got.v, want->v, got.n * sizeof *got.v) != 0))
                 bad++;
-            tk_ids_free(&got);
+            qfmt__tk_ids_free(&got);
         }
     return (void *)bad;
 }
@@ -712,7 +712,7 @@ static void run_shared(const model_ctx *c) {
         cr_assert_eq(pthread_join(t[i], &bad), 0);
         cr_assert_eq((uintptr_t)bad, 0, "thread %d: %zu words differ", i, (size_t)(uintptr_t)bad);
     }
-    for (size_t i = 0; i < SHARED_WORDS; i++) tk_ids_free(&job.want[i]);
+    for (size_t i = 0; i < SHARED_WORDS; i++) qfmt__tk_ids_free(&job.want[i]);
 }
 
 Test(models, shared_between_threads) {

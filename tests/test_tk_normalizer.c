@@ -24,7 +24,7 @@ static int try_load(const char *json, tk_normalizer **nz, qfmt_error *err)
     cr_assert_not_null(j, "bad test JSON: %s", json);
     memset(err, 0, sizeof *err);
     *nz = NULL;
-    int rc = tk_normalizer_load(j, nz, err);
+    int rc = qfmt__tk_normalizer_load(j, nz, err);
     cJSON_Delete(j);
     return rc;
 }
@@ -55,7 +55,7 @@ static void check_n(const char *json, const char *in, size_t n, const char *want
     tk_normalizer *nz = load(json);
     tk_str out = {0};
     qfmt_error err = {0};
-    int rc = tk_normalize(nz, in, n, &out, &err);
+    int rc = qfmt__tk_normalize(nz, in, n, &out, &err);
     cr_assert_eq(rc, 0, "normalize failed: %s", err.message);
     char got_s[512], want_s[512], in_s[512];
     escape(out.p ? out.p : "", out.len, got_s, sizeof got_s);
@@ -63,8 +63,8 @@ static void check_n(const char *json, const char *in, size_t n, const char *want
     escape(in, n, in_s, sizeof in_s);
     cr_expect(out.len == wn && memcmp(out.p ? out.p : "", want, wn) == 0, "%s on \"%s\": got \"%s\", want \"%s\"",
               json, in_s, got_s, want_s);
-    tk_str_free(&out);
-    tk_normalizer_free(nz);
+    qfmt__tk_str_free(&out);
+    qfmt__tk_normalizer_free(nz);
 }
 
 /* Literals only (sizeof): NUL bytes inside are part of the text. */
@@ -81,7 +81,7 @@ static void refused(const char *json, qfmt_status code, const char *in_message)
     if (in_message)
         cr_expect_not_null(strstr(err.message, in_message), "%s: message '%s' lacks '%s'", json, err.message,
                            in_message);
-    tk_normalizer_free(nz);
+    qfmt__tk_normalizer_free(nz);
 }
 
 /* ---- Unicode normalization forms ----------------------------------------------------- */
@@ -156,7 +156,7 @@ Test(tk_normalizer, unicode_regions_match_whole)
             }
             tk_str out = {0};
             qfmt_error err = {0};
-            cr_assert_eq(tk_normalize(nz, text, n, &out, &err), 0);
+            cr_assert_eq(qfmt__tk_normalize(nz, text, n, &out, &err), 0);
             utf8proc_uint8_t *want = NULL;
             utf8proc_ssize_t wn = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)n, &want,
                                                forms[f].opts);
@@ -164,9 +164,9 @@ Test(tk_normalizer, unicode_regions_match_whole)
             cr_expect(out.len == (size_t)wn && memcmp(out.p ? out.p : "", want, (size_t)wn) == 0,
                       "%s: round %d differs", forms[f].json, round);
             free(want);
-            tk_str_free(&out);
+            qfmt__tk_str_free(&out);
         }
-        tk_normalizer_free(nz);
+        qfmt__tk_normalizer_free(nz);
     }
 }
 
@@ -384,14 +384,14 @@ Test(tk_normalizer, output_cleared_and_reused)
     tk_normalizer *nz = load("{\"type\":\"Lowercase\"}");
     tk_str out = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_normalize(nz, "ABCDEF", 6, &out, &err), 0);
-    cr_assert_eq(tk_normalize(nz, "XY", 2, &out, &err), 0);
+    cr_assert_eq(qfmt__tk_normalize(nz, "ABCDEF", 6, &out, &err), 0);
+    cr_assert_eq(qfmt__tk_normalize(nz, "XY", 2, &out, &err), 0);
     cr_expect_eq(out.len, 2);
     cr_expect_str_eq(out.p, "xy");
-    cr_assert_eq(tk_normalize(nz, NULL, 0, &out, &err), 0);
+    cr_assert_eq(qfmt__tk_normalize(nz, NULL, 0, &out, &err), 0);
     cr_expect_eq(out.len, 0);
-    tk_str_free(&out);
-    tk_normalizer_free(nz);
+    qfmt__tk_str_free(&out);
+    qfmt__tk_normalizer_free(nz);
 }
 
 typedef struct {
@@ -406,11 +406,11 @@ static void *worker(void *p)
     qfmt_error err = {0};
     for (int i = 0; i < 200; i++) {
         const char *in = "H\xC3\xA9llo  \xE4\xBD\xA0 x*y";
-        if (tk_normalize(a->nz, in, strlen(in), &out, &err) != 0 ||
+        if (qfmt__tk_normalize(a->nz, in, strlen(in), &out, &err) != 0 ||
             out.len != 13 || memcmp(out.p, "hello_\xE4\xBD\xA0_x_y", 13) != 0)
             a->failures++;
     }
-    tk_str_free(&out);
+    qfmt__tk_str_free(&out);
     return NULL;
 }
 
@@ -429,7 +429,7 @@ Test(tk_normalizer, threads)
         pthread_join(t[i], NULL);
         cr_expect_eq(a[i].failures, 0, "thread %d: %d wrong results", i, a[i].failures);
     }
-    tk_normalizer_free(nz);
+    qfmt__tk_normalizer_free(nz);
 }
 
 Test(tk_normalizer, long_input)
@@ -441,7 +441,7 @@ Test(tk_normalizer, long_input)
     tk_normalizer *nz = load("{\"type\":\"NFC\"}");
     tk_str out = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_normalize(nz, in, n, &out, &err), 0);
+    cr_assert_eq(qfmt__tk_normalize(nz, in, n, &out, &err), 0);
     cr_expect(out.len == n && memcmp(out.p, in, n) == 0);
     /* random bytes: every form survives them */
     th_fill_random(in, 4096, 42);
@@ -452,11 +452,11 @@ Test(tk_normalizer, long_input)
                                 "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"\\\\w*\"},\"content\":\"-\"}"};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         tk_normalizer *z = load(all[i]);
-        cr_expect_eq(tk_normalize(z, in, 4096, &out, &err), 0, "%s: %s", all[i], err.message);
-        tk_normalizer_free(z);
+        cr_expect_eq(qfmt__tk_normalize(z, in, 4096, &out, &err), 0, "%s: %s", all[i], err.message);
+        qfmt__tk_normalizer_free(z);
     }
-    tk_str_free(&out);
-    tk_normalizer_free(nz);
+    qfmt__tk_str_free(&out);
+    qfmt__tk_normalizer_free(nz);
     free(in);
 }
 

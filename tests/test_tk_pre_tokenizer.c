@@ -22,7 +22,7 @@ static tk_pre_tokenizer *load_node(const cJSON *j)
 {
     qfmt_error err = {0};
     tk_pre_tokenizer *pt = NULL;
-    int rc = tk_pre_tokenizer_load(j, &pt, &err);
+    int rc = qfmt__tk_pre_tokenizer_load(j, &pt, &err);
     cr_assert_eq(rc, 0, "load failed: %s", err.message);
     cr_assert_not_null(pt);
     return pt;
@@ -92,7 +92,7 @@ static void check_words(const tk_pre_tokenizer *pt, const char *text, size_t n, 
 {
     tk_list out = {0};
     qfmt_error err = {0};
-    int rc = tk_pre_tokenize(pt, text, n, first, &out, &err);
+    int rc = qfmt__tk_pre_tokenize(pt, text, n, first, &out, &err);
     cr_assert_eq(rc, 0, "pre-tokenize failed: %s", err.message);
     size_t nw = 0;
     while (want[nw]) nw++;
@@ -105,7 +105,7 @@ static void check_words(const tk_pre_tokenizer *pt, const char *text, size_t n, 
         cr_assert(len == strlen(want[i]) && memcmp(w, want[i], len) == 0, "word %zu differs: got [%s], want \"%s\"", i,
                   got, want[i]);
     }
-    tk_list_free(&out);
+    qfmt__tk_list_free(&out);
 }
 
 #define WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -116,7 +116,7 @@ static void check_json(const char *json, const char *text, bool first, const cha
 {
     tk_pre_tokenizer *pt = load_json(json);
     check_words(pt, text, strlen(text), first, want);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 static void expect_refused(const char *json, qfmt_status code, const char *needle)
@@ -125,7 +125,7 @@ static void expect_refused(const char *json, qfmt_status code, const char *needl
     cr_assert_not_null(j, "bad test JSON: %s", json);
     qfmt_error err = {0};
     tk_pre_tokenizer *pt = (tk_pre_tokenizer *)&err; /* must be reset to NULL */
-    int rc = tk_pre_tokenizer_load(j, &pt, &err);
+    int rc = qfmt__tk_pre_tokenizer_load(j, &pt, &err);
     cJSON_Delete(j);
     cr_assert_eq(rc, -1, "loaded: %s", json);
     cr_assert_null(pt);
@@ -157,17 +157,17 @@ Test(tk_pre_tokenizer, byte_level_regex_cases)
     CHECK(pt, "\x01", false, WORDS("\xC4\x81"));                          /* 0x01 -> U+0101 */
     /* NBSP is \s (Unicode White_Space) but not ' ': a piece of its own, C2 A0 -> "Âł" */
     CHECK(pt, "a\xC2\xA0" "b", false, WORDS("a", "\xC3\x82\xC5\x82", "b"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, byte_level_without_regex)
 {
     tk_pre_tokenizer *pt = load_json("{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}");
     CHECK(pt, "Hello world\n", false, WORDS("Hello" G "world" C));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_json("{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"use_regex\":false}");
     CHECK(pt, "Hi", false, WORDS(G "Hi"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, byte_level_invalid_utf8_and_empty)
@@ -178,11 +178,11 @@ Test(tk_pre_tokenizer, byte_level_invalid_utf8_and_empty)
     CHECK(pt, "", true, NO_WORDS);
     /* a NUL byte is ordinary */
     check_words(pt, "a\0b", 3, false, WORDS("a", "\xC4\x80", "b"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     /* HF's prepend does nothing on an empty string */
     pt = load_json("{\"type\":\"ByteLevel\",\"add_prefix_space\":true}");
     CHECK(pt, "", true, NO_WORDS);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 /* ---- Llama 3 / Qwen 3 ------------------------------------------------------------------------ */
@@ -194,7 +194,7 @@ Test(tk_pre_tokenizer, llama3_split)
     CHECK(pt, "a,\n\nb", false, WORDS("a", ",\n\n", "b"));      /* punctuation takes the newlines */
     CHECK(pt, "x  \n y", false, WORDS("x", "  \n", " y"));     /* \s*[\r\n]+ */
     CHECK(pt, "(hi)", false, WORDS("(hi", ")"));                 /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, llama3_and_qwen3_sequence)
@@ -203,10 +203,10 @@ Test(tk_pre_tokenizer, llama3_and_qwen3_sequence)
     CHECK(pt, "Numbers: 12345", false, WORDS("Numbers", ":", G, "123", "45"));
     CHECK(pt, "Hello world", true, WORDS("Hello", G "world"));
     CHECK(pt, "", true, NO_WORDS);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_llama_like(QWEN3_REGEX);
     CHECK(pt, "Numbers: 12345", false, WORDS("Numbers", ":", G, "1", "2", "3", "4", "5"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 /* ---- Split --------------------------------------------------------------------------------- */
@@ -226,10 +226,10 @@ Test(tk_pre_tokenizer, split_behaviors)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tk_pre_tokenizer *pt = load_split("String", "-", cases[i].beh, false);
         CHECK(pt, text, false, cases[i].want);
-        tk_pre_tokenizer_free(pt);
+        qfmt__tk_pre_tokenizer_free(pt);
         pt = load_split("Regex", "-", cases[i].beh, false);
         CHECK(pt, text, false, cases[i].want);
-        tk_pre_tokenizer_free(pt);
+        qfmt__tk_pre_tokenizer_free(pt);
     }
 }
 
@@ -238,17 +238,17 @@ Test(tk_pre_tokenizer, split_edges)
     tk_pre_tokenizer *pt = load_split("String", "-", "Contiguous", false);
     CHECK(pt, "--a", false, WORDS("--", "a"));
     CHECK(pt, "---", false, WORDS("---"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", "-", "MergedWithNext", false);
     CHECK(pt, "-a-", false, WORDS("-a", "-"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", "-", "MergedWithPrevious", false);
     CHECK(pt, "-a-", false, WORDS("-", "a-"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", "-", "Removed", false);
     CHECK(pt, "---", false, NO_WORDS);
     CHECK(pt, "", false, NO_WORDS);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, split_invert)
@@ -256,17 +256,17 @@ Test(tk_pre_tokenizer, split_invert)
     static const char text[] = "the-final--countdown";
     tk_pre_tokenizer *pt = load_split("String", "-", "Removed", true);
     CHECK(pt, text, false, WORDS("-", "-", "-"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", "-", "MergedWithPrevious", true);
     CHECK(pt, text, false, WORDS("the", "-final", "-", "-countdown"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", "-", "Contiguous", true);
     CHECK(pt, text, false, WORDS("the", "-", "final", "--", "countdown"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     /* inverted: the digit runs are what is kept */
     pt = load_split("Regex", "\\d+", "Removed", true);
     CHECK(pt, "ab12cd345", false, WORDS("12", "345"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, split_string_is_literal)
@@ -274,16 +274,16 @@ Test(tk_pre_tokenizer, split_string_is_literal)
     /* escaped as HF escapes it: ".b" is not "any character then b" */
     tk_pre_tokenizer *pt = load_split("String", ".b", "Removed", false);
     CHECK(pt, "a.bxb", false, WORDS("a", "xb"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", "\\s", "Removed", false);
     CHECK(pt, "a\\sb c", false, WORDS("a", "b c"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", "(|)", "Isolated", false);
     CHECK(pt, "x(|)y()", false, WORDS("x", "(|)", "y()"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("String", MS, "MergedWithNext", false);
     CHECK(pt, "a" MS "b", false, WORDS("a", MS "b"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, split_regex_sees_preceding_text)
@@ -291,7 +291,7 @@ Test(tk_pre_tokenizer, split_regex_sees_preceding_text)
     /* each search starts inside the whole piece, so a lookbehind sees what came before */
     tk_pre_tokenizer *pt = load_split("Regex", "(?<=a)b", "Isolated", false);
     CHECK(pt, "abab", false, WORDS("a", "b", "a", "b"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, split_empty_matches)
@@ -299,10 +299,10 @@ Test(tk_pre_tokenizer, split_empty_matches)
     /* an empty pattern matches between every two characters (onig's iteration) */
     tk_pre_tokenizer *pt = load_split("String", "", "Isolated", false);
     CHECK(pt, "ab\xC3\xA9", false, WORDS("a", "b", "\xC3\xA9"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_split("Regex", "x*", "Isolated", false);
     CHECK(pt, "axxb", false, WORDS("a", "xx", "b"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, split_pathological_regex_is_bounded)
@@ -314,12 +314,12 @@ Test(tk_pre_tokenizer, split_pathological_regex_is_bounded)
     tk_list out = {0};
     qfmt_error err = {0};
     time_t t0 = time(NULL);
-    int rc = tk_pre_tokenize(pt, text, 31, true, &out, &err);
+    int rc = qfmt__tk_pre_tokenize(pt, text, 31, true, &out, &err);
     cr_assert(time(NULL) - t0 < 60, "took too long");
     if (rc < 0) cr_assert_eq(err.code, QFMT_E_RANGE, "%s", err.message);
     else cr_assert_eq(out.n, 1); /* no match: the whole text */
-    tk_list_free(&out);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_list_free(&out);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 /* ---- Metaspace ---------------------------------------------------------------------------- */
@@ -367,11 +367,11 @@ Test(tk_pre_tokenizer, whitespace)
     CHECK(pt, "   ", false, NO_WORDS);
     /* Rust's \w: '²' (No) is not a word character, a spacing mark (U+093E, Mc) is */
     CHECK(pt, "x\xC2\xB2 \xE0\xA4\x95\xE0\xA4\xBE", false, WORDS("x", "\xC2\xB2", "\xE0\xA4\x95\xE0\xA4\xBE"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
     pt = load_json("{\"type\":\"WhitespaceSplit\"}");
     CHECK(pt, "Hey  man!\tx\xE3\x80\x80y", false, WORDS("Hey", "man!", "x", "y")); /* U+3000 */
     CHECK(pt, "a\xFF b", false, WORDS("a\xFF", "b"));
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, bert)
@@ -382,7 +382,7 @@ Test(tk_pre_tokenizer, bert)
     CHECK(pt, "$5 a\xC2\xAB" "b\xC2\xBB", false, WORDS("$", "5", "a", "\xC2\xAB", "b", "\xC2\xBB")); /* « » */
     CHECK(pt, "x\xE2\x82\xACy", false, WORDS("x\xE2\x82\xACy")); /* € is Sc, not punctuation */
     CHECK(pt, " \t ", false, NO_WORDS);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 Test(tk_pre_tokenizer, punctuation)
@@ -424,7 +424,7 @@ Test(tk_pre_tokenizer, unicode_scripts)
     CHECK(pt, "a\xF0\x91\xA0\x80" "b", false, WORDS("a\xF0\x91\xA0\x80" "b")); /* Dogra (Unicode 11): Any */
     CHECK(pt, "  ab", false, WORDS("ab"));                            /* leading spaces dropped, as in HF */
     CHECK(pt, "   ", false, NO_WORDS);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 /* ---- Sequence --------------------------------------------------------------------------------- */
@@ -456,13 +456,13 @@ Test(tk_pre_tokenizer, output_is_appended_and_reusable)
     tk_pre_tokenizer *pt = load_json("{\"type\":\"WhitespaceSplit\"}");
     tk_list out = {0};
     qfmt_error err = {0};
-    cr_assert_eq(tk_pre_tokenize(pt, "a b", 3, true, &out, &err), 0);
-    cr_assert_eq(tk_pre_tokenize(pt, "c", 1, false, &out, &err), 0);
+    cr_assert_eq(qfmt__tk_pre_tokenize(pt, "a b", 3, true, &out, &err), 0);
+    cr_assert_eq(qfmt__tk_pre_tokenize(pt, "c", 1, false, &out, &err), 0);
     cr_assert_eq(out.n, 3);
     size_t len;
     cr_assert_eq(memcmp(tk_list_at(&out, 2, &len), "c", 1), 0);
-    tk_list_free(&out);
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_list_free(&out);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 /* One loaded pre-tokenizer used by several threads at once gives each the same words. */
@@ -480,11 +480,11 @@ static void *thread_run(void *arg)
     qfmt_error err = {0};
     job->rc = 0;
     for (int round = 0; round < 200 && job->rc == 0; round++) {
-        tk_list_clear(&out);
-        job->rc = tk_pre_tokenize(job->pt, job->text, strlen(job->text), true, &out, &err);
+        qfmt__tk_list_clear(&out);
+        job->rc = qfmt__tk_pre_tokenize(job->pt, job->text, strlen(job->text), true, &out, &err);
     }
     job->words = out.n;
-    tk_list_free(&out);
+    qfmt__tk_list_free(&out);
     return NULL;
 }
 
@@ -505,7 +505,7 @@ Test(tk_pre_tokenizer, shared_between_threads)
         cr_assert_eq(jobs[i].rc, 0);
         cr_assert_eq(jobs[i].words, one.words);
     }
-    tk_pre_tokenizer_free(pt);
+    qfmt__tk_pre_tokenizer_free(pt);
 }
 
 /* ---- Refusals --------------------------------------------------------------------------------- */

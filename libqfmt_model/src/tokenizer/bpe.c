@@ -79,7 +79,7 @@ static void merge_put(tk_bpe *m, int32_t a, int32_t b, uint32_t rank, int32_t ne
     m->merges[i] = (merge_slot){key, rank, new_id};
 }
 
-void tk_bpe_free(tk_bpe *m)
+void qfmt__tk_bpe_free(tk_bpe *m)
 {
     if (!m) return;
     free(m->merges);
@@ -91,7 +91,7 @@ void tk_bpe_free(tk_bpe *m)
 static int opt_string(const cJSON *model, const char *key, char **out, size_t *len, qfmt_error *err)
 {
     const char *s;
-    if (tk_json_string(model, key, NULL, &s, len, "model", err) < 0) return -1;
+    if (qfmt__tk_json_string(model, key, NULL, &s, len, "model", err) < 0) return -1;
     *out = NULL;
     if (s && !(*out = strdup(s))) return TK_OOM(err);
     return 0;
@@ -101,12 +101,12 @@ static int load_options(const cJSON *model, const tk_vocab *v, tk_bpe *m, qfmt_e
 {
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0.0))
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "model.dropout: BPE dropout is not supported (its output is random)");
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "model.dropout: BPE dropout is not supported (its output is random)");
     const char *unk;
-    if (tk_json_string(model, "unk_token", NULL, &unk, NULL, "model", err) < 0 ||
-        tk_json_bool(model, "fuse_unk", false, &m->fuse_unk, "model", err) < 0 ||
-        tk_json_bool(model, "byte_fallback", false, &m->byte_fallback, "model", err) < 0 ||
-        tk_json_bool(model, "ignore_merges", false, &m->ignore_merges, "model", err) < 0 ||
+    if (qfmt__tk_json_string(model, "unk_token", NULL, &unk, NULL, "model", err) < 0 ||
+        qfmt__tk_json_bool(model, "fuse_unk", false, &m->fuse_unk, "model", err) < 0 ||
+        qfmt__tk_json_bool(model, "byte_fallback", false, &m->byte_fallback, "model", err) < 0 ||
+        qfmt__tk_json_bool(model, "ignore_merges", false, &m->ignore_merges, "model", err) < 0 ||
         opt_string(model, "continuing_subword_prefix", &m->prefix, &m->prefix_len, err) < 0 ||
         opt_string(model, "end_of_word_suffix", &m->suffix, &m->suffix_len, err) < 0)
         return -1;
@@ -114,15 +114,15 @@ static int load_options(const cJSON *model, const tk_vocab *v, tk_bpe *m, qfmt_e
      * (merge_word: UnkTokenOutOfVocabulary); such a file is refused here at load, a stricter
      * choice the tokenizer tests hold us to */
     m->unk_id = -1;
-    if (unk && (m->unk_id = tk_vocab_id(v, unk, strlen(unk))) < 0) {
+    if (unk && (m->unk_id = qfmt__tk_vocab_id(v, unk, strlen(unk))) < 0) {
         char shown[100];
         qfmt_escape(unk, strlen(unk) < 64 ? strlen(unk) : 64, shown, sizeof shown);
-        return tk_fail(err, QFMT_E_CORRUPT, "model.unk_token '%s' is not in the vocab", shown);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.unk_token '%s' is not in the vocab", shown);
     }
     for (unsigned b = 0; b < 256; b++) {
         char s[8];
         snprintf(s, sizeof s, "<0x%02X>", b);
-        m->byte_tok[b] = tk_vocab_id(v, s, 6);
+        m->byte_tok[b] = qfmt__tk_vocab_id(v, s, 6);
     }
     return 0;
 }
@@ -147,12 +147,12 @@ static int load_merges(const cJSON *merges, const tk_vocab *v, tk_bpe *m, qfmt_e
             const char *s = e->valuestring, *sp = strchr(s, ' ');
             if (strncmp(s, "#version", 8) == 0) continue;
             if (!sp) {
-                tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu] is not two tokens separated by a space", index);
+                qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu] is not two tokens separated by a space", index);
                 goto out;
             }
             if (strchr(sp + 1, ' ')) {
                 size_t rl = strlen(sp + 1);
-                tk_fail(err, QFMT_E_CORRUPT,
+                qfmt__tk_fail(err, QFMT_E_CORRUPT,
                         "model.merges[%zu]: token '%.*s' after the first space holds another space (Hugging Face "
                         "splits on every space and wants exactly two parts)",
                         index, (int)(rl > 64 ? 64 : rl), sp + 1);
@@ -164,69 +164,69 @@ static int load_merges(const cJSON *merges, const tk_vocab *v, tk_bpe *m, qfmt_e
             a = e->child->valuestring, la = strlen(a);
             b = e->child->next->valuestring, lb = strlen(b);
         } else {
-            tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", index);
+            qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", index);
             goto out;
         }
         /* the merged token: a + b without the continuing prefix (HF slices b[prefix_len..]) */
         if (lb < m->prefix_len) {
-            tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu]: '%.*s' is shorter than continuing_subword_prefix", index,
+            qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu]: '%.*s' is shorter than continuing_subword_prefix", index,
                     (int)(lb > 64 ? 64 : lb), b);
             goto out;
         }
         buf.len = 0;
-        if (tk_str_put(&buf, a, la) < 0 || tk_str_put(&buf, b + m->prefix_len, lb - m->prefix_len) < 0) {
+        if (qfmt__tk_str_put(&buf, a, la) < 0 || qfmt__tk_str_put(&buf, b + m->prefix_len, lb - m->prefix_len) < 0) {
             TK_OOM(err);
             goto out;
         }
-        int32_t ia = tk_vocab_id(v, a, la), ib = tk_vocab_id(v, b, lb), ic = tk_vocab_id(v, buf.p, buf.len);
+        int32_t ia = qfmt__tk_vocab_id(v, a, la), ib = qfmt__tk_vocab_id(v, b, lb), ic = qfmt__tk_vocab_id(v, buf.p, buf.len);
         if (ia < 0 || ib < 0 || ic < 0) {
             const char *w = ia < 0 ? a : ib < 0 ? b : buf.p;
             size_t wl = ia < 0 ? la : ib < 0 ? lb : buf.len;
             char shown[100];
             qfmt_escape(w, wl < 64 ? wl : 64, shown, sizeof shown);
-            tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu]: token '%s' is not in the vocab", index, shown);
+            qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.merges[%zu]: token '%s' is not in the vocab", index, shown);
             goto out;
         }
         merge_put(m, ia, ib, rank++, ic);
     }
     rc = 0;
 out:
-    tk_str_free(&buf);
+    qfmt__tk_str_free(&buf);
     return rc;
 }
 
-int tk_bpe_load(const cJSON *model, const tk_vocab *v, tk_bpe **out, qfmt_error *err)
+int qfmt__tk_bpe_load(const cJSON *model, const tk_vocab *v, tk_bpe **out, qfmt_error *err)
 {
     *out = NULL;
     tk_bpe *m = calloc(1, sizeof *m);
     if (!m) return TK_OOM(err);
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (merges && !cJSON_IsNull(merges) && !cJSON_IsArray(merges)) {
-        tk_bpe_free(m);
-        return tk_fail(err, QFMT_E_CORRUPT, "model.merges is not an array");
+        qfmt__tk_bpe_free(m);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.merges is not an array");
     }
     cJSON empty = {0};
     empty.type = cJSON_Array;
     if (load_options(model, v, m, err) < 0 || load_merges(cJSON_IsArray(merges) ? merges : &empty, v, m, err) < 0) {
-        tk_bpe_free(m);
+        qfmt__tk_bpe_free(m);
         return -1;
     }
     /* one-character tokens below U+0800 (every byte-level character): a table lookup */
     for (uint32_t cp = 0; cp < 0x800; cp++) {
         char s[4];
-        size_t l = tk_utf8_put(cp, s);
-        m->char_id[cp] = (cp >= 0xD800 && cp <= 0xDFFF) ? -1 : tk_vocab_id(v, s, l);
+        size_t l = qfmt__tk_utf8_put(cp, s);
+        m->char_id[cp] = (cp >= 0xD800 && cp <= 0xDFFF) ? -1 : qfmt__tk_vocab_id(v, s, l);
     }
     *out = m;
     return 0;
 }
 
-void tk_bpe_work_free(tk_bpe_work *w)
+void qfmt__tk_bpe_work_free(tk_bpe_work *w)
 {
     if (!w) return;
     free(w->syms);
     free(w->heap);
-    tk_str_free(&w->tmp);
+    qfmt__tk_str_free(&w->tmp);
     free(w);
 }
 
@@ -284,14 +284,14 @@ static int32_t char_token(const tk_bpe *m, const tk_vocab *v, const char *c, siz
                           bool last, tk_str *tmp)
 {
     bool pre = !first && m->prefix, suf = last && m->suffix;
-    if (!pre && !suf && cp < 0x800 && cl == tk_utf8_put(cp, (char[4]){0}) && (cp != 0xFFFD || cl == 3))
+    if (!pre && !suf && cp < 0x800 && cl == qfmt__tk_utf8_put(cp, (char[4]){0}) && (cp != 0xFFFD || cl == 3))
         return m->char_id[cp];
-    if (!pre && !suf) return tk_vocab_id(v, c, cl);
+    if (!pre && !suf) return qfmt__tk_vocab_id(v, c, cl);
     tmp->len = 0;
-    if ((pre && tk_str_put(tmp, m->prefix, m->prefix_len) < 0) || tk_str_put(tmp, c, cl) < 0 ||
-        (suf && tk_str_put(tmp, m->suffix, m->suffix_len) < 0))
+    if ((pre && qfmt__tk_str_put(tmp, m->prefix, m->prefix_len) < 0) || qfmt__tk_str_put(tmp, c, cl) < 0 ||
+        (suf && qfmt__tk_str_put(tmp, m->suffix, m->suffix_len) < 0))
         return -2;
-    return tk_vocab_id(v, tmp->p, tmp->len);
+    return qfmt__tk_vocab_id(v, tmp->p, tmp->len);
 }
 
 static int push_sym(tk_bpe_work *w, size_t *ns, int32_t id, uint32_t len)
@@ -310,7 +310,7 @@ static int initial_symbols(const tk_bpe *m, const tk_vocab *v, const char *wd, s
     *ns = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t cl = tk_utf8_next(wd + i, n - i, &cp); /* an invalid byte: a one-byte character */
+        size_t cl = qfmt__tk_utf8_next(wd + i, n - i, &cp); /* an invalid byte: a one-byte character */
         bool first = i == 0, last = i + cl == n;
         int32_t id = char_token(m, v, wd + i, cl, cp, first, last, &w->tmp);
         if (id == -2) return -1;
@@ -347,14 +347,14 @@ static int initial_symbols(const tk_bpe *m, const tk_vocab *v, const char *wd, s
     return 0;
 }
 
-int tk_bpe_encode(const tk_bpe *m, const tk_vocab *v, const char *wd, size_t n, tk_bpe_work **work, tk_ids *out,
+int qfmt__tk_bpe_encode(const tk_bpe *m, const tk_vocab *v, const char *wd, size_t n, tk_bpe_work **work, tk_ids *out,
                   qfmt_error *err)
 {
     if (n == 0) return 0;
-    if (n > (size_t)INT32_MAX / 4) return tk_fail(err, QFMT_E_RANGE, "a word of %zu bytes is too long", n);
+    if (n > (size_t)INT32_MAX / 4) return qfmt__tk_fail(err, QFMT_E_RANGE, "a word of %zu bytes is too long", n);
     if (m->ignore_merges) {
-        int32_t id = tk_vocab_id(v, wd, n);
-        if (id >= 0) return tk_ids_push(out, id) < 0 ? TK_OOM(err) : 0;
+        int32_t id = qfmt__tk_vocab_id(v, wd, n);
+        if (id >= 0) return qfmt__tk_ids_push(out, id) < 0 ? TK_OOM(err) : 0;
     }
     if (!*work && !(*work = calloc(1, sizeof **work))) return TK_OOM(err);
     tk_bpe_work *w = *work;
@@ -388,6 +388,6 @@ int tk_bpe_encode(const tk_bpe *m, const tk_vocab *v, const char *wd, size_t n, 
             return TK_OOM(err);
     }
     for (size_t i = 0; i < ns; i++)
-        if (s[i].len && tk_ids_push(out, s[i].c) < 0) return TK_OOM(err);
+        if (s[i].len && qfmt__tk_ids_push(out, s[i].c) < 0) return TK_OOM(err);
     return 0;
 }

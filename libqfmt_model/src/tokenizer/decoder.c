@@ -88,9 +88,9 @@ static int put_lossy(tk_str *out, const char *s, size_t n)
         bool ok = true;
         size_t len = 0;
         while (j < n && (len = utf8_seq((const unsigned char *)s + j, n - j, &ok), ok)) j += len;
-        if (tk_str_put(out, s + i, j - i) < 0) return -1;
+        if (qfmt__tk_str_put(out, s + i, j - i) < 0) return -1;
         if (j < n) {
-            if (tk_str_put(out, "\xEF\xBF\xBD", 3) < 0) return -1;
+            if (qfmt__tk_str_put(out, "\xEF\xBF\xBD", 3) < 0) return -1;
             j += len;
         }
         i = j;
@@ -102,7 +102,7 @@ static int put_lossy(tk_str *out, const char *s, size_t n)
 static size_t char_len(const char *s, size_t n)
 {
     uint32_t cp;
-    return tk_utf8_next(s, n, &cp);
+    return qfmt__tk_utf8_next(s, n, &cp);
 }
 
 /* The first occurrence of pat[0..m) (m >= 1) in s[0..n), or NULL (memmem is not C11). */
@@ -126,18 +126,18 @@ static int put_replace_all(tk_str *out, const char *s, size_t n, const char *pat
     if (plen == 0) {
         for (size_t i = 0; i < n;) {
             size_t l = char_len(s + i, n - i);
-            if (tk_str_put(out, rep, rlen) < 0 || tk_str_put(out, s + i, l) < 0) return -1;
+            if (qfmt__tk_str_put(out, rep, rlen) < 0 || qfmt__tk_str_put(out, s + i, l) < 0) return -1;
             i += l;
         }
-        return tk_str_put(out, rep, rlen);
+        return qfmt__tk_str_put(out, rep, rlen);
     }
     size_t i = 0;
     while (i < n) {
         const char *hit = find_bytes(s + i, n - i, pat, plen);
         size_t end = hit ? (size_t)(hit - s) : n;
-        if (tk_str_put(out, s + i, end - i) < 0) return -1;
+        if (qfmt__tk_str_put(out, s + i, end - i) < 0) return -1;
         if (!hit) break;
-        if (tk_str_put(out, rep, rlen) < 0) return -1;
+        if (qfmt__tk_str_put(out, rep, rlen) < 0) return -1;
         i = end + plen;
     }
     return 0;
@@ -153,20 +153,20 @@ static const char *const CLEANUP[][2] = {
 static int cleanup(const char *s, size_t n, tk_str *out)
 {
     tk_str a = {0}, b = {0};
-    int rc = tk_str_put(&a, s, n);
+    int rc = qfmt__tk_str_put(&a, s, n);
     for (size_t k = 0; rc == 0 && k < sizeof CLEANUP / sizeof CLEANUP[0]; k++) {
         b.len = 0;
         rc = put_replace_all(&b, a.p, a.len, CLEANUP[k][0], strlen(CLEANUP[k][0]), CLEANUP[k][1],
                              strlen(CLEANUP[k][1]));
-        if (rc == 0 && !b.p) rc = tk_str_reserve(&b, 0); /* keep b.p valid for the swap */
+        if (rc == 0 && !b.p) rc = qfmt__tk_str_reserve(&b, 0); /* keep b.p valid for the swap */
         tk_str t = a;
         a = b;
         b = t;
     }
     out->len = 0;
-    if (rc == 0) rc = tk_str_put(out, a.p, a.len);
-    tk_str_free(&a);
-    tk_str_free(&b);
+    if (rc == 0) rc = qfmt__tk_str_put(out, a.p, a.len);
+    qfmt__tk_str_free(&a);
+    qfmt__tk_str_free(&b);
     return rc;
 }
 
@@ -183,21 +183,21 @@ static int step_byte_level(const tk_list *in, tk_list *out)
         size_t mark = bytes.len;
         for (size_t i = 0; i < n && rc == 0;) {
             uint32_t cp;
-            size_t l = tk_utf8_next(s + i, n - i, &cp);
-            int b = (cp == 0xFFFD) ? -1 : tk_cp_to_byte(cp);
+            size_t l = qfmt__tk_utf8_next(s + i, n - i, &cp);
+            int b = (cp == 0xFFFD) ? -1 : qfmt__tk_cp_to_byte(cp);
             if (b < 0) {
                 bytes.len = mark;
-                rc = tk_str_put(&bytes, s, n);
+                rc = qfmt__tk_str_put(&bytes, s, n);
                 break;
             }
-            rc = tk_str_putc(&bytes, (char)b);
+            rc = qfmt__tk_str_putc(&bytes, (char)b);
             i += l;
         }
     }
     if (rc == 0) rc = put_lossy(&text, bytes.p ? bytes.p : "", bytes.len);
-    if (rc == 0) rc = tk_list_push(out, text.p ? text.p : "", text.len);
-    tk_str_free(&bytes);
-    tk_str_free(&text);
+    if (rc == 0) rc = qfmt__tk_list_push(out, text.p ? text.p : "", text.len);
+    qfmt__tk_str_free(&bytes);
+    qfmt__tk_str_free(&text);
     return rc;
 }
 
@@ -213,18 +213,18 @@ static int step_metaspace(const tk_decoder *d, const tk_list *in, tk_list *out)
          * unless the scheme is "never"; elsewhere each one becomes a space. */
         for (size_t i = 0; i < n && rc == 0;) {
             uint32_t cp;
-            size_t l = tk_utf8_next(s + i, n - i, &cp);
+            size_t l = qfmt__tk_utf8_next(s + i, n - i, &cp);
             if (cp == d->cp && !(cp == 0xFFFD && l == 1)) { /* not an invalid byte read as U+FFFD */
-                if (!(t == 0 && d->prepend)) rc = tk_str_putc(&tok, ' ');
+                if (!(t == 0 && d->prepend)) rc = qfmt__tk_str_putc(&tok, ' ');
                 i += l;
                 continue;
             }
-            rc = tk_str_put(&tok, s + i, l);
+            rc = qfmt__tk_str_put(&tok, s + i, l);
             i += l;
         }
-        if (rc == 0) rc = tk_list_push(out, tok.p ? tok.p : "", tok.len);
+        if (rc == 0) rc = qfmt__tk_list_push(out, tok.p ? tok.p : "", tok.len);
     }
-    tk_str_free(&tok);
+    qfmt__tk_str_free(&tok);
     return rc;
 }
 
@@ -253,9 +253,9 @@ static int flush_bytes(tk_str *pending, size_t count, tk_list *out)
 {
     int rc = 0;
     if (count == 0) return 0;
-    if (utf8_valid(pending->p, pending->len)) rc = tk_list_push(out, pending->p, pending->len);
+    if (utf8_valid(pending->p, pending->len)) rc = qfmt__tk_list_push(out, pending->p, pending->len);
     else
-        for (size_t i = 0; i < count && rc == 0; i++) rc = tk_list_push(out, "\xEF\xBF\xBD", 3);
+        for (size_t i = 0; i < count && rc == 0; i++) rc = qfmt__tk_list_push(out, "\xEF\xBF\xBD", 3);
     pending->len = 0;
     return rc;
 }
@@ -270,16 +270,16 @@ static int step_byte_fallback(const tk_list *in, tk_list *out)
         const char *s = tk_list_at(in, t, &n);
         unsigned char b;
         if (byte_token(s, n, &b)) {
-            rc = tk_str_putc(&pending, (char)b);
+            rc = qfmt__tk_str_putc(&pending, (char)b);
             count++;
             continue;
         }
         rc = flush_bytes(&pending, count, out);
         count = 0;
-        if (rc == 0) rc = tk_list_push(out, s, n);
+        if (rc == 0) rc = qfmt__tk_list_push(out, s, n);
     }
     if (rc == 0) rc = flush_bytes(&pending, count, out);
-    tk_str_free(&pending);
+    qfmt__tk_str_free(&pending);
     return rc;
 }
 
@@ -289,7 +289,7 @@ static int join(const tk_list *in, tk_str *out)
     for (size_t t = 0; t < in->n; t++) {
         size_t n;
         const char *s = tk_list_at(in, t, &n);
-        if (tk_str_put(out, s, n) < 0) return -1;
+        if (qfmt__tk_str_put(out, s, n) < 0) return -1;
     }
     return 0;
 }
@@ -298,15 +298,15 @@ static int step_fuse(const tk_list *in, tk_list *out)
 {
     tk_str all = {0};
     int rc = join(in, &all);
-    if (rc == 0) rc = tk_list_push(out, all.p ? all.p : "", all.len);
-    tk_str_free(&all);
+    if (rc == 0) rc = qfmt__tk_list_push(out, all.p ? all.p : "", all.len);
+    qfmt__tk_str_free(&all);
     return rc;
 }
 
 static int step_strip(const tk_decoder *d, const tk_list *in, tk_list *out)
 {
     char c[4];
-    size_t cl = tk_utf8_put(d->cp, c);
+    size_t cl = qfmt__tk_utf8_put(d->cp, c);
     for (size_t t = 0; t < in->n; t++) {
         size_t n;
         const char *s = tk_list_at(in, t, &n);
@@ -315,7 +315,7 @@ static int step_strip(const tk_decoder *d, const tk_list *in, tk_list *out)
         /* HF panics where the trailing cut would cross the leading one; it stops there. A
          * match at the end is a whole character: valid UTF-8 synchronises on lead bytes. */
         for (size_t k = 0; k < d->stop && e - b >= cl && memcmp(s + e - cl, c, cl) == 0; k++) e -= cl;
-        if (tk_list_push(out, s + b, e - b) < 0) return -1;
+        if (qfmt__tk_list_push(out, s + b, e - b) < 0) return -1;
     }
     return 0;
 }
@@ -324,7 +324,7 @@ static int step_strip(const tk_decoder *d, const tk_list *in, tk_list *out)
 static int replace_find(const tk_decoder *d, pcre2_match_data *md, const char *s, size_t n, size_t pos, size_t *ms,
                         size_t *me, qfmt_error *err)
 {
-    if (d->re) return tk_regex_find(d->re, md, s, n, pos, ms, me, err);
+    if (d->re) return qfmt__tk_regex_find(d->re, md, s, n, pos, ms, me, err);
     if (d->alen == 0) {
         *ms = *me = pos;
         return 1;
@@ -355,26 +355,26 @@ static int replace_token(const tk_decoder *d, pcre2_match_data *md, const char *
             pos += char_len(s + pos, n - pos);
             continue;
         }
-        if (tk_str_put(tok, s + prev, ms - prev) < 0 || tk_str_put(tok, d->b, d->blen) < 0) return TK_OOM(err);
+        if (qfmt__tk_str_put(tok, s + prev, ms - prev) < 0 || qfmt__tk_str_put(tok, d->b, d->blen) < 0) return TK_OOM(err);
         prev = last_end = pos = me;
     }
-    if (tk_str_put(tok, s + prev, n - prev) < 0) return TK_OOM(err);
+    if (qfmt__tk_str_put(tok, s + prev, n - prev) < 0) return TK_OOM(err);
     return 0;
 }
 
 static int step_replace(const tk_decoder *d, const tk_list *in, tk_list *out, qfmt_error *err)
 {
     pcre2_match_data *md = NULL;
-    if (d->re && !(md = tk_regex_match_data(d->re))) return TK_OOM(err);
+    if (d->re && !(md = qfmt__tk_regex_match_data(d->re))) return TK_OOM(err);
     tk_str tok = {0};
     int rc = 0;
     for (size_t t = 0; t < in->n && rc == 0; t++) {
         size_t n;
         const char *s = tk_list_at(in, t, &n);
         rc = replace_token(d, md, s, n, &tok, err);
-        if (rc == 0 && tk_list_push(out, tok.p ? tok.p : "", tok.len) < 0) rc = TK_OOM(err);
+        if (rc == 0 && qfmt__tk_list_push(out, tok.p ? tok.p : "", tok.len) < 0) rc = TK_OOM(err);
     }
-    tk_str_free(&tok);
+    qfmt__tk_str_free(&tok);
     pcre2_match_data_free(md);
     return rc;
 }
@@ -387,17 +387,17 @@ static int step_wordpiece(const tk_decoder *d, const tk_list *in, tk_list *out)
         size_t n;
         const char *s = tk_list_at(in, t, &n);
         tok.len = 0;
-        if (t == 0) rc = tk_str_put(&tok, s, n);
-        else if (n >= d->alen && memcmp(s, d->a, d->alen) == 0) rc = tk_str_put(&tok, s + d->alen, n - d->alen);
-        else if ((rc = tk_str_putc(&tok, ' ')) == 0) rc = tk_str_put(&tok, s, n);
+        if (t == 0) rc = qfmt__tk_str_put(&tok, s, n);
+        else if (n >= d->alen && memcmp(s, d->a, d->alen) == 0) rc = qfmt__tk_str_put(&tok, s + d->alen, n - d->alen);
+        else if ((rc = qfmt__tk_str_putc(&tok, ' ')) == 0) rc = qfmt__tk_str_put(&tok, s, n);
         if (rc == 0 && d->cleanup) {
             rc = cleanup(tok.p ? tok.p : "", tok.len, &clean);
-            if (rc == 0) rc = tk_list_push(out, clean.p ? clean.p : "", clean.len);
+            if (rc == 0) rc = qfmt__tk_list_push(out, clean.p ? clean.p : "", clean.len);
         } else if (rc == 0)
-            rc = tk_list_push(out, tok.p ? tok.p : "", tok.len);
+            rc = qfmt__tk_list_push(out, tok.p ? tok.p : "", tok.len);
     }
-    tk_str_free(&tok);
-    tk_str_free(&clean);
+    qfmt__tk_str_free(&tok);
+    qfmt__tk_str_free(&clean);
     return rc;
 }
 
@@ -411,9 +411,9 @@ static int step_bpe(const tk_decoder *d, const tk_list *in, tk_list *out)
         bool last = t + 1 == in->n;
         tok.len = 0;
         rc = put_replace_all(&tok, s, n, d->a, d->alen, " ", last ? 0 : 1);
-        if (rc == 0) rc = tk_list_push(out, tok.p ? tok.p : "", tok.len);
+        if (rc == 0) rc = qfmt__tk_list_push(out, tok.p ? tok.p : "", tok.len);
     }
-    tk_str_free(&tok);
+    qfmt__tk_str_free(&tok);
     return rc;
 }
 
@@ -437,10 +437,10 @@ static int step_ctc(const tk_decoder *d, const tk_list *in, tk_list *out)
             a.len = 0;
             if (rc == 0) rc = put_replace_all(&a, b.p ? b.p : "", b.len, d->b, d->blen, " ", 1);
         }
-        if (rc == 0 && a.len > 0) rc = tk_list_push(out, a.p, a.len);
+        if (rc == 0 && a.len > 0) rc = qfmt__tk_list_push(out, a.p, a.len);
     }
-    tk_str_free(&a);
-    tk_str_free(&b);
+    qfmt__tk_str_free(&a);
+    qfmt__tk_str_free(&b);
     return rc;
 }
 
@@ -470,7 +470,7 @@ static int apply(const tk_decoder *d, tk_list *cur, tk_list *tmp, qfmt_error *er
             if (apply(d->subs[i], cur, tmp, err) < 0) return -1;
         return 0;
     }
-    tk_list_clear(tmp);
+    qfmt__tk_list_clear(tmp);
     if (step(d, cur, tmp, err) < 0) return -1;
     tk_list t = *cur;
     *cur = *tmp;
@@ -478,30 +478,30 @@ static int apply(const tk_decoder *d, tk_list *cur, tk_list *tmp, qfmt_error *er
     return 0;
 }
 
-int tk_decode(const tk_decoder *d, tk_list *tokens, tk_str *out, qfmt_error *err)
+int qfmt__tk_decode(const tk_decoder *d, tk_list *tokens, tk_str *out, qfmt_error *err)
 {
     tk_list tmp = {0};
     int rc = apply(d, tokens, &tmp, err);
-    tk_list_free(&tmp);
+    qfmt__tk_list_free(&tmp);
     if (rc < 0) return -1;
     /* the final list back to back; lossily, so that the text is valid UTF-8 whatever bytes
      * the token strings held (HF's tokens are Strings: no change for valid ones) */
     tk_str all = {0};
     rc = join(tokens, &all);
     if (rc == 0) rc = put_lossy(out, all.p ? all.p : "", all.len);
-    tk_str_free(&all);
+    qfmt__tk_str_free(&all);
     return rc < 0 ? TK_OOM(err) : 0;
 }
 
 /* ---- Loading ------------------------------------------------------------------------------ */
-void tk_decoder_free(tk_decoder *d)
+void qfmt__tk_decoder_free(tk_decoder *d)
 {
     if (!d) return;
-    for (size_t i = 0; i < d->nsubs; i++) tk_decoder_free(d->subs[i]);
+    for (size_t i = 0; i < d->nsubs; i++) qfmt__tk_decoder_free(d->subs[i]);
     free(d->subs);
     free(d->a);
     free(d->b);
-    tk_regex_free(d->re);
+    qfmt__tk_regex_free(d->re);
     free(d);
 }
 
@@ -520,11 +520,11 @@ static int json_char(const cJSON *j, const char *key, const char *dflt, uint32_t
 {
     const char *s;
     size_t n;
-    if (tk_json_string(j, key, dflt, &s, &n, where, err) < 0) return -1;
-    if (!s) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", where, key);
-    size_t l = n ? tk_utf8_next(s, n, cp) : 0;
+    if (qfmt__tk_json_string(j, key, dflt, &s, &n, where, err) < 0) return -1;
+    if (!s) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", where, key);
+    size_t l = n ? qfmt__tk_utf8_next(s, n, cp) : 0;
     if (n == 0 || l != n || (l == 1 && *cp == 0xFFFD)) /* one byte read as U+FFFD: invalid */
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a single character", where, key);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a single character", where, key);
     return 0;
 }
 
@@ -533,8 +533,8 @@ static int string_field(const cJSON *j, const char *key, const char *dflt, char 
 {
     const char *s;
     size_t n;
-    if (tk_json_string(j, key, dflt, &s, &n, where, err) < 0) return -1;
-    if (!s) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", where, key);
+    if (qfmt__tk_json_string(j, key, dflt, &s, &n, where, err) < 0) return -1;
+    if (!s) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", where, key);
     return dup_field(dst, dlen, s, n, err);
 }
 
@@ -542,10 +542,10 @@ static int load_metaspace(const cJSON *j, tk_decoder *d, const char *where, qfmt
 {
     if (json_char(j, "replacement", NULL, &d->cp, where, err) < 0) return -1;
     const char *scheme;
-    if (tk_json_string(j, "prepend_scheme", NULL, &scheme, NULL, where, err) < 0) return -1;
+    if (qfmt__tk_json_string(j, "prepend_scheme", NULL, &scheme, NULL, where, err) < 0) return -1;
     const cJSON *aps = cJSON_GetObjectItemCaseSensitive(j, "add_prefix_space");
     bool legacy = true;
-    if (tk_json_bool(j, "add_prefix_space", true, &legacy, where, err) < 0) return -1;
+    if (qfmt__tk_json_bool(j, "add_prefix_space", true, &legacy, where, err) < 0) return -1;
     if (!scheme) {
         /* legacy files: add_prefix_space alone (false: never) */
         d->prepend = legacy;
@@ -553,9 +553,9 @@ static int load_metaspace(const cJSON *j, tk_decoder *d, const char *where, qfmt
     }
     bool never = strcmp(scheme, "never") == 0;
     if (!never && strcmp(scheme, "always") != 0 && strcmp(scheme, "first") != 0)
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.prepend_scheme '%.40s' is not always, first or never", where, scheme);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.prepend_scheme '%.40s' is not always, first or never", where, scheme);
     if (cJSON_IsFalse(aps) && !never) /* HF refuses this combination */
-        return tk_fail(err, QFMT_E_CORRUPT, "%s: add_prefix_space false does not match prepend_scheme '%s'", where,
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: add_prefix_space false does not match prepend_scheme '%s'", where,
                        scheme);
     d->prepend = !never;
     return 0;
@@ -565,8 +565,8 @@ static int load_strip(const cJSON *j, tk_decoder *d, const char *where, qfmt_err
 {
     uint64_t start, stop;
     if (json_char(j, "content", NULL, &d->cp, where, err) < 0 ||
-        tk_json_uint(j, "start", 0, SIZE_MAX / 8, &start, where, err) < 0 ||
-        tk_json_uint(j, "stop", 0, SIZE_MAX / 8, &stop, where, err) < 0)
+        qfmt__tk_json_uint(j, "start", 0, SIZE_MAX / 8, &start, where, err) < 0 ||
+        qfmt__tk_json_uint(j, "stop", 0, SIZE_MAX / 8, &stop, where, err) < 0)
         return -1;
     d->start = (size_t)start;
     d->stop = (size_t)stop;
@@ -581,13 +581,13 @@ static int load_replace(const cJSON *j, tk_decoder *d, const char *where, qfmt_e
     const cJSON *rx = cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, "Regex") : NULL;
     const cJSON *pat = str ? str : rx;
     if (!cJSON_IsString(pat) || !pat->valuestring || (str && rx))
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": s} or {\"Regex\": s}", where);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": s} or {\"Regex\": s}", where);
     if (string_field(j, "content", NULL, &d->b, &d->blen, where, err) < 0) return -1;
     if (dup_field(&d->a, &d->alen, pat->valuestring, strlen(pat->valuestring), err) < 0) return -1;
     if (rx) {
         char w[160];
         snprintf(w, sizeof w, "%s.pattern", where);
-        if (!(d->re = tk_regex_compile(d->a, d->alen, w, err))) return -1;
+        if (!(d->re = qfmt__tk_regex_compile(d->a, d->alen, w, err))) return -1;
     }
     return 0;
 }
@@ -597,9 +597,9 @@ static int load_any(const cJSON *j, const char *where, int depth, tk_decoder **o
 static int load_sequence(const cJSON *j, tk_decoder *d, const char *where, int depth, qfmt_error *err)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "decoders");
-    if (!cJSON_IsArray(arr)) return tk_fail(err, QFMT_E_CORRUPT, "%s.decoders is not an array", where);
+    if (!cJSON_IsArray(arr)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.decoders is not an array", where);
     if (depth >= TK_MAX_DEPTH)
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "%s: Sequence nested deeper than %d", where, TK_MAX_DEPTH);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: Sequence nested deeper than %d", where, TK_MAX_DEPTH);
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n && !(d->subs = calloc(n, sizeof *d->subs))) return TK_OOM(err);
     const cJSON *x;
@@ -627,7 +627,7 @@ static int load_fields(const cJSON *j, const char *type, tk_decoder *d, const ch
     else if (strcmp(type, "WordPiece") == 0) {
         d->kind = D_WORDPIECE;
         if (string_field(j, "prefix", "##", &d->a, &d->alen, where, err) < 0) return -1;
-        return tk_json_bool(j, "cleanup", true, &d->cleanup, where, err);
+        return qfmt__tk_json_bool(j, "cleanup", true, &d->cleanup, where, err);
     } else if (strcmp(type, "BPEDecoder") == 0) {
         d->kind = D_BPE;
         return string_field(j, "suffix", "</w>", &d->a, &d->alen, where, err);
@@ -636,11 +636,11 @@ static int load_fields(const cJSON *j, const char *type, tk_decoder *d, const ch
         if (string_field(j, "pad_token", "<pad>", &d->a, &d->alen, where, err) < 0 ||
             string_field(j, "word_delimiter_token", "|", &d->b, &d->blen, where, err) < 0)
             return -1;
-        return tk_json_bool(j, "cleanup", true, &d->cleanup, where, err);
+        return qfmt__tk_json_bool(j, "cleanup", true, &d->cleanup, where, err);
     } else {
         char shown[80];
         qfmt_escape(type, strlen(type) < 60 ? strlen(type) : 60, shown, sizeof shown);
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", where, shown);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", where, shown);
     }
     return 0;
 }
@@ -648,16 +648,16 @@ static int load_fields(const cJSON *j, const char *type, tk_decoder *d, const ch
 static int load_any(const cJSON *j, const char *where, int depth, tk_decoder **out, qfmt_error *err)
 {
     *out = NULL;
-    const char *type = tk_json_type(j, where, err);
+    const char *type = qfmt__tk_json_type(j, where, err);
     if (!type) return -1;
     tk_decoder *d = calloc(1, sizeof *d);
     if (!d) return TK_OOM(err);
     if (load_fields(j, type, d, where, depth, err) < 0) {
-        tk_decoder_free(d);
+        qfmt__tk_decoder_free(d);
         return -1;
     }
     *out = d;
     return 0;
 }
 
-int tk_decoder_load(const cJSON *j, tk_decoder **out, qfmt_error *err) { return load_any(j, "decoder", 0, out, err); }
+int qfmt__tk_decoder_load(const cJSON *j, tk_decoder **out, qfmt_error *err) { return load_any(j, "decoder", 0, out, err); }

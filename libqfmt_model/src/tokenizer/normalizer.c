@@ -5,7 +5,7 @@
  *
  * Only the normalized text is produced (no alignments: the pipeline does not report offsets).
  * Unicode data comes from utf8proc. Invalid UTF-8 in the input: the normalizers that work on
- * code points take each invalid byte as U+FFFD (tk_utf8_next); Prepend, Strip, ByteLevel and
+ * code points take each invalid byte as U+FFFD (qfmt__tk_utf8_next); Prepend, Strip, ByteLevel and
  * Replace with a String pattern work on bytes and pass them through. */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
@@ -55,7 +55,7 @@ static bool is_ascii(const char *s, size_t n)
     return acc < 0x80;
 }
 
-/* An invalid byte is the only thing tk_utf8_next reads as U+FFFD in one byte (a real U+FFFD
+/* An invalid byte is the only thing qfmt__tk_utf8_next reads as U+FFFD in one byte (a real U+FFFD
  * is three bytes). */
 static bool is_valid_utf8(const char *s, size_t n)
 {
@@ -66,7 +66,7 @@ static bool is_valid_utf8(const char *s, size_t n)
             continue;
         }
         uint32_t cp;
-        size_t k = tk_utf8_next(s + i, n - i, &cp);
+        size_t k = qfmt__tk_utf8_next(s + i, n - i, &cp);
         if (cp == 0xFFFD && k == 1) return false;
         i += k;
     }
@@ -84,8 +84,8 @@ static int as_valid_utf8(const char *in, size_t n, tk_str *tmp, const char **s, 
     }
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = tk_utf8_next(in + i, n - i, &cp);
-        if (tk_str_put_cp(tmp, cp) < 0) return TK_OOM(err);
+        size_t k = qfmt__tk_utf8_next(in + i, n - i, &cp);
+        if (qfmt__tk_str_put_cp(tmp, cp) < 0) return TK_OOM(err);
         i += k;
     }
     *s = tmp->p ? tmp->p : "";
@@ -95,12 +95,12 @@ static int as_valid_utf8(const char *in, size_t n, tk_str *tmp, const char **s, 
 
 static int put(tk_str *out, const void *b, size_t n, qfmt_error *err)
 {
-    return tk_str_put(out, b, n) < 0 ? TK_OOM(err) : 0;
+    return qfmt__tk_str_put(out, b, n) < 0 ? TK_OOM(err) : 0;
 }
 
 static int put_cp(tk_str *out, uint32_t cp, qfmt_error *err)
 {
-    return tk_str_put_cp(out, cp) < 0 ? TK_OOM(err) : 0;
+    return qfmt__tk_str_put_cp(out, cp) < 0 ? TK_OOM(err) : 0;
 }
 
 /* Two scratch buffers that stages of a chain write to in turn: each stage reads the previous
@@ -129,8 +129,8 @@ static void chain_advance(chain *c)
 
 static void chain_free(chain *c)
 {
-    tk_str_free(&c->buf[0]);
-    tk_str_free(&c->buf[1]);
+    qfmt__tk_str_free(&c->buf[0]);
+    qfmt__tk_str_free(&c->buf[1]);
 }
 
 /* ---- Unicode normalization forms ------------------------------------------------------- */
@@ -138,13 +138,13 @@ static void chain_free(chain *c)
 static int map_region(utf8proc_option_t opts, const char *s, size_t len, tk_str *out, qfmt_error *err)
 {
     if (len > (size_t)(PTRDIFF_MAX / 8)) /* utf8proc sizes its buffer in code points */
-        return tk_fail(err, QFMT_E_RANGE, "text too long to normalize (%zu bytes)", len);
+        return qfmt__tk_fail(err, QFMT_E_RANGE, "text too long to normalize (%zu bytes)", len);
     utf8proc_uint8_t *r = NULL;
     utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &r, opts);
     if (k < 0) {
         free(r);
         if (k == UTF8PROC_ERROR_NOMEM) return TK_OOM(err);
-        return tk_fail(err, QFMT_E_RANGE, "unicode normalization failed: %s", utf8proc_errmsg(k));
+        return qfmt__tk_fail(err, QFMT_E_RANGE, "unicode normalization failed: %s", utf8proc_errmsg(k));
     }
     int rc = put(out, r, (size_t)k, err);
     free(r);
@@ -178,7 +178,7 @@ static int run_unicode(utf8proc_option_t opts, const char *in, size_t n, tk_str 
         if (rc == 0 && e > b) rc = map_region(opts, s + b, e - b, out, err);
         i = e;
     }
-    tk_str_free(&tmp);
+    qfmt__tk_str_free(&tmp);
     return rc;
 }
 
@@ -192,7 +192,7 @@ static int run_unicode(utf8proc_option_t opts, const char *in, size_t n, tk_str 
  * multi-character lowercase mapping of SpecialCasing.txt. */
 static int put_lower(tk_str *out, uint32_t cp, qfmt_error *err)
 {
-    if (cp < 0x80) return tk_str_putc(out, (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp)) < 0 ? TK_OOM(err) : 0;
+    if (cp < 0x80) return qfmt__tk_str_putc(out, (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp)) < 0 ? TK_OOM(err) : 0;
     if (cp == 0x130) { /* LATIN CAPITAL LETTER I WITH DOT ABOVE -> i + COMBINING DOT ABOVE */
         if (put_cp(out, 0x69, err) < 0) return -1;
         return put_cp(out, 0x307, err);
@@ -202,10 +202,10 @@ static int put_lower(tk_str *out, uint32_t cp, qfmt_error *err)
 
 static int run_lowercase(const char *in, size_t n, tk_str *out, qfmt_error *err)
 {
-    if (tk_str_reserve(out, n) < 0) return TK_OOM(err);
+    if (qfmt__tk_str_reserve(out, n) < 0) return TK_OOM(err);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        i += tk_utf8_next(in + i, n - i, &cp);
+        i += qfmt__tk_utf8_next(in + i, n - i, &cp);
         if (put_lower(out, cp, err) < 0) return -1;
     }
     return 0;
@@ -220,10 +220,10 @@ static bool is_mark(uint32_t cp)
 /* Removes the code points for which drop() is true (U+FFFD for invalid bytes). */
 static int run_filter(bool (*drop)(uint32_t), const char *in, size_t n, tk_str *out, qfmt_error *err)
 {
-    if (tk_str_reserve(out, n) < 0) return TK_OOM(err);
+    if (qfmt__tk_str_reserve(out, n) < 0) return TK_OOM(err);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = tk_utf8_next(in + i, n - i, &cp);
+        size_t k = qfmt__tk_utf8_next(in + i, n - i, &cp);
         i += k;
         if (!drop(cp) && put_cp(out, cp, err) < 0) return -1;
     }
@@ -252,10 +252,10 @@ static uint32_t nmt_map(uint32_t c)
 
 static int run_nmt(const char *in, size_t n, tk_str *out, qfmt_error *err)
 {
-    if (tk_str_reserve(out, n) < 0) return TK_OOM(err);
+    if (qfmt__tk_str_reserve(out, n) < 0) return TK_OOM(err);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        i += tk_utf8_next(in + i, n - i, &cp);
+        i += qfmt__tk_utf8_next(in + i, n - i, &cp);
         if (!nmt_drop(cp) && put_cp(out, nmt_map(cp), err) < 0) return -1;
     }
     return 0;
@@ -264,7 +264,7 @@ static int run_nmt(const char *in, size_t n, tk_str *out, qfmt_error *err)
 /* ---- BertNormalizer -------------------------------------------------------------------- */
 /* bert.rs: \t \n \r count as whitespace, not as control characters; "control" is any Other
  * category (Cc, Cf, Cn, Co; Cs cannot occur). */
-static bool bert_is_whitespace(uint32_t c) { return c == '\t' || c == '\n' || c == '\r' || tk_is_whitespace(c); }
+static bool bert_is_whitespace(uint32_t c) { return c == '\t' || c == '\n' || c == '\r' || qfmt__tk_is_whitespace(c); }
 
 static bool bert_is_control(uint32_t c)
 {
@@ -286,10 +286,10 @@ static bool bert_is_chinese(uint32_t c)
  * (' ' on each side of a CJK ideograph): both per code point, so one pass. */
 static int bert_clean(const tk_normalizer *nz, const char *in, size_t n, tk_str *out, qfmt_error *err)
 {
-    if (tk_str_reserve(out, n) < 0) return TK_OOM(err);
+    if (qfmt__tk_str_reserve(out, n) < 0) return TK_OOM(err);
     for (size_t i = 0; i < n;) {
         uint32_t c;
-        i += tk_utf8_next(in + i, n - i, &c);
+        i += qfmt__tk_utf8_next(in + i, n - i, &c);
         if (nz->clean_text) {
             if (c == 0 || c == 0xFFFD || bert_is_control(c)) continue;
             if (bert_is_whitespace(c)) c = ' ';
@@ -309,7 +309,7 @@ static int bert_strip_accents(const char *in, size_t n, tk_str *out, qfmt_error 
     tk_str nfd = {0};
     int rc = run_unicode(OPTS_NFD, in, n, &nfd, err);
     if (rc == 0) rc = run_filter(is_nonspacing_mark, nfd.p ? nfd.p : "", nfd.len, out, err);
-    tk_str_free(&nfd);
+    qfmt__tk_str_free(&nfd);
     return rc;
 }
 
@@ -337,14 +337,14 @@ static int run_bert(const tk_normalizer *nz, const char *in, size_t n, tk_str *o
 
 /* ---- Strip, Prepend, ByteLevel: byte-level edits --------------------------------------- */
 /* Strip removes leading / trailing Unicode White_Space (Rust's char::is_whitespace). The text
- * is read forward so that an invalid byte (never whitespace) splits it as tk_utf8_next does. */
+ * is read forward so that an invalid byte (never whitespace) splits it as qfmt__tk_utf8_next does. */
 static int run_strip(const tk_normalizer *nz, const char *in, size_t n, tk_str *out, qfmt_error *err)
 {
     size_t first = n, last_end = 0; /* first non-whitespace byte, end of the last one */
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = tk_utf8_next(in + i, n - i, &cp);
-        if (!tk_is_whitespace(cp)) {
+        size_t k = qfmt__tk_utf8_next(in + i, n - i, &cp);
+        if (!qfmt__tk_is_whitespace(cp)) {
             if (first == n) first = i;
             last_end = i + k;
         }
@@ -368,7 +368,7 @@ static int run_prepend(const tk_normalizer *nz, const char *in, size_t n, tk_str
  * included: the mapping is on bytes). */
 static int run_byte_level(const tk_normalizer *nz, const char *in, size_t n, tk_str *out, qfmt_error *err)
 {
-    if (n > SIZE_MAX / 2 || tk_str_reserve(out, 2 * n) < 0) return TK_OOM(err);
+    if (n > SIZE_MAX / 2 || qfmt__tk_str_reserve(out, 2 * n) < 0) return TK_OOM(err);
     for (size_t i = 0; i < n; i++)
         if (put_cp(out, nz->byte_cp[(unsigned char)in[i]], err) < 0) return -1;
     return 0;
@@ -384,7 +384,7 @@ static int replace_string(const tk_normalizer *nz, const char *in, size_t n, tk_
     if (nz->pattern_len == 0) {
         for (size_t i = 0; i < n;) {
             uint32_t cp;
-            size_t k = tk_utf8_next(in + i, n - i, &cp);
+            size_t k = qfmt__tk_utf8_next(in + i, n - i, &cp);
             if (put(out, nz->text, nz->text_len, err) < 0 || put(out, in + i, k, err) < 0) return -1;
             i += k;
         }
@@ -406,21 +406,21 @@ static int replace_string(const tk_normalizer *nz, const char *in, size_t n, tk_
 static int replace_regex_valid(const tk_normalizer *nz, const char *s, size_t n, tk_str *out, qfmt_error *err)
 {
     if (n == 0) return 0; /* pattern.rs: no match in an empty string */
-    pcre2_match_data *md = tk_regex_match_data(nz->re);
+    pcre2_match_data *md = qfmt__tk_regex_match_data(nz->re);
     if (!md) return TK_OOM(err);
     size_t search = 0, copied = 0, last_match_end = 0;
     bool have_last = false;
     int rc = 0;
     while (search <= n) {
         size_t ms, me;
-        int f = tk_regex_find(nz->re, md, s, n, search, &ms, &me, err);
+        int f = qfmt__tk_regex_find(nz->re, md, s, n, search, &ms, &me, err);
         if (f <= 0) {
             rc = f;
             break;
         }
         if (ms == me && have_last && last_match_end == me) {
             uint32_t cp;
-            search += search < n ? tk_utf8_next(s + search, n - search, &cp) : 1;
+            search += search < n ? qfmt__tk_utf8_next(s + search, n - search, &cp) : 1;
             continue;
         }
         if (put(out, s + copied, ms - copied, err) < 0 || put(out, nz->text, nz->text_len, err) < 0) {
@@ -442,7 +442,7 @@ static int replace_regex(const tk_normalizer *nz, const char *in, size_t n, tk_s
     size_t len;
     int rc = as_valid_utf8(in, n, &tmp, &s, &len, err);
     if (rc == 0) rc = replace_regex_valid(nz, s, len, out, err);
-    tk_str_free(&tmp);
+    qfmt__tk_str_free(&tmp);
     return rc;
 }
 
@@ -481,10 +481,10 @@ static int run(const tk_normalizer *nz, const char *in, size_t n, tk_str *out, q
     case NZ_NMT: return run_nmt(in, n, out, err);
     case NZ_SEQUENCE: return run_sequence(nz, in, n, out, err);
     }
-    return tk_fail(err, QFMT_E_STATE, "normalizer of unknown kind %d", (int)nz->kind);
+    return qfmt__tk_fail(err, QFMT_E_STATE, "normalizer of unknown kind %d", (int)nz->kind);
 }
 
-int tk_normalize(const tk_normalizer *nz, const char *in, size_t n, tk_str *out, qfmt_error *err)
+int qfmt__tk_normalize(const tk_normalizer *nz, const char *in, size_t n, tk_str *out, qfmt_error *err)
 {
     out->len = 0;
     if (out->p) out->p[0] = '\0';
@@ -493,15 +493,15 @@ int tk_normalize(const tk_normalizer *nz, const char *in, size_t n, tk_str *out,
 }
 
 /* ---- Loading --------------------------------------------------------------------------- */
-void tk_normalizer_free(tk_normalizer *nz)
+void qfmt__tk_normalizer_free(tk_normalizer *nz)
 {
     if (!nz) return;
-    for (size_t i = 0; i < nz->nkids; i++) tk_normalizer_free(nz->kids[i]);
+    for (size_t i = 0; i < nz->nkids; i++) qfmt__tk_normalizer_free(nz->kids[i]);
     free(nz->kids);
     free(nz->text);
     free(nz->pattern);
     free(nz->byte_cp);
-    tk_regex_free(nz->re);
+    qfmt__tk_regex_free(nz->re);
     free(nz);
 }
 
@@ -520,26 +520,26 @@ static int required_string(const cJSON *j, const char *key, const char *path, ch
                            qfmt_error *err)
 {
     const char *s;
-    if (tk_json_string(j, key, NULL, &s, len, path, err) < 0) return -1;
-    if (!s) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", path, key);
+    if (qfmt__tk_json_string(j, key, NULL, &s, len, path, err) < 0) return -1;
+    if (!s) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", path, key);
     if (!(*out = dup_bytes(s, *len))) return TK_OOM(err);
     return 0;
 }
 
 static int load_strip(const cJSON *j, tk_normalizer *nz, const char *path, qfmt_error *err)
 {
-    if (tk_json_bool(j, "strip_left", true, &nz->strip_left, path, err) < 0) return -1;
-    return tk_json_bool(j, "strip_right", true, &nz->strip_right, path, err);
+    if (qfmt__tk_json_bool(j, "strip_left", true, &nz->strip_left, path, err) < 0) return -1;
+    return qfmt__tk_json_bool(j, "strip_right", true, &nz->strip_right, path, err);
 }
 
 /* Defaults as BertNormalizer::default(); strip_accents absent or null follows lowercase. */
 static int load_bert(const cJSON *j, tk_normalizer *nz, const char *path, qfmt_error *err)
 {
-    if (tk_json_bool(j, "clean_text", true, &nz->clean_text, path, err) < 0 ||
-        tk_json_bool(j, "handle_chinese_chars", true, &nz->chinese_chars, path, err) < 0 ||
-        tk_json_bool(j, "lowercase", true, &nz->lowercase, path, err) < 0)
+    if (qfmt__tk_json_bool(j, "clean_text", true, &nz->clean_text, path, err) < 0 ||
+        qfmt__tk_json_bool(j, "handle_chinese_chars", true, &nz->chinese_chars, path, err) < 0 ||
+        qfmt__tk_json_bool(j, "lowercase", true, &nz->lowercase, path, err) < 0)
         return -1;
-    return tk_json_bool(j, "strip_accents", nz->lowercase, &nz->strip_accents, path, err);
+    return qfmt__tk_json_bool(j, "strip_accents", nz->lowercase, &nz->strip_accents, path, err);
 }
 
 /* pattern: {"String": s} or {"Regex": r} (serde's externally tagged enum: exactly one key). */
@@ -549,7 +549,7 @@ static int load_replace(const cJSON *j, tk_normalizer *nz, const char *path, qfm
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "pattern");
     const cJSON *v = cJSON_IsObject(p) ? p->child : NULL;
     if (!v || v->next || !cJSON_IsString(v) || !v->valuestring || !v->string)
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": ...} or {\"Regex\": ...}", path);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": ...} or {\"Regex\": ...}", path);
     size_t len = strlen(v->valuestring);
     if (strcmp(v->string, "String") == 0) {
         if (!(nz->pattern = dup_bytes(v->valuestring, len))) return TK_OOM(err);
@@ -560,16 +560,16 @@ static int load_replace(const cJSON *j, tk_normalizer *nz, const char *path, qfm
         char where[PATH_MAX_LEN + 16];
         int k = snprintf(where, sizeof where, "%s.pattern", path);
         if (k < 0 || (size_t)k >= sizeof where) where[0] = '\0';
-        nz->re = tk_regex_compile(v->valuestring, len, where, err);
+        nz->re = qfmt__tk_regex_compile(v->valuestring, len, where, err);
         return nz->re ? 0 : -1;
     }
-    return tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": ...} or {\"Regex\": ...}", path);
+    return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": ...} or {\"Regex\": ...}", path);
 }
 
 static int load_byte_level(tk_normalizer *nz, qfmt_error *err)
 {
     if (!(nz->byte_cp = malloc(256 * sizeof *nz->byte_cp))) return TK_OOM(err);
-    for (unsigned b = 0; b < 256; b++) nz->byte_cp[b] = tk_byte_to_cp((uint8_t)b);
+    for (unsigned b = 0; b < 256; b++) nz->byte_cp[b] = qfmt__tk_byte_to_cp((uint8_t)b);
     return 0;
 }
 
@@ -578,9 +578,9 @@ static int load_node(const cJSON *j, int depth, const char *path, tk_normalizer 
 static int load_sequence(const cJSON *j, tk_normalizer *nz, int depth, const char *path, qfmt_error *err)
 {
     if (depth >= TK_MAX_DEPTH)
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "%s: Sequence nested deeper than %d levels", path, TK_MAX_DEPTH);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: Sequence nested deeper than %d levels", path, TK_MAX_DEPTH);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "normalizers");
-    if (!cJSON_IsArray(arr)) return tk_fail(err, QFMT_E_CORRUPT, "%s.normalizers is not an array", path);
+    if (!cJSON_IsArray(arr)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.normalizers is not an array", path);
     size_t count = (size_t)cJSON_GetArraySize(arr); /* bounded by the JSON's size */
     if (count && !(nz->kids = calloc(count, sizeof *nz->kids))) return TK_OOM(err);
     const cJSON *e = arr->child;
@@ -630,7 +630,7 @@ static int load_fields(const cJSON *j, tk_normalizer *nz, int depth, const char 
 static int load_node(const cJSON *j, int depth, const char *path, tk_normalizer **out, qfmt_error *err)
 {
     *out = NULL;
-    const char *type = tk_json_type(j, path, err);
+    const char *type = qfmt__tk_json_type(j, path, err);
     if (!type) return -1;
     size_t i = 0;
     while (i < sizeof kinds / sizeof kinds[0] && strcmp(kinds[i].name, type) != 0) i++;
@@ -638,20 +638,20 @@ static int load_node(const cJSON *j, int depth, const char *path, tk_normalizer 
         char shown[80];
         size_t len = strlen(type);
         qfmt_escape(type, len < 60 ? len : 60, shown, sizeof shown);
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", path, shown);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", path, shown);
     }
     tk_normalizer *nz = calloc(1, sizeof *nz);
     if (!nz) return TK_OOM(err);
     nz->kind = kinds[i].kind;
     if (load_fields(j, nz, depth, path, err) < 0) {
-        tk_normalizer_free(nz);
+        qfmt__tk_normalizer_free(nz);
         return -1;
     }
     *out = nz;
     return 0;
 }
 
-int tk_normalizer_load(const cJSON *j, tk_normalizer **out, qfmt_error *err)
+int qfmt__tk_normalizer_load(const cJSON *j, tk_normalizer **out, qfmt_error *err)
 {
     return load_node(j, 0, "normalizer", out, err);
 }

@@ -17,12 +17,12 @@ struct tk_post_processor {
     bool sequence;
 };
 
-void tk_post_processor_free(tk_post_processor *pp)
+void qfmt__tk_post_processor_free(tk_post_processor *pp)
 {
     if (!pp) return;
-    for (size_t i = 0; i < pp->nsubs; i++) tk_post_processor_free(pp->subs[i]);
+    for (size_t i = 0; i < pp->nsubs; i++) qfmt__tk_post_processor_free(pp->subs[i]);
     free(pp->subs);
-    tk_ids_free(&pp->tmpl);
+    qfmt__tk_ids_free(&pp->tmpl);
     free(pp);
 }
 
@@ -31,11 +31,11 @@ static int expand(const tk_ids *tmpl, const int32_t *ids, size_t n, tk_ids *out)
 {
     for (size_t i = 0; i < tmpl->n; i++) {
         if (tmpl->v[i] != SEQ) {
-            if (tk_ids_push(out, tmpl->v[i]) < 0) return -1;
+            if (qfmt__tk_ids_push(out, tmpl->v[i]) < 0) return -1;
             continue;
         }
         for (size_t k = 0; k < n; k++)
-            if (tk_ids_push(out, ids[k]) < 0) return -1;
+            if (qfmt__tk_ids_push(out, ids[k]) < 0) return -1;
     }
     return 0;
 }
@@ -56,16 +56,16 @@ static int apply(const tk_post_processor *pp, tk_ids *cur, tk_ids *tmp)
     return 0;
 }
 
-int tk_post_process(const tk_post_processor *pp, const int32_t *ids, size_t n, tk_ids *out, qfmt_error *err)
+int qfmt__tk_post_process(const tk_post_processor *pp, const int32_t *ids, size_t n, tk_ids *out, qfmt_error *err)
 {
     tk_ids cur = {0}, tmp = {0};
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) rc = tk_ids_push(&cur, ids[i]);
+    for (size_t i = 0; i < n && rc == 0; i++) rc = qfmt__tk_ids_push(&cur, ids[i]);
     if (rc == 0) rc = apply(pp, &cur, &tmp);
     out->n = 0;
-    for (size_t i = 0; i < cur.n && rc == 0; i++) rc = tk_ids_push(out, cur.v[i]);
-    tk_ids_free(&cur);
-    tk_ids_free(&tmp);
+    for (size_t i = 0; i < cur.n && rc == 0; i++) rc = qfmt__tk_ids_push(out, cur.v[i]);
+    qfmt__tk_ids_free(&cur);
+    qfmt__tk_ids_free(&tmp);
     return rc < 0 ? TK_OOM(err) : 0;
 }
 
@@ -75,7 +75,7 @@ static int json_id(const cJSON *x, uint32_t max_id, int32_t *id, const char *whe
 {
     double d = cJSON_IsNumber(x) ? x->valuedouble : -1;
     if (!(d >= 0 && d < (double)max_id && d < (double)TK_MAX_IDS && d == (double)(int32_t)d))
-        return tk_fail(err, QFMT_E_CORRUPT, "%s is not an id in 0..%u", where, max_id ? max_id - 1 : 0);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s is not an id in 0..%u", where, max_id ? max_id - 1 : 0);
     *id = (int32_t)d;
     return 0;
 }
@@ -88,7 +88,7 @@ static int pair_id(const cJSON *j, const char *key, uint32_t max_id, int32_t *id
     char w[200];
     snprintf(w, sizeof w, "%s.%s[1]", where, key);
     if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) != 2 || !cJSON_IsString(cJSON_GetArrayItem(x, 0)))
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a [token, id] pair", where, key);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a [token, id] pair", where, key);
     return json_id(cJSON_GetArrayItem(x, 1), max_id, id, w, err);
 }
 
@@ -96,7 +96,7 @@ static int load_bert(const cJSON *j, uint32_t max_id, tk_post_processor *pp, con
 {
     int32_t cls, sep;
     if (pair_id(j, "cls", max_id, &cls, where, err) < 0 || pair_id(j, "sep", max_id, &sep, where, err) < 0) return -1;
-    if (tk_ids_push(&pp->tmpl, cls) < 0 || tk_ids_push(&pp->tmpl, SEQ) < 0 || tk_ids_push(&pp->tmpl, sep) < 0)
+    if (qfmt__tk_ids_push(&pp->tmpl, cls) < 0 || qfmt__tk_ids_push(&pp->tmpl, SEQ) < 0 || qfmt__tk_ids_push(&pp->tmpl, sep) < 0)
         return TK_OOM(err);
     return 0;
 }
@@ -105,7 +105,7 @@ static int load_bert(const cJSON *j, uint32_t max_id, tk_post_processor *pp, con
  * checked (ids in range, as many tokens as ids), whichever template uses it. */
 static int check_special_tokens(const cJSON *sp, uint32_t max_id, const char *where, qfmt_error *err)
 {
-    if (!cJSON_IsObject(sp)) return tk_fail(err, QFMT_E_CORRUPT, "%s.special_tokens is not an object", where);
+    if (!cJSON_IsObject(sp)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.special_tokens is not an object", where);
     const cJSON *e;
     cJSON_ArrayForEach(e, sp)
     {
@@ -115,9 +115,9 @@ static int check_special_tokens(const cJSON *sp, uint32_t max_id, const char *wh
         const cJSON *ids = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "ids") : NULL;
         const cJSON *toks = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "tokens") : NULL;
         if (!cJSON_IsArray(ids) || !cJSON_IsArray(toks))
-            return tk_fail(err, QFMT_E_CORRUPT, "%s is not an object with arrays 'ids' and 'tokens'", w);
+            return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s is not an object with arrays 'ids' and 'tokens'", w);
         if (cJSON_GetArraySize(ids) != cJSON_GetArraySize(toks))
-            return tk_fail(err, QFMT_E_CORRUPT, "%s: ids and tokens differ in length", w);
+            return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: ids and tokens differ in length", w);
         const cJSON *x;
         size_t k = 0;
         cJSON_ArrayForEach(x, ids)
@@ -141,27 +141,27 @@ static int load_piece(const cJSON *p, const cJSON *sp, bool single, tk_ids *out,
     const cJSON *id = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "id") : NULL;
     uint64_t type_id;
     if ((st && sq) || !cJSON_IsString(id) || !id->valuestring)
-        return tk_fail(err, QFMT_E_CORRUPT, "%s is not {\"SpecialToken\": {...}} or {\"Sequence\": {...}}", w);
-    if (tk_json_uint(body, "type_id", 0, UINT32_MAX, &type_id, w, err) < 0) return -1;
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s is not {\"SpecialToken\": {...}} or {\"Sequence\": {...}}", w);
+    if (qfmt__tk_json_uint(body, "type_id", 0, UINT32_MAX, &type_id, w, err) < 0) return -1;
     if (sq) {
         bool a = strcmp(id->valuestring, "A") == 0;
         if (!a && strcmp(id->valuestring, "B") != 0)
-            return tk_fail(err, QFMT_E_CORRUPT, "%s: sequence id is not A or B", w);
+            return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: sequence id is not A or B", w);
         /* HF fails on $B in the single template (it has one sequence) */
-        if (single && !a) return tk_fail(err, QFMT_E_CORRUPT, "%s: the single template uses sequence B", w);
-        return out && tk_ids_push(out, SEQ) < 0 ? TK_OOM(err) : 0;
+        if (single && !a) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: the single template uses sequence B", w);
+        return out && qfmt__tk_ids_push(out, SEQ) < 0 ? TK_OOM(err) : 0;
     }
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(sp, id->valuestring);
     if (!e) {
         char shown[80];
         size_t l = strlen(id->valuestring);
         qfmt_escape(id->valuestring, l < 60 ? l : 60, shown, sizeof shown);
-        return tk_fail(err, QFMT_E_CORRUPT, "%s: special token '%s' is not in special_tokens", w, shown);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: special token '%s' is not in special_tokens", w, shown);
     }
     const cJSON *x;
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(e, "ids"))
     {
-        if (out && tk_ids_push(out, (int32_t)x->valuedouble) < 0) return TK_OOM(err); /* checked above */
+        if (out && qfmt__tk_ids_push(out, (int32_t)x->valuedouble) < 0) return TK_OOM(err); /* checked above */
     }
     return 0;
 }
@@ -173,8 +173,8 @@ static int load_template_list(const cJSON *j, const char *key, const cJSON *sp, 
     bool single = out != NULL;
     if (!single && (!t || cJSON_IsNull(t))) return 0;
     if (cJSON_IsString(t))
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "%s.%s: a template written as a string is not supported", where, key);
-    if (!cJSON_IsArray(t)) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not an array", where, key);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s.%s: a template written as a string is not supported", where, key);
+    if (!cJSON_IsArray(t)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not an array", where, key);
     const cJSON *p;
     size_t k = 0;
     cJSON_ArrayForEach(p, t)
@@ -203,9 +203,9 @@ static int load_sequence(const cJSON *j, uint32_t max_id, tk_post_processor *pp,
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "processors");
     pp->sequence = true;
-    if (!cJSON_IsArray(arr)) return tk_fail(err, QFMT_E_CORRUPT, "%s.processors is not an array", where);
+    if (!cJSON_IsArray(arr)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.processors is not an array", where);
     if (depth >= TK_MAX_DEPTH)
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "%s: Sequence nested deeper than %d", where, TK_MAX_DEPTH);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: Sequence nested deeper than %d", where, TK_MAX_DEPTH);
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n && !(pp->subs = calloc(n, sizeof *pp->subs))) return TK_OOM(err);
     const cJSON *x;
@@ -227,30 +227,30 @@ static int load_fields(const cJSON *j, const char *type, uint32_t max_id, tk_pos
     if (strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0)
         return load_bert(j, max_id, pp, where, err);
     if (strcmp(type, "ByteLevel") == 0) /* offsets only: the ids pass through */
-        return tk_ids_push(&pp->tmpl, SEQ) < 0 ? TK_OOM(err) : 0;
+        return qfmt__tk_ids_push(&pp->tmpl, SEQ) < 0 ? TK_OOM(err) : 0;
     if (strcmp(type, "Sequence") == 0) return load_sequence(j, max_id, pp, where, depth, err);
     char shown[80];
     qfmt_escape(type, strlen(type) < 60 ? strlen(type) : 60, shown, sizeof shown);
-    return tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", where, shown);
+    return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", where, shown);
 }
 
 static int load_any(const cJSON *j, uint32_t max_id, const char *where, int depth, tk_post_processor **out,
                     qfmt_error *err)
 {
     *out = NULL;
-    const char *type = tk_json_type(j, where, err);
+    const char *type = qfmt__tk_json_type(j, where, err);
     if (!type) return -1;
     tk_post_processor *pp = calloc(1, sizeof *pp);
     if (!pp) return TK_OOM(err);
     if (load_fields(j, type, max_id, pp, where, depth, err) < 0) {
-        tk_post_processor_free(pp);
+        qfmt__tk_post_processor_free(pp);
         return -1;
     }
     *out = pp;
     return 0;
 }
 
-int tk_post_processor_load(const cJSON *j, uint32_t max_id, tk_post_processor **out, qfmt_error *err)
+int qfmt__tk_post_processor_load(const cJSON *j, uint32_t max_id, tk_post_processor **out, qfmt_error *err)
 {
     return load_any(j, max_id, "post_processor", 0, out, err);
 }

@@ -119,7 +119,7 @@ static int pl_push(ctx *cx, plist *p, const char *b, size_t n, bool first)
         p->fcap = cap;
     }
     size_t i = p->l->n;
-    if (tk_list_push(p->l, b, n) < 0) return TK_OOM(cx->err);
+    if (qfmt__tk_list_push(p->l, b, n) < 0) return TK_OOM(cx->err);
     if (p->track) p->first[i] = first;
     return 0;
 }
@@ -128,7 +128,7 @@ static int pl_push(ctx *cx, plist *p, const char *b, size_t n, bool first)
 static size_t char_len_at(const char *s, size_t n, size_t i)
 {
     uint32_t cp;
-    return i < n ? tk_utf8_next(s + i, n - i, &cp) : 1;
+    return i < n ? qfmt__tk_utf8_next(s + i, n - i, &cp) : 1;
 }
 
 /* HF's Pattern for a regex, with the match iteration of the onig crate (FindMatches): an empty
@@ -141,7 +141,7 @@ static int regex_ranges(ctx *cx, const pcre2_code *re, const char *s, size_t n, 
     bool have_last = false;
     while (pos <= n) { /* each turn moves pos on, or records an empty match skipped next turn */
         size_t ms, me;
-        int rc = tk_regex_find(re, cx->md, s, n, pos, &ms, &me, cx->err);
+        int rc = qfmt__tk_regex_find(re, cx->md, s, n, pos, &ms, &me, cx->err);
         if (rc < 0) return -1;
         if (rc == 0) break;
         if (ms == me && have_last && last_end == me) {
@@ -187,7 +187,7 @@ static bool is_numeric(uint32_t c)
 static bool class_has(char_class cls, uint32_t ch, uint32_t c)
 {
     switch (cls) {
-    case CLS_WHITESPACE: return tk_is_whitespace(c);
+    case CLS_WHITESPACE: return qfmt__tk_is_whitespace(c);
     case CLS_PUNCT: return is_punct(c);
     case CLS_NUMERIC: return is_numeric(c);
     case CLS_CHAR: return c == ch;
@@ -203,7 +203,7 @@ static int class_ranges(ctx *cx, char_class cls, uint32_t ch, const char *s, siz
     size_t last = 0;
     for (size_t i = 0; i < n;) {
         uint32_t c;
-        size_t l = tk_utf8_next(s + i, n - i, &c);
+        size_t l = qfmt__tk_utf8_next(s + i, n - i, &c);
         if (class_has(cls, ch, c)) {
             if (last < i && rng_push(cx, last, i, invert) < 0) return -1;
             if (rng_push(cx, i, i + l, !invert) < 0) return -1;
@@ -282,8 +282,8 @@ static int run_bert(ctx *cx, const char *s, size_t n, bool first, plist *out)
     size_t start = 0;
     for (size_t i = 0; i < n;) {
         uint32_t c;
-        size_t l = tk_utf8_next(s + i, n - i, &c);
-        bool ws = tk_is_whitespace(c);
+        size_t l = qfmt__tk_utf8_next(s + i, n - i, &c);
+        bool ws = qfmt__tk_is_whitespace(c);
         if (ws || is_punct(c)) {
             if (pl_push(cx, out, s + start, i - start, first && start == 0) < 0) return -1;
             if (!ws && pl_push(cx, out, s + i, l, first && i == 0) < 0) return -1;
@@ -300,7 +300,7 @@ static int run_metaspace(const tk_pre_tokenizer *pt, ctx *cx, const char *s, siz
 {
     tk_str *t = &cx->text;
     t->len = 0;
-    if (n > SIZE_MAX / 4 - 1 || tk_str_reserve(t, (n + 1) * pt->rep_len) < 0) return TK_OOM(cx->err);
+    if (n > SIZE_MAX / 4 - 1 || qfmt__tk_str_reserve(t, (n + 1) * pt->rep_len) < 0) return TK_OOM(cx->err);
     bool starts = n > 0 && (s[0] == ' ' || (n >= pt->rep_len && memcmp(s, pt->rep, pt->rep_len) == 0));
     bool prepend = n > 0 && !starts && (pt->prepend == PREPEND_ALWAYS || (pt->prepend == PREPEND_FIRST && first));
     if (prepend) {
@@ -325,7 +325,7 @@ static int push_bytes_mapped(const tk_pre_tokenizer *pt, ctx *cx, const char *s,
     if (n == 0) return 0;
     tk_str *w = &cx->word;
     w->len = 0;
-    if (n > SIZE_MAX / 2 - 1 || tk_str_reserve(w, 2 * n) < 0) return TK_OOM(cx->err);
+    if (n > SIZE_MAX / 2 - 1 || qfmt__tk_str_reserve(w, 2 * n) < 0) return TK_OOM(cx->err);
     for (size_t i = 0; i < n; i++) {
         unsigned char b = (unsigned char)s[i];
         memcpy(w->p + w->len, pt->byte_utf8[b], pt->byte_len[b]);
@@ -342,7 +342,7 @@ static int run_byte_level(const tk_pre_tokenizer *pt, ctx *cx, const char *s, si
     if (pt->add_prefix_space && s[0] != ' ') {
         tk_str *t = &cx->text;
         t->len = 0;
-        if (tk_str_putc(t, ' ') < 0 || tk_str_put(t, s, n) < 0) return TK_OOM(cx->err);
+        if (qfmt__tk_str_putc(t, ' ') < 0 || qfmt__tk_str_put(t, s, n) < 0) return TK_OOM(cx->err);
         s = t->p;
         n = t->len;
     }
@@ -551,7 +551,7 @@ static int run_scripts(ctx *cx, const char *s, size_t n, bool first, plist *out)
     unsigned last = SCRIPT_ANY;
     for (size_t i = 0; i < n;) {
         uint32_t c;
-        size_t l = tk_utf8_next(s + i, n - i, &c);
+        size_t l = qfmt__tk_utf8_next(s + i, n - i, &c);
         unsigned sc = script_of(c);
         if (sc != SCRIPT_ANY && sc != last) {
             if (start != SIZE_MAX && pl_push(cx, out, s + start, i - start, first && start == 0) < 0) return -1;
@@ -581,7 +581,7 @@ static int run_one(const tk_pre_tokenizer *pt, ctx *cx, const char *s, size_t n,
     plist one = {.l = &l, .track = true};
     int rc = pl_push(cx, &one, s, n, first);
     if (rc == 0) rc = run_list(pt, cx, &one, out);
-    tk_list_free(&l);
+    qfmt__tk_list_free(&l);
     free(one.first);
     return rc;
 }
@@ -604,12 +604,12 @@ static int run_sequence(const tk_pre_tokenizer *pt, ctx *cx, const plist *in, pl
     int rc = 0;
     for (size_t k = 0; k < pt->nsub && rc == 0; k++) {
         plist *dst = k + 1 == pt->nsub ? out : (k % 2 ? &b : &a);
-        if (dst != out) tk_list_clear(dst->l);
+        if (dst != out) qfmt__tk_list_clear(dst->l);
         rc = run_list(pt->sub[k], cx, cur, dst);
         cur = dst;
     }
-    tk_list_free(&la);
-    tk_list_free(&lb);
+    qfmt__tk_list_free(&la);
+    qfmt__tk_list_free(&lb);
     free(a.first);
     free(b.first);
     return rc;
@@ -626,7 +626,7 @@ static int run_list(const tk_pre_tokenizer *pt, ctx *cx, const plist *in, plist 
     return 0;
 }
 
-int tk_pre_tokenize(const tk_pre_tokenizer *pt, const char *in, size_t n, bool first, tk_list *out, qfmt_error *err)
+int qfmt__tk_pre_tokenize(const tk_pre_tokenizer *pt, const char *in, size_t n, bool first, tk_list *out, qfmt_error *err)
 {
     if (n == 0) return 0; /* HF keeps no empty split */
     ctx cx = {.err = err};
@@ -635,24 +635,24 @@ int tk_pre_tokenize(const tk_pre_tokenizer *pt, const char *in, size_t n, bool f
     int rc = run_one(pt, &cx, in, n, first, &o);
     pcre2_match_data_free(cx.md);
     free(cx.r);
-    tk_str_free(&cx.text);
-    tk_str_free(&cx.word);
+    qfmt__tk_str_free(&cx.text);
+    qfmt__tk_str_free(&cx.word);
     return rc;
 }
 
 /* ---- Loading ------------------------------------------------------------------------------------ */
-void tk_pre_tokenizer_free(tk_pre_tokenizer *pt)
+void qfmt__tk_pre_tokenizer_free(tk_pre_tokenizer *pt)
 {
     if (!pt) return;
-    for (size_t i = 0; i < pt->nsub; i++) tk_pre_tokenizer_free(pt->sub[i]);
+    for (size_t i = 0; i < pt->nsub; i++) qfmt__tk_pre_tokenizer_free(pt->sub[i]);
     free(pt->sub);
-    tk_regex_free(pt->re);
+    qfmt__tk_regex_free(pt->re);
     free(pt);
 }
 
 static int set_regex(tk_pre_tokenizer *pt, const char *pattern, size_t len, const char *where, qfmt_error *err)
 {
-    if (!(pt->re = tk_regex_compile(pattern, len, where, err))) return -1;
+    if (!(pt->re = qfmt__tk_regex_compile(pattern, len, where, err))) return -1;
     uint32_t groups = 0;
     if (pcre2_pattern_info(pt->re, PCRE2_INFO_CAPTURECOUNT, &groups) != 0) groups = 0;
     pt->pairs = groups + 1;
@@ -665,11 +665,11 @@ static int one_char(const cJSON *j, const char *key, const char *dflt, uint32_t 
 {
     const char *s;
     size_t n;
-    if (tk_json_string(j, key, dflt, &s, &n, where, err) < 0) return -1;
-    if (!s) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", where, key);
+    if (qfmt__tk_json_string(j, key, dflt, &s, &n, where, err) < 0) return -1;
+    if (!s) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is missing", where, key);
     /* an invalid byte decodes as U+FFFD of length 1; a real U+FFFD has length 3 */
-    if (n == 0 || tk_utf8_next(s, n, cp) != n || (*cp == 0xFFFD && n != 3))
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a single character", where, key);
+    if (n == 0 || qfmt__tk_utf8_next(s, n, cp) != n || (*cp == 0xFFFD && n != 3))
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a single character", where, key);
     return 0;
 }
 
@@ -677,14 +677,14 @@ static int behavior_of(const cJSON *j, const char *dflt, behavior *beh, const ch
 {
     static const char *const names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
     const char *s;
-    if (tk_json_string(j, "behavior", dflt, &s, NULL, where, err) < 0) return -1;
-    if (!s) return tk_fail(err, QFMT_E_CORRUPT, "%s.behavior is missing", where);
+    if (qfmt__tk_json_string(j, "behavior", dflt, &s, NULL, where, err) < 0) return -1;
+    if (!s) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.behavior is missing", where);
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(s, names[i]) == 0) {
             *beh = (behavior)i;
             return 0;
         }
-    return tk_fail(err, QFMT_E_CORRUPT, "%s.behavior '%.40s' is not a split behavior", where, s);
+    return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.behavior '%.40s' is not a split behavior", where, s);
 }
 
 /* HF compiles a String pattern as regex::escape(s): every regex metacharacter escaped. In PCRE2 a
@@ -695,19 +695,19 @@ static int load_split_pattern(tk_pre_tokenizer *pt, const cJSON *j, const char *
     const cJSON *str = cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, "String") : NULL;
     const cJSON *rx = cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, "Regex") : NULL;
     if (!(cJSON_IsString(str) && !rx) && !(cJSON_IsString(rx) && !str))
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": s} or {\"Regex\": r}", where);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.pattern is not {\"String\": s} or {\"Regex\": r}", where);
     if (rx) return set_regex(pt, rx->valuestring, strlen(rx->valuestring), where, err);
     tk_str e = {0};
     for (const char *c = str->valuestring; *c; c++) {
         bool meta = (*c >= 0x21 && *c <= 0x7E) && !((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
                                                     (*c >= 'A' && *c <= 'Z'));
-        if ((meta && tk_str_putc(&e, '\\') < 0) || tk_str_putc(&e, *c) < 0) {
-            tk_str_free(&e);
+        if ((meta && qfmt__tk_str_putc(&e, '\\') < 0) || qfmt__tk_str_putc(&e, *c) < 0) {
+            qfmt__tk_str_free(&e);
             return TK_OOM(err);
         }
     }
     int rc = set_regex(pt, e.p ? e.p : "", e.len, where, err);
-    tk_str_free(&e);
+    qfmt__tk_str_free(&e);
     return rc;
 }
 
@@ -715,38 +715,38 @@ static int load_split(tk_pre_tokenizer *pt, const cJSON *j, const char *where, q
 {
     if (load_split_pattern(pt, j, where, err) < 0) return -1;
     if (behavior_of(j, NULL, &pt->beh, where, err) < 0) return -1;
-    return tk_json_bool(j, "invert", false, &pt->invert, where, err);
+    return qfmt__tk_json_bool(j, "invert", false, &pt->invert, where, err);
 }
 
 static int load_byte_level(tk_pre_tokenizer *pt, const cJSON *j, const char *where, qfmt_error *err)
 {
     bool use_regex, trim;
-    if (tk_json_bool(j, "add_prefix_space", true, &pt->add_prefix_space, where, err) < 0 ||
-        tk_json_bool(j, "use_regex", true, &use_regex, where, err) < 0 ||
-        tk_json_bool(j, "trim_offsets", true, &trim, where, err) < 0) /* offsets only: checked, unused */
+    if (qfmt__tk_json_bool(j, "add_prefix_space", true, &pt->add_prefix_space, where, err) < 0 ||
+        qfmt__tk_json_bool(j, "use_regex", true, &use_regex, where, err) < 0 ||
+        qfmt__tk_json_bool(j, "trim_offsets", true, &trim, where, err) < 0) /* offsets only: checked, unused */
         return -1;
     for (unsigned b = 0; b < 256; b++)
-        pt->byte_len[b] = (uint8_t)tk_utf8_put(tk_byte_to_cp((uint8_t)b), pt->byte_utf8[b]);
+        pt->byte_len[b] = (uint8_t)qfmt__tk_utf8_put(qfmt__tk_byte_to_cp((uint8_t)b), pt->byte_utf8[b]);
     return use_regex ? set_regex(pt, GPT2_REGEX, sizeof GPT2_REGEX - 1, where, err) : 0;
 }
 
 static int load_metaspace(tk_pre_tokenizer *pt, const cJSON *j, const char *where, qfmt_error *err)
 {
     if (one_char(j, "replacement", "\xE2\x96\x81", &pt->ch, where, err) < 0) return -1;
-    pt->rep_len = tk_utf8_put(pt->ch, pt->rep);
+    pt->rep_len = qfmt__tk_utf8_put(pt->ch, pt->rep);
     const char *scheme;
     bool aps;
-    if (tk_json_string(j, "prepend_scheme", NULL, &scheme, NULL, where, err) < 0 ||
-        tk_json_bool(j, "add_prefix_space", true, &aps, where, err) < 0 ||
-        tk_json_bool(j, "split", true, &pt->split, where, err) < 0)
+    if (qfmt__tk_json_string(j, "prepend_scheme", NULL, &scheme, NULL, where, err) < 0 ||
+        qfmt__tk_json_bool(j, "add_prefix_space", true, &aps, where, err) < 0 ||
+        qfmt__tk_json_bool(j, "split", true, &pt->split, where, err) < 0)
         return -1;
     if (!scheme) pt->prepend = aps ? PREPEND_ALWAYS : PREPEND_NEVER; /* files from before prepend_scheme */
     else if (strcmp(scheme, "always") == 0) pt->prepend = PREPEND_ALWAYS;
     else if (strcmp(scheme, "never") == 0) pt->prepend = PREPEND_NEVER;
     else if (strcmp(scheme, "first") == 0) pt->prepend = PREPEND_FIRST;
-    else return tk_fail(err, QFMT_E_CORRUPT, "%s.prepend_scheme '%.40s' is not always, never or first", where, scheme);
+    else return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.prepend_scheme '%.40s' is not always, never or first", where, scheme);
     if (!aps && pt->prepend != PREPEND_NEVER) /* HF refuses the contradiction */
-        return tk_fail(err, QFMT_E_CORRUPT, "%s: add_prefix_space false does not match prepend_scheme '%s'", where,
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: add_prefix_space false does not match prepend_scheme '%s'", where,
                        scheme);
     return 0;
 }
@@ -756,9 +756,9 @@ static int load_any(const cJSON *j, const char *where, int depth, tk_pre_tokeniz
 static int load_sequence(tk_pre_tokenizer *pt, const cJSON *j, const char *where, int depth, qfmt_error *err)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "pretokenizers");
-    if (!cJSON_IsArray(arr)) return tk_fail(err, QFMT_E_CORRUPT, "%s.pretokenizers is not an array", where);
+    if (!cJSON_IsArray(arr)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.pretokenizers is not an array", where);
     if (depth + 1 >= TK_MAX_DEPTH)
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "Sequences nested deeper than %d (%s)", TK_MAX_DEPTH, where);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "Sequences nested deeper than %d (%s)", TK_MAX_DEPTH, where);
     size_t n = (size_t)cJSON_GetArraySize(arr); /* bounded by the JSON's size */
     if (n && !(pt->sub = calloc(n, sizeof *pt->sub))) return TK_OOM(err);
     const cJSON *it = arr->child;
@@ -793,7 +793,7 @@ static int load_class_split(tk_pre_tokenizer *pt, const char *type, const cJSON 
     }
     if (strcmp(type, "Digits") == 0) {
         bool individual;
-        if (tk_json_bool(j, "individual_digits", false, &individual, where, err) < 0) return -1;
+        if (qfmt__tk_json_bool(j, "individual_digits", false, &individual, where, err) < 0) return -1;
         pt->cls = CLS_NUMERIC;
         pt->beh = individual ? BEH_ISOLATED : BEH_CONTIGUOUS;
         return 1;
@@ -835,25 +835,25 @@ static int load_typed(tk_pre_tokenizer *pt, const char *type, const cJSON *j, co
     }
     char shown[80];
     qfmt_escape(type, strlen(type) < 60 ? strlen(type) : 60, shown, sizeof shown);
-    return tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", where, shown);
+    return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: type '%s' is not supported", where, shown);
 }
 
 static int load_any(const cJSON *j, const char *where, int depth, tk_pre_tokenizer **out, qfmt_error *err)
 {
     *out = NULL;
-    const char *type = tk_json_type(j, where, err);
+    const char *type = qfmt__tk_json_type(j, where, err);
     if (!type) return -1;
     tk_pre_tokenizer *pt = calloc(1, sizeof *pt);
     if (!pt) return TK_OOM(err);
     if (load_typed(pt, type, j, where, depth, err) < 0) {
-        tk_pre_tokenizer_free(pt);
+        qfmt__tk_pre_tokenizer_free(pt);
         return -1;
     }
     *out = pt;
     return 0;
 }
 
-int tk_pre_tokenizer_load(const cJSON *j, tk_pre_tokenizer **out, qfmt_error *err)
+int qfmt__tk_pre_tokenizer_load(const cJSON *j, tk_pre_tokenizer **out, qfmt_error *err)
 {
     return load_any(j, "pre_tokenizer", 0, out, err);
 }

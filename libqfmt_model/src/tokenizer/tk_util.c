@@ -10,7 +10,7 @@
 #include "tk_internal.h"
 #include "model_internal.h"
 
-int tk_fail(qfmt_error *err, qfmt_status code, const char *fmt, ...)
+int qfmt__tk_fail(qfmt_error *err, qfmt_status code, const char *fmt, ...)
 {
     char msg[sizeof err->message];
     va_list ap;
@@ -21,7 +21,7 @@ int tk_fail(qfmt_error *err, qfmt_status code, const char *fmt, ...)
 }
 
 /* ---- tk_str ---------------------------------------------------------------------------- */
-int tk_str_reserve(tk_str *s, size_t extra)
+int qfmt__tk_str_reserve(tk_str *s, size_t extra)
 {
     if (extra > SIZE_MAX / 2 - s->len - 1) return -1;
     size_t need = s->len + extra + 1;
@@ -35,31 +35,31 @@ int tk_str_reserve(tk_str *s, size_t extra)
     return 0;
 }
 
-int tk_str_put(tk_str *s, const void *b, size_t n)
+int qfmt__tk_str_put(tk_str *s, const void *b, size_t n)
 {
-    if (tk_str_reserve(s, n) < 0) return -1;
+    if (qfmt__tk_str_reserve(s, n) < 0) return -1;
     if (n) memcpy(s->p + s->len, b, n);
     s->len += n;
     s->p[s->len] = '\0';
     return 0;
 }
 
-int tk_str_putc(tk_str *s, char c) { return tk_str_put(s, &c, 1); }
+int qfmt__tk_str_putc(tk_str *s, char c) { return qfmt__tk_str_put(s, &c, 1); }
 
-int tk_str_put_cp(tk_str *s, uint32_t cp)
+int qfmt__tk_str_put_cp(tk_str *s, uint32_t cp)
 {
     char b[4];
-    return tk_str_put(s, b, tk_utf8_put(cp, b));
+    return qfmt__tk_str_put(s, b, qfmt__tk_utf8_put(cp, b));
 }
 
-void tk_str_free(tk_str *s)
+void qfmt__tk_str_free(tk_str *s)
 {
     free(s->p);
     memset(s, 0, sizeof *s);
 }
 
 /* ---- tk_list --------------------------------------------------------------------------- */
-int tk_list_push(tk_list *l, const void *b, size_t n)
+int qfmt__tk_list_push(tk_list *l, const void *b, size_t n)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 16;
@@ -70,27 +70,27 @@ int tk_list_push(tk_list *l, const void *b, size_t n)
         l->cap = cap;
     }
     size_t off = l->buf.len;
-    if (tk_str_put(&l->buf, b, n) < 0) return -1;
+    if (qfmt__tk_str_put(&l->buf, b, n) < 0) return -1;
     l->v[l->n++] = (tk_span){off, n};
     return 0;
 }
 
-void tk_list_clear(tk_list *l)
+void qfmt__tk_list_clear(tk_list *l)
 {
     l->n = 0;
     l->buf.len = 0;
     if (l->buf.p) l->buf.p[0] = '\0';
 }
 
-void tk_list_free(tk_list *l)
+void qfmt__tk_list_free(tk_list *l)
 {
-    tk_str_free(&l->buf);
+    qfmt__tk_str_free(&l->buf);
     free(l->v);
     memset(l, 0, sizeof *l);
 }
 
 /* ---- tk_ids ---------------------------------------------------------------------------- */
-int tk_ids_push(tk_ids *ids, int32_t id)
+int qfmt__tk_ids_push(tk_ids *ids, int32_t id)
 {
     if (ids->n == ids->cap) {
         size_t cap = ids->cap ? 2 * ids->cap : 64;
@@ -104,14 +104,14 @@ int tk_ids_push(tk_ids *ids, int32_t id)
     return 0;
 }
 
-void tk_ids_free(tk_ids *ids)
+void qfmt__tk_ids_free(tk_ids *ids)
 {
     free(ids->v);
     memset(ids, 0, sizeof *ids);
 }
 
 /* ---- UTF-8 ----------------------------------------------------------------------------- */
-size_t tk_utf8_next(const char *str, size_t n, uint32_t *cp)
+size_t qfmt__tk_utf8_next(const char *str, size_t n, uint32_t *cp)
 {
     const unsigned char *s = (const unsigned char *)str;
     unsigned c = s[0];
@@ -138,7 +138,7 @@ bad:
     return 1;
 }
 
-size_t tk_utf8_put(uint32_t cp, char *out)
+size_t qfmt__tk_utf8_put(uint32_t cp, char *out)
 {
     unsigned char *o = (unsigned char *)out;
     if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
@@ -164,7 +164,7 @@ size_t tk_utf8_put(uint32_t cp, char *out)
     return 4;
 }
 
-bool tk_is_whitespace(uint32_t c)
+bool qfmt__tk_is_whitespace(uint32_t c)
 {
     /* Unicode White_Space (PropList.txt), what Rust's char::is_whitespace tests */
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -176,7 +176,7 @@ bool tk_is_whitespace(uint32_t c)
  * U+0100.. in increasing byte order. */
 static bool byte_printable(unsigned b) { return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE; }
 
-uint32_t tk_byte_to_cp(uint8_t b)
+uint32_t qfmt__tk_byte_to_cp(uint8_t b)
 {
     if (byte_printable(b)) return b;
     unsigned n = 0;
@@ -184,7 +184,7 @@ uint32_t tk_byte_to_cp(uint8_t b)
     return 256 + n;
 }
 
-int tk_cp_to_byte(uint32_t cp)
+int qfmt__tk_cp_to_byte(uint32_t cp)
 {
     if (cp < 256) return byte_printable(cp) ? (int)cp : -1;
     if (cp >= 256 + 68) return -1;
@@ -211,57 +211,57 @@ static int translate(const char *p, size_t n, tk_str *out)
             char d = p[i + 1];
             i++;
             if (d == 's') {
-                if (tk_str_put(out, in_class ? WS_RANGES : "[" WS_RANGES "]", strlen(in_class ? WS_RANGES : "[" WS_RANGES "]")) < 0) return -1;
+                if (qfmt__tk_str_put(out, in_class ? WS_RANGES : "[" WS_RANGES "]", strlen(in_class ? WS_RANGES : "[" WS_RANGES "]")) < 0) return -1;
             } else if (d == 'w') { /* Oniguruma's Unicode \w: letters, marks, decimal digits, connectors */
                 const char *w = in_class ? WORD_RANGES : "[" WORD_RANGES "]";
-                if (tk_str_put(out, w, strlen(w)) < 0) return -1;
+                if (qfmt__tk_str_put(out, w, strlen(w)) < 0) return -1;
             } else if (d == 'W') {
                 if (in_class) return 1;
-                if (tk_str_put(out, "[^" WORD_RANGES "]", strlen("[^" WORD_RANGES "]")) < 0) return -1;
+                if (qfmt__tk_str_put(out, "[^" WORD_RANGES "]", strlen("[^" WORD_RANGES "]")) < 0) return -1;
             } else if (d == 'S') {
                 if (in_class) return 1; /* a negated set inside a class: not translatable here */
-                if (tk_str_put(out, "[^" WS_RANGES "]", strlen("[^" WS_RANGES "]")) < 0) return -1;
+                if (qfmt__tk_str_put(out, "[^" WS_RANGES "]", strlen("[^" WS_RANGES "]")) < 0) return -1;
             } else {
                 char b[2] = {'\\', d};
-                if (tk_str_put(out, b, 2) < 0) return -1;
+                if (qfmt__tk_str_put(out, b, 2) < 0) return -1;
             }
             continue;
         }
         if (!in_class && c == '[') {
             in_class = true;
-            if (tk_str_putc(out, c) < 0) return -1;
+            if (qfmt__tk_str_putc(out, c) < 0) return -1;
             /* a ']' first (or after '^') is a literal */
             if (i + 1 < n && p[i + 1] == '^') {
-                if (tk_str_putc(out, '^') < 0) return -1;
+                if (qfmt__tk_str_putc(out, '^') < 0) return -1;
                 i++;
             }
             if (i + 1 < n && p[i + 1] == ']') {
-                if (tk_str_put(out, "\\]", 2) < 0) return -1;
+                if (qfmt__tk_str_put(out, "\\]", 2) < 0) return -1;
                 i++;
             }
             continue;
         }
         if (in_class && c == '[') return 1; /* nested classes (Oniguruma set operations) */
         if (in_class && c == ']') in_class = false;
-        if (tk_str_putc(out, c) < 0) return -1;
+        if (qfmt__tk_str_putc(out, c) < 0) return -1;
     }
     return 0;
 }
 
-pcre2_code *tk_regex_compile(const char *pattern, size_t len, const char *where, qfmt_error *err)
+pcre2_code *qfmt__tk_regex_compile(const char *pattern, size_t len, const char *where, qfmt_error *err)
 {
     tk_str t = {0};
     int tr = translate(pattern, len, &t);
     if (tr < 0) {
-        tk_str_free(&t);
+        qfmt__tk_str_free(&t);
         TK_OOM(err);
         return NULL;
     }
     char shown[200];
     qfmt_escape(pattern, len < 120 ? len : 120, shown, sizeof shown);
     if (tr > 0) {
-        tk_str_free(&t);
-        tk_fail(err, QFMT_E_UNSUPPORTED, "%s: regex '%s%s' uses a construct qfmt cannot translate to PCRE2 (\\S, \\W or [ inside a class)",
+        qfmt__tk_str_free(&t);
+        qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: regex '%s%s' uses a construct qfmt cannot translate to PCRE2 (\\S, \\W or [ inside a class)",
                 where, shown, len > 120 ? "..." : "");
         return NULL;
     }
@@ -271,24 +271,24 @@ pcre2_code *tk_regex_compile(const char *pattern, size_t len, const char *where,
      * any text (their matches are linear). */
     static const char limits[] = "(*LIMIT_MATCH=10000000)(*LIMIT_DEPTH=100000)";
     tk_str full = {0};
-    if (tk_str_put(&full, limits, sizeof limits - 1) < 0 || tk_str_put(&full, t.p ? t.p : "", t.len) < 0) {
-        tk_str_free(&t);
-        tk_str_free(&full);
+    if (qfmt__tk_str_put(&full, limits, sizeof limits - 1) < 0 || qfmt__tk_str_put(&full, t.p ? t.p : "", t.len) < 0) {
+        qfmt__tk_str_free(&t);
+        qfmt__tk_str_free(&full);
         TK_OOM(err);
         return NULL;
     }
-    tk_str_free(&t);
+    qfmt__tk_str_free(&t);
     t = full;
     int ec;
     PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)(t.p ? t.p : ""), t.len,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_MULTILINE, &ec,
                                    &off, NULL); /* Ruby syntax: ^ and $ are line anchors */
-    tk_str_free(&t);
+    qfmt__tk_str_free(&t);
     if (!re) {
         PCRE2_UCHAR buf[160];
         pcre2_get_error_message(ec, buf, sizeof buf);
-        tk_fail(err, QFMT_E_UNSUPPORTED, "%s: regex '%s%s' does not compile: %s", where, shown, len > 120 ? "..." : "",
+        qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "%s: regex '%s%s' does not compile: %s", where, shown, len > 120 ? "..." : "",
                 (char *)buf);
         return NULL;
     }
@@ -296,11 +296,11 @@ pcre2_code *tk_regex_compile(const char *pattern, size_t len, const char *where,
     return re;
 }
 
-void tk_regex_free(pcre2_code *re) { pcre2_code_free(re); }
+void qfmt__tk_regex_free(pcre2_code *re) { pcre2_code_free(re); }
 
-pcre2_match_data *tk_regex_match_data(const pcre2_code *re) { return pcre2_match_data_create_from_pattern(re, NULL); }
+pcre2_match_data *qfmt__tk_regex_match_data(const pcre2_code *re) { return pcre2_match_data_create_from_pattern(re, NULL); }
 
-int tk_regex_find(const pcre2_code *re, pcre2_match_data *md, const char *s, size_t n, size_t start, size_t *ms,
+int qfmt__tk_regex_find(const pcre2_code *re, pcre2_match_data *md, const char *s, size_t n, size_t start, size_t *ms,
                   size_t *me, qfmt_error *err)
 {
     int rc = pcre2_match(re, (PCRE2_SPTR)(s ? s : ""), n, start, 0, md, NULL);
@@ -310,7 +310,7 @@ int tk_regex_find(const pcre2_code *re, pcre2_match_data *md, const char *s, siz
     if (rc < 0) {
         PCRE2_UCHAR buf[160];
         pcre2_get_error_message(rc, buf, sizeof buf);
-        return tk_fail(err, rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ? QFMT_E_RANGE : QFMT_E_CORRUPT,
+        return qfmt__tk_fail(err, rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ? QFMT_E_RANGE : QFMT_E_CORRUPT,
                        "regex match failed: %s", (char *)buf);
     }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -322,19 +322,19 @@ int tk_regex_find(const pcre2_code *re, pcre2_match_data *md, const char *s, siz
 /* ---- JSON ---------------------------------------------------------------------------------- */
 static bool absent(const cJSON *x) { return x == NULL || cJSON_IsNull(x); }
 
-int tk_json_bool(const cJSON *obj, const char *key, bool dflt, bool *out, const char *where, qfmt_error *err)
+int qfmt__tk_json_bool(const cJSON *obj, const char *key, bool dflt, bool *out, const char *where, qfmt_error *err)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (absent(x)) {
         *out = dflt;
         return 0;
     }
-    if (!cJSON_IsBool(x)) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a boolean", where, key);
+    if (!cJSON_IsBool(x)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a boolean", where, key);
     *out = cJSON_IsTrue(x);
     return 0;
 }
 
-int tk_json_string(const cJSON *obj, const char *key, const char *dflt, const char **out, size_t *len,
+int qfmt__tk_json_string(const cJSON *obj, const char *key, const char *dflt, const char **out, size_t *len,
                    const char *where, qfmt_error *err)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -343,13 +343,13 @@ int tk_json_string(const cJSON *obj, const char *key, const char *dflt, const ch
         if (len) *len = dflt ? strlen(dflt) : 0;
         return 0;
     }
-    if (!cJSON_IsString(x) || !x->valuestring) return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a string", where, key);
+    if (!cJSON_IsString(x) || !x->valuestring) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not a string", where, key);
     *out = x->valuestring;
     if (len) *len = strlen(x->valuestring); /* the JSON policy refused NUL in strings */
     return 0;
 }
 
-int tk_json_uint(const cJSON *obj, const char *key, uint64_t dflt, uint64_t max, uint64_t *out, const char *where,
+int qfmt__tk_json_uint(const cJSON *obj, const char *key, uint64_t dflt, uint64_t max, uint64_t *out, const char *where,
                  qfmt_error *err)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -359,16 +359,16 @@ int tk_json_uint(const cJSON *obj, const char *key, uint64_t dflt, uint64_t max,
     }
     double d = cJSON_IsNumber(x) ? x->valuedouble : -1;
     if (!(d >= 0 && d <= (double)max && d == floor(d)))
-        return tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not an integer in 0..%llu", where, key, (unsigned long long)max);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s.%s is not an integer in 0..%llu", where, key, (unsigned long long)max);
     *out = (uint64_t)d;
     return 0;
 }
 
-const char *tk_json_type(const cJSON *obj, const char *where, qfmt_error *err)
+const char *qfmt__tk_json_type(const cJSON *obj, const char *where, qfmt_error *err)
 {
     const cJSON *x = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "type") : NULL;
     if (!cJSON_IsString(x) || !x->valuestring) {
-        tk_fail(err, QFMT_E_CORRUPT, "%s is not an object with a string 'type'", where);
+        qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s is not an object with a string 'type'", where);
         return NULL;
     }
     return x->valuestring;

@@ -139,17 +139,17 @@ static int32_t trie_longest(const trie *tr, const unsigned char *s, size_t n, si
 void qfmt_tokenizer_free(qfmt_tokenizer *t)
 {
     if (!t) return;
-    tk_str_free(&t->arena);
+    qfmt__tk_str_free(&t->arena);
     free(t->tok);
-    tk_vocab_free(t->vocab);
-    tk_vocab_free(t->all);
-    tk_bpe_free(t->bpe);
-    tk_wordpiece_free(t->wp);
-    tk_unigram_free(t->ug);
-    tk_normalizer_free(t->norm);
-    tk_pre_tokenizer_free(t->pre);
-    tk_post_processor_free(t->post);
-    tk_decoder_free(t->dec);
+    qfmt__tk_vocab_free(t->vocab);
+    qfmt__tk_vocab_free(t->all);
+    qfmt__tk_bpe_free(t->bpe);
+    qfmt__tk_wordpiece_free(t->wp);
+    qfmt__tk_unigram_free(t->ug);
+    qfmt__tk_normalizer_free(t->norm);
+    qfmt__tk_pre_tokenizer_free(t->pre);
+    qfmt__tk_post_processor_free(t->post);
+    qfmt__tk_decoder_free(t->dec);
     free(t->added);
     free(t->trie_raw.nodes);
     free(t->trie_norm.nodes);
@@ -181,7 +181,7 @@ static int arena_add(qfmt_tokenizer *t, const char *s, size_t n, uint32_t *off)
 {
     if (t->arena.len > UINT32_MAX - n - 1) return -1;
     *off = (uint32_t)t->arena.len;
-    return tk_str_put(&t->arena, s, n);
+    return qfmt__tk_str_put(&t->arena, s, n);
 }
 
 /* The model vocab: {"token": id} (BPE, WordPiece, WordLevel) or [[piece, score], ...]
@@ -190,38 +190,38 @@ static int load_model_vocab(qfmt_tokenizer *t, const cJSON *vocab, size_t *count
 {
     *count = 0;
     *max_id = -1;
-    if (!(t->vocab = tk_vocab_new())) return TK_OOM(err);
+    if (!(t->vocab = qfmt__tk_vocab_new())) return TK_OOM(err);
     char b[100];
     if (t->kind == MODEL_UNIGRAM) {
-        if (!cJSON_IsArray(vocab)) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an array of [piece, score]");
+        if (!cJSON_IsArray(vocab)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an array of [piece, score]");
         int32_t id = 0;
         for (const cJSON *e = vocab->child; e; e = e->next, id++) {
-            if (id >= (int32_t)TK_MAX_IDS) return tk_fail(err, QFMT_E_RANGE, "model.vocab has more than 2^24 pieces");
+            if (id >= (int32_t)TK_MAX_IDS) return qfmt__tk_fail(err, QFMT_E_RANGE, "model.vocab has more than 2^24 pieces");
             if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 || !cJSON_IsString(e->child) ||
                 !cJSON_IsNumber(e->child->next))
-                return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%d] is not [piece, score]", (int)id);
+                return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%d] is not [piece, score]", (int)id);
             const char *s = e->child->valuestring;
-            int r = tk_vocab_add(t->vocab, s, strlen(s), id);
+            int r = qfmt__tk_vocab_add(t->vocab, s, strlen(s), id);
             if (r < 0) return TK_OOM(err);
-            if (r > 0) return shown(s, b, sizeof b), tk_fail(err, QFMT_E_CORRUPT, "model.vocab: piece '%s' appears twice", b);
+            if (r > 0) return shown(s, b, sizeof b), qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab: piece '%s' appears twice", b);
         }
         *count = (size_t)id;
         *max_id = id - 1;
     } else {
-        if (!cJSON_IsObject(vocab)) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an object {token: id}");
+        if (!cJSON_IsObject(vocab)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an object {token: id}");
         for (const cJSON *e = vocab->child; e; e = e->next) {
             int32_t id;
             if (!e->string || json_id(e, &id) < 0)
                 return shown(e->string ? e->string : "", b, sizeof b),
-                       tk_fail(err, QFMT_E_CORRUPT, "model.vocab['%s'] is not an integer id in 0..2^24-1", b);
-            int r = tk_vocab_add(t->vocab, e->string, strlen(e->string), id);
+                       qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab['%s'] is not an integer id in 0..2^24-1", b);
+            int r = qfmt__tk_vocab_add(t->vocab, e->string, strlen(e->string), id);
             if (r < 0) return TK_OOM(err);
-            if (r > 0) return shown(e->string, b, sizeof b), tk_fail(err, QFMT_E_CORRUPT, "model.vocab: id %d is used twice ('%s')", (int)id, b);
+            if (r > 0) return shown(e->string, b, sizeof b), qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab: id %d is used twice ('%s')", (int)id, b);
             if (id > *max_id) *max_id = id;
             (*count)++;
         }
     }
-    if (*count == 0) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab is empty");
+    if (*count == 0) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab is empty");
     return 0;
 }
 
@@ -229,13 +229,13 @@ static int count_added(const cJSON *added, int32_t *max_id, size_t *na, qfmt_err
 {
     *na = 0;
     if (absent(added)) return 0;
-    if (!cJSON_IsArray(added)) return tk_fail(err, QFMT_E_CORRUPT, "added_tokens is not an array");
+    if (!cJSON_IsArray(added)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "added_tokens is not an array");
     for (const cJSON *c = added->child; c; c = c->next, (*na)++) {
         int32_t id;
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
         if (!cJSON_IsObject(c) || json_id(cJSON_GetObjectItemCaseSensitive(c, "id"), &id) < 0 ||
             !cJSON_IsString(content) || !content->valuestring[0])
-            return tk_fail(err, QFMT_E_CORRUPT,
+            return qfmt__tk_fail(err, QFMT_E_CORRUPT,
                            "added_tokens[%zu] needs an integer id in 0..2^24-1 and a non-empty string content", *na);
         if (id > *max_id) *max_id = id;
     }
@@ -247,7 +247,7 @@ static int fill_model_entries(qfmt_tokenizer *t, qfmt_error *err)
 {
     for (uint32_t id = 0; id < t->vocab_size; id++) {
         size_t n;
-        const char *s = tk_vocab_string(t->vocab, (int32_t)id, &n);
+        const char *s = qfmt__tk_vocab_string(t->vocab, (int32_t)id, &n);
         if (!s) continue;
         tok_entry *e = &t->tok[id];
         if (arena_add(t, s, n, &e->off) < 0) return TK_OOM(err);
@@ -280,27 +280,27 @@ static int load_added(qfmt_tokenizer *t, const cJSON *added, size_t nv, size_t n
         shown(content, b, sizeof b);
         char where[160];
         snprintf(where, sizeof where, "added_tokens[%zu]", index);
-        if (tk_json_bool(c, "single_word", false, &a->single_word, where, err) < 0 ||
-            tk_json_bool(c, "lstrip", false, &a->lstrip, where, err) < 0 ||
-            tk_json_bool(c, "rstrip", false, &a->rstrip, where, err) < 0 ||
-            tk_json_bool(c, "normalized", true, &a->normalized, where, err) < 0 ||
-            tk_json_bool(c, "special", false, &a->special, where, err) < 0)
+        if (qfmt__tk_json_bool(c, "single_word", false, &a->single_word, where, err) < 0 ||
+            qfmt__tk_json_bool(c, "lstrip", false, &a->lstrip, where, err) < 0 ||
+            qfmt__tk_json_bool(c, "rstrip", false, &a->rstrip, where, err) < 0 ||
+            qfmt__tk_json_bool(c, "normalized", true, &a->normalized, where, err) < 0 ||
+            qfmt__tk_json_bool(c, "special", false, &a->special, where, err) < 0)
             return -1;
-        int32_t existing = tk_vocab_id(t->vocab, content, clen);
-        if (tk_vocab_id(t->all, content, clen) >= 0)
-            return tk_fail(err, QFMT_E_CORRUPT, "%s: added token '%s' appears twice", where, b);
+        int32_t existing = qfmt__tk_vocab_id(t->vocab, content, clen);
+        if (qfmt__tk_vocab_id(t->all, content, clen) >= 0)
+            return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: added token '%s' appears twice", where, b);
         int64_t expect = existing >= 0 ? existing : next_id++;
         if (expect != id)
-            return tk_fail(err, QFMT_E_CORRUPT, "%s: added token '%s' has id %d but Hugging Face would give it id %lld",
+            return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: added token '%s' has id %d but Hugging Face would give it id %lld",
                            where, b, (int)id, (long long)expect);
         tok_entry *e = &t->tok[id];
         if (existing < 0) {
-            if (e->used) return tk_fail(err, QFMT_E_CORRUPT, "%s: id %d is used twice", where, (int)id);
+            if (e->used) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "%s: id %d is used twice", where, (int)id);
             if (arena_add(t, content, clen, &e->off) < 0) return TK_OOM(err);
             e->len = (uint32_t)clen;
             e->used = 1;
         }
-        if (tk_vocab_add(t->all, content, clen, id) < 0) return TK_OOM(err);
+        if (qfmt__tk_vocab_add(t->all, content, clen, id) < 0) return TK_OOM(err);
         e->added = 1;
         e->special = a->special;
         a->off = e->off;
@@ -310,8 +310,8 @@ static int load_added(qfmt_tokenizer *t, const cJSON *added, size_t nv, size_t n
     /* the model's strings after the added ones: token_to_id answers the added token first */
     for (uint32_t id = 0; id < t->vocab_size; id++) {
         size_t n;
-        const char *s = tk_vocab_string(t->vocab, (int32_t)id, &n);
-        if (s && tk_vocab_add(t->all, s, n, (int32_t)id) < 0) return TK_OOM(err);
+        const char *s = qfmt__tk_vocab_string(t->vocab, (int32_t)id, &n);
+        if (s && qfmt__tk_vocab_add(t->all, s, n, (int32_t)id) < 0) return TK_OOM(err);
     }
     return 0;
 }
@@ -329,8 +329,8 @@ static int build_tries(qfmt_tokenizer *t, qfmt_error *err)
         /* HF matches a normalized token by its content passed through the normalizer
          * (add_tokens' normalized_cache): "Hello" under Lowercase matches "hello" */
         if (a->normalized && t->norm) {
-            if (tk_normalize(t->norm, pat, plen, &nz, err) < 0) {
-                tk_str_free(&nz);
+            if (qfmt__tk_normalize(t->norm, pat, plen, &nz, err) < 0) {
+                qfmt__tk_str_free(&nz);
                 return -1;
             }
             pat = nz.p ? nz.p : "", plen = nz.len;
@@ -339,16 +339,16 @@ static int build_tries(qfmt_tokenizer *t, qfmt_error *err)
         if (r != 0) {
             char b[100];
             qfmt_escape(t->arena.p + a->off, a->len < 64 ? a->len : 64, b, sizeof b);
-            tk_str_free(&nz);
+            qfmt__tk_str_free(&nz);
             if (r < 0) return TK_OOM(err);
-            return tk_fail(err, QFMT_E_CORRUPT,
+            return qfmt__tk_fail(err, QFMT_E_CORRUPT,
                            "added token '%s': what it matches is empty or also another added token's (Hugging "
                            "Face cannot build its matcher either)", b);
         }
         need_word |= a->single_word;
     }
-    tk_str_free(&nz);
-    if (need_word && !(t->word_re = tk_regex_compile(WORD_PCRE2, strlen(WORD_PCRE2), "added_tokens", err))) return -1;
+    qfmt__tk_str_free(&nz);
+    if (need_word && !(t->word_re = qfmt__tk_regex_compile(WORD_PCRE2, strlen(WORD_PCRE2), "added_tokens", err))) return -1;
     return 0;
 }
 
@@ -357,14 +357,14 @@ static int build_tries(qfmt_tokenizer *t, qfmt_error *err)
 static int load_model(qfmt_tokenizer *t, const cJSON *model, qfmt_error *err)
 {
     switch (t->kind) {
-    case MODEL_BPE: return tk_bpe_load(model, t->vocab, &t->bpe, err);
-    case MODEL_WORDPIECE: return tk_wordpiece_load(model, t->vocab, &t->wp, err);
-    case MODEL_UNIGRAM: return tk_unigram_load(model, t->vocab, &t->ug, err);
+    case MODEL_BPE: return qfmt__tk_bpe_load(model, t->vocab, &t->bpe, err);
+    case MODEL_WORDPIECE: return qfmt__tk_wordpiece_load(model, t->vocab, &t->wp, err);
+    case MODEL_UNIGRAM: return qfmt__tk_unigram_load(model, t->vocab, &t->ug, err);
     case MODEL_WORDLEVEL: {
         const char *unk;
         t->wl_unk = -1;
-        if (tk_json_string(model, "unk_token", NULL, &unk, NULL, "model", err) < 0) return -1;
-        if (unk) t->wl_unk = tk_vocab_id(t->vocab, unk, strlen(unk));
+        if (qfmt__tk_json_string(model, "unk_token", NULL, &unk, NULL, "model", err) < 0) return -1;
+        if (unk) t->wl_unk = qfmt__tk_vocab_id(t->vocab, unk, strlen(unk));
         return 0;
     }
     }
@@ -373,7 +373,7 @@ static int load_model(qfmt_tokenizer *t, const cJSON *model, qfmt_error *err)
 
 static int model_kind_of(const cJSON *model, model_kind *k, qfmt_error *err)
 {
-    const char *ty = tk_json_type(model, "model", err);
+    const char *ty = qfmt__tk_json_type(model, "model", err);
     if (!ty) return -1;
     if (strcmp(ty, "BPE") == 0) *k = MODEL_BPE;
     else if (strcmp(ty, "WordPiece") == 0) *k = MODEL_WORDPIECE;
@@ -382,7 +382,7 @@ static int model_kind_of(const cJSON *model, model_kind *k, qfmt_error *err)
     else {
         char b[100];
         shown(ty, b, sizeof b);
-        return tk_fail(err, QFMT_E_UNSUPPORTED, "model: type '%s' is not supported", b);
+        return qfmt__tk_fail(err, QFMT_E_UNSUPPORTED, "model: type '%s' is not supported", b);
     }
     return 0;
 }
@@ -390,15 +390,15 @@ static int model_kind_of(const cJSON *model, model_kind *k, qfmt_error *err)
 static int load_parts(qfmt_tokenizer *t, const cJSON *root, qfmt_error *err)
 {
     const cJSON *x;
-    if (!absent(x = cJSON_GetObjectItemCaseSensitive(root, "normalizer")) && tk_normalizer_load(x, &t->norm, err) < 0)
+    if (!absent(x = cJSON_GetObjectItemCaseSensitive(root, "normalizer")) && qfmt__tk_normalizer_load(x, &t->norm, err) < 0)
         return -1;
     if (!absent(x = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")) &&
-        tk_pre_tokenizer_load(x, &t->pre, err) < 0)
+        qfmt__tk_pre_tokenizer_load(x, &t->pre, err) < 0)
         return -1;
     if (!absent(x = cJSON_GetObjectItemCaseSensitive(root, "post_processor")) &&
-        tk_post_processor_load(x, t->vocab_size, &t->post, err) < 0)
+        qfmt__tk_post_processor_load(x, t->vocab_size, &t->post, err) < 0)
         return -1;
-    if (!absent(x = cJSON_GetObjectItemCaseSensitive(root, "decoder")) && tk_decoder_load(x, &t->dec, err) < 0)
+    if (!absent(x = cJSON_GetObjectItemCaseSensitive(root, "decoder")) && qfmt__tk_decoder_load(x, &t->dec, err) < 0)
         return -1;
     return 0;
 }
@@ -413,22 +413,22 @@ static int build_decoded(qfmt_tokenizer *t, qfmt_error *err)
     for (uint32_t id = 0; id < t->vocab_size && rc == 0; id++) {
         tok_entry *e = &t->tok[id];
         if (!e->used) continue;
-        tk_list_clear(&one);
+        qfmt__tk_list_clear(&one);
         out.len = 0;
-        if (tk_list_push(&one, t->arena.p + e->off, e->len) < 0) {
+        if (qfmt__tk_list_push(&one, t->arena.p + e->off, e->len) < 0) {
             rc = TK_OOM(err);
             break;
         }
         if (t->dec) {
-            rc = tk_decode(t->dec, &one, &out, err);
-        } else if (tk_str_put(&out, t->arena.p + e->off, e->len) < 0) {
+            rc = qfmt__tk_decode(t->dec, &one, &out, err);
+        } else if (qfmt__tk_str_put(&out, t->arena.p + e->off, e->len) < 0) {
             rc = TK_OOM(err);
         }
         if (rc == 0 && arena_add(t, out.p ? out.p : "", out.len, &e->dec_off) < 0) rc = TK_OOM(err);
         e->dec_len = (uint32_t)out.len;
     }
-    tk_list_free(&one);
-    tk_str_free(&out);
+    qfmt__tk_list_free(&one);
+    qfmt__tk_str_free(&out);
     return rc;
 }
 
@@ -436,27 +436,27 @@ static int tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, qf
 {
     if (!out) return qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_tokenizer_load: no output pointer");
     *out = NULL;
-    if (!json || len == 0) return tk_fail(err, QFMT_E_CORRUPT, "the text is empty");
+    if (!json || len == 0) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "the text is empty");
     qfmt_error je; /* the one JSON policy (qfmt.h), the offset in the message */
     if (qfmt_json_check(json, len, 0, "tokenizer.json", &je) != QFMT_OK) {
         if (err) *err = je;
         return -1;
     }
     cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return tk_fail(err, QFMT_E_CORRUPT, "not valid JSON");
+    if (!root) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "not valid JSON");
     qfmt_tokenizer *t = calloc(1, sizeof *t);
     int rc = -1;
-    if (!t || !(t->all = tk_vocab_new())) {
+    if (!t || !(t->all = qfmt__tk_vocab_new())) {
         TK_OOM(err);
         goto out;
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(root)) {
-        tk_fail(err, QFMT_E_CORRUPT, "not a JSON object");
+        qfmt__tk_fail(err, QFMT_E_CORRUPT, "not a JSON object");
         goto out;
     }
     if (!cJSON_IsObject(model)) {
-        tk_fail(err, QFMT_E_CORRUPT, "no model object");
+        qfmt__tk_fail(err, QFMT_E_CORRUPT, "no model object");
         goto out;
     }
     size_t nv, na;
@@ -468,7 +468,7 @@ static int tokenizer_load(qfmt_tokenizer **out, const char *json, size_t len, qf
         goto out;
     size_t vs = (size_t)max_id + 1;
     if (vs > 2 * (nv + na) + 1024) {
-        tk_fail(err, QFMT_E_CORRUPT, "token ids are too sparse (largest id %d for %zu tokens)", (int)max_id, nv + na);
+        qfmt__tk_fail(err, QFMT_E_CORRUPT, "token ids are too sparse (largest id %d for %zu tokens)", (int)max_id, nv + na);
         goto out;
     }
     t->vocab_size = (uint32_t)vs;
@@ -503,14 +503,14 @@ static int encode_word(enc_ctx *cx, const char *w, size_t n)
 {
     const qfmt_tokenizer *t = cx->t;
     switch (t->kind) {
-    case MODEL_BPE: return tk_bpe_encode(t->bpe, t->vocab, w, n, &cx->bpe, &cx->ids, cx->err);
-    case MODEL_WORDPIECE: return tk_wordpiece_encode(t->wp, t->vocab, w, n, &cx->ids, cx->err);
-    case MODEL_UNIGRAM: return tk_unigram_encode(t->ug, t->vocab, w, n, &cx->ids, cx->err);
+    case MODEL_BPE: return qfmt__tk_bpe_encode(t->bpe, t->vocab, w, n, &cx->bpe, &cx->ids, cx->err);
+    case MODEL_WORDPIECE: return qfmt__tk_wordpiece_encode(t->wp, t->vocab, w, n, &cx->ids, cx->err);
+    case MODEL_UNIGRAM: return qfmt__tk_unigram_encode(t->ug, t->vocab, w, n, &cx->ids, cx->err);
     case MODEL_WORDLEVEL: {
-        int32_t id = tk_vocab_id(t->vocab, w, n);
+        int32_t id = qfmt__tk_vocab_id(t->vocab, w, n);
         if (id < 0) id = t->wl_unk;
-        if (id < 0) return tk_fail(cx->err, QFMT_E_RANGE, "WordLevel: a word is not in the vocab and there is no unk_token");
-        return tk_ids_push(&cx->ids, id) < 0 ? TK_OOM(cx->err) : 0;
+        if (id < 0) return qfmt__tk_fail(cx->err, QFMT_E_RANGE, "WordLevel: a word is not in the vocab and there is no unk_token");
+        return qfmt__tk_ids_push(&cx->ids, id) < 0 ? TK_OOM(cx->err) : 0;
     }
     }
     return -1;
@@ -522,8 +522,8 @@ static int encode_piece(enc_ctx *cx, const char *s, size_t n, bool first)
     const qfmt_tokenizer *t = cx->t;
     if (n == 0) return 0;
     if (!t->pre) return encode_word(cx, s, n);
-    tk_list_clear(&cx->words);
-    if (tk_pre_tokenize(t->pre, s, n, first, &cx->words, cx->err) < 0) return -1;
+    qfmt__tk_list_clear(&cx->words);
+    if (qfmt__tk_pre_tokenize(t->pre, s, n, first, &cx->words, cx->err) < 0) return -1;
     /* the words live in cx->words until the next piece: encode them all now */
     for (size_t i = 0; i < cx->words.n; i++) {
         size_t wl;
@@ -542,7 +542,7 @@ static size_t utf8_before(const unsigned char *s, size_t end, uint32_t *cp)
 {
     for (size_t back = 1; back <= 4 && back <= end; back++)
         if ((s[end - back] & 0xC0) != 0x80) {
-            size_t l = tk_utf8_next((const char *)s + end - back, back, cp);
+            size_t l = qfmt__tk_utf8_next((const char *)s + end - back, back, cp);
             return l == back ? l : 0;
         }
     return 0;
@@ -577,24 +577,24 @@ static int split_added(enc_ctx *cx, int level, const char *text, size_t len, boo
             bool start_space = true, stop_space = true;
             if (start > 0 && (l = utf8_before(s, start, &cp)) > 0) start_space = !is_word_char(cx, s + start - l, l);
             if (stop < len) {
-                l = tk_utf8_next(text + stop, len - stop, &cp);
+                l = qfmt__tk_utf8_next(text + stop, len - stop, &cp);
                 stop_space = !is_word_char(cx, s + stop, l);
             }
             if (!start_space || !stop_space) continue;
         }
         if (a->lstrip) {
             size_t ns = start;
-            while (ns > 0 && (l = utf8_before(s, ns, &cp)) > 0 && tk_is_whitespace(cp)) ns -= l;
+            while (ns > 0 && (l = utf8_before(s, ns, &cp)) > 0 && qfmt__tk_is_whitespace(cp)) ns -= l;
             start = ns > start_offset ? ns : start_offset;
         }
         if (a->rstrip)
-            while (stop < len && (l = tk_utf8_next(text + stop, len - stop, &cp)) > 0 && tk_is_whitespace(cp) &&
+            while (stop < len && (l = qfmt__tk_utf8_next(text + stop, len - stop, &cp)) > 0 && qfmt__tk_is_whitespace(cp) &&
                    cp != 0xFFFD)
                 stop += l;
         if (start_offset < start &&
             next_stage(cx, level, text + start_offset, start - start_offset, first && start_offset == 0) < 0)
             return -1;
-        if (tk_ids_push(&cx->ids, a->id) < 0) return TK_OOM(cx->err);
+        if (qfmt__tk_ids_push(&cx->ids, a->id) < 0) return TK_OOM(cx->err);
         /* as HF: even when an earlier rstrip ran past this match (start_offset moves back,
          * and the text from here on is encoded again) */
         start_offset = stop;
@@ -612,9 +612,9 @@ static int next_stage(enc_ctx *cx, int level, const char *text, size_t len, bool
     if (len == 0) return 0;
     if (!t->norm) return split_added(cx, 1, text, len, first);
     tk_str norm = {0}; /* its own buffer: encode_piece reuses the context's */
-    int rc = tk_normalize(t->norm, text, len, &norm, cx->err);
+    int rc = qfmt__tk_normalize(t->norm, text, len, &norm, cx->err);
     if (rc == 0) rc = split_added(cx, 1, norm.p ? norm.p : "", norm.len, first);
-    tk_str_free(&norm);
+    qfmt__tk_str_free(&norm);
     return rc;
 }
 
@@ -631,19 +631,19 @@ static int tokenizer_encode(const qfmt_tokenizer *t, const char *text, size_t le
     if (rc == 0 && len) rc = split_added(&cx, 0, text, len, true);
     if (rc == 0 && add_special && t->post) {
         tk_ids with = {0};
-        rc = tk_post_process(t->post, cx.ids.v, cx.ids.n, &with, err);
-        tk_ids_free(&cx.ids);
+        rc = qfmt__tk_post_process(t->post, cx.ids.v, cx.ids.n, &with, err);
+        qfmt__tk_ids_free(&cx.ids);
         cx.ids = with;
     }
     if (cx.md) pcre2_match_data_free(cx.md);
-    tk_bpe_work_free(cx.bpe);
-    tk_str_free(&cx.norm);
-    tk_list_free(&cx.words);
+    qfmt__tk_bpe_work_free(cx.bpe);
+    qfmt__tk_str_free(&cx.norm);
+    qfmt__tk_list_free(&cx.words);
     if (rc < 0) {
-        tk_ids_free(&cx.ids);
+        qfmt__tk_ids_free(&cx.ids);
         return -1;
     }
-    if (cx.ids.n == 0) tk_ids_free(&cx.ids);
+    if (cx.ids.n == 0) qfmt__tk_ids_free(&cx.ids);
     *ids = cx.ids.v;
     *n = cx.ids.n;
     return 0;
@@ -716,24 +716,24 @@ qfmt_status qfmt_tokenizer_decode(const qfmt_tokenizer *t, const int32_t *ids, s
             break;
         }
         if (skip_special && en->special) continue;
-        if (tk_list_push(&toks, t->arena.p + en->off, en->len) < 0) rc = TK_OOM(e);
+        if (qfmt__tk_list_push(&toks, t->arena.p + en->off, en->len) < 0) rc = TK_OOM(e);
     }
     if (rc == 0) {
         if (t->dec) {
-            rc = tk_decode(t->dec, &toks, &out, e);
+            rc = qfmt__tk_decode(t->dec, &toks, &out, e);
         } else { /* HF without a decoder: the tokens joined by spaces */
             for (size_t i = 0; i < toks.n && rc == 0; i++) {
                 size_t l;
                 const char *s = tk_list_at(&toks, i, &l);
-                if ((i && tk_str_putc(&out, ' ') < 0) || tk_str_put(&out, s, l) < 0) rc = TK_OOM(e);
+                if ((i && qfmt__tk_str_putc(&out, ' ') < 0) || qfmt__tk_str_put(&out, s, l) < 0) rc = TK_OOM(e);
             }
         }
     }
-    if (rc == 0 && tk_str_reserve(&out, 0) < 0) rc = TK_OOM(e);
+    if (rc == 0 && qfmt__tk_str_reserve(&out, 0) < 0) rc = TK_OOM(e);
     if (rc == 0) out.p[out.len] = '\0'; /* also when nothing was written */
-    tk_list_free(&toks);
+    qfmt__tk_list_free(&toks);
     if (rc < 0) {
-        tk_str_free(&out);
+        qfmt__tk_str_free(&out);
         return done(e, rc);
     }
     *text = out.p;
@@ -764,7 +764,7 @@ qfmt_status qfmt_tokenizer_token_string(const qfmt_tokenizer *t, int32_t id, con
 int32_t qfmt_tokenizer_token_id(const qfmt_tokenizer *t, const char *token)
 {
     if (!t || !token) return -1;
-    return tk_vocab_id(t->all, token, strlen(token));
+    return qfmt__tk_vocab_id(t->all, token, strlen(token));
 }
 
 bool qfmt_tokenizer_is_special(const qfmt_tokenizer *t, int32_t id)
@@ -793,9 +793,9 @@ size_t qfmt_utf8_complete_len(const char *buf, size_t len)
         uint32_t cp;
         memcpy(tmp, s + len - back, back);
         for (size_t i = back; i < need; i++) tmp[i] = (char)0x80;
-        if (tk_utf8_next(tmp, need, &cp) == need) return len - back;
+        if (qfmt__tk_utf8_next(tmp, need, &cp) == need) return len - back;
         for (size_t i = back; i < need; i++) tmp[i] = (char)0xBF;
-        if (tk_utf8_next(tmp, need, &cp) == need) return len - back;
+        if (qfmt__tk_utf8_next(tmp, need, &cp) == need) return len - back;
         return len;
     }
     return len;
@@ -831,7 +831,7 @@ qfmt_status qfmt_decode_stream_step(qfmt_decode_stream *ds, int32_t id, const ch
     *len = 0;
     if (!entry(ds->t, id))
         return QFMT__FAIL(err, QFMT_E_RANGE, NULL, NULL, "token id %ld is not in the vocabulary", (long)id);
-    if (tk_ids_push(&ds->ids, id) < 0) return QFMT__FAIL(err, QFMT_E_NOMEM, NULL, NULL, "out of memory");
+    if (qfmt__tk_ids_push(&ds->ids, id) < 0) return QFMT__FAIL(err, QFMT_E_NOMEM, NULL, NULL, "out of memory");
     char *s;
     size_t n;
     qfmt_status st = qfmt_tokenizer_decode(ds->t, ds->ids.v, ds->ids.n, ds->skip_special, &s, &n, err);
@@ -882,7 +882,7 @@ qfmt_status qfmt_decode_stream_step(qfmt_decode_stream *ds, int32_t id, const ch
 void qfmt_decode_stream_free(qfmt_decode_stream *ds)
 {
     if (!ds) return;
-    tk_ids_free(&ds->ids);
+    qfmt__tk_ids_free(&ds->ids);
     free(ds->prefix);
     free(ds->piece);
     free(ds);

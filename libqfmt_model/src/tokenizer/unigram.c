@@ -12,7 +12,7 @@
  * are the doubles HF's JSON parser gives, which are not always cJSON's (serde_json_f64).
  *
  * Pieces are found with a byte trie (children contiguous and sorted, binary-searched), so a
- * word costs O(length x longest piece) trie steps. Chars are code points as tk_utf8_next
+ * word costs O(length x longest piece) trie steps. Chars are code points as qfmt__tk_utf8_next
  * decodes them: each invalid byte is one char. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -120,14 +120,14 @@ static int read_entry(const cJSON *e, size_t i, const tk_vocab *v, const serde_t
     const cJSON *s = cJSON_IsArray(e) ? cJSON_GetArrayItem(e, 0) : NULL;
     const cJSON *x = s ? s->next : NULL;
     if (!cJSON_IsString(s) || !s->valuestring || !cJSON_IsNumber(x) || x->next)
-        return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu] is not a [string, number] pair", i);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu] is not a [string, number] pair", i);
     double hf = isfinite(x->valuedouble) ? serde_json_f64(x->valuedouble, t) : INFINITY;
-    if (!isfinite(hf)) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu]: the score is out of range", i);
+    if (!isfinite(hf)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu]: the score is out of range", i);
     p->s = s->valuestring;
     p->len = strlen(s->valuestring); /* the JSON policy refused NUL in strings */
     p->id = (int32_t)i;
-    if (tk_vocab_id(v, p->s, p->len) != p->id)
-        return tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu] does not match the vocabulary built from it", i);
+    if (qfmt__tk_vocab_id(v, p->s, p->len) != p->id)
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab[%zu] does not match the vocabulary built from it", i);
     *score = hf;
     return 0;
 }
@@ -136,12 +136,12 @@ static int read_entry(const cJSON *e, size_t i, const tk_vocab *v, const serde_t
 static int read_vocab(const cJSON *model, const tk_vocab *v, tk_unigram *m, piece **pieces, qfmt_error *err)
 {
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    if (!cJSON_IsArray(vocab)) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an array");
+    if (!cJSON_IsArray(vocab)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an array");
     size_t n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) n++;
-    if (n == 0) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab is empty");
-    if (n > TK_MAX_IDS) return tk_fail(err, QFMT_E_RANGE, "model.vocab has more than %u entries", TK_MAX_IDS);
+    if (n == 0) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab is empty");
+    if (n > TK_MAX_IDS) return qfmt__tk_fail(err, QFMT_E_RANGE, "model.vocab has more than %u entries", TK_MAX_IDS);
     m->score = malloc(n * sizeof *m->score);
     *pieces = malloc(n * sizeof **pieces);
     if (!m->score || !*pieces) return TK_OOM(err);
@@ -161,9 +161,9 @@ static int read_options(const cJSON *model, tk_unigram *m, qfmt_error *err)
 {
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
     uint64_t unk_id = 0;
-    if (tk_json_uint(model, "unk_id", 0, m->count - 1, &unk_id, "model", err) < 0) return -1;
+    if (qfmt__tk_json_uint(model, "unk_id", 0, m->count - 1, &unk_id, "model", err) < 0) return -1;
     m->unk_id = unk == NULL || cJSON_IsNull(unk) ? -1 : (int32_t)unk_id;
-    if (tk_json_bool(model, "byte_fallback", false, &m->byte_fallback, "model", err) < 0) return -1;
+    if (qfmt__tk_json_bool(model, "byte_fallback", false, &m->byte_fallback, "model", err) < 0) return -1;
 
     double min = INFINITY;
     for (size_t i = 0; i < m->count; i++)
@@ -177,7 +177,7 @@ static void find_byte_pieces(const tk_vocab *v, tk_unigram *m)
     for (unsigned b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b); /* HF's spelling: upper-case hex */
-        m->byte_id[b] = tk_vocab_id(v, name, 6);
+        m->byte_id[b] = qfmt__tk_vocab_id(v, name, 6);
     }
 }
 
@@ -261,7 +261,7 @@ static int build_trie(tk_unigram *m, piece *p, size_t n, qfmt_error *err)
     return 0;
 }
 
-int tk_unigram_load(const cJSON *model, const tk_vocab *v, tk_unigram **out, qfmt_error *err)
+int qfmt__tk_unigram_load(const cJSON *model, const tk_vocab *v, tk_unigram **out, qfmt_error *err)
 {
     *out = NULL;
     tk_unigram *m = calloc(1, sizeof *m);
@@ -270,7 +270,7 @@ int tk_unigram_load(const cJSON *model, const tk_vocab *v, tk_unigram **out, qfm
     if (read_vocab(model, v, m, &pieces, err) < 0 || read_options(model, m, err) < 0 ||
         build_trie(m, pieces, m->count, err) < 0) {
         free(pieces);
-        tk_unigram_free(m);
+        qfmt__tk_unigram_free(m);
         return -1;
     }
     free(pieces);
@@ -279,7 +279,7 @@ int tk_unigram_load(const cJSON *model, const tk_vocab *v, tk_unigram **out, qfm
     return 0;
 }
 
-void tk_unigram_free(tk_unigram *m)
+void qfmt__tk_unigram_free(tk_unigram *m)
 {
     if (!m) return;
     free(m->score);
@@ -336,18 +336,18 @@ static int offer_from(const tk_unigram *m, const char *w, size_t n, size_t s, si
  * with byte_fallback when every one has a piece, else the unk. */
 static int emit_unk_run(const tk_unigram *m, const tk_vocab *v, const char *w, size_t a, size_t b, tk_ids *out)
 {
-    int32_t id = tk_vocab_id(v, w + a, b - a);
-    if (id >= 0) return tk_ids_push(out, id);
+    int32_t id = qfmt__tk_vocab_id(v, w + a, b - a);
+    if (id >= 0) return qfmt__tk_ids_push(out, id);
     if (m->byte_fallback) {
         size_t i = a;
         while (i < b && m->byte_id[(uint8_t)w[i]] >= 0) i++;
         if (i == b) {
             for (i = a; i < b; i++)
-                if (tk_ids_push(out, m->byte_id[(uint8_t)w[i]]) < 0) return -1;
+                if (qfmt__tk_ids_push(out, m->byte_id[(uint8_t)w[i]]) < 0) return -1;
             return 0;
         }
     }
-    return tk_ids_push(out, m->unk_id);
+    return qfmt__tk_ids_push(out, m->unk_id);
 }
 
 /* Walks the best path back from n into path[] (its node ends, last first), then emits it
@@ -368,12 +368,12 @@ static int emit_path(const tk_unigram *m, const tk_vocab *v, const char *w, size
         }
         if (run != NO_START && emit_unk_run(m, v, w, run, s, out) < 0) return -1;
         run = NO_START;
-        if (tk_ids_push(out, best[e].id) < 0) return -1;
+        if (qfmt__tk_ids_push(out, best[e].id) < 0) return -1;
     }
     return run != NO_START ? emit_unk_run(m, v, w, run, n, out) : 0;
 }
 
-int tk_unigram_encode(const tk_unigram *m, const tk_vocab *v, const char *w, size_t n, tk_ids *out, qfmt_error *err)
+int qfmt__tk_unigram_encode(const tk_unigram *m, const tk_vocab *v, const char *w, size_t n, tk_ids *out, qfmt_error *err)
 {
     if (n == 0) return 0;
     if (n >= SIZE_MAX / (sizeof(best_node) + sizeof(size_t)) - 1) return TK_OOM(err);
@@ -389,9 +389,9 @@ int tk_unigram_encode(const tk_unigram *m, const tk_vocab *v, const char *w, siz
     int rc = 0;
     uint32_t cp;
     for (size_t s = 0, mblen; s < n; s += mblen) {
-        mblen = tk_utf8_next(w + s, n - s, &cp);
+        mblen = qfmt__tk_utf8_next(w + s, n - s, &cp);
         if (offer_from(m, w, n, s, mblen, best)) {
-            rc = tk_fail(err, QFMT_E_NOT_FOUND, "Unigram: a character has no piece and model.unk_id is null");
+            rc = qfmt__tk_fail(err, QFMT_E_NOT_FOUND, "Unigram: a character has no piece and model.unk_id is null");
             break;
         }
     }

@@ -28,7 +28,7 @@ static uint64_t hash(const char *s, size_t n)
     return h ^ (h >> 33);
 }
 
-tk_vocab *tk_vocab_new(void)
+tk_vocab *qfmt__tk_vocab_new(void)
 {
     tk_vocab *v = calloc(1, sizeof *v);
     if (!v) return NULL;
@@ -72,7 +72,7 @@ static int grow_table(tk_vocab *v)
     return 0;
 }
 
-int tk_vocab_add(tk_vocab *v, const char *s, size_t n, int32_t id)
+int qfmt__tk_vocab_add(tk_vocab *v, const char *s, size_t n, int32_t id)
 {
     if (id < 0 || (uint32_t)id >= TK_MAX_IDS || n > UINT32_MAX / 2) return 1;
     if ((uint32_t)id < v->by_id_cap && v->by_id[id]) return 1;
@@ -89,7 +89,7 @@ int tk_vocab_add(tk_vocab *v, const char *s, size_t n, int32_t id)
     }
     if (v->arena.len > UINT32_MAX - n - 1) return -1;
     uint32_t off = (uint32_t)v->arena.len;
-    if (tk_str_put(&v->arena, s, n) < 0 || tk_str_putc(&v->arena, '\0') < 0) return -1;
+    if (qfmt__tk_str_put(&v->arena, s, n) < 0 || qfmt__tk_str_putc(&v->arena, '\0') < 0) return -1;
     v->slots[i] = (slot){off, (uint32_t)n, id};
     v->by_id[id] = (uint32_t)i + 1;
     v->count++;
@@ -98,14 +98,14 @@ int tk_vocab_add(tk_vocab *v, const char *s, size_t n, int32_t id)
     return 0;
 }
 
-int32_t tk_vocab_id(const tk_vocab *v, const char *s, size_t n)
+int32_t qfmt__tk_vocab_id(const tk_vocab *v, const char *s, size_t n)
 {
     if (!v->arena.p) return -1;
     size_t i = find_slot(v, s, n);
     return v->slots[i].id;
 }
 
-const char *tk_vocab_string(const tk_vocab *v, int32_t id, size_t *len)
+const char *qfmt__tk_vocab_string(const tk_vocab *v, int32_t id, size_t *len)
 {
     if (id < 0 || (uint32_t)id >= v->by_id_cap || !v->by_id[id]) return NULL;
     const slot *sl = &v->slots[v->by_id[id] - 1];
@@ -113,13 +113,13 @@ const char *tk_vocab_string(const tk_vocab *v, int32_t id, size_t *len)
     return v->arena.p + sl->off;
 }
 
-uint32_t tk_vocab_max_id(const tk_vocab *v) { return v->max_id; }
-size_t tk_vocab_count(const tk_vocab *v) { return v->count; }
+uint32_t qfmt__tk_vocab_max_id(const tk_vocab *v) { return v->max_id; }
+size_t qfmt__tk_vocab_count(const tk_vocab *v) { return v->count; }
 
-void tk_vocab_free(tk_vocab *v)
+void qfmt__tk_vocab_free(tk_vocab *v)
 {
     if (!v) return;
-    tk_str_free(&v->arena);
+    qfmt__tk_str_free(&v->arena);
     free(v->slots);
     free(v->by_id);
     free(v);

@@ -3,7 +3,7 @@
  * pieces after the first looked up with continuing_subword_prefix; a word with more chars than
  * max_input_chars_per_word, or with a position where nothing matches, becomes the single unk.
  *
- * Chars are code points as tk_utf8_next decodes them: each invalid byte is one char. */
+ * Chars are code points as qfmt__tk_utf8_next decodes them: each invalid byte is one char. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +31,7 @@ struct tk_wordpiece {
 static int longest_entry(const cJSON *model, size_t *out, qfmt_error *err)
 {
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    if (!cJSON_IsObject(vocab)) return tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an object");
+    if (!cJSON_IsObject(vocab)) return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.vocab is not an object");
     size_t max = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab)
@@ -43,26 +43,26 @@ static int longest_entry(const cJSON *model, size_t *out, qfmt_error *err)
     return 0;
 }
 
-int tk_wordpiece_load(const cJSON *model, const tk_vocab *v, tk_wordpiece **out, qfmt_error *err)
+int qfmt__tk_wordpiece_load(const cJSON *model, const tk_vocab *v, tk_wordpiece **out, qfmt_error *err)
 {
     *out = NULL;
     const char *unk, *prefix;
     size_t unk_len = 0, prefix_len = 0, max_len = 0;
     uint64_t max_chars = 0;
-    if (tk_json_string(model, "unk_token", WP_DEFAULT_UNK, &unk, &unk_len, "model", err) < 0 ||
-        tk_json_string(model, "continuing_subword_prefix", WP_DEFAULT_PREFIX, &prefix, &prefix_len, "model", err) <
+    if (qfmt__tk_json_string(model, "unk_token", WP_DEFAULT_UNK, &unk, &unk_len, "model", err) < 0 ||
+        qfmt__tk_json_string(model, "continuing_subword_prefix", WP_DEFAULT_PREFIX, &prefix, &prefix_len, "model", err) <
             0 ||
-        tk_json_uint(model, "max_input_chars_per_word", WP_DEFAULT_MAX_CHARS, WP_MAX_CHARS_LIMIT, &max_chars, "model",
+        qfmt__tk_json_uint(model, "max_input_chars_per_word", WP_DEFAULT_MAX_CHARS, WP_MAX_CHARS_LIMIT, &max_chars, "model",
                      err) < 0 ||
         longest_entry(model, &max_len, err) < 0)
         return -1;
     /* HF fails only when a word needs the unk; refusing at load makes the failure certain and
      * early instead of text-dependent. */
-    int32_t unk_id = tk_vocab_id(v, unk, unk_len);
+    int32_t unk_id = qfmt__tk_vocab_id(v, unk, unk_len);
     if (unk_id < 0) {
         char shown[80];
         qfmt_escape(unk, unk_len < 40 ? unk_len : 40, shown, sizeof shown);
-        return tk_fail(err, QFMT_E_CORRUPT, "model.unk_token '%s' is not in model.vocab", shown);
+        return qfmt__tk_fail(err, QFMT_E_CORRUPT, "model.unk_token '%s' is not in model.vocab", shown);
     }
     tk_wordpiece *m = calloc(1, sizeof *m);
     if (!m || !(m->prefix = malloc(prefix_len + 1))) {
@@ -78,7 +78,7 @@ int tk_wordpiece_load(const cJSON *model, const tk_vocab *v, tk_wordpiece **out,
     return 0;
 }
 
-void tk_wordpiece_free(tk_wordpiece *m)
+void qfmt__tk_wordpiece_free(tk_wordpiece *m)
 {
     if (!m) return;
     free(m->prefix);
@@ -90,7 +90,7 @@ static size_t count_chars(const char *w, size_t n)
 {
     size_t chars = 0;
     uint32_t cp;
-    for (size_t i = 0; i < n; i += tk_utf8_next(w + i, n - i, &cp)) chars++;
+    for (size_t i = 0; i < n; i += qfmt__tk_utf8_next(w + i, n - i, &cp)) chars++;
     return chars;
 }
 
@@ -99,7 +99,7 @@ static void char_bounds(const char *w, size_t n, size_t *bound)
 {
     size_t k = 0;
     uint32_t cp;
-    for (size_t i = 0; i < n; i += tk_utf8_next(w + i, n - i, &cp)) bound[k++] = i;
+    for (size_t i = 0; i < n; i += qfmt__tk_utf8_next(w + i, n - i, &cp)) bound[k++] = i;
     bound[k] = n;
 }
 
@@ -121,7 +121,7 @@ static int longest_match(const tk_wordpiece *m, const tk_vocab *v, const char *w
         key = buf;
     }
     for (; end > s; end--) {
-        int32_t got = tk_vocab_id(v, key, lead + bound[end] - bound[s]);
+        int32_t got = qfmt__tk_vocab_id(v, key, lead + bound[end] - bound[s]);
         if (got >= 0) {
             *id = got;
             *e = end;
@@ -131,12 +131,12 @@ static int longest_match(const tk_wordpiece *m, const tk_vocab *v, const char *w
     return 0;
 }
 
-int tk_wordpiece_encode(const tk_wordpiece *m, const tk_vocab *v, const char *w, size_t n, tk_ids *out,
+int qfmt__tk_wordpiece_encode(const tk_wordpiece *m, const tk_vocab *v, const char *w, size_t n, tk_ids *out,
                         qfmt_error *err)
 {
     size_t chars = count_chars(w, n);
     if (chars == 0) return 0; /* HF: an empty word gives no tokens */
-    if ((uint64_t)chars > m->max_chars) return tk_ids_push(out, m->unk_id) < 0 ? TK_OOM(err) : 0;
+    if ((uint64_t)chars > m->max_chars) return qfmt__tk_ids_push(out, m->unk_id) < 0 ? TK_OOM(err) : 0;
 
     size_t *bound = malloc((chars + 1) * sizeof *bound);
     char *buf = malloc(m->prefix_len + n + 1);
@@ -158,7 +158,7 @@ int tk_wordpiece_encode(const tk_wordpiece *m, const tk_vocab *v, const char *w,
             id = m->unk_id;
             e = chars;
         }
-        if (tk_ids_push(out, id) < 0) {
+        if (qfmt__tk_ids_push(out, id) < 0) {
             rc = TK_OOM(err);
             break;
         }

@@ -13,6 +13,7 @@ fi
 packages=(
     gcc make cmake pkg-config             # toolchain
     libzstd-dev libxxhash-dev             # library
+    zstd                                  # tests unpack compressed fixtures
     libcjson-dev libpcre2-dev             # safetensors headers; tokenizer regex (run, eval)
     libutf8proc-dev                       # tokenizer normalizers, Unicode classes
     libcriterion-dev python3              # tests (CLI tests parse outputs with python3's stdlib)

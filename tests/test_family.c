@@ -81,7 +81,7 @@ Test(family, registry_lists_each_family_once) {
         cr_assert_eq(qfmt_family_find(name, strlen(name)), qfmt_family_at(n));
     }
     cr_assert_geq(n, 3);
-    cr_assert_null(qfmt_family_find("qwen3", 5));
+    cr_assert_null(qfmt_family_find("gemma3", 6));
     cr_assert_null(qfmt_family_find("llam", 4));
 }
 

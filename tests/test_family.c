@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "qfmt_model.h"
+#include "rope.h"
 
 static qfmt_model_hparams small(const qfmt_family *f)
 {
@@ -290,7 +291,7 @@ Test(family, rope_refusals_name_the_key) {
     static const struct {
         const char *rope, *needle;
     } cases[] = {
-        {"{\"rope_type\": \"yarn\", \"factor\": 4.0}", "'model.rope_type'"},
+        {"{\"rope_type\": \"longrope\", \"factor\": 4.0}", "'model.rope_type'"},
         {"{\"rope_type\": \"dynamic\", \"factor\": 2.0}", "'dynamic'"},
         {"{\"rope_type\": \"llama3\", \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
          "\"original_max_position_embeddings\": 8}", "model.rope_scaling.factor"},
@@ -480,5 +481,40 @@ Test(family, mistral_sliding_window) {
     qfmt_model_free(m0);
     qfmt_reader_close(r);
     qfmt_reader_close(r0);
+    th_rmtree(dir);
+}
+
+/* yarn (transformers' _compute_yarn_parameters) on head_dim 8, theta 1e4, factor 4, original
+ * context 16, beta 32/1: the correction range is [0, 1] after truncation, so frequency 0 is
+ * extrapolated (kept) and 1..3 interpolated (divided by 4); cos and sin scaled by
+ * 0.1 ln 4 + 1. In both config layouts. */
+Test(family, yarn_frequencies) {
+    static const char *const cfgs[] = {
+        "{\"model_type\": \"llama\", \"rope_theta\": 10000.0, \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0, "
+        "\"original_max_position_embeddings\": 16}}",
+        "{\"model_type\": \"llama\", \"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 10000.0, \"factor\": 4.0, "
+        "\"original_max_position_embeddings\": 16, \"beta_fast\": 32.0, \"beta_slow\": 1.0}}",
+    };
+    char dir[256], path[300];
+    th_mkdtemp(dir);
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/y%zu.qfmt", dir, k);
+        qfmt_error e;
+        TH_OKE(meta_of(path, cfgs[k], &e), e);
+        qfmt_reader *r = NULL;
+        TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+        qfmt_model_hparams h = small(qfmt_family_find("llama", 5));
+        h.head_dim = 8, h.ctx = 64;
+        qfmt__rope rp;
+        cr_assert_eq(qfmt__rope_load(r, &h, &rp, &e), 0, "%s", tmsg(&e));
+        const double want[4] = {1.0, 0.1 / 4, 0.01 / 4, 0.001 / 4};
+        cr_assert_eq(rp.half, 4u);
+        for (size_t i = 0; i < 4; i++)
+            cr_assert(fabs(rp.inv[i] - want[i]) <= 1e-6 * want[i], "layout %zu: inv[%zu] = %.9g, want %.9g", k, i,
+                      rp.inv[i], want[i]);
+        cr_assert(fabs(rp.scale - (0.1 * log(4.0) + 1.0)) < 1e-6, "attention factor %.9g", rp.scale);
+        qfmt__rope_free(&rp);
+        qfmt_reader_close(r);
+    }
     th_rmtree(dir);
 }

@@ -282,12 +282,16 @@ qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t 
         {"attention_factor", "model.rope_scaling.attention_factor", false},
         {"beta_fast", "model.rope_scaling.beta_fast", false},
         {"beta_slow", "model.rope_scaling.beta_slow", false},
+        {"mscale", "model.rope_scaling.mscale", false},
+        {"mscale_all_dim", "model.rope_scaling.mscale_all_dim", false},
     };
     for (size_t i = 0; cJSON_IsObject(rp) && i < sizeof rope_keys / sizeof rope_keys[0]; i++) {
         j = item(rp, rope_keys[i].json);
         if (rope_keys[i].integral && json_u64(j, &u)) put_u64(&c, rope_keys[i].meta, u);
         else if (!rope_keys[i].integral && cJSON_IsNumber(j)) put_f64(&c, rope_keys[i].meta, j->valuedouble);
     }
+    if (cJSON_IsObject(rp) && cJSON_IsBool(j = item(rp, "truncate")))
+        put_bool(&c, "model.rope_scaling.truncate", cJSON_IsTrue(j));
     /* Sliding-window attention: the window of every layer, for the families that have one
      * (a null window: none). Per-layer attention types are refused rather than ignored. */
     j = item(cfg, "layer_types");

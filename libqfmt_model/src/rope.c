@@ -26,21 +26,30 @@ int qfmt__rope_load(const qfmt_reader *r, const qfmt_model_hparams *h, qfmt__rop
     const char *path = qfmt_reader_path(r), *rt = "default";
     uint64_t rtl = 7;
     if (qfmt_meta_get_string(r, "model.rope_type", &rt, &rtl, NULL) != QFMT_OK) rt = "default", rtl = 7;
-    enum { DEFAULT, LINEAR, LLAMA3 } type;
+    enum { DEFAULT, LINEAR, LLAMA3, YARN } type;
     if (is(rt, rtl, "default")) type = DEFAULT;
     else if (is(rt, rtl, "linear")) type = LINEAR;
     else if (is(rt, rtl, "llama3")) type = LLAMA3;
+    else if (is(rt, rtl, "yarn")) type = YARN;
     else {
         char name[4 * 32 + 4];
         return qfmt__merr(err, QFMT_E_UNSUPPORTED, path, NULL,
                           "metadata 'model.rope_type' (config.json rope_parameters / rope_scaling 'rope_type'): "
-                          "RoPE type '%s' is not supported (default, linear and llama3 are)",
+                          "RoPE type '%s' is not supported (default, linear, llama3 and yarn are)",
                           qfmt_escape(rt, (size_t)(rtl > 32 ? 32 : rtl), name, sizeof name));
     }
     double factor = 1, low = 0, high = 0;
     uint64_t orig = 0;
-    if (type != DEFAULT) {
+    if (type == YARN) { /* _compute_yarn_parameters: the original context, else the model's */
+        if (qfmt_meta_get_u64(r, "model.rope_scaling.original_context_length", &orig, NULL) != QFMT_OK) orig = h->ctx;
+        if (orig == 0)
+            return qfmt__merr(err, QFMT_E_CORRUPT, path, NULL, "metadata 'model.rope_scaling.original_context_length' is 0");
+        if (qfmt_meta_get_f64(r, "model.rope_scaling.factor", &factor, NULL) != QFMT_OK)
+            factor = (double)h->ctx / (double)orig;
+    } else if (type != DEFAULT) {
         if (need_f64(r, rt, "model.rope_scaling.factor", &factor, err)) return -1;
+    }
+    if (type != DEFAULT) {
         if (!(factor > 0) || !isfinite(factor))
             return qfmt__merr(err, QFMT_E_CORRUPT, path, NULL, "metadata 'model.rope_scaling.factor' is %g, not positive", factor);
     }
@@ -57,6 +66,37 @@ int qfmt__rope_load(const qfmt_reader *r, const qfmt_model_hparams *h, qfmt__rop
                               "RoPE type 'llama3' needs 0 < low_freq_factor < high_freq_factor and an original "
                               "context length, not %g, %g and %llu", low, high, (unsigned long long)orig);
     }
+    /* yarn: the attention factor (cos and sin scaled by it) and the ramp between the
+     * extrapolated and interpolated frequencies over the correction range [lo_d, hi_d] */
+    double attn = 1.0, lo_d = 0, hi_d = 0;
+    if (type == YARN) {
+        double mscale = 0, mscale_all = 0, beta_fast = 0, beta_slow = 0;
+        bool truncate = true;
+        qfmt_meta_get_f64(r, "model.rope_scaling.mscale", &mscale, NULL);
+        qfmt_meta_get_f64(r, "model.rope_scaling.mscale_all_dim", &mscale_all, NULL);
+        qfmt_meta_get_f64(r, "model.rope_scaling.beta_fast", &beta_fast, NULL);
+        qfmt_meta_get_f64(r, "model.rope_scaling.beta_slow", &beta_slow, NULL);
+        qfmt_meta_get_bool(r, "model.rope_scaling.truncate", &truncate, NULL);
+        if (beta_fast == 0) beta_fast = 32; /* transformers: `or 32`, `or 1` */
+        if (beta_slow == 0) beta_slow = 1;
+        if (qfmt_meta_get_f64(r, "model.rope_scaling.attention_factor", &attn, NULL) != QFMT_OK) {
+            double f = factor;
+            attn = f <= 1 ? 1.0 : 0.1 * log(f) + 1.0;
+            if (mscale != 0 && mscale_all != 0)
+                attn = (f <= 1 ? 1.0 : 0.1 * mscale * log(f) + 1.0) / (f <= 1 ? 1.0 : 0.1 * mscale_all * log(f) + 1.0);
+        }
+        double dim = (double)h->head_dim, base = h->rope_theta;
+        if (!(beta_fast > 0) || !(beta_slow > 0) || !(base > 1) || !isfinite(attn))
+            return qfmt__merr(err, QFMT_E_CORRUPT, path, NULL,
+                              "RoPE type 'yarn': beta_fast %g, beta_slow %g, theta %g, attention factor %g do not describe a "
+                              "rotation", beta_fast, beta_slow, base, attn);
+        lo_d = dim * log((double)orig / (beta_fast * 2 * 3.141592653589793)) / (2 * log(base));
+        hi_d = dim * log((double)orig / (beta_slow * 2 * 3.141592653589793)) / (2 * log(base));
+        if (truncate) lo_d = floor(lo_d), hi_d = ceil(hi_d);
+        if (lo_d < 0) lo_d = 0;
+        if (hi_d > dim - 1) hi_d = dim - 1;
+        if (lo_d == hi_d) hi_d += 0.001; /* transformers: "prevent singularity" */
+    }
     size_t half = (size_t)(h->head_dim / 2);
     float *inv = malloc((half ? half : 1) * sizeof *inv);
     if (!inv) return qfmt__merr(err, QFMT_E_NOMEM, path, NULL, "out of memory");
@@ -71,6 +111,13 @@ int qfmt__rope_load(const qfmt_reader *r, const qfmt_model_hparams *h, qfmt__rop
             float smooth = ((float)orig / wavelen - (float)low) / (float)(high - low);
             float smoothed = (1.0f - smooth) * g / (float)factor + smooth * g;
             f = !(wavelen < high_wl) && !(wavelen > low_wl) ? smoothed : g;
+        } else if (type == YARN) { /* _compute_yarn_parameters, in fp32 */
+            float pos = (float)pow(h->rope_theta, (double)((float)(2 * i) / (float)h->head_dim));
+            float extra = 1.0f / pos, inter = 1.0f / ((float)factor * pos);
+            float ramp = ((float)i - (float)lo_d) / (float)(hi_d - lo_d);
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            float ef = 1.0f - ramp;
+            f = inter * (1.0f - ef) + extra * ef;
         }
         /* transformers keeps the frequencies in a buffer of the model's dtype */
         if (h->rope_freq_type == QFMT_TYPE_BF16) f = qfmt_bf16_to_f32(qfmt_f32_to_bf16(f));
@@ -79,6 +126,7 @@ int qfmt__rope_load(const qfmt_reader *r, const qfmt_model_hparams *h, qfmt__rop
     }
     out->inv = inv;
     out->half = half;
+    out->scale = (float)attn;
     return 0;
 }
 
@@ -93,7 +141,7 @@ void qfmt__rope_apply(const qfmt__rope *rp, float *x, size_t n, size_t heads, si
     size_t half = rp->half, hd = 2 * half;
     for (size_t t = 0; t < n; t++)
         for (size_t i = 0; i < half; i++) {
-            float ang = (float)(pos0 + t) * rp->inv[i], c = cosf(ang), s = sinf(ang);
+            float ang = (float)(pos0 + t) * rp->inv[i], c = cosf(ang) * rp->scale, s = sinf(ang) * rp->scale;
             for (size_t h = 0; h < heads; h++) {
                 float *v = x + (t * heads + h) * hd;
                 float a = v[i], b = v[i + half];

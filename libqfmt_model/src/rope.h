@@ -11,6 +11,7 @@
 typedef struct {
     float *inv; /* head_dim / 2 inverse frequencies, NULL for a model without RoPE */
     size_t half;
+    float scale; /* cos and sin are scaled by it (yarn's attention factor; else 1) */
 } qfmt__rope;
 
 /* Reads model.rope_theta, model.rope_type and its model.rope_scaling.* parameters and fills

@@ -292,7 +292,7 @@ Test(family, rope_refusals_name_the_key) {
         const char *rope, *needle;
     } cases[] = {
         {"{\"rope_type\": \"longrope\", \"factor\": 4.0}", "'model.rope_type'"},
-        {"{\"rope_type\": \"dynamic\", \"factor\": 2.0}", "'dynamic'"},
+        {"{\"rope_type\": \"dynamic\", \"factor\": 2.0, \"original_max_position_embeddings\": 8}", "'dynamic'"},
         {"{\"rope_type\": \"llama3\", \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
          "\"original_max_position_embeddings\": 8}", "model.rope_scaling.factor"},
         {"{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0}",
@@ -322,7 +322,8 @@ Test(family, rope_refusals_name_the_key) {
     th_rmtree(dir);
 }
 
-/* Linear scaling (factor 2: the default frequencies halved) is applied, from position 1 on. */
+/* Linear scaling (factor 2: the default frequencies halved) is applied, from position 1 on;
+ * dynamic NTK gives the default rotation within the context. */
 Test(family, linear_rope_halves_the_frequencies) {
     char dir[256], pa[300], pb[300];
     th_mkdtemp(dir);
@@ -351,6 +352,18 @@ Test(family, linear_rope_halves_the_frequencies) {
     TH_OKE(qfmt_model_forward(mb, ids, 4, lb, NULL, &o, &e), e);
     cr_assert_eq(memcmp(la, lb, h.vocab * sizeof *la), 0, "position 0 is not rotated by either");
     cr_assert_neq(memcmp(la + h.vocab, lb + h.vocab, 3 * h.vocab * sizeof *la), 0, "linear scaling changed nothing");
+    /* dynamic NTK within max_position_embeddings: the default frequencies */
+    char *dyn = llama_cfg("{\"type\": \"dynamic\", \"factor\": 2.0}");
+    qfmt_reader *rc = NULL;
+    qfmt_model *mc = NULL;
+    write_model_cfg(pb, f, &h, dyn, NULL);
+    free(dyn);
+    TH_OKE(qfmt_reader_open(&rc, pb, NULL, &e), e);
+    TH_OKE(qfmt_model_load(&mc, rc, &e), e);
+    TH_OKE(qfmt_model_forward(mc, ids, 4, lb, NULL, &o, &e), e);
+    cr_assert_eq(memcmp(la, lb, 4 * h.vocab * sizeof *la), 0, "dynamic differs from default within the context");
+    qfmt_model_free(mc);
+    qfmt_reader_close(rc);
     free(la);
     free(lb);
     qfmt_model_free(ma);

@@ -31,11 +31,22 @@ int qfmt__rope_load(const qfmt_reader *r, const qfmt_model_hparams *h, qfmt__rop
     else if (is(rt, rtl, "linear")) type = LINEAR;
     else if (is(rt, rtl, "llama3")) type = LLAMA3;
     else if (is(rt, rtl, "yarn")) type = YARN;
-    else {
+    else if (is(rt, rtl, "dynamic")) {
+        /* Dynamic NTK (dynamic_rope_update) changes the frequencies only once a position reaches
+         * max_position_embeddings, which is the context qfmt runs: within it they are the default
+         * ones. An original context of its own would change the base from the start: refused. */
+        uint64_t o = 0;
+        if (qfmt_meta_get_u64(r, "model.rope_scaling.original_context_length", &o, NULL) == QFMT_OK && o != h->ctx)
+            return qfmt__merr(err, QFMT_E_UNSUPPORTED, path, NULL,
+                              "metadata 'model.rope_scaling.original_context_length' (%llu): RoPE type 'dynamic' with an "
+                              "original context other than model.context_length (%llu) is not supported",
+                              (unsigned long long)o, (unsigned long long)h->ctx);
+        type = DEFAULT;
+    }    else {
         char name[4 * 32 + 4];
         return qfmt__merr(err, QFMT_E_UNSUPPORTED, path, NULL,
                           "metadata 'model.rope_type' (config.json rope_parameters / rope_scaling 'rope_type'): "
-                          "RoPE type '%s' is not supported (default, linear, llama3 and yarn are)",
+                          "RoPE type '%s' is not supported (default, linear, llama3, yarn and dynamic are)",
                           qfmt_escape(rt, (size_t)(rtl > 32 ? 32 : rtl), name, sizeof name));
     }
     double factor = 1, low = 0, high = 0;

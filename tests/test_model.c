@@ -1163,6 +1163,7 @@ Test(errors, unsupported_architecture) {
     snprintf(path, sizeof path, "%s/mamba.qfmt", dir);
     write_arch_file(path, "mamba");
     expect_load_fails(path, "mamba", "architecture mamba");
+    expect_load_fails(path, "model_type", "architecture mamba");
     snprintf(path, sizeof path, "%s/none.qfmt", dir);
     write_arch_file(path, NULL);
     expect_load_fails(path, "general.architecture", "no architecture");

@@ -287,7 +287,8 @@ static int read_hparams(qfmt_model *m, qfmt_error *err)
                      qfmt_family_name(qfmt_family_at(i)));
         char name[4 * 64 + 4];
         return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(r), NULL,
-                          "architecture '%s' is not supported (%s are)",
+                          "metadata 'general.architecture' (config.json model_type): architecture '%s' is not "
+                          "supported (%s are)",
                           qfmt_escape(arch, (size_t)(alen > 64 ? 64 : alen), name, sizeof name), known);
     }
     h->family = f;

@@ -1,6 +1,7 @@
 /*
  * test_model.c - the reference forward pass of the runtime (libqfmt_model: qfmt_model.h), issue 6:
- *  - gpt2-kjv, llama-kjv and bert-kjv converted by the CLI to f32 and to their stored dtype:
+ *  - gpt2-kjv, llama-kjv, bert-kjv, llama3-kjv (llama3 RoPE scaling) and qwen3-kjv (q/k norms,
+ *    padded vocabulary; stored zstd-packed) converted by the CLI to f32 and their stored dtype:
  *    logits of both reference sequences and hidden.0 .. hidden.L of sequence 0 match the
  *    fixtures' reference.safetensors (computed by transformers) within 1e-3 (exact path);
  *  - converted to q8_0, q4_0 and q4_1: max abs logit error and top-1 agreement with the f32
@@ -614,6 +615,8 @@ static void check_threads(const fixture *fx) {
 Test(threads, gpt2) { check_threads(&GPT2); }
 Test(threads, llama) { check_threads(&LLAMA); }
 Test(threads, bert) { check_threads(&BERT); }
+Test(threads, llama3) { check_threads(&LLAMA3); }
+Test(threads, qwen3) { check_threads(&QWEN3); }
 
 /* Options NULL: the exact path on one thread. */
 Test(threads, null_options_are_exact) {

@@ -25,8 +25,9 @@
  * ratio achieved.
  *
  * Models:
- *  - the fixtures (DIR, default tests/data/fixtures of this source tree): gpt2-kjv and
- *    llama-kjv, and bert-kjv for prompt processing only (no generation), each converted by
+ *  - the fixtures (DIR, default tests/data/fixtures of this source tree): gpt2-kjv,
+ *    llama-kjv and llama3-kjv (Llama 3 RoPE scaling, tied head), and bert-kjv for prompt
+ *    processing only (no generation), each converted by
  *    `QFMT convert` to f16, q8_0 and q4_0 (--types to change) into a scratch directory;
  *  - --synthetic DIR: a Hugging Face checkpoint with TinyLlama-1.1B's shape and random BF16
  *    weights (hidden 2048, ffn 5632, 22 layers, 32 heads, 4 KV heads, vocab 32000), written to
@@ -744,8 +745,8 @@ int main(int argc, char **argv)
         snprintf(scratch, sizeof scratch, "%s/qfmt_bench_run.XXXXXX", tdir && *tdir ? tdir : "/tmp");
         if (!mkdtemp(scratch)) die("%s: cannot create: %s", scratch, strerror(errno));
         cleanup_add(scratch, true);
-        static const char *const names[] = {"gpt2-kjv", "llama-kjv", "bert-kjv"};
-        for (size_t n = 0; n < 3; n++) {
+        static const char *const names[] = {"gpt2-kjv", "llama-kjv", "bert-kjv", "llama3-kjv"};
+        for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
             char *src = path_join(fx, names[n]);
             for (size_t t = 0; t < ntypes; t++) {
                 char name[128], label[160];

@@ -124,6 +124,12 @@ int main(int argc, char **argv)
     one(argv[1], "llama_q8_0.qfmt", "llama", h, QFMT_TYPE_Q8_0);
     h.d = 8, h.head_dim = 4, h.ffn = 16, h.ctx = 4, h.type_vocab = 2;
     one(argv[1], "bert_tiny.qfmt", "bert", h, QFMT_TYPE_F32);
+    /* the llama-like families: q/k norms and a head_dim of its own (qwen3), q/k/v biases (qwen2) */
+    h.type_vocab = 0, h.head_dim = 8, h.kv_heads = 1;
+    one(argv[1], "qwen3_tiny.qfmt", "qwen3", h, QFMT_TYPE_F32);
+    h.head_dim = 4, h.kv_heads = 2;
+    one(argv[1], "qwen2_tiny.qfmt", "qwen2", h, QFMT_TYPE_F32);
+    one(argv[1], "mistral_tiny.qfmt", "mistral", h, QFMT_TYPE_F32);
     /* many Conv1D weights: convert.transposed holds 4 entries per layer (64) */
     memset(&h, 0, sizeof h);
     h.vocab = 4, h.d = 2, h.layers = 16, h.heads = 1, h.kv_heads = 1, h.head_dim = 2, h.ffn = 2,

@@ -19,16 +19,31 @@ windows=$([ $full = 1 ] && echo 64 || echo 4)
 
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
-for m in gpt2 llama bert; do
-    mask=()
+# qwen3-kjv is stored zstd-compressed (its embedding and logits are large): unpacked into the
+# work directory with the zstd tool when there is one, its tokenizer from tokenizers/.
+models="gpt2 llama bert llama3"
+declare -A src=([gpt2]="$F/gpt2-kjv" [llama]="$F/llama-kjv" [bert]="$F/bert-kjv" [llama3]="$F/llama3-kjv")
+if command -v zstd >/dev/null; then
+    mkdir -p "$work/qwen3-kjv"
+    cp "$F/qwen3-kjv/config.json" "$F/qwen3-kjv/expected.json" "$work/qwen3-kjv/"
+    zstd -q -d "$F/qwen3-kjv/model.safetensors.zst" -o "$work/qwen3-kjv/model.safetensors"
+    zstd -q -d "$F/tokenizers/qwen3.tokenizer.json.zst" -o "$work/qwen3-kjv/tokenizer.json"
+    src[qwen3]="$work/qwen3-kjv"
+    models="$models qwen3"
+else
+    echo "skip qwen3: no zstd tool to unpack its fixture"
+fi
+for m in $models; do
+    mask=() tokens="$F/heldout.safetensors"
     [ $m = bert ] && mask=(--mask "$F/bert-kjv/mlm_mask.safetensors")
+    [ $m = qwen3 ] && tokens="$F/heldout.qwen3.safetensors" # heldout.txt in Qwen 3's tokens
     for t in f32 q8_0 q4_0 q4_1; do
         out="$work/$m-$t.qfmt"
-        if ! "$QFMT" convert "$F/$m-kjv" -o "$out" --type $t >/dev/null 2>"$work/err"; then
+        if ! "$QFMT" convert "${src[$m]}" -o "$out" --type $t >/dev/null 2>"$work/err"; then
             bad "$m $t: convert ($(head -c 300 "$work/err"))"
             continue
         fi
-        if ! "$QFMT" eval "$out" --tokens "$F/heldout.safetensors" --windows $windows "${mask[@]}" --json >"$work/j" 2>"$work/err"; then
+        if ! "$QFMT" eval "$out" --tokens "$tokens" --windows $windows "${mask[@]}" --json >"$work/j" 2>"$work/err"; then
             bad "$m $t: eval exit ($(head -c 300 "$work/err"))"
             continue
         fi
@@ -36,8 +51,8 @@ for m in gpt2 llama bert; do
         python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["tokens_per_second"]>0 and isinstance(d["type_mix"],dict)' "$work/j" &&
             ok "$m $t: --json keys" || bad "$m $t: --json keys"
         if [ $full = 1 ]; then
-            want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ppl_"+sys.argv[2]])' "$F/$m-kjv/expected.json" $t)
-            ws=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["scored_tokens"])' "$F/$m-kjv/expected.json")
+            want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ppl_"+sys.argv[2]])' "${src[$m]}/expected.json" $t)
+            ws=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["scored_tokens"])' "${src[$m]}/expected.json")
             if python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if abs(a-b)/b<=0.002 else 1)' "$ppl" "$want"; then
                 ok "$m $t: perplexity $ppl vs expected $want"
             else
@@ -52,6 +67,11 @@ done
 a=$("$QFMT" eval "$work/gpt2-f32.qfmt" --tokens "$F/heldout.safetensors" --windows $windows --json 2>/dev/null | json_field perplexity)
 b=$("$QFMT" eval "$work/gpt2-f32.qfmt" --text "$F/heldout.txt" --windows $windows --json 2>/dev/null | json_field perplexity)
 [ -n "$a" ] && [ "$a" = "$b" ] && ok "--text and --tokens agree ($a)" || bad "--text ($b) and --tokens ($a) differ"
+if [ -n "${src[qwen3]:-}" ]; then # the real Qwen 3 tokenizer, its padded vocabulary
+    a=$("$QFMT" eval "$work/qwen3-f32.qfmt" --tokens "$F/heldout.qwen3.safetensors" --windows $windows --json 2>/dev/null | json_field perplexity)
+    b=$("$QFMT" eval "$work/qwen3-f32.qfmt" --text "$F/heldout.txt" --windows $windows --json 2>/dev/null | json_field perplexity)
+    [ -n "$a" ] && [ "$a" = "$b" ] && ok "qwen3: --text and --tokens agree ($a)" || bad "qwen3: --text ($b) and --tokens ($a) differ"
+fi
 
 # the fast path runs and stays close
 c=$("$QFMT" eval "$work/llama-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows $windows --fast --json 2>/dev/null | json_field perplexity)

@@ -138,6 +138,45 @@ for m in gpt2 llama bert; do
         bad "$m: I64 input_ids / 1 thread ($(head -c 300 "$work/err"))"
     fi
 done
+
+# ---- the second set of fixtures (issue 15): f32 and the stored dtype -------------------------
+# llama3-kjv: RoPE scaling 'llama3', tied head. qwen3-kjv (zstd-packed: unpacked with the zstd
+# tool when there is one): q/k norms, head_dim 16, an embedding of more rows than token ids.
+declare -A src2=([llama3]="$F/llama3-kjv")
+if command -v zstd >/dev/null; then
+    mkdir -p "$work/qwen3-kjv"
+    cp "$F/qwen3-kjv/config.json" "$work/qwen3-kjv/"
+    zstd -q -d "$F/qwen3-kjv/model.safetensors.zst" -o "$work/qwen3-kjv/model.safetensors"
+    zstd -q -d "$F/qwen3-kjv/reference.safetensors.zst" -o "$work/qwen3-kjv/reference.safetensors"
+    zstd -q -d "$F/tokenizers/qwen3.tokenizer.json.zst" -o "$work/qwen3-kjv/tokenizer.json"
+    src2[qwen3]="$work/qwen3-kjv"
+else
+    echo "skip qwen3: no zstd tool to unpack its fixture"
+fi
+for m in "${!src2[@]}"; do
+    for t in f32 bf16; do
+        if ! "$QFMT" convert "${src2[$m]}" -o "$work/$m-$t.qfmt" --type $t >/dev/null 2>"$work/err"; then
+            bad "$m: convert to $t ($(head -c 300 "$work/err"))"
+            continue
+        fi
+        ref="${src2[$m]}/reference.safetensors"
+        if "$QFMT" run "$work/$m-$t.qfmt" --input "$ref" --output "$work/$m-$t-out.safetensors" --threads 2 \
+            >/dev/null 2>"$work/err" && res=$(compare "$work/$m-$t-out.safetensors" "$ref"); then
+            ok "$m $t: --input reference: logits and hidden states within 1e-3 ($res)"
+        else
+            bad "$m $t: --input reference: ${res:-} $(head -c 300 "$work/err")"
+        fi
+    done
+done
+if [ -n "${src2[qwen3]:-}" ]; then # the real Qwen 3 tokenizer: readable text, deterministic
+    a=$("$QFMT" run "$work/qwen3-bf16.qfmt" --prompt "And God said" -n 12 2>/dev/null)
+    b=$("$QFMT" run "$work/qwen3-bf16.qfmt" --prompt "And God said" -n 12 2>/dev/null)
+    if [ -n "$a" ] && [ "$a" = "$b" ] && [ ${#a} -gt 20 ] && [[ "$a" == "And God said"* ]]; then
+        ok "qwen3: --prompt generates ($a)"
+    else
+        bad "qwen3: --prompt gave '$a' then '$b'"
+    fi
+fi
 # quantized weights: the output has the reference's layout (values are only close)
 if "$QFMT" run "$work/llama-q8_0.qfmt" --input "$F/llama-kjv/reference.safetensors" \
     --output "$work/q8.safetensors" >/dev/null 2>"$work/err"; then

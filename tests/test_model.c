@@ -1,6 +1,7 @@
 /*
  * test_model.c - the reference forward pass of the runtime (libqfmt_model: qfmt_model.h), issue 6:
- *  - gpt2-kjv, llama-kjv and bert-kjv converted by the CLI to f32 and to their stored dtype:
+ *  - gpt2-kjv, llama-kjv, bert-kjv, llama3-kjv (llama3 RoPE scaling) and qwen3-kjv (q/k norms,
+ *    padded vocabulary; stored zstd-packed) converted by the CLI to f32 and their stored dtype:
  *    logits of both reference sequences and hidden.0 .. hidden.L of sequence 0 match the
  *    fixtures' reference.safetensors (computed by transformers) within 1e-3 (exact path);
  *  - converted to q8_0, q4_0 and q4_1: max abs logit error and top-1 agreement with the f32
@@ -26,6 +27,8 @@
 #include <sys/wait.h>
 
 #include <cjson/cJSON.h>
+#include <sys/stat.h>
+#include <zstd.h>
 
 #include "qfmt_model.h"
 #include "ops.h"
@@ -77,11 +80,16 @@ static float row_dot_at(uint32_t type, const uint8_t *w, const float *x, size_t 
 typedef struct {
     const char *name; /* directory under fixtures/ */
     bool causal;
+    /* Stored packed: model.safetensors and reference.safetensors as .zst, the tokenizer as
+     * fixtures/tokenizers/<this>.zst (NULL: a plain checkpoint directory). */
+    const char *packed_tokenizer;
 } fixture;
 
-static const fixture GPT2 = {"gpt2-kjv", true};
-static const fixture LLAMA = {"llama-kjv", true};
-static const fixture BERT = {"bert-kjv", false};
+static const fixture GPT2 = {"gpt2-kjv", true, NULL};
+static const fixture LLAMA = {"llama-kjv", true, NULL};
+static const fixture BERT = {"bert-kjv", false, NULL};
+static const fixture LLAMA3 = {"llama3-kjv", true, NULL}; /* llama3 RoPE scaling, tied head */
+static const fixture QWEN3 = {"qwen3-kjv", true, "qwen3.tokenizer.json"}; /* q/k norms, padded vocab */
 
 static char *slurp(const char *path, size_t *len) {
     size_t n;
@@ -91,6 +99,62 @@ static char *slurp(const char *path, size_t *len) {
     s[n] = '\0';
     if (len) *len = n;
     return s;
+}
+
+/* `path`.zst decompressed to `out`. */
+static void unzst(const char *path, const char *out) {
+    size_t n;
+    uint8_t *z = th_read_file(path, &n);
+    unsigned long long size = ZSTD_getFrameContentSize(z, n);
+    cr_assert(size != ZSTD_CONTENTSIZE_ERROR && size != ZSTD_CONTENTSIZE_UNKNOWN && size < (1ull << 31),
+              "%s: not a zstd frame of known size", path);
+    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    cr_assert_not_null(buf);
+    size_t got = ZSTD_decompress(buf, (size_t)size, z, n);
+    cr_assert(!ZSTD_isError(got) && got == size, "%s: %s", path, ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+    th_write_file(out, buf, got);
+    free(buf);
+    free(z);
+}
+
+/* The checkpoint directory of fx: fixtures/NAME, or for a packed fixture SCRATCH_src, unpacked
+ * there on first use (scratch_done removes it). */
+static const char *fx_src(const fixture *fx, const char *scratch, char *out, size_t cap) {
+    if (!fx->packed_tokenizer) {
+        snprintf(out, cap, "%s/%s", FIXDIR, fx->name);
+        return out;
+    }
+    snprintf(out, cap, "%s_src", scratch);
+    if (th_exists(out)) return out;
+    cr_assert_eq(mkdir(out, 0700), 0, "mkdir %s: %s", out, strerror(errno));
+    char a[PATH_MAX], b[PATH_MAX + 64];
+    static const char *const plain[] = {"config.json", "generation_config.json"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(a, sizeof a, "%s/%s/%s", FIXDIR, fx->name, plain[i]);
+        snprintf(b, sizeof b, "%s/%s", out, plain[i]);
+        size_t n;
+        uint8_t *d = th_read_file(a, &n);
+        th_write_file(b, d, n);
+        free(d);
+    }
+    static const char *const packed[] = {"model.safetensors", "reference.safetensors"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(a, sizeof a, "%s/%s/%s.zst", FIXDIR, fx->name, packed[i]);
+        snprintf(b, sizeof b, "%s/%s", out, packed[i]);
+        unzst(a, b);
+    }
+    snprintf(a, sizeof a, "%s/tokenizers/%s.zst", FIXDIR, fx->packed_tokenizer);
+    snprintf(b, sizeof b, "%s/tokenizer.json", out);
+    unzst(a, b);
+    return out;
+}
+
+/* Removes a test's scratch directory and the unpacked fixture next to it. */
+static void scratch_done(const char *scratch) {
+    char src[PATH_MAX];
+    snprintf(src, sizeof src, "%s_src", scratch);
+    if (th_exists(src)) th_rmtree(src);
+    th_rmtree(scratch);
 }
 
 /* The checkpoint's stored dtype (config.json "dtype", or the older "torch_dtype") as a
@@ -137,7 +201,7 @@ static void convert(const char *scratch, const fixture *fx, const char *type, ch
     const char *cli = QFMT_CLI_PATH;
     cr_assert_not_null(cli, "built without the CLI (QFMT_CLI_PATH)");
     char src[PATH_MAX], log[PATH_MAX + 64], threads[] = "2";
-    snprintf(src, sizeof src, "%s/%s", FIXDIR, fx->name);
+    fx_src(fx, scratch, src, sizeof src);
     snprintf(out, cap, "%s/%s-%s.qfmt", scratch, fx->name, type);
     if (th_exists(out)) return;
     snprintf(log, sizeof log, "%s/convert.log", scratch);
@@ -175,9 +239,9 @@ static void *st_copy(qfmt_st_file *f, const char *name, uint32_t type, uint32_t 
     return p;
 }
 
-static void ref_load(const fixture *fx, reference *R) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/reference.safetensors", FIXDIR, fx->name);
+static void ref_load(const fixture *fx, const char *scratch, reference *R) {
+    char path[PATH_MAX + 64], src[PATH_MAX];
+    snprintf(path, sizeof path, "%s/reference.safetensors", fx_src(fx, scratch, src, sizeof src));
     memset(R, 0, sizeof *R);
     qfmt_st_file *f = NULL;
     qfmt_error e;
@@ -309,7 +373,7 @@ static void check_reference(const fixture *fx) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
     th_mkdtemp(dir);
     reference R;
-    ref_load(fx, &R);
+    ref_load(fx, dir, &R);
     const char *types[2] = {"f32", stored_type(fx)};
     size_t ntypes = strcmp(types[0], types[1]) ? 2 : 1;
     if (ntypes == 1) cr_log_info("%s: stored dtype is f32, one conversion covers both", fx->name);
@@ -354,12 +418,14 @@ static void check_reference(const fixture *fx) {
         tm_close(&M);
     }
     ref_free(&R);
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 Test(reference, gpt2) { check_reference(&GPT2); }
 Test(reference, llama) { check_reference(&LLAMA); }
 Test(reference, bert) { check_reference(&BERT); }
+Test(reference, llama3) { check_reference(&LLAMA3); }
+Test(reference, qwen3) { check_reference(&QWEN3); }
 
 /* ---- Quantized weights: against the f32 run ---------------------------------------------- */
 
@@ -378,7 +444,7 @@ static void check_quantized(const fixture *fx) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
     th_mkdtemp(dir);
     reference R;
-    ref_load(fx, &R);
+    ref_load(fx, dir, &R);
     size_t rows = R.B * R.T;
     convert(dir, fx, "f32", path, sizeof path);
     tm_model F;
@@ -421,12 +487,14 @@ static void check_quantized(const fixture *fx) {
     }
     free(base);
     ref_free(&R);
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 Test(quantized, gpt2) { check_quantized(&GPT2); }
 Test(quantized, llama) { check_quantized(&LLAMA); }
 Test(quantized, bert) { check_quantized(&BERT); }
+Test(quantized, llama3) { check_quantized(&LLAMA3); }
+Test(quantized, qwen3) { check_quantized(&QWEN3); }
 
 /* ---- Incremental decoding ---------------------------------------------------------------- */
 
@@ -461,7 +529,7 @@ static void check_incremental(const fixture *fx) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
     th_mkdtemp(dir);
     reference R;
-    ref_load(fx, &R);
+    ref_load(fx, dir, &R);
     size_t ones[R.T + 1], split[] = {7, R.T - 7, 0};
     for (size_t i = 0; i < R.T; i++) ones[i] = 1;
     ones[R.T] = 0;
@@ -482,11 +550,13 @@ static void check_incremental(const fixture *fx) {
         tm_close(&M);
     }
     ref_free(&R);
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 Test(incremental, gpt2) { check_incremental(&GPT2); }
 Test(incremental, llama) { check_incremental(&LLAMA); }
+Test(incremental, llama3) { check_incremental(&LLAMA3); }
+Test(incremental, qwen3) { check_incremental(&QWEN3); }
 
 Test(incremental, bert_has_no_session) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
@@ -501,7 +571,7 @@ Test(incremental, bert_has_no_session) {
     cr_expect_neq(tmsg(&err)[0], 0, "no message");
     cr_log_info("BERT session: %s", tmsg(&err));
     tm_close(&M);
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 /* ---- Threads ----------------------------------------------------------------------------- */
@@ -510,7 +580,7 @@ static void check_threads(const fixture *fx) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
     th_mkdtemp(dir);
     reference R;
-    ref_load(fx, &R);
+    ref_load(fx, dir, &R);
     size_t rows = R.B * R.T;
     const char *types[2] = {stored_type(fx), "q4_1"};
     for (size_t ti = 0; ti < 2; ti++) {
@@ -539,19 +609,21 @@ static void check_threads(const fixture *fx) {
         tm_close(&M);
     }
     ref_free(&R);
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 Test(threads, gpt2) { check_threads(&GPT2); }
 Test(threads, llama) { check_threads(&LLAMA); }
 Test(threads, bert) { check_threads(&BERT); }
+Test(threads, llama3) { check_threads(&LLAMA3); }
+Test(threads, qwen3) { check_threads(&QWEN3); }
 
 /* Options NULL: the exact path on one thread. */
 Test(threads, null_options_are_exact) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
     th_mkdtemp(dir);
     reference R;
-    ref_load(&LLAMA, &R);
+    ref_load(&LLAMA, dir, &R);
     convert(dir, &LLAMA, "q8_0", path, sizeof path);
     tm_model M;
     tm_open(&M, path);
@@ -565,7 +637,7 @@ Test(threads, null_options_are_exact) {
     free(b);
     tm_close(&M);
     ref_free(&R);
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 /* ---- The fast path's kernels ------------------------------------------------------------- */
@@ -1002,7 +1074,7 @@ Test(errors, token_id_out_of_range) {
         expect_bad_id(&M, fxs[i]->name, 99999, 4);
         tm_close(&M);
     }
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 Test(errors, past_the_context) {
@@ -1053,7 +1125,7 @@ Test(errors, past_the_context) {
         free(ids);
         tm_close(&M);
     }
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 /* Writes a qfmt file with the given architecture (NULL: none) and one small tensor. */
@@ -1094,10 +1166,11 @@ Test(errors, unsupported_architecture) {
     snprintf(path, sizeof path, "%s/mamba.qfmt", dir);
     write_arch_file(path, "mamba");
     expect_load_fails(path, "mamba", "architecture mamba");
+    expect_load_fails(path, "model_type", "architecture mamba");
     snprintf(path, sizeof path, "%s/none.qfmt", dir);
     write_arch_file(path, NULL);
     expect_load_fails(path, "general.architecture", "no architecture");
-    th_rmtree(dir);
+    scratch_done(dir);
 }
 
 /* Copies a qfmt file through the writer, leaving out tensor `skip` (if not NULL) and setting
@@ -1197,7 +1270,7 @@ Test(errors, missing_tensor) {
     snprintf(dst, sizeof dst, "%s/copy.qfmt", dir);
     copy_model(src, dst, NULL, NULL, 0);
     reference R;
-    ref_load(&LLAMA, &R);
+    ref_load(&LLAMA, dir, &R);
     tm_model A, B;
     tm_open(&A, src);
     tm_open(&B, dst);
@@ -1216,5 +1289,5 @@ Test(errors, missing_tensor) {
     snprintf(dst, sizeof dst, "%s/hidden.qfmt", dir);
     copy_model(src, dst, NULL, "model.hidden_size", 288);
     expect_load_fails(dst, "tensor '", "llama with model.hidden_size 288 of 256");
-    th_rmtree(dir);
+    scratch_done(dir);
 }

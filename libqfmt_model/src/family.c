@@ -10,7 +10,8 @@
 
 #include "family.h"
 
-static const qfmt_family *const registry[] = {&qfmt__family_gpt2, &qfmt__family_llama, &qfmt__family_bert};
+static const qfmt_family *const registry[] = {&qfmt__family_gpt2, &qfmt__family_llama, &qfmt__family_bert,
+                                             &qfmt__family_mistral, &qfmt__family_qwen2, &qfmt__family_qwen3};
 #define NFAMILIES (sizeof registry / sizeof registry[0])
 
 const qfmt_family *qfmt_family_at(size_t i) { return i < NFAMILIES ? registry[i] : NULL; }
@@ -35,6 +36,7 @@ uint64_t qfmt__dim_value(const qfmt_model_hparams *h, uint8_t dim)
     case QFMT__DIM_CTX: return h->ctx;
     case QFMT__DIM_TYPES: return h->type_vocab;
     case QFMT__DIM_3D: return 3 * h->d;
+    case QFMT__DIM_HD: return h->head_dim;
     default: return 0;
     }
 }
@@ -267,6 +269,51 @@ qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t 
     else if (rope) put_f64(&c, "model.rope_theta", f->rope_theta_default);
     if (cJSON_IsString(ty)) put_str(&c, "model.rope_type", ty->valuestring);
     else if (rope) put_str(&c, "model.rope_type", "default");
+    /* The scaling parameters of the RoPE object, whichever it holds (run checks that the type
+     * has the ones it needs). */
+    static const struct {
+        const char *json, *meta;
+        bool integral;
+    } rope_keys[] = {
+        {"factor", "model.rope_scaling.factor", false},
+        {"low_freq_factor", "model.rope_scaling.low_freq_factor", false},
+        {"high_freq_factor", "model.rope_scaling.high_freq_factor", false},
+        {"original_max_position_embeddings", "model.rope_scaling.original_context_length", true},
+        {"attention_factor", "model.rope_scaling.attention_factor", false},
+        {"beta_fast", "model.rope_scaling.beta_fast", false},
+        {"beta_slow", "model.rope_scaling.beta_slow", false},
+        {"mscale", "model.rope_scaling.mscale", false},
+        {"mscale_all_dim", "model.rope_scaling.mscale_all_dim", false},
+    };
+    for (size_t i = 0; cJSON_IsObject(rp) && i < sizeof rope_keys / sizeof rope_keys[0]; i++) {
+        j = item(rp, rope_keys[i].json);
+        if (rope_keys[i].integral && json_u64(j, &u)) put_u64(&c, rope_keys[i].meta, u);
+        else if (!rope_keys[i].integral && cJSON_IsNumber(j)) put_f64(&c, rope_keys[i].meta, j->valuedouble);
+    }
+    if (cJSON_IsObject(rp) && cJSON_IsBool(j = item(rp, "truncate")))
+        put_bool(&c, "model.rope_scaling.truncate", cJSON_IsTrue(j));
+    /* Sliding-window attention: the window of every layer, for the families that have one
+     * (a null window: none). Per-layer attention types are refused rather than ignored. */
+    j = item(cfg, "layer_types");
+    if (cJSON_IsArray(j) && c.s == QFMT_OK) {
+        const cJSON *first = j->child;
+        for (const cJSON *a = first; a; a = a->next)
+            if (!cJSON_IsString(a) || !cJSON_IsString(first) || strcmp(a->valuestring, first->valuestring) != 0 ||
+                (strcmp(a->valuestring, "full_attention") != 0 &&
+                 (strcmp(a->valuestring, "sliding_attention") != 0 || !family_item(f, cfg, "model.sliding_window")))) {
+                cJSON_Delete(cfg);
+                return fail(err, QFMT_E_UNSUPPORTED, NULL,
+                            "config.json 'layer_types': layers of different attention types are not supported");
+            }
+    }
+    if (fam_u64(f, cfg, "model.sliding_window", &u)) put_u64(&c, "model.sliding_window", u);
+    for (const char *const *k = f ? f->refuse_if_true : NULL; k && *k && c.s == QFMT_OK; k++)
+        if (cJSON_IsTrue(item(cfg, *k))) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "config.json '%s': true is not supported for model_type '%s'", *k, f->name);
+            cJSON_Delete(cfg);
+            return fail(err, QFMT_E_UNSUPPORTED, NULL, msg);
+        }
     /* The dtype the checkpoint was saved in: transformers computes some buffers (RoPE
      * frequencies) in it, so run needs it to reproduce transformers. */
     j = item(cfg, "dtype");

@@ -19,7 +19,7 @@ typedef enum {
     QFMT__SLOT_NONE, /* known to the family (convert treats it), not used by the forward pass */
     /* per layer */
     QFMT__L_LN1, QFMT__L_LN2, QFMT__L_Q, QFMT__L_K, QFMT__L_V, QFMT__L_O, QFMT__L_GATE, QFMT__L_UP,
-    QFMT__L_DOWN,
+    QFMT__L_DOWN, QFMT__L_QNORM, QFMT__L_KNORM /* per-head RMSNorm of queries and keys (Qwen 3) */,
     /* per model */
     QFMT__M_TOK, QFMT__M_POS, QFMT__M_TYPE, QFMT__M_HEAD, QFMT__M_FINAL_NORM, QFMT__M_EMB_NORM,
     QFMT__M_MLM_DENSE, QFMT__M_MLM_NORM, QFMT__M_MLM_BIAS,
@@ -36,6 +36,7 @@ typedef enum {
 typedef enum {
     QFMT__DIM_NONE, QFMT__DIM_D, QFMT__DIM_Q /* heads x head_dim */, QFMT__DIM_KV /* kv_heads x head_dim */,
     QFMT__DIM_FFN, QFMT__DIM_VOCAB, QFMT__DIM_CTX, QFMT__DIM_TYPES, QFMT__DIM_3D /* fused q|k|v */,
+    QFMT__DIM_HD /* head_dim */,
 } qfmt__dim;
 
 enum {
@@ -74,9 +75,13 @@ struct qfmt_family {
     bool gqa;                     /* may have kv_heads != heads and a head_dim of its own */
     uint64_t ffn_mult_default;    /* ffn_size = this x hidden when config.json is silent (0: none) */
     double rope_theta_default;    /* 0: no RoPE */
+    /* config.json keys that switch on a mode the runtime lacks when true (NULL-terminated):
+     * convert refuses such a config naming the key, rather than describe another model. */
+    const char *const *refuse_if_true;
 };
 
-extern const qfmt_family qfmt__family_gpt2, qfmt__family_llama, qfmt__family_bert;
+extern const qfmt_family qfmt__family_gpt2, qfmt__family_llama, qfmt__family_bert, qfmt__family_mistral,
+    qfmt__family_qwen2, qfmt__family_qwen3;
 
 /* The row or column count a dimension stands for. */
 uint64_t qfmt__dim_value(const qfmt_model_hparams *h, uint8_t dim);

@@ -31,6 +31,7 @@ typedef struct {
     float *out;          /* n x (heads*hd) */
     size_t n, pos0, heads, kv_group, hd, kv_dim;
     bool causal;
+    size_t window;       /* causal: keys of the last `window` positions only; 0: all */
     size_t nkeys;        /* non-causal: keys visible to every query */
 } attn_job;
 
@@ -44,38 +45,19 @@ static void attn_range(void *ctx, size_t begin, size_t end)
     for (size_t task = begin; task < end; task++) {
         size_t t = task / j->heads, h = task % j->heads, kvh = h / j->kv_group;
         const float *q = j->q + t * j->heads * j->hd + h * j->hd;
-        size_t nk = j->causal ? j->pos0 + t + 1 : j->nkeys;
-        for (size_t s = 0; s < nk; s++) sc[s] = qfmt_dot(q, j->k + s * j->kv_dim + kvh * j->hd, j->hd) * scale;
+        size_t end = j->causal ? j->pos0 + t + 1 : j->nkeys; /* keys [first, end) */
+        size_t first = j->causal && j->window && end > j->window ? end - j->window : 0, nk = end - first;
+        const float *k = j->k + first * j->kv_dim, *v = j->v + first * j->kv_dim;
+        for (size_t s = 0; s < nk; s++) sc[s] = qfmt_dot(q, k + s * j->kv_dim + kvh * j->hd, j->hd) * scale;
         qfmt__softmax(sc, nk);
         float *o = j->out + t * j->heads * j->hd + h * j->hd;
         memset(o, 0, j->hd * sizeof *o);
         for (size_t s = 0; s < nk; s++) {
-            const float *vv = j->v + s * j->kv_dim + kvh * j->hd;
+            const float *vv = v + s * j->kv_dim + kvh * j->hd;
             for (size_t i = 0; i < j->hd; i++) o[i] += sc[s] * vv[i];
         }
     }
     free(sc);
-}
-
-/* Hugging Face's rotate-half RoPE on n rows of `heads` heads starting at position pos0.
- * transformers keeps the inverse frequencies in a buffer of the model's dtype: a checkpoint
- * run in its stored bf16/f16 has them rounded to it (freq_type), and so must we to match. */
-static void rope(float *x, size_t n, size_t heads, size_t hd, size_t pos0, double theta, uint32_t freq_type)
-{
-    size_t half = hd / 2;
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < half; i++) {
-            float inv = (float)(1.0 / pow(theta, (double)(2 * i) / (double)hd));
-            if (freq_type == QFMT_TYPE_BF16) inv = qfmt_bf16_to_f32(qfmt_f32_to_bf16(inv));
-            else if (freq_type == QFMT_TYPE_F16) inv = qfmt_f16_to_f32(qfmt_f32_to_f16(inv));
-            float ang = (float)(pos0 + t) * inv, c = cosf(ang), s = sinf(ang);
-            for (size_t h = 0; h < heads; h++) {
-                float *v = x + (t * heads + h) * hd;
-                float a = v[i], b = v[i + half];
-                v[i] = a * c - b * s;
-                v[i + half] = b * c + a * s;
-            }
-        }
 }
 
 /* ---- Causal models ----------------------------------------------------------------------- */
@@ -170,12 +152,16 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
             qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
             qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.a, n, b.k, exact);
             qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.a, n, b.v, exact);
-            rope(b.q, n, h->heads, hd, s->pos, h->rope_theta, h->rope_freq_type);
-            rope(b.k, n, h->kv_heads, hd, s->pos, h->rope_theta, h->rope_freq_type);
+            if (L->qn.w) /* Qwen 3: RMSNorm of each head, before RoPE */
+                for (size_t r = 0; r < n * h->heads; r++) qfmt__rms_norm(b.q + r * hd, hd, L->qn.w, eps);
+            if (L->kn.w)
+                for (size_t r = 0; r < n * h->kv_heads; r++) qfmt__rms_norm(b.k + r * hd, hd, L->kn.w, eps);
+            qfmt__rope_apply(&m->rope, b.q, n, h->heads, s->pos);
+            qfmt__rope_apply(&m->rope, b.k, n, h->kv_heads, s->pos);
             memcpy(kc + s->pos * kvd, b.k, n * kvd * sizeof(float));
             memcpy(vc + s->pos * kvd, b.v, n * kvd * sizeof(float));
         }
-        attn_job aj = {q, kc, vc, b.att, n, s->pos, h->heads, h->heads / h->kv_heads, hd, kvd, true, 0};
+        attn_job aj = {q, kc, vc, b.att, n, s->pos, h->heads, h->heads / h->kv_heads, hd, kvd, true, (size_t)m->window, 0};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
         qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
         add(b.x, b.a, n * d);
@@ -272,7 +258,7 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
         qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.x, n, b.q, exact);
         qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.x, n, b.k, exact);
         qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.x, n, b.v, exact);
-        attn_job aj = {b.q, b.k, b.v, b.att, n, 0, h->heads, 1, h->head_dim, d, false, n};
+        attn_job aj = {b.q, b.k, b.v, b.att, n, 0, h->heads, 1, h->head_dim, d, false, 0, n};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
         qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
         add(b.x, b.a, n * d);

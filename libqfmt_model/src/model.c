@@ -204,6 +204,8 @@ static norm *slot_norm(qfmt_model *m, layer *L, uint8_t slot)
     switch (slot) {
     case QFMT__L_LN1: return &L->ln1;
     case QFMT__L_LN2: return &L->ln2;
+    case QFMT__L_QNORM: return &L->qn;
+    case QFMT__L_KNORM: return &L->kn;
     case QFMT__M_FINAL_NORM: return &m->final_norm;
     case QFMT__M_EMB_NORM: return &m->emb_norm;
     case QFMT__M_MLM_NORM: return &m->mlm_norm;
@@ -285,7 +287,8 @@ static int read_hparams(qfmt_model *m, qfmt_error *err)
                      qfmt_family_name(qfmt_family_at(i)));
         char name[4 * 64 + 4];
         return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(r), NULL,
-                          "architecture '%s' is not supported (%s are)",
+                          "metadata 'general.architecture' (config.json model_type): architecture '%s' is not "
+                          "supported (%s are)",
                           qfmt_escape(arch, (size_t)(alen > 64 ? 64 : alen), name, sizeof name), known);
     }
     h->family = f;
@@ -309,7 +312,7 @@ static int read_hparams(qfmt_model *m, qfmt_error *err)
     if (types && meta_u64(r, "model.type_vocab_size", &h->type_vocab, true, err)) return -1;
     if (qfmt_meta_get_f64(r, "model.norm_eps", &h->eps, NULL) != QFMT_OK)
         return qfmt__merr(err, QFMT_E_NOT_FOUND, qfmt_reader_path(r), NULL, "metadata 'model.norm_eps' (f64) is missing");
-    h->rope_theta = 10000.0;
+    h->rope_theta = f->rope_theta_default > 0 ? f->rope_theta_default : 10000.0;
     qfmt_meta_get_f64(r, "model.rope_theta", &h->rope_theta, NULL);
     const char *rt;
     uint64_t rtl;
@@ -318,14 +321,15 @@ static int read_hparams(qfmt_model *m, qfmt_error *err)
         if (rtl == 8 && memcmp(rt, "bfloat16", 8) == 0) h->rope_freq_type = QFMT_TYPE_BF16;
         else if (rtl == 7 && memcmp(rt, "float16", 7) == 0) h->rope_freq_type = QFMT_TYPE_F16;
     }
-    if (f->rope_theta_default > 0 && qfmt_meta_get_string(r, "model.rope_type", &rt, &rtl, NULL) == QFMT_OK &&
-        !(rtl == 7 && memcmp(rt, "default", 7) == 0))
-    {
-        char name[4 * 32 + 4];
-        return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(r), NULL,
-                          "metadata 'model.rope_type': RoPE type '%s' is not supported (only 'default')",
-                          qfmt_escape(rt, (size_t)(rtl > 32 ? 32 : rtl), name, sizeof name));
-    }
+    /* Sliding-window attention (Mistral): a window of 0 would leave a position nothing to see. */
+    m->window = 0;
+    qfmt_error e;
+    qfmt_status ws = qfmt_meta_get_u64(r, "model.sliding_window", &m->window, &e);
+    if (ws != QFMT_OK && ws != QFMT_E_NOT_FOUND)
+        return qfmt__merr(err, e.code, qfmt_reader_path(r), NULL, "metadata 'model.sliding_window': %s", e.message);
+    if (ws == QFMT_OK && m->window == 0)
+        return qfmt__merr(err, QFMT_E_CORRUPT, qfmt_reader_path(r), NULL, "metadata 'model.sliding_window' is 0");
+    if (m->window >= h->ctx) m->window = 0; /* a window past the context hides nothing */
     const uint64_t lim = 1ull << 24;
     if (!h->vocab || !h->d || !h->layers || !h->heads || !h->kv_heads || !h->head_dim || !h->ffn || !h->ctx ||
         h->vocab > lim || h->d > lim || h->layers > 4096 || h->heads > 4096 || h->ffn > lim || h->ctx > lim ||
@@ -382,6 +386,7 @@ qfmt_status qfmt_model_load(qfmt_model **out, const qfmt_reader *r, qfmt_error *
     }
     m->r = r;
     int rc = read_hparams(m, err);
+    if (rc == 0) rc = qfmt__rope_load(m->r, &m->hp, &m->rope, err);
     if (rc == 0) rc = qfmt__transposed_load(m->r, &m->transposed, err);
     if (rc == 0) rc = load_tensors(m, err);
     if (rc) {
@@ -400,6 +405,7 @@ void qfmt_model_free(qfmt_model *m)
     for (size_t i = 0; i < m->nowned; i++) free(m->owned[i]);
     free(m->owned);
     qfmt__transposed_free(&m->transposed);
+    qfmt__rope_free(&m->rope);
     qfmt_pool_free(m->pool);
     free(m);
 }

@@ -4,6 +4,7 @@
 
 #include "qfmt_model.h"
 #include "ops.h"
+#include "rope.h"
 #include "transposed.h"
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
  * pre-MLP norms (GPT-2, LLaMA) or post-attention and post-MLP LayerNorms (BERT). */
 typedef struct {
     norm ln1, ln2;
+    norm qn, kn; /* per-head RMSNorm of queries and keys over head_dim (Qwen 3), w NULL: none */
     linear q, k, v, o, gate, up, down;
 } layer;
 
@@ -31,6 +33,8 @@ struct qfmt_model {
     linear mlm_dense;
     float *mlm_bias;
     layer *layers;
+    qfmt__rope rope;      /* RoPE families: the inverse frequencies */
+    uint64_t window;      /* sliding-window attention: keys of the last `window` positions; 0: all */
     qfmt__transposed transposed; /* convert.transposed */
     void **owned; /* decoded copies, freed with the model */
     size_t nowned;

@@ -291,7 +291,10 @@ Test(family, rope_refusals_name_the_key) {
     static const struct {
         const char *rope, *needle;
     } cases[] = {
-        {"{\"rope_type\": \"longrope\", \"factor\": 4.0}", "'model.rope_type'"},
+        {"{\"rope_type\": \"longrope\", \"factor\": 4.0}", "'model.rope_scaling.short_factor'"},
+        {"{\"rope_type\": \"longrope\", \"short_factor\": [1, 1], \"long_factor\": [2, 2]}",
+         "'model.rope_scaling.short_factor' must be"},
+        {"{\"rope_type\": \"mrope\", \"factor\": 4.0}", "'model.rope_type'"},
         {"{\"rope_type\": \"dynamic\", \"factor\": 2.0, \"original_max_position_embeddings\": 8}", "'dynamic'"},
         {"{\"rope_type\": \"llama3\", \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
          "\"original_max_position_embeddings\": 8}", "model.rope_scaling.factor"},
@@ -384,15 +387,30 @@ Test(family, unsupported_attention_options_name_the_key) {
                  QFMT_E_UNSUPPORTED);
     cr_assert(strstr(tmsg(&e), "use_sliding_window"), "%s", tmsg(&e));
     cr_assert_eq(meta_of(path, "{\"model_type\": \"qwen2\", \"use_sliding_window\": false}", &e), QFMT_OK);
+    /* per-layer attention types are kept; other types, and counts other than the layers', are not */
     cr_assert_eq(meta_of(path,
-                         "{\"model_type\": \"mistral\", \"sliding_window\": 4, \"layer_types\": "
-                         "[\"sliding_attention\", \"full_attention\"]}",
+                         "{\"model_type\": \"mistral\", \"sliding_window\": 4, \"num_hidden_layers\": 2, "
+                         "\"layer_types\": [\"sliding_attention\", \"full_attention\"]}",
+                         &e),
+                 QFMT_OK);
+    cr_assert_eq(meta_of(path,
+                         "{\"model_type\": \"mistral\", \"sliding_window\": 4, \"num_hidden_layers\": 2, "
+                         "\"layer_types\": [\"sliding_attention\", \"chunked_attention\"]}",
                          &e),
                  QFMT_E_UNSUPPORTED);
+    cr_assert(strstr(tmsg(&e), "'layer_types' entry 1"), "%s", tmsg(&e));
+    cr_assert_eq(meta_of(path,
+                         "{\"model_type\": \"mistral\", \"sliding_window\": 4, \"num_hidden_layers\": 3, "
+                         "\"layer_types\": [\"sliding_attention\", \"full_attention\"]}",
+                         &e),
+                 QFMT_E_CORRUPT);
     cr_assert(strstr(tmsg(&e), "layer_types"), "%s", tmsg(&e));
     cr_assert_eq(meta_of(path, "{\"model_type\": \"llama\", \"layer_types\": [\"sliding_attention\"]}", &e),
                  QFMT_E_UNSUPPORTED);
-    cr_assert_eq(meta_of(path, "{\"model_type\": \"qwen3\", \"layer_types\": [\"full_attention\", \"full_attention\"]}", &e),
+    cr_assert_eq(meta_of(path,
+                         "{\"model_type\": \"qwen3\", \"num_hidden_layers\": 2, \"layer_types\": "
+                         "[\"full_attention\", \"full_attention\"]}",
+                         &e),
                  QFMT_OK);
     th_rmtree(dir);
 }
@@ -519,7 +537,7 @@ Test(family, yarn_frequencies) {
         qfmt_model_hparams h = small(qfmt_family_find("llama", 5));
         h.head_dim = 8, h.ctx = 64;
         qfmt__rope rp;
-        cr_assert_eq(qfmt__rope_load(r, &h, &rp, &e), 0, "%s", tmsg(&e));
+        cr_assert_eq(qfmt__rope_load(r, &h, "model.", &rp, &e), 0, "%s", tmsg(&e));
         const double want[4] = {1.0, 0.1 / 4, 0.01 / 4, 0.001 / 4};
         cr_assert_eq(rp.half, 4u);
         for (size_t i = 0; i < 4; i++)

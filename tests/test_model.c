@@ -90,6 +90,8 @@ static const fixture LLAMA = {"llama-kjv", true, NULL};
 static const fixture BERT = {"bert-kjv", false, NULL};
 static const fixture LLAMA3 = {"llama3-kjv", true, NULL}; /* llama3 RoPE scaling, tied head */
 static const fixture QWEN3 = {"qwen3-kjv", true, "qwen3.tokenizer.json"}; /* q/k norms, padded vocab */
+static const fixture GEMMA3 = {"gemma3-kjv", true, NULL}; /* sliding/global layers, (1 + w) norms, q/k norms */
+static const fixture PHI3 = {"phi3-kjv", true, NULL};     /* fused qkv and gate_up */
 
 static char *slurp(const char *path, size_t *len) {
     size_t n;
@@ -426,6 +428,8 @@ Test(reference, llama) { check_reference(&LLAMA); }
 Test(reference, bert) { check_reference(&BERT); }
 Test(reference, llama3) { check_reference(&LLAMA3); }
 Test(reference, qwen3) { check_reference(&QWEN3); }
+Test(reference, gemma3) { check_reference(&GEMMA3); }
+Test(reference, phi3) { check_reference(&PHI3); }
 
 /* ---- Quantized weights: against the f32 run ---------------------------------------------- */
 
@@ -495,6 +499,8 @@ Test(quantized, llama) { check_quantized(&LLAMA); }
 Test(quantized, bert) { check_quantized(&BERT); }
 Test(quantized, llama3) { check_quantized(&LLAMA3); }
 Test(quantized, qwen3) { check_quantized(&QWEN3); }
+Test(quantized, gemma3) { check_quantized(&GEMMA3); }
+Test(quantized, phi3) { check_quantized(&PHI3); }
 
 /* ---- Incremental decoding ---------------------------------------------------------------- */
 
@@ -530,7 +536,8 @@ static void check_incremental(const fixture *fx) {
     th_mkdtemp(dir);
     reference R;
     ref_load(fx, dir, &R);
-    size_t ones[R.T + 1], split[] = {7, R.T - 7, 0};
+    /* a sliding window's ring (gemma3-kjv: 32) grows and wraps: 31 + 2 crosses it, then a long chunk */
+    size_t ones[R.T + 1], split[] = {7, R.T - 7, 0}, wrap[] = {31, 2, R.T - 33, 0};
     for (size_t i = 0; i < R.T; i++) ones[i] = 1;
     ones[R.T] = 0;
     const char *types[2] = {stored_type(fx), "q4_0"};
@@ -546,6 +553,9 @@ static void check_incremental(const fixture *fx) {
         snprintf(what, sizeof what, "%s %s %s, chunks of 7 + %zu", fx->name, types[ti], exact ? "exact" : "fast",
                  R.T - 7);
         check_session(&M, &R, full, split, exact, what);
+        snprintf(what, sizeof what, "%s %s %s, chunks of 31 + 2 + %zu", fx->name, types[ti], exact ? "exact" : "fast",
+                 R.T - 33);
+        if (R.T > 33) check_session(&M, &R, full, wrap, exact, what);
         free(full);
         tm_close(&M);
     }
@@ -557,6 +567,8 @@ Test(incremental, gpt2) { check_incremental(&GPT2); }
 Test(incremental, llama) { check_incremental(&LLAMA); }
 Test(incremental, llama3) { check_incremental(&LLAMA3); }
 Test(incremental, qwen3) { check_incremental(&QWEN3); }
+Test(incremental, gemma3) { check_incremental(&GEMMA3); }
+Test(incremental, phi3) { check_incremental(&PHI3); }
 
 Test(incremental, bert_has_no_session) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
@@ -617,6 +629,8 @@ Test(threads, llama) { check_threads(&LLAMA); }
 Test(threads, bert) { check_threads(&BERT); }
 Test(threads, llama3) { check_threads(&LLAMA3); }
 Test(threads, qwen3) { check_threads(&QWEN3); }
+Test(threads, gemma3) { check_threads(&GEMMA3); }
+Test(threads, phi3) { check_threads(&PHI3); }
 
 /* Options NULL: the exact path on one thread. */
 Test(threads, null_options_are_exact) {

@@ -11,7 +11,8 @@
 #include "family.h"
 
 static const qfmt_family *const registry[] = {&qfmt__family_gpt2, &qfmt__family_llama, &qfmt__family_bert,
-                                             &qfmt__family_mistral, &qfmt__family_qwen2, &qfmt__family_qwen3};
+                                             &qfmt__family_mistral, &qfmt__family_qwen2, &qfmt__family_qwen3,
+                                             &qfmt__family_gemma2, &qfmt__family_gemma3, &qfmt__family_phi3};
 #define NFAMILIES (sizeof registry / sizeof registry[0])
 
 const qfmt_family *qfmt_family_at(size_t i) { return i < NFAMILIES ? registry[i] : NULL; }
@@ -35,7 +36,8 @@ uint64_t qfmt__dim_value(const qfmt_model_hparams *h, uint8_t dim)
     case QFMT__DIM_VOCAB: return h->vocab;
     case QFMT__DIM_CTX: return h->ctx;
     case QFMT__DIM_TYPES: return h->type_vocab;
-    case QFMT__DIM_3D: return 3 * h->d;
+    case QFMT__DIM_QKV: return (h->heads + 2 * h->kv_heads) * h->head_dim;
+    case QFMT__DIM_2FFN: return 2 * h->ffn;
     case QFMT__DIM_HD: return h->head_dim;
     default: return 0;
     }
@@ -217,6 +219,92 @@ static bool fam_u64(const qfmt_family *f, const cJSON *cfg, const char *meta, ui
     return json_u64(family_item(f, cfg, meta), out);
 }
 
+/* A number of the family's config key `meta`: the config's (true), its fallback when config.json
+ * has none of the key's names at all (true), or nothing (false: absent without a fallback, null,
+ * or not a number). */
+static bool fam_number(const qfmt_family *f, const cJSON *cfg, const char *meta, double *out)
+{
+    for (const qfmt__config_key *k = f ? f->config : NULL; k && k->meta; k++) {
+        if (strcmp(k->meta, meta) != 0) continue;
+        bool named = false;
+        for (size_t i = 0; i < 4 && k->keys[i]; i++) {
+            const cJSON *j = item(cfg, k->keys[i]);
+            if (!j) continue;
+            named = true;
+            if (cJSON_IsNumber(j)) return *out = j->valuedouble, true;
+        }
+        if (!named && k->fallback != 0) return *out = k->fallback, true;
+        return false;
+    }
+    return false;
+}
+
+/* One RoPE's parameters under `prefix` ("model." or "model.sliding_attention."): theta (the
+ * object's, else top-level rope_theta in `top`, else theta_default when non-zero), type
+ * ("default" when a theta is written without one), scaling parameters, the partial rotary
+ * factor and longrope's factor lists. */
+static void write_rope(meta_ctx *c, const char *prefix, const cJSON *rp, const cJSON *top, double theta_default)
+{
+    char key[96];
+#define KEY(s) (snprintf(key, sizeof key, "%s%s", prefix, (s)), key)
+    const cJSON *j = top ? item(top, "rope_theta") : NULL, *rt = rp ? item(rp, "rope_theta") : NULL;
+    const cJSON *ty = rp ? item(rp, "rope_type") : NULL;
+    if (rp && !cJSON_IsString(ty)) ty = item(rp, "type");
+    bool theta = true;
+    if (cJSON_IsNumber(j)) put_f64(c, KEY("rope_theta"), j->valuedouble);
+    else if (cJSON_IsNumber(rt)) put_f64(c, KEY("rope_theta"), rt->valuedouble);
+    else if (theta_default > 0) put_f64(c, KEY("rope_theta"), theta_default);
+    else theta = false;
+    if (cJSON_IsString(ty)) put_str(c, KEY("rope_type"), ty->valuestring);
+    else if (theta) put_str(c, KEY("rope_type"), "default");
+    static const struct {
+        const char *json, *meta;
+        bool integral;
+    } rope_keys[] = {
+        {"factor", "rope_scaling.factor", false},
+        {"low_freq_factor", "rope_scaling.low_freq_factor", false},
+        {"high_freq_factor", "rope_scaling.high_freq_factor", false},
+        {"original_max_position_embeddings", "rope_scaling.original_context_length", true},
+        {"attention_factor", "rope_scaling.attention_factor", false},
+        {"beta_fast", "rope_scaling.beta_fast", false},
+        {"beta_slow", "rope_scaling.beta_slow", false},
+        {"mscale", "rope_scaling.mscale", false},
+        {"mscale_all_dim", "rope_scaling.mscale_all_dim", false},
+    };
+    uint64_t u;
+    for (size_t i = 0; rp && i < sizeof rope_keys / sizeof rope_keys[0]; i++) {
+        j = item(rp, rope_keys[i].json);
+        if (rope_keys[i].integral && json_u64(j, &u)) put_u64(c, KEY(rope_keys[i].meta), u);
+        else if (!rope_keys[i].integral && cJSON_IsNumber(j)) put_f64(c, KEY(rope_keys[i].meta), j->valuedouble);
+    }
+    if (rp && cJSON_IsBool(j = item(rp, "truncate"))) put_bool(c, KEY("rope_scaling.truncate"), cJSON_IsTrue(j));
+    /* partial rotary embeddings: transformers 5 keeps the factor in rope_parameters, 4.x at the top */
+    j = rp ? item(rp, "partial_rotary_factor") : NULL;
+    if (!cJSON_IsNumber(j) && top) j = item(top, "partial_rotary_factor");
+    if (cJSON_IsNumber(j)) put_f64(c, KEY("rope_partial_rotary_factor"), j->valuedouble);
+    /* longrope: per-frequency factors for sequences within and past the original context */
+    static const char *const lists[] = {"short_factor", "long_factor"};
+    for (size_t i = 0; rp && i < 2 && c->s == QFMT_OK; i++) {
+        j = item(rp, lists[i]);
+        if (!cJSON_IsArray(j)) continue;
+        int n = cJSON_GetArraySize(j);
+        if (n <= 0 || n > 65536) continue;
+        double *v = malloc((size_t)n * sizeof *v);
+        if (!v) {
+            c->s = fail(c->err, QFMT_E_NOMEM, NULL, "out of memory");
+            return;
+        }
+        int k = 0;
+        for (const cJSON *a = j->child; a && k < n; a = a->next)
+            if (cJSON_IsNumber(a)) v[k++] = a->valuedouble;
+        char name[64];
+        snprintf(name, sizeof name, "rope_scaling.%s", lists[i]);
+        if (k == n) c->s = qfmt_writer_set_array(c->w, KEY(name), QFMT_META_F64, v, (uint64_t)n, c->err);
+        free(v);
+    }
+#undef KEY
+}
+
 qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t len, qfmt_error *err)
 {
     qfmt_status js = qfmt_json_check(json, len, 0, "config.json", err); /* the one JSON policy */
@@ -256,57 +344,86 @@ qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t 
     const cJSON *j = family_item(f, cfg, "model.norm_eps");
     if (cJSON_IsNumber(j)) put_f64(&c, "model.norm_eps", j->valuedouble);
     /* RoPE (transformers' rope utilities, shared by every RoPE family): transformers 5 nests
-     * it in rope_parameters, older configs use rope_theta and rope_scaling; the type says
-     * which frequencies (run refuses the ones it lacks). */
-    const cJSON *rp = item(cfg, "rope_parameters");
-    if (!cJSON_IsObject(rp)) rp = item(cfg, "rope_scaling");
-    const cJSON *rt = cJSON_IsObject(rp) ? item(rp, "rope_theta") : NULL;
-    const cJSON *ty = cJSON_IsObject(rp) ? item(rp, "rope_type") : NULL;
-    if (!cJSON_IsString(ty) && cJSON_IsObject(rp)) ty = item(rp, "type");
+     * it in rope_parameters (Gemma 3: one object per layer type), older configs use
+     * rope_theta and rope_scaling; the type says which frequencies (run refuses the ones it
+     * lacks). Full-attention layers (and all layers of a model with one RoPE) take model.rope_*,
+     * sliding-window layers with RoPE of their own model.sliding_attention.rope_*. */
     bool rope = f && f->rope_theta_default > 0;
-    if (cJSON_IsNumber(j = item(cfg, "rope_theta"))) put_f64(&c, "model.rope_theta", j->valuedouble);
-    else if (cJSON_IsNumber(rt)) put_f64(&c, "model.rope_theta", rt->valuedouble);
-    else if (rope) put_f64(&c, "model.rope_theta", f->rope_theta_default);
-    if (cJSON_IsString(ty)) put_str(&c, "model.rope_type", ty->valuestring);
-    else if (rope) put_str(&c, "model.rope_type", "default");
-    /* The scaling parameters of the RoPE object, whichever it holds (run checks that the type
-     * has the ones it needs). */
-    static const struct {
-        const char *json, *meta;
-        bool integral;
-    } rope_keys[] = {
-        {"factor", "model.rope_scaling.factor", false},
-        {"low_freq_factor", "model.rope_scaling.low_freq_factor", false},
-        {"high_freq_factor", "model.rope_scaling.high_freq_factor", false},
-        {"original_max_position_embeddings", "model.rope_scaling.original_context_length", true},
-        {"attention_factor", "model.rope_scaling.attention_factor", false},
-        {"beta_fast", "model.rope_scaling.beta_fast", false},
-        {"beta_slow", "model.rope_scaling.beta_slow", false},
-        {"mscale", "model.rope_scaling.mscale", false},
-        {"mscale_all_dim", "model.rope_scaling.mscale_all_dim", false},
-    };
-    for (size_t i = 0; cJSON_IsObject(rp) && i < sizeof rope_keys / sizeof rope_keys[0]; i++) {
-        j = item(rp, rope_keys[i].json);
-        if (rope_keys[i].integral && json_u64(j, &u)) put_u64(&c, rope_keys[i].meta, u);
-        else if (!rope_keys[i].integral && cJSON_IsNumber(j)) put_f64(&c, rope_keys[i].meta, j->valuedouble);
+    const cJSON *rp = item(cfg, "rope_parameters");
+    const cJSON *full = cJSON_IsObject(rp) ? item(rp, "full_attention") : NULL;
+    const cJSON *sliding = cJSON_IsObject(rp) ? item(rp, "sliding_attention") : NULL;
+    if (cJSON_IsObject(full) || cJSON_IsObject(sliding)) { /* nested by layer type */
+        write_rope(&c, "model.", cJSON_IsObject(full) ? full : sliding, NULL, rope ? f->rope_theta_default : 0);
+        if (cJSON_IsObject(full) && cJSON_IsObject(sliding)) write_rope(&c, "model.sliding_attention.", sliding, NULL, 0);
+    } else {
+        if (!cJSON_IsObject(rp)) rp = item(cfg, "rope_scaling");
+        write_rope(&c, "model.", cJSON_IsObject(rp) ? rp : NULL, cfg, rope ? f->rope_theta_default : 0);
+        double local; /* Gemma 3's 4.x layout: the sliding layers' base (their RoPE is unscaled) */
+        if (fam_number(f, cfg, "model.sliding_attention.rope_theta", &local)) {
+            put_f64(&c, "model.sliding_attention.rope_theta", local);
+            put_str(&c, "model.sliding_attention.rope_type", "default");
+        }
     }
-    if (cJSON_IsObject(rp) && cJSON_IsBool(j = item(rp, "truncate")))
-        put_bool(&c, "model.rope_scaling.truncate", cJSON_IsTrue(j));
-    /* Sliding-window attention: the window of every layer, for the families that have one
-     * (a null window: none). Per-layer attention types are refused rather than ignored. */
+    /* Phi-3 keeps the pretrained context at the top level (longrope's attention factor uses it). */
+    if (json_u64(item(cfg, "original_max_position_embeddings"), &u)) put_u64(&c, "model.original_context_length", u);
+    /* Attention and logit scaling (Gemma), with the config class's defaults. */
+    static const char *const numbers[] = {"model.query_pre_attn_scalar", "model.attn_logit_softcapping",
+                                          "model.final_logit_softcapping"};
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        double v;
+        if (fam_number(f, cfg, numbers[i], &v)) put_f64(&c, numbers[i], v);
+    }
+    /* Sliding-window attention: the window (a null window: none) and which layers use it
+     * (layer_types, or the family's pattern when config.json has none). */
+    double win;
+    bool have_win = fam_number(f, cfg, "model.sliding_window", &win);
+    if (have_win) {
+        if (!(win >= 1 && win <= 9007199254740992.0) || floor(win) != win) {
+            cJSON_Delete(cfg);
+            return fail(err, QFMT_E_CORRUPT, NULL, "config.json 'sliding_window' is not a positive integer");
+        }
+        put_u64(&c, "model.sliding_window", (uint64_t)win);
+    }
+    uint64_t nlayers = 0;
+    fam_u64(f, cfg, "model.num_layers", &nlayers);
     j = item(cfg, "layer_types");
     if (cJSON_IsArray(j) && c.s == QFMT_OK) {
-        const cJSON *first = j->child;
-        for (const cJSON *a = first; a; a = a->next)
-            if (!cJSON_IsString(a) || !cJSON_IsString(first) || strcmp(a->valuestring, first->valuestring) != 0 ||
-                (strcmp(a->valuestring, "full_attention") != 0 &&
-                 (strcmp(a->valuestring, "sliding_attention") != 0 || !family_item(f, cfg, "model.sliding_window")))) {
+        const char *names[4096];
+        uint64_t n = 0;
+        for (const cJSON *a = j->child; a; a = a->next) {
+            bool full_a = cJSON_IsString(a) && strcmp(a->valuestring, "full_attention") == 0;
+            bool slide_a = cJSON_IsString(a) && strcmp(a->valuestring, "sliding_attention") == 0;
+            const char *why = n >= 4096 ? "more than 4096 entries"
+                              : !full_a && !slide_a ? "an attention type other than full_attention and sliding_attention"
+                              : slide_a && !have_win
+                                  ? "sliding_attention without a sliding_window"
+                                  : NULL;
+            if (why) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "config.json 'layer_types' entry %llu: %s is not supported", (unsigned long long)n,
+                         why);
                 cJSON_Delete(cfg);
-                return fail(err, QFMT_E_UNSUPPORTED, NULL,
-                            "config.json 'layer_types': layers of different attention types are not supported");
+                return fail(err, QFMT_E_UNSUPPORTED, NULL, msg);
             }
+            names[n++] = a->valuestring;
+        }
+        if (n != nlayers) {
+            cJSON_Delete(cfg);
+            return fail(err, QFMT_E_CORRUPT, NULL, "config.json 'layer_types' does not have num_hidden_layers entries");
+        }
+        c.s = qfmt_writer_set_string_array(w, "model.layer_types", names, NULL, n, err);
+    } else if (f && f->sliding_pattern && nlayers && nlayers <= 4096 && c.s == QFMT_OK) {
+        double pat = f->sliding_pattern;
+        fam_number(f, cfg, "model.sliding_pattern", &pat);
+        if (!(pat >= 1 && pat <= 4096) || floor(pat) != pat) {
+            cJSON_Delete(cfg);
+            return fail(err, QFMT_E_CORRUPT, NULL, "config.json 'sliding_window_pattern' is not an integer in 1..4096");
+        }
+        const char *names[4096];
+        for (uint64_t i = 0; i < nlayers; i++)
+            names[i] = (i + 1) % (uint64_t)pat ? "sliding_attention" : "full_attention";
+        c.s = qfmt_writer_set_string_array(w, "model.layer_types", names, NULL, nlayers, err);
     }
-    if (fam_u64(f, cfg, "model.sliding_window", &u)) put_u64(&c, "model.sliding_window", u);
     for (const char *const *k = f ? f->refuse_if_true : NULL; k && *k && c.s == QFMT_OK; k++)
         if (cJSON_IsTrue(item(cfg, *k))) {
             char msg[160];

@@ -1,10 +1,14 @@
-/* The forward passes. Causal models (GPT-2, LLaMA) run through a KV cache, so a whole
- * sequence and token-by-token generation share one code path; BERT runs bidirectionally. */
+/* The forward passes. Every causal family runs one decoder, as its family table describes it
+ * (family.h's qfmt__graph: norm kind, embedding scale, learned positions, gated MLP) and as its
+ * tensors say (fused or split projections, biases, q/k norms, post-norms), with per-layer
+ * attention windows and RoPE; through a KV cache, so a whole sequence and token-by-token
+ * generation share one code path. BERT runs bidirectionally. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "family.h"
 #include "model_internal.h"
 
 qfmt_pool *qfmt__model_pool(qfmt_model *m, unsigned threads)
@@ -17,43 +21,52 @@ qfmt_pool *qfmt__model_pool(qfmt_model *m, unsigned threads)
     return m->pool;
 }
 
+/* A causal model's KV cache. Layer l holds slots[l] positions, position p at slot p % slots[l]:
+ * a full-attention layer every position so far, a sliding-window layer its window plus the
+ * chunk being evaluated (a window of W needs W - 1 + n slots for n new tokens, so no key a
+ * query of the chunk sees is overwritten by the chunk). The slots grow on demand. */
 struct qfmt_session {
     qfmt_model *m;
-    size_t pos, cap;
-    float *k, *v; /* [layers][cap][kv_heads * head_dim] */
+    size_t pos, cap; /* positions used; the context */
+    float **k, **v;  /* per layer: [slots][kv_heads * head_dim] */
+    size_t *slots;
 };
 
 /* ---- Attention ------------------------------------------------------------------------ */
 
 typedef struct {
     const float *q;      /* n x (heads*hd) */
-    const float *k, *v;  /* keys/values of positions 0..: [pos][kv_dim] */
+    const float *k, *v;  /* keys/values: position p at slot p % slots, [slot][kv_dim] */
     float *out;          /* n x (heads*hd) */
-    size_t n, pos0, heads, kv_group, hd, kv_dim;
+    size_t n, pos0, heads, kv_group, hd, kv_dim, slots;
     bool causal;
     size_t window;       /* causal: keys of the last `window` positions only; 0: all */
     size_t nkeys;        /* non-causal: keys visible to every query */
+    float scale, softcap; /* scores: q.k x scale, then softcap x tanh(score / softcap) unless 0 */
 } attn_job;
 
 static void attn_range(void *ctx, size_t begin, size_t end)
 {
     attn_job *j = ctx;
     size_t maxkeys = j->causal ? j->pos0 + j->n : j->nkeys;
+    if (j->causal && j->window && maxkeys > j->window) maxkeys = j->window;
     float *sc = malloc((maxkeys ? maxkeys : 1) * sizeof *sc);
     if (!sc) return;
-    const float scale = 1.0f / sqrtf((float)j->hd);
     for (size_t task = begin; task < end; task++) {
         size_t t = task / j->heads, h = task % j->heads, kvh = h / j->kv_group;
         const float *q = j->q + t * j->heads * j->hd + h * j->hd;
-        size_t end = j->causal ? j->pos0 + t + 1 : j->nkeys; /* keys [first, end) */
-        size_t first = j->causal && j->window && end > j->window ? end - j->window : 0, nk = end - first;
-        const float *k = j->k + first * j->kv_dim, *v = j->v + first * j->kv_dim;
-        for (size_t s = 0; s < nk; s++) sc[s] = qfmt_dot(q, k + s * j->kv_dim + kvh * j->hd, j->hd) * scale;
+        size_t last = j->causal ? j->pos0 + t + 1 : j->nkeys; /* key positions [first, last) */
+        size_t first = j->causal && j->window && last > j->window ? last - j->window : 0, nk = last - first;
+        for (size_t s = 0; s < nk; s++) {
+            const float *k = j->k + ((first + s) % j->slots) * j->kv_dim + kvh * j->hd;
+            float x = qfmt_dot(q, k, j->hd) * j->scale;
+            sc[s] = j->softcap > 0 ? j->softcap * tanhf(x / j->softcap) : x;
+        }
         qfmt__softmax(sc, nk);
         float *o = j->out + t * j->heads * j->hd + h * j->hd;
         memset(o, 0, j->hd * sizeof *o);
         for (size_t s = 0; s < nk; s++) {
-            const float *vv = v + s * j->kv_dim + kvh * j->hd;
+            const float *vv = j->v + ((first + s) % j->slots) * j->kv_dim + kvh * j->hd;
             for (size_t i = 0; i < j->hd; i++) o[i] += sc[s] * vv[i];
         }
     }
@@ -63,28 +76,34 @@ static void attn_range(void *ctx, size_t begin, size_t end)
 /* ---- Causal models ----------------------------------------------------------------------- */
 
 typedef struct {
-    float *x, *a, *q, *k, *v, *att, *f, *g;
+    float *x, *a, *q, *k, *v, *att, *f, *g, *fused;
 } bufs;
 
 static void free_bufs(bufs *b)
 {
-    free(b->x), free(b->a), free(b->q), free(b->k), free(b->v), free(b->att), free(b->f), free(b->g);
+    free(b->x), free(b->a), free(b->q), free(b->k), free(b->v), free(b->att), free(b->f), free(b->g), free(b->fused);
 }
 
-static int alloc_bufs(bufs *b, const qfmt_model_hparams *h, size_t n)
+static int alloc_bufs(bufs *b, const qfmt_model *m, size_t n)
 {
+    const qfmt_model_hparams *h = &m->hp;
     size_t qd = h->heads * h->head_dim, kvd = h->kv_heads * h->head_dim;
-    size_t qkv = h->arch == QFMT_ARCH_GPT2 ? 3 * h->d : qd;
+    size_t fused = 0; /* the widest fused product, split into q/k/v or gate/up */
+    for (uint64_t l = 0; l < h->layers; l++) {
+        if (m->layers[l].qkv.w.data && qd + 2 * kvd > fused) fused = qd + 2 * kvd;
+        if (m->layers[l].gate_up.w.data && 2 * h->ffn > fused) fused = 2 * h->ffn;
+    }
     memset(b, 0, sizeof *b);
     b->x = malloc(n * h->d * sizeof(float));
     b->a = malloc(n * h->d * sizeof(float));
-    b->q = malloc(n * qkv * sizeof(float));
+    b->q = malloc(n * qd * sizeof(float));
     b->k = malloc(n * kvd * sizeof(float));
     b->v = malloc(n * kvd * sizeof(float));
     b->att = malloc(n * (qd > h->d ? qd : h->d) * sizeof(float));
     b->f = malloc(n * h->ffn * sizeof(float));
     b->g = malloc(n * h->ffn * sizeof(float));
-    if (!b->x || !b->a || !b->q || !b->k || !b->v || !b->att || !b->f || !b->g) {
+    b->fused = fused ? malloc(n * fused * sizeof(float)) : NULL;
+    if (!b->x || !b->a || !b->q || !b->k || !b->v || !b->att || !b->f || !b->g || (fused && !b->fused)) {
         free_bufs(b);
         return -1;
     }
@@ -94,6 +113,26 @@ static int alloc_bufs(bufs *b, const qfmt_model_hparams *h, size_t n)
 static void add(float *x, const float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void activate(qfmt__act act, float *x, size_t n)
+{
+    switch (act) {
+    case QFMT__ACT_SILU: for (size_t i = 0; i < n; i++) x[i] = qfmt__silu(x[i]); break;
+    case QFMT__ACT_GELU_TANH: for (size_t i = 0; i < n; i++) x[i] = qfmt__gelu_tanh(x[i]); break;
+    case QFMT__ACT_GELU_ERF: for (size_t i = 0; i < n; i++) x[i] = qfmt__gelu_erf(x[i]); break;
+    case QFMT__ACT_RELU: for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0; break;
+    }
+}
+
+/* The family's norm over each of n rows of `width` values. */
+static void norm_rows(const qfmt_model *m, const norm *nm, float *x, size_t n, size_t width)
+{
+    float eps = (float)m->hp.eps;
+    for (size_t t = 0; t < n; t++) {
+        if (m->hp.family->graph.norm == QFMT__NORM_LAYER) qfmt__layer_norm(x + t * width, width, nm->w, nm->b, eps);
+        else qfmt__rms_norm(x + t * width, width, nm->w, eps);
+    }
 }
 
 static void embed_rows(const qmat *e, const int32_t *ids, size_t n, float *x)
@@ -110,6 +149,44 @@ static int check_ids(const qfmt_model *m, const int32_t *ids, size_t n, qfmt_err
     return 0;
 }
 
+/* Makes room in every layer's cache for n more positions (nothing changes on failure). */
+static int cache_reserve(qfmt_session *s, size_t n)
+{
+    const qfmt_model_hparams *h = &s->m->hp;
+    size_t kvd = h->kv_heads * h->head_dim;
+    for (uint64_t l = 0; l < h->layers; l++) {
+        size_t w = (size_t)s->m->layers[l].window, old = s->slots[l];
+        size_t need = s->pos + n, limit = s->cap; /* slots this chunk needs; the most worth having */
+        if (w) {
+            if (w - 1 + n < limit) limit = w - 1 + n;
+            if (need > limit) need = limit;
+        }
+        if (need <= old) continue;
+        size_t ns = 2 * old > need ? 2 * old : need;
+        if (ns > limit) ns = limit;
+        float *k = malloc(ns * kvd * sizeof(float)), *v = malloc(ns * kvd * sizeof(float));
+        if (!k || !v) {
+            free(k), free(v);
+            return -1;
+        }
+        /* the positions still visible move to their slots in the new ring */
+        size_t keep = w && w - 1 < s->pos ? w - 1 : s->pos;
+        for (size_t p = s->pos - keep; p < s->pos; p++) {
+            memcpy(k + (p % ns) * kvd, s->k[l] + (p % old) * kvd, kvd * sizeof(float));
+            memcpy(v + (p % ns) * kvd, s->v[l] + (p % old) * kvd, kvd * sizeof(float));
+        }
+        free(s->k[l]), free(s->v[l]);
+        s->k[l] = k, s->v[l] = v, s->slots[l] = ns;
+    }
+    return 0;
+}
+
+/* Rows [t0, t0 + n) of src (width `width`) at column `col`, `cols` wide, to dst (n x cols). */
+static void take_cols(const float *src, size_t width, size_t col, size_t cols, size_t n, float *dst)
+{
+    for (size_t t = 0; t < n; t++) memcpy(dst + t * cols, src + t * width + col, cols * sizeof(float));
+}
+
 static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *logits, bool all_logits,
                           float **hidden, const qfmt_run_opts *o, qfmt_error *err)
 {
@@ -121,11 +198,14 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
     qfmt_pool *pool = qfmt__model_pool(m, o ? o->threads : 1);
     bool exact = !o || o->exact;
     bufs b;
-    if (!pool || alloc_bufs(&b, h, n)) return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", n);
-    size_t d = h->d, hd = h->head_dim, kvd = h->kv_heads * hd;
+    if (!pool || cache_reserve(s, n) || alloc_bufs(&b, m, n))
+        return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", n);
+    size_t d = h->d, hd = h->head_dim, qd = h->heads * hd, kvd = h->kv_heads * hd, ffn = h->ffn;
     float eps = (float)h->eps;
     embed_rows(&m->tok, ids, n, b.x);
-    if (h->arch == QFMT_ARCH_GPT2)
+    if (m->emb_scale != 1.0f)
+        for (size_t i = 0; i < n * d; i++) b.x[i] *= m->emb_scale;
+    if (m->pos.data) /* learned positions (GPT-2) */
         for (size_t t = 0; t < n; t++) {
             qfmt__qmat_row(&m->pos, s->pos + t, b.a);
             add(b.x + t * d, b.a, d);
@@ -133,83 +213,101 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
     if (hidden) memcpy(hidden[0], b.x, n * d * sizeof(float));
     for (uint64_t l = 0; l < h->layers; l++) {
         const layer *L = &m->layers[l];
-        float *kc = s->k + l * s->cap * kvd, *vc = s->v + l * s->cap * kvd;
+        size_t slots = s->slots[l];
+        float *kc = s->k[l], *vc = s->v[l];
         memcpy(b.a, b.x, n * d * sizeof(float));
-        for (size_t t = 0; t < n; t++) {
-            if (h->arch == QFMT_ARCH_GPT2) qfmt__layer_norm(b.a + t * d, d, L->ln1.w, L->ln1.b, eps);
-            else qfmt__rms_norm(b.a + t * d, d, L->ln1.w, eps);
-        }
-        const float *q = b.q;
-        if (h->arch == QFMT_ARCH_GPT2) { /* fused q|k|v */
-            qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
-            for (size_t t = 0; t < n; t++) { /* queries to b.k (kvd == d here), keys and values to the cache */
-                memcpy(b.k + t * d, b.q + t * 3 * d, d * sizeof(float));
-                memcpy(kc + (s->pos + t) * kvd, b.q + t * 3 * d + d, d * sizeof(float));
-                memcpy(vc + (s->pos + t) * kvd, b.q + t * 3 * d + 2 * d, d * sizeof(float));
-            }
-            q = b.k;
+        norm_rows(m, &L->ln1, b.a, n, d);
+        if (L->qkv.w.data) { /* fused q|k|v, split by rows */
+            size_t w = qd + 2 * kvd;
+            qfmt__qmat_mul(pool, &L->qkv.w, L->qkv.b, b.a, n, b.fused, exact);
+            take_cols(b.fused, w, 0, qd, n, b.q);
+            take_cols(b.fused, w, qd, kvd, n, b.k);
+            take_cols(b.fused, w, qd + kvd, kvd, n, b.v);
         } else {
             qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
             qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.a, n, b.k, exact);
             qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.a, n, b.v, exact);
-            if (L->qn.w) /* Qwen 3: RMSNorm of each head, before RoPE */
-                for (size_t r = 0; r < n * h->heads; r++) qfmt__rms_norm(b.q + r * hd, hd, L->qn.w, eps);
-            if (L->kn.w)
-                for (size_t r = 0; r < n * h->kv_heads; r++) qfmt__rms_norm(b.k + r * hd, hd, L->kn.w, eps);
-            qfmt__rope_apply(&m->rope, b.q, n, h->heads, s->pos);
-            qfmt__rope_apply(&m->rope, b.k, n, h->kv_heads, s->pos);
-            memcpy(kc + s->pos * kvd, b.k, n * kvd * sizeof(float));
-            memcpy(vc + s->pos * kvd, b.v, n * kvd * sizeof(float));
         }
-        attn_job aj = {q, kc, vc, b.att, n, s->pos, h->heads, h->heads / h->kv_heads, hd, kvd, true, (size_t)m->window, 0};
+        if (L->qn.w) /* RMSNorm of each head, before RoPE (Qwen 3, Gemma 3) */
+            for (size_t r = 0; r < n * h->heads; r++) qfmt__rms_norm(b.q + r * hd, hd, L->qn.w, eps);
+        if (L->kn.w)
+            for (size_t r = 0; r < n * h->kv_heads; r++) qfmt__rms_norm(b.k + r * hd, hd, L->kn.w, eps);
+        if (L->rope) {
+            qfmt__rope_apply(L->rope, b.q, n, h->heads, hd, s->pos);
+            qfmt__rope_apply(L->rope, b.k, n, h->kv_heads, hd, s->pos);
+        }
+        for (size_t t = 0; t < n; t++) {
+            memcpy(kc + ((s->pos + t) % slots) * kvd, b.k + t * kvd, kvd * sizeof(float));
+            memcpy(vc + ((s->pos + t) % slots) * kvd, b.v + t * kvd, kvd * sizeof(float));
+        }
+        attn_job aj = {b.q, kc, vc, b.att, n, s->pos, h->heads, h->heads / h->kv_heads, hd, kvd, slots, true,
+                       (size_t)L->window, 0, m->attn_scale, m->attn_softcap};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
         qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
+        if (L->post_attn.w) norm_rows(m, &L->post_attn, b.a, n, d);
         add(b.x, b.a, n * d);
         memcpy(b.a, b.x, n * d * sizeof(float));
-        for (size_t t = 0; t < n; t++) {
-            if (h->arch == QFMT_ARCH_GPT2) qfmt__layer_norm(b.a + t * d, d, L->ln2.w, L->ln2.b, eps);
-            else qfmt__rms_norm(b.a + t * d, d, L->ln2.w, eps);
-        }
-        qfmt__qmat_mul(pool, &L->up.w, L->up.b, b.a, n, b.f, exact);
-        if (h->arch == QFMT_ARCH_GPT2) {
-            for (size_t i = 0; i < n * h->ffn; i++) b.f[i] = qfmt__gelu_tanh(b.f[i]);
+        norm_rows(m, &L->ln2, b.a, n, d);
+        if (L->gate_up.w.data) { /* fused gate|up: act(gate) x up */
+            qfmt__qmat_mul(pool, &L->gate_up.w, L->gate_up.b, b.a, n, b.fused, exact);
+            take_cols(b.fused, 2 * ffn, 0, ffn, n, b.g);
+            take_cols(b.fused, 2 * ffn, ffn, ffn, n, b.f);
         } else {
-            qfmt__qmat_mul(pool, &L->gate.w, L->gate.b, b.a, n, b.g, exact);
-            for (size_t i = 0; i < n * h->ffn; i++) b.f[i] *= qfmt__silu(b.g[i]);
+            qfmt__qmat_mul(pool, &L->up.w, L->up.b, b.a, n, b.f, exact);
+            if (L->gate.w.data) qfmt__qmat_mul(pool, &L->gate.w, L->gate.b, b.a, n, b.g, exact);
+        }
+        if (L->gate.w.data || L->gate_up.w.data) {
+            activate(m->act, b.g, n * ffn);
+            for (size_t i = 0; i < n * ffn; i++) b.f[i] *= b.g[i];
+        } else {
+            activate(m->act, b.f, n * ffn);
         }
         qfmt__qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
+        if (L->post_mlp.w) norm_rows(m, &L->post_mlp, b.a, n, d);
         add(b.x, b.a, n * d);
         if (hidden && l + 1 < h->layers) memcpy(hidden[l + 1], b.x, n * d * sizeof(float));
     }
-    for (size_t t = 0; t < n; t++) {
-        if (h->arch == QFMT_ARCH_GPT2) qfmt__layer_norm(b.x + t * d, d, m->final_norm.w, m->final_norm.b, eps);
-        else qfmt__rms_norm(b.x + t * d, d, m->final_norm.w, eps);
-    }
+    norm_rows(m, &m->final_norm, b.x, n, d);
     if (hidden) memcpy(hidden[h->layers], b.x, n * d * sizeof(float));
     if (logits) {
-        if (all_logits) qfmt__qmat_mul(pool, &m->head, NULL, b.x, n, logits, exact);
-        else qfmt__qmat_mul(pool, &m->head, NULL, b.x + (n - 1) * d, 1, logits, exact);
+        size_t rows = all_logits ? n : 1;
+        qfmt__qmat_mul(pool, &m->head, NULL, b.x + (all_logits ? 0 : (n - 1) * d), rows, logits, exact);
+        if (m->final_softcap > 0) /* cap x tanh(logit / cap) (Gemma 2) */
+            for (size_t i = 0; i < rows * h->vocab; i++) logits[i] = m->final_softcap * tanhf(logits[i] / m->final_softcap);
     }
     s->pos += n;
     free_bufs(&b);
     return 0;
 }
 
+static void session_release(qfmt_session *s)
+{
+    for (uint64_t l = 0; s->k && l < s->m->hp.layers; l++) free(s->k[l]), free(s->v[l]);
+    free(s->k), free(s->v), free(s->slots);
+}
+
+/* A session of `cap` positions; the caches are allocated as positions arrive. */
+static int session_init(qfmt_session *s, qfmt_model *m, size_t cap)
+{
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->cap = cap;
+    s->k = calloc(m->hp.layers, sizeof *s->k);
+    s->v = calloc(m->hp.layers, sizeof *s->v);
+    s->slots = calloc(m->hp.layers, sizeof *s->slots);
+    if (s->k && s->v && s->slots) return 0;
+    session_release(s);
+    return -1;
+}
+
 static int session_new(qfmt_session **out, qfmt_model *m, qfmt_error *err)
 {
     *out = NULL;
     if (!m->hp.causal) return qfmt__merr(err, QFMT_E_UNSUPPORTED, NULL, NULL, "a %s model has no incremental decoding", "BERT");
-    qfmt_session *s = calloc(1, sizeof *s);
-    size_t kvd = m->hp.kv_heads * m->hp.head_dim, n = m->hp.layers * m->hp.ctx * kvd;
-    if (s) {
-        s->m = m;
-        s->cap = m->hp.ctx;
-        s->k = malloc(n * sizeof(float));
-        s->v = malloc(n * sizeof(float));
-    }
-    if (!s || !s->k || !s->v) {
-        qfmt_session_free(s);
-        return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for a KV cache of %llu positions", (unsigned long long)m->hp.ctx);
+    qfmt_session *s = malloc(sizeof *s);
+    if (!s || session_init(s, m, (size_t)m->hp.ctx)) {
+        free(s);
+        return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for a session");
     }
     *out = s;
     return 0;
@@ -218,8 +316,7 @@ static int session_new(qfmt_session **out, qfmt_model *m, qfmt_error *err)
 void qfmt_session_free(qfmt_session *s)
 {
     if (!s) return;
-    free(s->k);
-    free(s->v);
+    session_release(s);
     free(s);
 }
 
@@ -241,7 +338,7 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
     qfmt_pool *pool = qfmt__model_pool(m, o ? o->threads : 1);
     bool exact = !o || o->exact;
     bufs b;
-    if (!pool || alloc_bufs(&b, h, n)) return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", n);
+    if (!pool || alloc_bufs(&b, m, n)) return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", n);
     size_t d = h->d;
     float eps = (float)h->eps;
     embed_rows(&m->tok, ids, n, b.x);
@@ -258,13 +355,13 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
         qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.x, n, b.q, exact);
         qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.x, n, b.k, exact);
         qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.x, n, b.v, exact);
-        attn_job aj = {b.q, b.k, b.v, b.att, n, 0, h->heads, 1, h->head_dim, d, false, 0, n};
+        attn_job aj = {b.q, b.k, b.v, b.att, n, 0, h->heads, 1, h->head_dim, d, n, false, 0, n, m->attn_scale, 0};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
         qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
         add(b.x, b.a, n * d);
         for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.x + t * d, d, L->ln1.w, L->ln1.b, eps);
         qfmt__qmat_mul(pool, &L->up.w, L->up.b, b.x, n, b.f, exact);
-        for (size_t i = 0; i < n * h->ffn; i++) b.f[i] = qfmt__gelu_erf(b.f[i]);
+        activate(m->act, b.f, n * h->ffn);
         qfmt__qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
         add(b.x, b.a, n * d);
         for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.x + t * d, d, L->ln2.w, L->ln2.b, eps);
@@ -272,7 +369,7 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
     }
     if (logits) { /* MLM head: dense, GELU, LayerNorm, decoder (tied), bias */
         qfmt__qmat_mul(pool, &m->mlm_dense.w, m->mlm_dense.b, b.x, n, b.a, exact);
-        for (size_t i = 0; i < n * d; i++) b.a[i] = qfmt__gelu_erf(b.a[i]);
+        activate(m->act, b.a, n * d); /* transform_act_fn: hidden_act too */
         for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.a + t * d, d, m->mlm_norm.w, m->mlm_norm.b, eps);
         qfmt__qmat_mul(pool, &m->head, m->mlm_bias, b.a, n, logits, exact);
     }
@@ -290,14 +387,10 @@ static int model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *log
         if (check_ids(m, ids, T, err)) return -1;
         return bert_forward(m, ids, T, logits, hidden, o, err);
     }
-    qfmt_session s = {m, 0, T, NULL, NULL};
-    size_t kvd = m->hp.kv_heads * m->hp.head_dim;
-    s.k = malloc(m->hp.layers * T * kvd * sizeof(float));
-    s.v = malloc(m->hp.layers * T * kvd * sizeof(float));
-    int rc = s.k && s.v ? causal_forward(&s, ids, T, logits, true, hidden, o, err)
-                        : qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", T);
-    free(s.k);
-    free(s.v);
+    qfmt_session s;
+    if (session_init(&s, m, T)) return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", T);
+    int rc = causal_forward(&s, ids, T, logits, true, hidden, o, err);
+    session_release(&s);
     return rc;
 }
 

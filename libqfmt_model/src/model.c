@@ -193,6 +193,8 @@ static linear *slot_linear(qfmt_model *m, layer *L, uint8_t slot)
     case QFMT__L_V: return &L->v;
     case QFMT__L_O: return &L->o;
     case QFMT__L_GATE: return &L->gate;
+    case QFMT__L_QKV: return &L->qkv;
+    case QFMT__L_GATE_UP: return &L->gate_up;
     case QFMT__L_UP: return &L->up;
     case QFMT__L_DOWN: return &L->down;
     case QFMT__M_MLM_DENSE: return &m->mlm_dense;
@@ -206,6 +208,8 @@ static norm *slot_norm(qfmt_model *m, layer *L, uint8_t slot)
     case QFMT__L_LN2: return &L->ln2;
     case QFMT__L_QNORM: return &L->qn;
     case QFMT__L_KNORM: return &L->kn;
+    case QFMT__L_POST_ATTN: return &L->post_attn;
+    case QFMT__L_POST_MLP: return &L->post_mlp;
     case QFMT__M_FINAL_NORM: return &m->final_norm;
     case QFMT__M_EMB_NORM: return &m->emb_norm;
     case QFMT__M_MLM_NORM: return &m->mlm_norm;
@@ -243,6 +247,8 @@ static int load_spec(qfmt_model *m, const qfmt__tensor_spec *t, unsigned li, lay
     case QFMT__FT_NORM: {
         norm *n = slot_norm(m, L, t->slot);
         if (qfmt__load_vector(m, name, rows, true, &n->w, err)) return -1;
+        if (m->hp.family->graph.norm == QFMT__NORM_RMS_1P) /* Gemma scales by (1 + w), in fp32 */
+            for (uint64_t i = 0; i < rows; i++) n->w[i] = 1.0f + n->w[i];
         if (!(t->flags & QFMT__FT_BIAS)) return 0;
         snprintf(name, sizeof name, "%s.bias", base);
         return qfmt__load_vector(m, name, rows, true, &n->b, err);
@@ -321,15 +327,6 @@ static int read_hparams(qfmt_model *m, qfmt_error *err)
         if (rtl == 8 && memcmp(rt, "bfloat16", 8) == 0) h->rope_freq_type = QFMT_TYPE_BF16;
         else if (rtl == 7 && memcmp(rt, "float16", 7) == 0) h->rope_freq_type = QFMT_TYPE_F16;
     }
-    /* Sliding-window attention (Mistral): a window of 0 would leave a position nothing to see. */
-    m->window = 0;
-    qfmt_error e;
-    qfmt_status ws = qfmt_meta_get_u64(r, "model.sliding_window", &m->window, &e);
-    if (ws != QFMT_OK && ws != QFMT_E_NOT_FOUND)
-        return qfmt__merr(err, e.code, qfmt_reader_path(r), NULL, "metadata 'model.sliding_window': %s", e.message);
-    if (ws == QFMT_OK && m->window == 0)
-        return qfmt__merr(err, QFMT_E_CORRUPT, qfmt_reader_path(r), NULL, "metadata 'model.sliding_window' is 0");
-    if (m->window >= h->ctx) m->window = 0; /* a window past the context hides nothing */
     const uint64_t lim = 1ull << 24;
     if (!h->vocab || !h->d || !h->layers || !h->heads || !h->kv_heads || !h->head_dim || !h->ffn || !h->ctx ||
         h->vocab > lim || h->d > lim || h->layers > 4096 || h->heads > 4096 || h->ffn > lim || h->ctx > lim ||
@@ -356,6 +353,116 @@ static int read_hparams(qfmt_model *m, qfmt_error *err)
                           "a KV cache of %llu layers x %llu positions x %llu values is too large",
                           (unsigned long long)h->layers, (unsigned long long)h->ctx,
                          (unsigned long long)(h->kv_heads * h->head_dim));
+    return 0;
+}
+
+static bool meta_has(const qfmt_reader *r, const char *key)
+{
+    uint64_t i;
+    return qfmt_meta_find(r, key, &i, NULL) == QFMT_OK;
+}
+
+static bool is_str(const char *s, uint64_t n, const char *lit) { return n == strlen(lit) && memcmp(s, lit, n) == 0; }
+
+/* An optional f64 key: 1 present (and finite, > 0 when positive), 0 absent, -1 error. */
+static int meta_f64(const qfmt_reader *r, const char *key, double *out, bool positive, qfmt_error *err)
+{
+    qfmt_error e;
+    qfmt_status s = qfmt_meta_get_f64(r, key, out, &e);
+    if (s == QFMT_E_NOT_FOUND) return 0;
+    if (s != QFMT_OK) return qfmt__merr(err, e.code, qfmt_reader_path(r), NULL, "metadata '%s': %s", key, e.message);
+    if (!isfinite(*out) || (positive && !(*out > 0)))
+        return qfmt__merr(err, QFMT_E_CORRUPT, qfmt_reader_path(r), NULL, "metadata '%s' is %g, not a positive number", key, *out);
+    return 1;
+}
+
+/* How the layers compute, from model.* metadata and the family's graph: the activation,
+ * attention scale and soft-caps, the embedding scale, and per layer its attention window
+ * (model.layer_types, model.sliding_window) and RoPE. */
+static int read_graph(qfmt_model *m, qfmt_error *err)
+{
+    const qfmt_reader *r = m->r;
+    const qfmt_model_hparams *h = &m->hp;
+    const qfmt__graph *g = &h->family->graph;
+    const char *path = qfmt_reader_path(r), *s = g->activation;
+    uint64_t n = s ? strlen(s) : 0;
+    qfmt_error e;
+    qfmt_status st = qfmt_meta_get_string(r, "model.activation", &s, &n, &e);
+    if (st != QFMT_OK && st != QFMT_E_NOT_FOUND)
+        return qfmt__merr(err, e.code, path, NULL, "metadata 'model.activation': %s", e.message);
+    if (!s) s = "", n = 0;
+    if (is_str(s, n, "silu") || is_str(s, n, "swish")) m->act = QFMT__ACT_SILU;
+    else if (is_str(s, n, "gelu_new") || is_str(s, n, "gelu_pytorch_tanh") || is_str(s, n, "gelu_fast"))
+        m->act = QFMT__ACT_GELU_TANH;
+    else if (is_str(s, n, "gelu") || is_str(s, n, "gelu_python")) m->act = QFMT__ACT_GELU_ERF;
+    else if (is_str(s, n, "relu")) m->act = QFMT__ACT_RELU;
+    else {
+        char name[4 * 32 + 4];
+        return qfmt__merr(err, QFMT_E_UNSUPPORTED, path, NULL,
+                          "metadata 'model.activation' (config.json hidden_act): activation '%s' is not supported "
+                          "(silu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast and relu are)",
+                          qfmt_escape(s, (size_t)(n > 32 ? 32 : n), name, sizeof name));
+    }
+    double v = (double)h->head_dim;
+    if (meta_f64(r, "model.query_pre_attn_scalar", &v, true, err) < 0) return -1;
+    m->attn_scale = (float)(1.0 / sqrt(v)); /* transformers: scaling = query_pre_attn_scalar ** -0.5 */
+    v = 0;
+    if (meta_f64(r, "model.attn_logit_softcapping", &v, true, err) < 0) return -1;
+    m->attn_softcap = (float)v;
+    v = 0;
+    if (meta_f64(r, "model.final_logit_softcapping", &v, true, err) < 0) return -1;
+    m->final_softcap = (float)v;
+    m->emb_scale = 1.0f;
+    if (g->emb_scale != QFMT__EMB_PLAIN) {
+        float sc = (float)sqrt((double)h->d);
+        if (g->emb_scale == QFMT__EMB_SQRT_D_DTYPE) { /* a buffer of the checkpoint's dtype */
+            if (h->rope_freq_type == QFMT_TYPE_BF16) sc = qfmt_bf16_to_f32(qfmt_f32_to_bf16(sc));
+            else if (h->rope_freq_type == QFMT_TYPE_F16) sc = qfmt_f16_to_f32(qfmt_f32_to_f16(sc));
+        }
+        m->emb_scale = sc;
+    }
+    /* Sliding-window attention: a window of 0 would leave a position nothing to see. */
+    uint64_t window = 0;
+    st = qfmt_meta_get_u64(r, "model.sliding_window", &window, &e);
+    if (st != QFMT_OK && st != QFMT_E_NOT_FOUND)
+        return qfmt__merr(err, e.code, path, NULL, "metadata 'model.sliding_window': %s", e.message);
+    if (st == QFMT_OK && window == 0) return qfmt__merr(err, QFMT_E_CORRUPT, path, NULL, "metadata 'model.sliding_window' is 0");
+    if (window >= h->ctx) window = 0; /* a window past the context hides nothing */
+    /* Layer types: without model.layer_types every layer is alike (sliding when there is a window). */
+    uint64_t types = 0;
+    st = qfmt_meta_get_string_array(r, "model.layer_types", &types, &e);
+    if (st != QFMT_OK && st != QFMT_E_NOT_FOUND)
+        return qfmt__merr(err, e.code, path, NULL, "metadata 'model.layer_types': %s", e.message);
+    bool have_types = st == QFMT_OK;
+    if (have_types && types != h->layers)
+        return qfmt__merr(err, QFMT_E_CORRUPT, path, NULL, "metadata 'model.layer_types' has %llu entries for %llu layers",
+                          (unsigned long long)types, (unsigned long long)h->layers);
+    bool rope = h->family->rope_theta_default > 0;
+    for (uint64_t l = 0; l < h->layers; l++) {
+        layer *L = &m->layers[l];
+        bool sliding = st == QFMT_E_NOT_FOUND;
+        if (have_types) {
+            const char *t;
+            uint64_t tl;
+            if (qfmt_meta_string_array_get(r, "model.layer_types", l, &t, &tl, &e) != QFMT_OK)
+                return qfmt__merr(err, e.code, path, NULL, "metadata 'model.layer_types' entry %llu: %s", (unsigned long long)l,
+                                  e.message);
+            sliding = is_str(t, tl, "sliding_attention");
+            if (!sliding && !is_str(t, tl, "full_attention")) {
+                char name[4 * 32 + 4];
+                return qfmt__merr(err, QFMT_E_UNSUPPORTED, path, NULL,
+                                  "metadata 'model.layer_types' entry %llu: attention type '%s' is not supported "
+                                  "(full_attention and sliding_attention are)",
+                                  (unsigned long long)l, qfmt_escape(t, (size_t)(tl > 32 ? 32 : tl), name, sizeof name));
+            }
+            if (sliding && st == QFMT_OK && !meta_has(r, "model.sliding_window"))
+                return qfmt__merr(err, QFMT_E_NOT_FOUND, path, NULL,
+                                  "metadata 'model.layer_types' entry %llu is sliding_attention, but "
+                                  "'model.sliding_window' is missing", (unsigned long long)l);
+        }
+        L->window = sliding ? window : 0;
+        L->rope = !rope ? NULL : sliding && m->rope_local.inv ? &m->rope_local : &m->rope;
+    }
     return 0;
 }
 
@@ -386,9 +493,12 @@ qfmt_status qfmt_model_load(qfmt_model **out, const qfmt_reader *r, qfmt_error *
     }
     m->r = r;
     int rc = read_hparams(m, err);
-    if (rc == 0) rc = qfmt__rope_load(m->r, &m->hp, &m->rope, err);
+    if (rc == 0) rc = qfmt__rope_load(m->r, &m->hp, "model.", &m->rope, err);
+    if (rc == 0 && meta_has(m->r, "model.sliding_attention.rope_theta"))
+        rc = qfmt__rope_load(m->r, &m->hp, "model.sliding_attention.", &m->rope_local, err);
     if (rc == 0) rc = qfmt__transposed_load(m->r, &m->transposed, err);
     if (rc == 0) rc = load_tensors(m, err);
+    if (rc == 0) rc = read_graph(m, err);
     if (rc) {
         qfmt_model_free(m);
         return err->code ? err->code : QFMT_E_CORRUPT;
@@ -406,6 +516,7 @@ void qfmt_model_free(qfmt_model *m)
     free(m->owned);
     qfmt__transposed_free(&m->transposed);
     qfmt__rope_free(&m->rope);
+    qfmt__rope_free(&m->rope_local);
     qfmt_pool_free(m->pool);
     free(m);
 }
@@ -419,8 +530,9 @@ uint64_t qfmt_model_matmul_bytes(const qfmt_model *m)
     uint64_t sum = mat_bytes(&m->head) + mat_bytes(&m->mlm_dense.w);
     for (uint64_t i = 0; i < m->hp.layers; i++) {
         const layer *L = &m->layers[i];
-        sum += mat_bytes(&L->q.w) + mat_bytes(&L->k.w) + mat_bytes(&L->v.w) + mat_bytes(&L->o.w) +
-               mat_bytes(&L->gate.w) + mat_bytes(&L->up.w) + mat_bytes(&L->down.w);
+        sum += mat_bytes(&L->q.w) + mat_bytes(&L->k.w) + mat_bytes(&L->v.w) + mat_bytes(&L->qkv.w) +
+               mat_bytes(&L->o.w) + mat_bytes(&L->gate.w) + mat_bytes(&L->up.w) + mat_bytes(&L->gate_up.w) +
+               mat_bytes(&L->down.w);
     }
     return sum;
 }

@@ -16,14 +16,20 @@ typedef struct {
     float *w, *b; /* b NULL for RMSNorm */
 } norm;
 
-/* Per layer. GPT-2 keeps its fused c_attn in q; MLP: up (c_fc / up_proj / intermediate),
- * down (c_proj / down_proj / output.dense), gate (LLaMA only). ln1/ln2: pre-attention and
- * pre-MLP norms (GPT-2, LLaMA) or post-attention and post-MLP LayerNorms (BERT). */
+/* Per layer. Attention: q, k, v, or qkv fused (GPT-2's c_attn, Phi-3's qkv_proj); MLP: up
+ * (c_fc / up_proj / intermediate), down (c_proj / down_proj / output.dense), gate (gated MLPs),
+ * or gate_up fused (Phi-3). ln1/ln2: pre-attention and pre-MLP norms (decoders) or
+ * post-attention and post-MLP LayerNorms (BERT). */
 typedef struct {
     norm ln1, ln2;
-    norm qn, kn; /* per-head RMSNorm of queries and keys over head_dim (Qwen 3), w NULL: none */
-    linear q, k, v, o, gate, up, down;
+    norm qn, kn;               /* per-head RMSNorm of queries and keys over head_dim, w NULL: none */
+    norm post_attn, post_mlp;  /* norms of the attention and MLP outputs (Gemma), w NULL: none */
+    linear q, k, v, qkv, o, gate, up, gate_up, down;
+    const qfmt__rope *rope;    /* this layer's RoPE (its layer type's), NULL: none */
+    uint64_t window;           /* sliding-window attention: keys of the last `window` positions; 0: all */
 } layer;
+
+typedef enum { QFMT__ACT_SILU, QFMT__ACT_GELU_TANH, QFMT__ACT_GELU_ERF, QFMT__ACT_RELU } qfmt__act;
 
 struct qfmt_model {
     const qfmt_reader *r;
@@ -33,8 +39,12 @@ struct qfmt_model {
     linear mlm_dense;
     float *mlm_bias;
     layer *layers;
-    qfmt__rope rope;      /* RoPE families: the inverse frequencies */
-    uint64_t window;      /* sliding-window attention: keys of the last `window` positions; 0: all */
+    qfmt__rope rope;       /* RoPE families: the inverse frequencies (of full-attention layers) */
+    qfmt__rope rope_local; /* sliding-window layers' own RoPE (model.sliding_attention.*), inv NULL: none */
+    qfmt__act act;         /* the MLP's activation (model.activation) */
+    float emb_scale;       /* token embeddings are multiplied by it (Gemma), else 1 */
+    float attn_scale;      /* attention scores: q.k x this (1 / sqrt(head_dim), or query_pre_attn_scalar's) */
+    float attn_softcap, final_softcap; /* cap x tanh(x / cap) of scores, of logits; 0: none */
     qfmt__transposed transposed; /* convert.transposed */
     void **owned; /* decoded copies, freed with the model */
     size_t nowned;

@@ -4,16 +4,16 @@
 #include "family.h"
 
 static const qfmt__config_key config[] = {
-    {"model.vocab_size", {"vocab_size"}},
-    {"model.hidden_size", {"hidden_size"}},
-    {"model.num_layers", {"num_hidden_layers"}},
-    {"model.num_heads", {"num_attention_heads"}},
-    {"model.ffn_size", {"intermediate_size"}},
-    {"model.context_length", {"max_position_embeddings"}},
-    {"model.type_vocab_size", {"type_vocab_size"}},
-    {"model.norm_eps", {"layer_norm_eps"}},
-    {"model.activation", {"hidden_act"}},
-    {NULL, {NULL}},
+    {"model.vocab_size", {"vocab_size"}, 0},
+    {"model.hidden_size", {"hidden_size"}, 0},
+    {"model.num_layers", {"num_hidden_layers"}, 0},
+    {"model.num_heads", {"num_attention_heads"}, 0},
+    {"model.ffn_size", {"intermediate_size"}, 0},
+    {"model.context_length", {"max_position_embeddings"}, 0},
+    {"model.type_vocab_size", {"type_vocab_size"}, 0},
+    {"model.norm_eps", {"layer_norm_eps"}, 0},
+    {"model.activation", {"hidden_act"}, 0},
+    {NULL, {NULL}, 0},
 };
 
 static const qfmt__tensor_spec layer[] = {
@@ -49,4 +49,5 @@ const qfmt_family qfmt__family_bert = {
     .model = model,
     .strip_prefix = "bert.",
     .tie_default = true,
+    .graph = {.norm = QFMT__NORM_LAYER, .learned_pos = true, .activation = "gelu"},
 };

@@ -3,21 +3,21 @@
 #include "family.h"
 
 static const qfmt__config_key config[] = {
-    {"model.vocab_size", {"vocab_size"}},
-    {"model.hidden_size", {"n_embd", "hidden_size"}},
-    {"model.num_layers", {"n_layer", "num_hidden_layers"}},
-    {"model.num_heads", {"n_head", "num_attention_heads"}},
-    {"model.ffn_size", {"n_inner"}}, /* null in most checkpoints: 4 x hidden */
-    {"model.context_length", {"n_positions", "n_ctx", "max_position_embeddings"}},
-    {"model.norm_eps", {"layer_norm_epsilon"}},
-    {"model.activation", {"activation_function"}},
-    {NULL, {NULL}},
+    {"model.vocab_size", {"vocab_size"}, 0},
+    {"model.hidden_size", {"n_embd", "hidden_size"}, 0},
+    {"model.num_layers", {"n_layer", "num_hidden_layers"}, 0},
+    {"model.num_heads", {"n_head", "num_attention_heads"}, 0},
+    {"model.ffn_size", {"n_inner"}, 0}, /* null in most checkpoints: 4 x hidden */
+    {"model.context_length", {"n_positions", "n_ctx", "max_position_embeddings"}, 0},
+    {"model.norm_eps", {"layer_norm_epsilon"}, 0},
+    {"model.activation", {"activation_function"}, 0},
+    {NULL, {NULL}, 0},
 };
 
 static const qfmt__tensor_spec layer[] = {
     QFMT__T("transformer.h.%u.ln_1", NORM, L_LN1, D, NONE, QFMT__FT_BIAS),
     QFMT__T("transformer.h.%u.ln_2", NORM, L_LN2, D, NONE, QFMT__FT_BIAS),
-    QFMT__T("transformer.h.%u.attn.c_attn", LINEAR, L_Q, 3D, D, QFMT__FT_BIAS | QFMT__FT_CONV1D),
+    QFMT__T("transformer.h.%u.attn.c_attn", LINEAR, L_QKV, QKV, D, QFMT__FT_BIAS | QFMT__FT_CONV1D),
     QFMT__T("transformer.h.%u.attn.c_proj", LINEAR, L_O, D, D, QFMT__FT_BIAS | QFMT__FT_CONV1D),
     QFMT__T("transformer.h.%u.mlp.c_fc", LINEAR, L_UP, FFN, D, QFMT__FT_BIAS | QFMT__FT_CONV1D),
     QFMT__T("transformer.h.%u.mlp.c_proj", LINEAR, L_DOWN, D, FFN, QFMT__FT_BIAS | QFMT__FT_CONV1D),
@@ -45,4 +45,5 @@ const qfmt_family qfmt__family_gpt2 = {
     .causal = true,
     .tie_default = true,
     .ffn_mult_default = 4,
+    .graph = {.norm = QFMT__NORM_LAYER, .learned_pos = true, .activation = "gelu_new"},
 };

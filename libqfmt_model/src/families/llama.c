@@ -5,9 +5,9 @@
 
 static const qfmt__config_key config[] = {
     QFMT__LLAMA_CONFIG_KEYS,
-    {"model.attention_bias", {"attention_bias"}},
-    {"model.mlp_bias", {"mlp_bias"}},
-    {NULL, {NULL}},
+    {"model.attention_bias", {"attention_bias"}, 0},
+    {"model.mlp_bias", {"mlp_bias"}, 0},
+    {NULL, {NULL}, 0},
 };
 
 static const qfmt__tensor_spec layer[] = {
@@ -32,4 +32,5 @@ const qfmt_family qfmt__family_llama = {
     .tie_default = false,
     .gqa = true,
     .rope_theta_default = 10000.0,
+    .graph = QFMT__LLAMA_GRAPH,
 };

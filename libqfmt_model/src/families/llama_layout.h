@@ -8,11 +8,11 @@
 
 /* The config.json keys of transformers' LlamaConfig that every llama-like config shares. */
 #define QFMT__LLAMA_CONFIG_KEYS                                                                 \
-    {"model.vocab_size", {"vocab_size"}}, {"model.hidden_size", {"hidden_size"}},               \
-        {"model.num_layers", {"num_hidden_layers"}}, {"model.num_heads", {"num_attention_heads"}}, \
-        {"model.num_kv_heads", {"num_key_value_heads"}}, {"model.head_dim", {"head_dim"}},      \
-        {"model.ffn_size", {"intermediate_size"}}, {"model.context_length", {"max_position_embeddings"}}, \
-        {"model.norm_eps", {"rms_norm_eps"}}, {"model.activation", {"hidden_act"}}
+    {"model.vocab_size", {"vocab_size"}, 0}, {"model.hidden_size", {"hidden_size"}, 0},               \
+        {"model.num_layers", {"num_hidden_layers"}, 0}, {"model.num_heads", {"num_attention_heads"}, 0}, \
+        {"model.num_kv_heads", {"num_key_value_heads"}, 0}, {"model.head_dim", {"head_dim"}, 0},      \
+        {"model.ffn_size", {"intermediate_size"}, 0}, {"model.context_length", {"max_position_embeddings"}, 0}, \
+        {"model.norm_eps", {"rms_norm_eps"}, 0}, {"model.activation", {"hidden_act"}, 0}
 
 /* Norms and attention projections: q/k/v with qkv_flags, o with o_flags. */
 #define QFMT__LLAMA_ATTN_ROWS(qkv_flags, o_flags)                                                 \
@@ -34,5 +34,8 @@
     QFMT__T("model.embed_tokens", EMBED, M_TOK, VOCAB, D, 0),                                     \
         QFMT__T("model.norm", NORM, M_FINAL_NORM, D, NONE, 0),                                    \
         QFMT__T("lm_head", EMBED, M_HEAD, VOCAB, D, QFMT__FT_OPTIONAL)
+
+/* Pre-RMSNorm, SiLU-gated MLP (the activation from config.json's hidden_act). */
+#define QFMT__LLAMA_GRAPH {.norm = QFMT__NORM_RMS, .gated_mlp = true, .activation = "silu"}
 
 #endif

@@ -5,8 +5,8 @@
 
 static const qfmt__config_key config[] = {
     QFMT__LLAMA_CONFIG_KEYS,
-    {"model.sliding_window", {"sliding_window"}},
-    {NULL, {NULL}},
+    {"model.sliding_window", {"sliding_window"}, 0},
+    {NULL, {NULL}, 0},
 };
 
 static const qfmt__tensor_spec layer[] = {
@@ -31,4 +31,5 @@ const qfmt_family qfmt__family_mistral = {
     .tie_default = false,
     .gqa = true,
     .rope_theta_default = 10000.0,
+    .graph = QFMT__LLAMA_GRAPH,
 };

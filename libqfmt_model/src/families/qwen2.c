@@ -5,7 +5,7 @@
 
 static const qfmt__config_key config[] = {
     QFMT__LLAMA_CONFIG_KEYS,
-    {NULL, {NULL}},
+    {NULL, {NULL}, 0},
 };
 
 static const qfmt__tensor_spec layer[] = {
@@ -33,4 +33,5 @@ const qfmt_family qfmt__family_qwen2 = {
     .gqa = true,
     .rope_theta_default = 1000000.0,
     .refuse_if_true = refuse,
+    .graph = QFMT__LLAMA_GRAPH,
 };

@@ -8,8 +8,8 @@
 
 static const qfmt__config_key config[] = {
     QFMT__LLAMA_CONFIG_KEYS,
-    {"model.attention_bias", {"attention_bias"}},
-    {NULL, {NULL}},
+    {"model.attention_bias", {"attention_bias"}, 0},
+    {NULL, {NULL}, 0},
 };
 
 static const qfmt__tensor_spec layer[] = {
@@ -39,4 +39,5 @@ const qfmt_family qfmt__family_qwen3 = {
     .gqa = true,
     .rope_theta_default = 1000000.0,
     .refuse_if_true = refuse,
+    .graph = QFMT__LLAMA_GRAPH,
 };

@@ -549,3 +549,137 @@ Test(family, yarn_frequencies) {
     }
     th_rmtree(dir);
 }
+
+/* The string entries of an array key, joined by ",". */
+static void meta_strings(const qfmt_reader *r, const char *key, char *out, size_t cap)
+{
+    uint64_t n = 0;
+    qfmt_error e;
+    TH_OKE(qfmt_meta_get_string_array(r, key, &n, &e), e);
+    size_t used = 0;
+    out[0] = '\0';
+    for (uint64_t i = 0; i < n; i++) {
+        const char *s;
+        uint64_t len;
+        TH_OKE(qfmt_meta_string_array_get(r, key, i, &s, &len, &e), e);
+        used += (size_t)snprintf(out + used, cap - used, "%s%.*s", i ? "," : "", (int)len, s);
+        cr_assert_lt(used, cap);
+    }
+}
+
+static bool meta_present(const qfmt_reader *r, const char *key)
+{
+    uint64_t i;
+    return qfmt_meta_find(r, key, &i, NULL) == QFMT_OK;
+}
+
+/* Gemma 3 in both layouts: 4.x (sliding_window_pattern, rope_local_base_freq, rope_scaling for
+ * the global layers only) and 5.x (layer_types, rope_parameters nested by layer type) give the
+ * same keys: per-layer types, the global RoPE under model.rope_*, the local one under
+ * model.sliding_attention.rope_*. */
+Test(family, gemma3_configs_in_both_layouts) {
+    static const char *const cfgs[] = {
+        "{\"model_type\": \"gemma3_text\", \"num_hidden_layers\": 4, \"sliding_window\": 5, "
+        "\"sliding_window_pattern\": 3, \"rope_theta\": 1000000.0, \"rope_local_base_freq\": 10000.0, "
+        "\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 4.0}, \"torch_dtype\": \"float32\"}",
+        "{\"model_type\": \"gemma3_text\", \"num_hidden_layers\": 4, \"sliding_window\": 5, \"layer_types\": "
+        "[\"sliding_attention\", \"sliding_attention\", \"full_attention\", \"sliding_attention\"], "
+        "\"rope_parameters\": {\"full_attention\": {\"rope_type\": \"linear\", \"factor\": 4.0, \"rope_theta\": 1000000.0}, "
+        "\"sliding_attention\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}}, \"dtype\": \"float32\"}",
+    };
+    char dir[256], path[300], types[256];
+    th_mkdtemp(dir);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/g%zu.qfmt", dir, i);
+        qfmt_error e;
+        TH_OKE(meta_of(path, cfgs[i], &e), e);
+        qfmt_reader *r = NULL;
+        TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+        meta_strings(r, "model.layer_types", types, sizeof types);
+        cr_assert_str_eq(types, "sliding_attention,sliding_attention,full_attention,sliding_attention", "layout %zu", i);
+        cr_assert_eq(meta_f64(r, "model.rope_theta"), 1e6);
+        cr_assert_eq(meta_f64(r, "model.rope_scaling.factor"), 4.0);
+        cr_assert_eq(meta_f64(r, "model.sliding_attention.rope_theta"), 1e4);
+        cr_assert(!meta_present(r, "model.sliding_attention.rope_scaling.factor"), "layout %zu: local RoPE scaled", i);
+        /* the Gemma 3 class defaults: no soft-capping, query_pre_attn_scalar 256 */
+        cr_assert(!meta_present(r, "model.attn_logit_softcapping") && !meta_present(r, "model.final_logit_softcapping"));
+        cr_assert_eq(meta_f64(r, "model.query_pre_attn_scalar"), 256.0);
+        uint64_t w = 0;
+        TH_OKE(qfmt_meta_get_u64(r, "model.sliding_window", &w, &e), e);
+        cr_assert_eq(w, 5);
+        qfmt_reader_close(r);
+    }
+    /* without a pattern: Gemma 3's default, one global layer in six */
+    snprintf(path, sizeof path, "%s/g2.qfmt", dir);
+    qfmt_error e;
+    TH_OKE(meta_of(path, "{\"model_type\": \"gemma3_text\", \"num_hidden_layers\": 7}", &e), e);
+    qfmt_reader *r = NULL;
+    TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+    meta_strings(r, "model.layer_types", types, sizeof types);
+    cr_assert_str_eq(types, "sliding_attention,sliding_attention,sliding_attention,sliding_attention,"
+                            "sliding_attention,full_attention,sliding_attention");
+    cr_assert_eq(meta_f64(r, "model.sliding_attention.rope_theta"), 1e4); /* rope_local_base_freq's default */
+    qfmt_reader_close(r);
+    th_rmtree(dir);
+}
+
+/* Gemma 2's class defaults apply where config.json is silent; a null soft-cap means none. */
+Test(family, gemma2_defaults_and_null_soft_caps) {
+    char dir[256], path[300], types[128];
+    th_mkdtemp(dir);
+    snprintf(path, sizeof path, "%s/a.qfmt", dir);
+    qfmt_error e;
+    TH_OKE(meta_of(path, "{\"model_type\": \"gemma2\", \"num_hidden_layers\": 3}", &e), e);
+    qfmt_reader *r = NULL;
+    TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+    cr_assert_eq(meta_f64(r, "model.attn_logit_softcapping"), 50.0);
+    cr_assert_eq(meta_f64(r, "model.final_logit_softcapping"), 30.0);
+    cr_assert_eq(meta_f64(r, "model.rope_theta"), 10000.0);
+    meta_strings(r, "model.layer_types", types, sizeof types);
+    cr_assert_str_eq(types, "sliding_attention,full_attention,sliding_attention");
+    cr_assert(!meta_present(r, "model.sliding_attention.rope_theta"), "Gemma 2 has one RoPE");
+    qfmt_reader_close(r);
+    snprintf(path, sizeof path, "%s/b.qfmt", dir);
+    TH_OKE(meta_of(path,
+                   "{\"model_type\": \"gemma2\", \"num_hidden_layers\": 2, \"attn_logit_softcapping\": null, "
+                   "\"final_logit_softcapping\": 7.5, \"query_pre_attn_scalar\": 20}",
+                   &e),
+           e);
+    TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+    cr_assert(!meta_present(r, "model.attn_logit_softcapping"));
+    cr_assert_eq(meta_f64(r, "model.final_logit_softcapping"), 7.5);
+    cr_assert_eq(meta_f64(r, "model.query_pre_attn_scalar"), 20.0);
+    qfmt_reader_close(r);
+    th_rmtree(dir);
+}
+
+/* Phi-3's 4.x layout: partial_rotary_factor and original_max_position_embeddings at the top,
+ * longrope's factor lists in rope_scaling (legacy "type"). */
+Test(family, phi3_longrope_keys) {
+    char dir[256], path[300];
+    th_mkdtemp(dir);
+    snprintf(path, sizeof path, "%s/p.qfmt", dir);
+    qfmt_error e;
+    TH_OKE(meta_of(path,
+                   "{\"model_type\": \"phi3\", \"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.5, "
+                   "\"original_max_position_embeddings\": 16, \"max_position_embeddings\": 64, \"rope_scaling\": "
+                   "{\"type\": \"longrope\", \"short_factor\": [1.0, 1.5], \"long_factor\": [2.0, 4.0]}}",
+                   &e),
+           e);
+    qfmt_reader *r = NULL;
+    TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+    const char *s;
+    uint64_t n = 0, u = 0;
+    TH_OKE(qfmt_meta_get_string(r, "model.rope_type", &s, &n, &e), e);
+    cr_assert(n == 8 && memcmp(s, "longrope", 8) == 0);
+    cr_assert_eq(meta_f64(r, "model.rope_partial_rotary_factor"), 0.5);
+    TH_OKE(qfmt_meta_get_u64(r, "model.original_context_length", &u, &e), e);
+    cr_assert_eq(u, 16);
+    double v[2] = {0};
+    TH_OKE(qfmt_meta_array_copy(r, "model.rope_scaling.long_factor", QFMT_META_F64, v, 2, &e), e);
+    cr_assert(v[0] == 2.0 && v[1] == 4.0);
+    TH_OKE(qfmt_meta_array_copy(r, "model.rope_scaling.short_factor", QFMT_META_F64, v, 2, &e), e);
+    cr_assert(v[0] == 1.0 && v[1] == 1.5);
+    qfmt_reader_close(r);
+    th_rmtree(dir);
+}

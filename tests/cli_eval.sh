@@ -19,20 +19,20 @@ windows=$([ $full = 1 ] && echo 64 || echo 4)
 
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
-# qwen3-kjv is stored zstd-compressed (its embedding and logits are large): unpacked into the
-# work directory with the zstd tool when there is one, its tokenizer from tokenizers/.
+# qwen3-kjv, gemma3-kjv and phi3-kjv are stored zstd-compressed: unpacked into the work
+# directory with the zstd tool when there is one (tests/lib/fixtures.sh).
+. "$(dirname "$0")/lib/fixtures.sh"
 models="gpt2 llama bert llama3"
 declare -A src=([gpt2]="$F/gpt2-kjv" [llama]="$F/llama-kjv" [bert]="$F/bert-kjv" [llama3]="$F/llama3-kjv")
-if command -v zstd >/dev/null; then
-    mkdir -p "$work/qwen3-kjv"
-    cp "$F/qwen3-kjv/config.json" "$F/qwen3-kjv/expected.json" "$work/qwen3-kjv/"
-    zstd -q -d "$F/qwen3-kjv/model.safetensors.zst" -o "$work/qwen3-kjv/model.safetensors"
-    zstd -q -d "$F/tokenizers/qwen3.tokenizer.json.zst" -o "$work/qwen3-kjv/tokenizer.json"
-    src[qwen3]="$work/qwen3-kjv"
-    models="$models qwen3"
-else
-    echo "skip qwen3: no zstd tool to unpack its fixture"
-fi
+for spec in qwen3:tokenizers/qwen3.tokenizer.json.zst gemma3:tokenizer.json phi3:tokenizer.json; do
+    m=${spec%%:*}
+    if d=$(unpack_fixture "$m-kjv" "${spec#*:}"); then
+        src[$m]=$d
+        models="$models $m"
+    else
+        echo "skip $m: no zstd tool to unpack its fixture"
+    fi
+done
 for m in $models; do
     mask=() tokens="$F/heldout.safetensors"
     [ $m = bert ] && mask=(--mask "$F/bert-kjv/mlm_mask.safetensors")

@@ -140,21 +140,18 @@ for m in gpt2 llama bert; do
 done
 
 # ---- the second set of fixtures (issue 15): f32 and the stored dtype -------------------------
-# llama3-kjv: RoPE scaling 'llama3', tied head. qwen3-kjv (zstd-packed: unpacked with the zstd
-# tool when there is one): q/k norms, head_dim 16, an embedding of more rows than token ids.
+# llama3-kjv: RoPE scaling 'llama3', tied head. Packed with zstd (unpacked when the zstd tool is
+# there): qwen3-kjv (q/k norms, head_dim 16, an embedding of more rows than token ids),
+# gemma3-kjv (sliding and global layers, two RoPE bases, (1 + w) norms, q/k norms, scaled
+# embeddings), phi3-kjv (fused qkv_proj and gate_up_proj, untied head).
+. "$(dirname "$0")/lib/fixtures.sh"
 declare -A src2=([llama3]="$F/llama3-kjv")
-if command -v zstd >/dev/null; then
-    mkdir -p "$work/qwen3-kjv"
-    cp "$F/qwen3-kjv/config.json" "$work/qwen3-kjv/"
-    zstd -q -d "$F/qwen3-kjv/model.safetensors.zst" -o "$work/qwen3-kjv/model.safetensors"
-    zstd -q -d "$F/qwen3-kjv/reference.safetensors.zst" -o "$work/qwen3-kjv/reference.safetensors"
-    zstd -q -d "$F/tokenizers/qwen3.tokenizer.json.zst" -o "$work/qwen3-kjv/tokenizer.json"
-    src2[qwen3]="$work/qwen3-kjv"
-else
-    echo "skip qwen3: no zstd tool to unpack its fixture"
-fi
+for spec in qwen3:tokenizers/qwen3.tokenizer.json.zst gemma3:tokenizer.json phi3:tokenizer.json; do
+    m=${spec%%:*}
+    if d=$(unpack_fixture "$m-kjv" "${spec#*:}"); then src2[$m]=$d; else echo "skip $m: no zstd tool to unpack its fixture"; fi
+done
 for m in "${!src2[@]}"; do
-    for t in f32 bf16; do
+    for t in f32 $(stored_type "${src2[$m]}"); do
         if ! "$QFMT" convert "${src2[$m]}" -o "$work/$m-$t.qfmt" --type $t >/dev/null 2>"$work/err"; then
             bad "$m: convert to $t ($(head -c 300 "$work/err"))"
             continue
@@ -167,6 +164,16 @@ for m in "${!src2[@]}"; do
             bad "$m $t: --input reference: ${res:-} $(head -c 300 "$work/err")"
         fi
     done
+done
+for m in gemma3 phi3; do # the KJV tokenizer: deterministic text from every new family
+    [ -n "${src2[$m]:-}" ] || continue
+    a=$("$QFMT" run "$work/$m-f32.qfmt" --prompt "And God said" -n 12 2>/dev/null)
+    b=$("$QFMT" run "$work/$m-f32.qfmt" --prompt "And God said" -n 12 2>/dev/null)
+    if [ -n "$a" ] && [ "$a" = "$b" ] && [ ${#a} -gt 20 ] && [[ "$a" == "And God said"* ]]; then
+        ok "$m: --prompt generates ($a)"
+    else
+        bad "$m: --prompt gave '$a' then '$b'"
+    fi
 done
 if [ -n "${src2[qwen3]:-}" ]; then # the real Qwen 3 tokenizer: readable text, deterministic
     a=$("$QFMT" run "$work/qwen3-bf16.qfmt" --prompt "And God said" -n 12 2>/dev/null)

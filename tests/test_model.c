@@ -81,20 +81,37 @@ static float row_dot_at(uint32_t type, const uint8_t *w, const float *x, size_t 
 /* ---- Fixtures ---------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *name; /* directory under fixtures/ */
+    const char *name; /* directory under `root` */
     bool causal;
-    /* Stored packed: model.safetensors and reference.safetensors as .zst, the tokenizer at this
-     * path under fixtures/ (unpacked if it ends in .zst); NULL: a plain checkpoint directory. */
+    /* Stored packed: model.safetensors and the reference as .zst, the tokenizer at this path
+     * under fixtures/ (unpacked if it ends in .zst; "" for none); NULL: a plain checkpoint
+     * directory. */
     const char *packed_tokenizer;
+    const char *root;      /* NULL: fixtures/ */
+    const char *reference; /* NULL: reference.safetensors */
 } fixture;
 
-static const fixture GPT2 = {"gpt2-kjv", true, NULL};
-static const fixture LLAMA = {"llama-kjv", true, NULL};
-static const fixture BERT = {"bert-kjv", false, NULL};
-static const fixture LLAMA3 = {"llama3-kjv", true, NULL}; /* llama3 RoPE scaling, tied head */
-static const fixture QWEN3 = {"qwen3-kjv", true, "tokenizers/qwen3.tokenizer.json.zst"}; /* q/k norms, padded vocab */
-static const fixture GEMMA3 = {"gemma3-kjv", true, "tokenizer.json"}; /* sliding/global layers, (1 + w) norms, q/k norms */
-static const fixture PHI3 = {"phi3-kjv", true, "tokenizer.json"};     /* fused qkv and gate_up */
+static const fixture GPT2 = {"gpt2-kjv", true, NULL, NULL, NULL};
+static const fixture LLAMA = {"llama-kjv", true, NULL, NULL, NULL};
+static const fixture BERT = {"bert-kjv", false, NULL, NULL, NULL};
+static const fixture LLAMA3 = {"llama3-kjv", true, NULL, NULL, NULL}; /* llama3 RoPE scaling, tied head */
+static const fixture QWEN3 = {"qwen3-kjv", true, "tokenizers/qwen3.tokenizer.json.zst", NULL, NULL}; /* q/k norms, padded vocab */
+static const fixture GEMMA3 = {"gemma3-kjv", true, "tokenizer.json", NULL, NULL}; /* sliding/global layers, (1 + w) norms, q/k norms */
+static const fixture PHI3 = {"phi3-kjv", true, "tokenizer.json", NULL, NULL};     /* fused qkv and gate_up */
+
+/* Random-weight checkpoints in the transformers 4.x config layout (tests/data/synthetic/README.md):
+ * the options the trained fixtures do not reach. */
+#define SYNDIR QFMT_TEST_DATA_DIR "/synthetic"
+static const fixture GEMMA2_TINY = {"gemma2-tiny", true, "", SYNDIR, NULL}; /* soft-caps 4 and 2.5, window 6 */
+static const fixture GEMMA3_TINY = {"gemma3-tiny", true, "", SYNDIR, NULL}; /* window 5, linear RoPE on global layers */
+static const fixture PHI3_TINY = {"phi3-tiny", true, "", SYNDIR, NULL};     /* longrope, 24 tokens: long factors */
+static const fixture PHI3_TINY_SHORT = {"phi3-tiny", true, "", SYNDIR, "reference_short.safetensors"}; /* 12: short */
+static const fixture MISTRAL_TINY = {"mistral-tiny", true, "", SYNDIR, NULL}; /* window 4, one KV head */
+static const fixture LLAMA_YARN_TINY = {"llama-yarn-tiny", true, "", SYNDIR, NULL}; /* yarn, biases, head_dim 24 */
+static const fixture QWEN2_TINY = {"qwen2-tiny", true, "", SYNDIR, NULL}; /* q/k/v biases */
+
+static const char *fx_root(const fixture *fx) { return fx->root ? fx->root : FIXDIR; }
+static const char *fx_ref(const fixture *fx) { return fx->reference ? fx->reference : "reference.safetensors"; }
 
 static char *slurp(const char *path, size_t *len) {
     size_t n;
@@ -126,7 +143,7 @@ static void unzst(const char *path, const char *out) {
  * there on first use (scratch_done removes it). */
 static const char *fx_src(const fixture *fx, const char *scratch, char *out, size_t cap) {
     if (!fx->packed_tokenizer) {
-        snprintf(out, cap, "%s/%s", FIXDIR, fx->name);
+        snprintf(out, cap, "%s/%s", fx_root(fx), fx->name);
         return out;
     }
     snprintf(out, cap, "%s_src", scratch);
@@ -135,19 +152,21 @@ static const char *fx_src(const fixture *fx, const char *scratch, char *out, siz
     char a[PATH_MAX], b[PATH_MAX + 64];
     static const char *const plain[] = {"config.json", "generation_config.json"};
     for (size_t i = 0; i < 2; i++) {
-        snprintf(a, sizeof a, "%s/%s/%s", FIXDIR, fx->name, plain[i]);
+        snprintf(a, sizeof a, "%s/%s/%s", fx_root(fx), fx->name, plain[i]);
         snprintf(b, sizeof b, "%s/%s", out, plain[i]);
+        if (i > 0 && !th_exists(a)) continue;
         size_t n;
         uint8_t *d = th_read_file(a, &n);
         th_write_file(b, d, n);
         free(d);
     }
-    static const char *const packed[] = {"model.safetensors", "reference.safetensors"};
+    const char *const packed[] = {"model.safetensors", fx_ref(fx)};
     for (size_t i = 0; i < 2; i++) {
-        snprintf(a, sizeof a, "%s/%s/%s.zst", FIXDIR, fx->name, packed[i]);
+        snprintf(a, sizeof a, "%s/%s/%s.zst", fx_root(fx), fx->name, packed[i]);
         snprintf(b, sizeof b, "%s/%s", out, packed[i]);
         unzst(a, b);
     }
+    if (!fx->packed_tokenizer[0]) return out;
     snprintf(a, sizeof a, "%s/%s", FIXDIR, fx->packed_tokenizer);
     snprintf(b, sizeof b, "%s/tokenizer.json", out);
     size_t al = strlen(a);
@@ -174,7 +193,7 @@ static void scratch_done(const char *scratch) {
  * `qfmt convert --type` name. */
 static const char *stored_type(const fixture *fx) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/config.json", FIXDIR, fx->name);
+    snprintf(path, sizeof path, "%s/%s/config.json", fx_root(fx), fx->name);
     char *json = slurp(path, NULL);
     cJSON *root = cJSON_Parse(json);
     cr_assert_not_null(root, "%s: not JSON", path);
@@ -254,7 +273,7 @@ static void *st_copy(qfmt_st_file *f, const char *name, uint32_t type, uint32_t 
 
 static void ref_load(const fixture *fx, const char *scratch, reference *R) {
     char path[PATH_MAX + 64], src[PATH_MAX];
-    snprintf(path, sizeof path, "%s/reference.safetensors", fx_src(fx, scratch, src, sizeof src));
+    snprintf(path, sizeof path, "%s/%s", fx_src(fx, scratch, src, sizeof src), fx_ref(fx));
     memset(R, 0, sizeof *R);
     qfmt_st_file *f = NULL;
     qfmt_error e;
@@ -441,6 +460,13 @@ Test(reference, llama3) { check_reference(&LLAMA3); }
 Test(reference, qwen3) { check_reference(&QWEN3); }
 Test(reference, gemma3) { check_reference(&GEMMA3); }
 Test(reference, phi3) { check_reference(&PHI3); }
+Test(reference, gemma2_tiny) { check_reference(&GEMMA2_TINY); }
+Test(reference, gemma3_tiny) { check_reference(&GEMMA3_TINY); }
+Test(reference, phi3_tiny_long) { check_reference(&PHI3_TINY); }
+Test(reference, phi3_tiny_short) { check_reference(&PHI3_TINY_SHORT); }
+Test(reference, mistral_tiny) { check_reference(&MISTRAL_TINY); }
+Test(reference, llama_yarn_tiny) { check_reference(&LLAMA_YARN_TINY); }
+Test(reference, qwen2_tiny) { check_reference(&QWEN2_TINY); }
 
 /* ---- Quantized weights: against the f32 run ---------------------------------------------- */
 
@@ -549,6 +575,8 @@ static void check_incremental(const fixture *fx) {
     ref_load(fx, dir, &R);
     /* a sliding window's ring (gemma3-kjv: 32) grows and wraps: 31 + 2 crosses it, then a long chunk */
     size_t ones[R.T + 1], split[] = {7, R.T - 7, 0}, wrap[] = {31, 2, R.T - 33, 0};
+    /* the synthetic models' windows of 4 to 6: chunks shorter and longer than the window */
+    size_t small[] = {3, 2, 5, R.T - 10, 0};
     for (size_t i = 0; i < R.T; i++) ones[i] = 1;
     ones[R.T] = 0;
     const char *types[2] = {stored_type(fx), "q4_0"};
@@ -567,6 +595,9 @@ static void check_incremental(const fixture *fx) {
         snprintf(what, sizeof what, "%s %s %s, chunks of 31 + 2 + %zu", fx->name, types[ti], exact ? "exact" : "fast",
                  R.T - 33);
         if (R.T > 33) check_session(&M, &R, full, wrap, exact, what);
+        snprintf(what, sizeof what, "%s %s %s, chunks of 3 + 2 + 5 + %zu", fx->name, types[ti],
+                 exact ? "exact" : "fast", R.T - 10);
+        if (R.T > 10) check_session(&M, &R, full, small, exact, what);
         free(full);
         tm_close(&M);
     }
@@ -580,6 +611,14 @@ Test(incremental, llama3) { check_incremental(&LLAMA3); }
 Test(incremental, qwen3) { check_incremental(&QWEN3); }
 Test(incremental, gemma3) { check_incremental(&GEMMA3); }
 Test(incremental, phi3) { check_incremental(&PHI3); }
+Test(incremental, gemma2_tiny) { check_incremental(&GEMMA2_TINY); }
+Test(incremental, gemma3_tiny) { check_incremental(&GEMMA3_TINY); }
+/* within longrope's original context (16): past it, a call switches to the long factors for its
+ * own positions only, as transformers' cache does, so a split run is not the full pass */
+Test(incremental, phi3_tiny_short) { check_incremental(&PHI3_TINY_SHORT); }
+Test(incremental, mistral_tiny) { check_incremental(&MISTRAL_TINY); }
+Test(incremental, llama_yarn_tiny) { check_incremental(&LLAMA_YARN_TINY); }
+Test(incremental, qwen2_tiny) { check_incremental(&QWEN2_TINY); }
 
 Test(incremental, bert_has_no_session) {
     char dir[PATH_MAX], path[PATH_MAX + 128];
@@ -642,6 +681,8 @@ Test(threads, llama3) { check_threads(&LLAMA3); }
 Test(threads, qwen3) { check_threads(&QWEN3); }
 Test(threads, gemma3) { check_threads(&GEMMA3); }
 Test(threads, phi3) { check_threads(&PHI3); }
+Test(threads, gemma2_tiny) { check_threads(&GEMMA2_TINY); }
+Test(threads, phi3_tiny_long) { check_threads(&PHI3_TINY); }
 
 /* Options NULL: the exact path on one thread. */
 Test(threads, null_options_are_exact) {

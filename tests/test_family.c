@@ -683,3 +683,63 @@ Test(family, phi3_longrope_keys) {
     qfmt_reader_close(r);
     th_rmtree(dir);
 }
+
+/* What the config classes do that a plain key copy would miss: Phi3Config's default original
+ * context (4096) and its "yarn"/"su" meaning longrope; Gemma's classes ignore hidden_act;
+ * Gemma 3's sliding RoPE object without a base takes rope_local_base_freq's default; an
+ * EmbeddingGemma config (bidirectional attention) is refused naming the key. */
+Test(family, config_class_quirks) {
+    char dir[256], path[300];
+    th_mkdtemp(dir);
+    qfmt_error e;
+    qfmt_reader *r = NULL;
+    const char *s;
+    uint64_t n = 0, u = 0;
+    static const char *const types[] = {"yarn", "su"};
+    for (size_t i = 0; i < 2; i++) {
+        char cfg[256];
+        snprintf(cfg, sizeof cfg,
+                 "{\"model_type\": \"phi3\", \"max_position_embeddings\": 8192, \"rope_scaling\": {\"type\": \"%s\", "
+                 "\"short_factor\": [1.0], \"long_factor\": [2.0]}}",
+                 types[i]);
+        snprintf(path, sizeof path, "%s/p%zu.qfmt", dir, i);
+        TH_OKE(meta_of(path, cfg, &e), e);
+        TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+        TH_OKE(qfmt_meta_get_string(r, "model.rope_type", &s, &n, &e), e);
+        cr_assert(n == 8 && memcmp(s, "longrope", 8) == 0, "phi3 '%s' is written as '%.*s'", types[i], (int)n, s);
+        TH_OKE(qfmt_meta_get_u64(r, "model.original_context_length", &u, &e), e);
+        cr_assert_eq(u, 4096, "Phi3Config's default original context");
+        qfmt_reader_close(r);
+    }
+    /* elsewhere "yarn" is yarn */
+    snprintf(path, sizeof path, "%s/l.qfmt", dir);
+    TH_OKE(meta_of(path, "{\"model_type\": \"llama\", \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 2.0}}", &e), e);
+    TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+    TH_OKE(qfmt_meta_get_string(r, "model.rope_type", &s, &n, &e), e);
+    cr_assert(n == 4 && memcmp(s, "yarn", 4) == 0);
+    cr_assert(!meta_present(r, "model.original_context_length"));
+    qfmt_reader_close(r);
+    /* Gemma: hidden_act is not the activation */
+    snprintf(path, sizeof path, "%s/g.qfmt", dir);
+    TH_OKE(meta_of(path, "{\"model_type\": \"gemma2\", \"num_hidden_layers\": 2, \"hidden_act\": \"gelu\"}", &e), e);
+    TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+    cr_assert(!meta_present(r, "model.activation"), "Gemma2Config ignores hidden_act");
+    qfmt_reader_close(r);
+    /* Gemma 3, 5.x layout, a sliding RoPE object without rope_theta */
+    snprintf(path, sizeof path, "%s/g3.qfmt", dir);
+    TH_OKE(meta_of(path,
+                   "{\"model_type\": \"gemma3_text\", \"num_hidden_layers\": 2, \"rope_parameters\": {\"full_attention\": "
+                   "{\"rope_type\": \"default\", \"rope_theta\": 1000000.0}, \"sliding_attention\": {\"rope_type\": "
+                   "\"default\"}}}",
+                   &e),
+           e);
+    TH_OKE(qfmt_reader_open(&r, path, NULL, &e), e);
+    cr_assert_eq(meta_f64(r, "model.sliding_attention.rope_theta"), 1e4);
+    qfmt_reader_close(r);
+    /* EmbeddingGemma */
+    snprintf(path, sizeof path, "%s/eg.qfmt", dir);
+    cr_assert_eq(meta_of(path, "{\"model_type\": \"gemma3_text\", \"use_bidirectional_attention\": true}", &e),
+                 QFMT_E_UNSUPPORTED);
+    cr_assert(strstr(e.message, "use_bidirectional_attention") != NULL, "message: %s", e.message);
+    th_rmtree(dir);
+}

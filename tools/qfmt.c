@@ -19,7 +19,7 @@ static const struct qfmt_cmd cmds[] = {
     {"dequantize", cmd_dequantize, "write a qfmt file's tensors to a safetensors file"},
     {"dump", cmd_dump, "print header, metadata and tensor table"},
     {"eval", cmd_eval, "perplexity of a model over a token stream or text"},
-    {"run", cmd_run, "run a GPT-2, LLaMA, Mistral, Qwen or BERT model: generate, fill masks, or dump logits"},
+    {"run", cmd_run, "run a model (GPT-2, LLaMA, Mistral, Qwen, Gemma, Phi-3, BERT): generate, fill masks, dump logits"},
     {"tokenize", cmd_tokenize, "text to token ids and back, as Hugging Face tokenizers gives them"},
     {"verify", cmd_verify, "check structure and every checksum"},
 };

@@ -243,7 +243,8 @@ static bool fam_number(const qfmt_family *f, const cJSON *cfg, const char *meta,
  * object's, else top-level rope_theta in `top`, else theta_default when non-zero), type
  * ("default" when a theta is written without one), scaling parameters, the partial rotary
  * factor and longrope's factor lists. */
-static void write_rope(meta_ctx *c, const char *prefix, const cJSON *rp, const cJSON *top, double theta_default)
+static void write_rope(meta_ctx *c, const char *prefix, const cJSON *rp, const cJSON *top, double theta_default,
+                       bool yarn_is_longrope)
 {
     char key[96];
 #define KEY(s) (snprintf(key, sizeof key, "%s%s", prefix, (s)), key)
@@ -255,7 +256,10 @@ static void write_rope(meta_ctx *c, const char *prefix, const cJSON *rp, const c
     else if (cJSON_IsNumber(rt)) put_f64(c, KEY("rope_theta"), rt->valuedouble);
     else if (theta_default > 0) put_f64(c, KEY("rope_theta"), theta_default);
     else theta = false;
-    if (cJSON_IsString(ty)) put_str(c, KEY("rope_type"), ty->valuestring);
+    if (cJSON_IsString(ty) && yarn_is_longrope &&
+        (strcmp(ty->valuestring, "yarn") == 0 || strcmp(ty->valuestring, "su") == 0))
+        put_str(c, KEY("rope_type"), "longrope"); /* Phi3Config's backward compatibility */
+    else if (cJSON_IsString(ty)) put_str(c, KEY("rope_type"), ty->valuestring);
     else if (theta) put_str(c, KEY("rope_type"), "default");
     static const struct {
         const char *json, *meta;
@@ -353,19 +357,30 @@ qfmt_status qfmt_family_config_to_meta(qfmt_writer *w, const char *json, size_t 
     const cJSON *full = cJSON_IsObject(rp) ? item(rp, "full_attention") : NULL;
     const cJSON *sliding = cJSON_IsObject(rp) ? item(rp, "sliding_attention") : NULL;
     if (cJSON_IsObject(full) || cJSON_IsObject(sliding)) { /* nested by layer type */
-        write_rope(&c, "model.", cJSON_IsObject(full) ? full : sliding, NULL, rope ? f->rope_theta_default : 0);
-        if (cJSON_IsObject(full) && cJSON_IsObject(sliding)) write_rope(&c, "model.sliding_attention.", sliding, NULL, 0);
+        write_rope(&c, "model.", cJSON_IsObject(full) ? full : sliding, NULL, rope ? f->rope_theta_default : 0,
+                   f && f->yarn_is_longrope);
+        double local = 0; /* the sliding layers' base when their object has none (Gemma 3: 1e4) */
+        for (const qfmt__config_key *k = f ? f->config : NULL; k && k->meta; k++)
+            if (strcmp(k->meta, "model.sliding_attention.rope_theta") == 0) local = k->fallback;
+        if (cJSON_IsObject(full) && cJSON_IsObject(sliding))
+            write_rope(&c, "model.sliding_attention.", sliding, NULL, local, false);
     } else {
         if (!cJSON_IsObject(rp)) rp = item(cfg, "rope_scaling");
-        write_rope(&c, "model.", cJSON_IsObject(rp) ? rp : NULL, cfg, rope ? f->rope_theta_default : 0);
+        write_rope(&c, "model.", cJSON_IsObject(rp) ? rp : NULL, cfg, rope ? f->rope_theta_default : 0,
+                   f && f->yarn_is_longrope);
         double local; /* Gemma 3's 4.x layout: the sliding layers' base (their RoPE is unscaled) */
         if (fam_number(f, cfg, "model.sliding_attention.rope_theta", &local)) {
             put_f64(&c, "model.sliding_attention.rope_theta", local);
             put_str(&c, "model.sliding_attention.rope_type", "default");
         }
     }
-    /* Phi-3 keeps the pretrained context at the top level (longrope's attention factor uses it). */
+    /* Phi-3 keeps the pretrained context at the top level (longrope's attention factor uses it;
+     * Phi3Config's default when absent). */
+    double orig;
     if (json_u64(item(cfg, "original_max_position_embeddings"), &u)) put_u64(&c, "model.original_context_length", u);
+    else if (fam_number(f, cfg, "model.original_context_length", &orig) && orig >= 1 && orig <= 9007199254740992.0)
+        put_u64(&c, "model.original_context_length", (uint64_t)orig);
+
     /* Attention and logit scaling (Gemma), with the config class's defaults. */
     static const char *const numbers[] = {"model.query_pre_attn_scalar", "model.attn_logit_softcapping",
                                           "model.final_logit_softcapping"};

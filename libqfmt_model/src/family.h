@@ -112,6 +112,8 @@ struct qfmt_family {
      * the others sliding (Gemma 2: 2, Gemma 3: config's sliding_window_pattern, else this);
      * 0: all layers alike. */
     uint32_t sliding_pattern;
+    /* RoPE types "su" and "yarn" mean longrope (Phi3Config's backward compatibility) */
+    bool yarn_is_longrope;
 };
 
 extern const qfmt_family qfmt__family_gpt2, qfmt__family_llama, qfmt__family_bert, qfmt__family_mistral,

@@ -13,6 +13,9 @@ static const qfmt__config_key config[] = {
     {NULL, {NULL}, 0},
 };
 
+/* EmbeddingGemma: gemma3_text with bidirectional attention, which this decoder does not run */
+static const char *const refuse[] = {"use_bidirectional_attention", NULL};
+
 static const qfmt__tensor_spec layer[] = {
     QFMT__GEMMA_LAYER_ROWS,
     QFMT__T("model.layers.%u.self_attn.q_norm", NORM, L_QNORM, HD, NONE, 0),
@@ -39,4 +42,5 @@ const qfmt_family qfmt__family_gemma3 = {
     .graph = {.norm = QFMT__NORM_RMS_1P, .emb_scale = QFMT__EMB_SQRT_D_DTYPE, .gated_mlp = true,
               .activation = "gelu_pytorch_tanh"},
     .sliding_pattern = 6,
+    .refuse_if_true = refuse,
 };

@@ -17,7 +17,7 @@
         {"model.num_kv_heads", {"num_key_value_heads"}, 0}, {"model.head_dim", {"head_dim"}, 0},        \
         {"model.ffn_size", {"intermediate_size"}, 0},                                                \
         {"model.context_length", {"max_position_embeddings"}, 0}, {"model.norm_eps", {"rms_norm_eps"}, 0}, \
-        {"model.activation", {"hidden_activation", "hidden_act"}, 0},                                \
+        {"model.activation", {"hidden_activation"}, 0}, /* the classes ignore hidden_act */                                \
         {"model.attention_bias", {"attention_bias"}, 0},                                             \
         {"model.sliding_window", {"sliding_window"}, 4096},                                        \
         {"model.query_pre_attn_scalar", {"query_pre_attn_scalar"}, 256},                           \

@@ -9,6 +9,8 @@
 static const qfmt__config_key config[] = {
     QFMT__LLAMA_CONFIG_KEYS,
     {"model.sliding_window", {"sliding_window"}, 0},
+    /* Phi3Config's default: longrope's factor is the context's growth over this */
+    {"model.original_context_length", {"original_max_position_embeddings"}, 4096},
     {NULL, {NULL}, 0},
 };
 
@@ -39,4 +41,5 @@ const qfmt_family qfmt__family_phi3 = {
     .gqa = true,
     .rope_theta_default = 10000.0,
     .graph = QFMT__LLAMA_GRAPH,
+    .yarn_is_longrope = true,
 };

@@ -46,32 +46,53 @@ Test(types, plain_traits) {
     cr_assert_eq(t, QFMT_TYPE_F16);
 }
 
-/* The block types come with the quantization issue; when known, they are ggml's. */
-Test(types, block_traits_when_known) {
+/* The block types: ggml's ids, names (lower case), block sizes and bytes (ggml-common.h). */
+Test(types, block_traits) {
     static const struct {
-        uint32_t type, bytes;
-    } B[] = {{QFMT_TYPE_Q4_0, 18}, {QFMT_TYPE_Q4_1, 20}, {QFMT_TYPE_Q8_0, 34}};
-    for (size_t i = 0; i < 3; i++) {
+        uint32_t type, elems, bytes;
+        const char *name;
+    } B[] = {
+        {QFMT_TYPE_Q4_0, 32, 18, "q4_0"},     {QFMT_TYPE_Q4_1, 32, 20, "q4_1"},
+        {QFMT_TYPE_Q5_0, 32, 22, "q5_0"},     {QFMT_TYPE_Q5_1, 32, 24, "q5_1"},
+        {QFMT_TYPE_Q8_0, 32, 34, "q8_0"},     {QFMT_TYPE_Q2_K, 256, 84, "q2_k"},
+        {QFMT_TYPE_Q3_K, 256, 110, "q3_k"},   {QFMT_TYPE_Q4_K, 256, 144, "q4_k"},
+        {QFMT_TYPE_Q5_K, 256, 176, "q5_k"},   {QFMT_TYPE_Q6_K, 256, 210, "q6_k"},
+        {QFMT_TYPE_IQ4_NL, 32, 18, "iq4_nl"}, {QFMT_TYPE_IQ4_XS, 256, 136, "iq4_xs"},
+        {QFMT_TYPE_Q8_Z, 32, 35, "q8_z"},     {QFMT_TYPE_Q4_Z, 32, 19, "q4_z"},
+    };
+    cr_assert_eq(QFMT_TYPE_Q5_0, 6);
+    cr_assert_eq(QFMT_TYPE_Q2_K, 10);
+    cr_assert_eq(QFMT_TYPE_Q6_K, 14);
+    cr_assert_eq(QFMT_TYPE_IQ4_NL, 20);
+    cr_assert_eq(QFMT_TYPE_IQ4_XS, 23);
+    for (size_t i = 0; i < sizeof B / sizeof B[0]; i++) {
         const qfmt_type_traits *t = qfmt_type_get_traits(B[i].type);
         uint64_t n;
-        if (!t) {
-            cr_assert_eq(qfmt_type_size(B[i].type, 32, &n), QFMT_E_UNSUPPORTED);
-            continue;
-        }
-        cr_assert_eq(t->block_elems, 32u, "%s", t->name);
+        cr_assert_not_null(t, "%s", B[i].name);
+        cr_assert_str_eq(t->name, B[i].name);
+        uint32_t back = UINT32_MAX;
+        TH_OK(qfmt_type_from_name(B[i].name, &back));
+        cr_assert_eq(back, B[i].type, "%s", B[i].name);
+        cr_assert_eq(t->block_elems, B[i].elems, "%s", t->name);
         cr_assert_eq(t->block_bytes, B[i].bytes, "%s", t->name);
         cr_assert(!t->is_float);
-        TH_OK(qfmt_type_size(B[i].type, 64, &n));
+        TH_OK(qfmt_type_size(B[i].type, 2 * B[i].elems, &n));
         cr_assert_eq(n, 2ull * B[i].bytes);
-        cr_assert_eq(qfmt_type_size(B[i].type, 33, &n), QFMT_E_RANGE, "not whole blocks");
-        cr_assert_eq(qfmt_type_size(B[i].type, 16, &n), QFMT_E_RANGE, "half a block");
+        cr_assert_eq(qfmt_type_size(B[i].type, B[i].elems + 1, &n), QFMT_E_RANGE, "%s: not whole blocks", t->name);
+        cr_assert_eq(qfmt_type_size(B[i].type, B[i].elems / 2, &n), QFMT_E_RANGE, "%s: half a block", t->name);
+        if (B[i].elems == 256)
+            cr_assert_eq(qfmt_type_size(B[i].type, 32, &n), QFMT_E_RANGE, "%s: 32 values", t->name);
         TH_OK(qfmt_type_size(B[i].type, 0, &n));
         cr_assert_eq(n, 0u);
+        cr_assert_not_null(qfmt_row_decoder(B[i].type), "%s: no row decoder", t->name);
     }
+    uint32_t t;
+    cr_assert_eq(qfmt_type_from_name("Q4_K", &t), QFMT_E_NOT_FOUND, "names are lower case");
 }
 
 Test(types, unknown_types) {
-    const uint32_t unknown[] = {4, 5, 6, 7, 29, 31, 255, 260, 999, 65536, UINT32_MAX};
+    /* ggml's ids qfmt does not take (q4_2, q4_3, q8_1, q8_k, the 1- to 3-bit i-quants, ...) */
+    const uint32_t unknown[] = {4, 5, 9, 15, 16, 17, 18, 19, 21, 22, 29, 31, 255, 260, 999, 65536, UINT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         cr_assert_null(qfmt_type_get_traits(unknown[i]), "type %u", unknown[i]);
         uint64_t n = 5;

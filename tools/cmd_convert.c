@@ -20,7 +20,8 @@ static const char usage[] =
     "by model.safetensors.index.json) or a single .safetensors file to qfmt.\n"
     "\n"
     "  -o, --output OUT    the file to write (replaced atomically; nothing is left on failure)\n"
-    "  --type T            f32, f16, bf16, q8_0, q4_0, q4_1, q8_z, q4_z (default: f32)\n"
+    "  --type T            f32, f16, bf16, q8_0, q5_0, q5_1, q4_0, q4_1, q2_k, q3_k, q4_k,\n"
+    "                      q5_k, q6_k, iq4_nl, iq4_xs, q8_z, q4_z (default: f32)\n"
     "                      With a block type, 2-D weights whose rows hold whole blocks of 32\n"
     "                      are quantized; embeddings, the output head, norms, biases and 1-D\n"
     "                      tensors keep their source type. With a float type every float\n"
@@ -73,7 +74,7 @@ static int parse_args(int argc, char **argv, options *o)
             if (r < 0 || qfmt_type_from_name(v, &o->type) != QFMT_OK ||
                 !(o->type == QFMT_TYPE_F32 || o->type == QFMT_TYPE_F16 || o->type == QFMT_TYPE_BF16 ||
                   qfmt_type_get_traits(o->type)->block_elems > 1))
-                return cli_usage_error("convert", usage, "--type takes f32, f16, bf16, q8_0, q4_0, q4_1, q8_z or q4_z");
+                return cli_usage_error("convert", usage, "--type takes f32, f16, bf16 or a block type (q8_0, q4_k, iq4_xs, ...: see --help)");
         } else if ((r = cli_opt_value(argc, argv, &i, "--quality", &v)) != 0) {
             if (r < 0 || (strcmp(v, "fast") != 0 && strcmp(v, "best") != 0))
                 return cli_usage_error("convert", usage, "--quality takes fast or best");
@@ -116,11 +117,12 @@ static void on_warning(void *ctx, const char *message)
     fprintf(stderr, "qfmt: warning: %s\n", message);
 }
 
-static void on_note(void *ctx, const char *tensor, uint32_t kept, const char *why)
+static void on_note(void *ctx, const char *tensor, uint32_t stored, const char *why)
 {
     (void)ctx;
     char tn[24];
-    fprintf(stderr, "qfmt: note: tensor '%s' stays %s: %s\n", tensor, cli_type_name(kept, tn, sizeof tn), why);
+    fprintf(stderr, "qfmt: note: tensor '%s' is stored as %s: %s\n", tensor, cli_type_name(stored, tn, sizeof tn),
+            why);
 }
 
 int cmd_convert(int argc, char **argv)

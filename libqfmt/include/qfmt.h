@@ -135,7 +135,16 @@ typedef enum {
     QFMT_TYPE_F16 = 1,
     QFMT_TYPE_Q4_0 = 2,
     QFMT_TYPE_Q4_1 = 3,
+    QFMT_TYPE_Q5_0 = 6,
+    QFMT_TYPE_Q5_1 = 7,
     QFMT_TYPE_Q8_0 = 8,
+    QFMT_TYPE_Q2_K = 10, /* ggml's K types: super-blocks of 256 values */
+    QFMT_TYPE_Q3_K = 11,
+    QFMT_TYPE_Q4_K = 12,
+    QFMT_TYPE_Q5_K = 13,
+    QFMT_TYPE_Q6_K = 14,
+    QFMT_TYPE_IQ4_NL = 20, /* 4-bit non-linear codebook, blocks of 32 */
+    QFMT_TYPE_IQ4_XS = 23, /* the same codebook, super-blocks of 256 */
     QFMT_TYPE_I8 = 24,
     QFMT_TYPE_I16 = 25,
     QFMT_TYPE_I32 = 26,
@@ -147,7 +156,11 @@ typedef enum {
     QFMT_TYPE_Q8_Z = 258, /* fp16 s, u8 z, 32 u8 codes: x ~ s*(q - z) */
     QFMT_TYPE_Q4_Z = 259, /* fp16 s, u8 z, 16 bytes of 4-bit codes */
 } qfmt_type;
-#define QFMT_BLOCK_ELEMS 32u /* elements per block of every block-quantized type */
+/* Elements per block of the 32-value block types (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl and the
+ * z types). The K types and iq4_xs have blocks of QFMT_SUPER_BLOCK_ELEMS: a type's own size is
+ * qfmt_type_get_traits(type)->block_elems. */
+#define QFMT_BLOCK_ELEMS 32u
+#define QFMT_SUPER_BLOCK_ELEMS 256u
 
 typedef struct qfmt_type_traits {
     const char *name;      /* "f32", "bf16", ... */
@@ -232,9 +245,14 @@ typedef struct qfmt_quant_opts {
     unsigned threads;     /* 0 or 1: the calling thread only */
     qfmt_quality quality; /* quantize only */
     qfmt_kernel kernel;
-    uint64_t reserved[4]; /* must be zero */
+    /* quantize only: row_len importance values, one per column (llama.cpp's imatrix:
+     * in_sum2 / counts), all finite and >= 0; NULL: none. With importance, each row is
+     * quantized by the type's weighted quantizer (ggml's quantize_<type> with quant_weights,
+     * for ggml's types; spec: "Importance") and `quality` is not used. */
+    const float *importance;
+    uint64_t reserved[3]; /* must be zero */
 } qfmt_quant_opts; /* NULL: one thread, reference quality, AUTO kernel (= QFMT_QUANT_OPTS_INIT) */
-#define QFMT_QUANT_OPTS_INIT {0u, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO, {0u, 0u, 0u, 0u}}
+#define QFMT_QUANT_OPTS_INIT {0u, QFMT_QUALITY_REFERENCE, QFMT_KERNEL_AUTO, NULL, {0u, 0u, 0u}}
 
 /* Whether `k` can run on this CPU (AUTO and SCALAR always can). */
 QFMT_API bool qfmt_kernel_available(qfmt_kernel k);
@@ -605,6 +623,303 @@ QFMT_API void qfmt_st_writer_free(qfmt_st_writer *w);
 #endif
 #endif /* QFMT_H */
 
+/* ---- GGUF files (llama.cpp / ggml) ------------------------------------------------------ */
+/* A hardened reader and an atomic writer of GGUF, the llama.cpp / ggml model file (ggml's
+ * docs/gguf.md, ggml/src/gguf.cpp), little-endian only:
+ *
+ *     "GGUF" | u32 version | u64 tensor_count | u64 kv_count | kv pairs | tensor infos |
+ *     zero padding to general.alignment | tensor data, each tensor at an aligned offset
+ *
+ * A kv pair is a key (a GGUF string: u64 length, bytes, no NUL), a u32 value type and the
+ * value; an ARRAY is a u32 element type, a u64 count and the elements. A tensor info is a name
+ * (a GGUF string), u32 n_dims, n_dims x u64 ne (ne[0] innermost: a numpy / PyTorch shape
+ * [rows, cols] is ne = {cols, rows}), a u32 ggml type (qfmt_type ids below 256 are ggml's) and
+ * a u64 offset relative to the start of the data section.
+ *
+ * The reader (qfmt_gguf_open) takes versions 2 and 3 (1 and newer ones: QFMT_E_UNSUPPORTED;
+ * another magic: QFMT_E_BAD_MAGIC) and refuses with QFMT_E_CORRUPT, before it allocates
+ * anything for them, counts and lengths the file's bytes cannot hold (each kv pair takes at
+ * least 14 bytes, each tensor info 25, each string-array element 8, each value its width).
+ * Besides, it refuses with QFMT_E_CORRUPT what ggml refuses:
+ *  - an empty key, two kv pairs with one key, a value or element type beyond 12, an empty
+ *    tensor name, two tensors with one name;
+ *  - general.alignment of a type other than u32, or not a power of two;
+ *  - n_dims above 4 (QFMT_GGUF_MAX_DIMS), a dimension beyond INT64_MAX, an element count
+ *    beyond INT64_MAX (unless a dimension is 0), a known type's ne[0] that is not a multiple of
+ *    its block_elems, a byte size beyond 64 bits;
+ *  - a tensor offset that is not a multiple of the alignment or not exactly where ggml's layout
+ *    puts it: the first tensor at 0, each next one at the end of the one before rounded up to
+ *    the alignment (so tensors follow each other in info order and never overlap; padding
+ *    bytes are not checked); a data section (when there are tensors) or tensor data that would
+ *    pass the end of the file;
+ * and, stricter than ggml: keys and names that are not UTF-8 (RFC 3629) or hold a NUL, keys
+ * longer than QFMT_GGUF_MAX_KEY_LEN (the spec's limit) and names longer than QFMT_MAX_NAME_LEN
+ * bytes, a bool (scalar or array element) other than 0 or 1, a tensor type id above 255.
+ * QFMT_E_UNSUPPORTED: an array of arrays (the spec allows them, ggml reads none), an alignment
+ * beyond QFMT_GGUF_MAX_ALIGNMENT, more than QFMT_GGUF_MAX_KV pairs or QFMT_GGUF_MAX_TENSORS
+ * tensors. String values are bytes as stored: neither UTF-8 nor the absence of NUL is checked.
+ * A tensor of a type id this library does not know (qfmt_type_get_traits NULL) is listed with
+ * QFMT_GGUF_TENSOR_UNKNOWN_TYPE, size 0 and data NULL: its size cannot be computed, so the
+ * layout check resumes after it (the next tensor need only be aligned and not before it).
+ * Zero dimensions are allowed, as in ggml: such a tensor is empty (size 0). n_dims 0 is read
+ * as ggml reads it, a single element (ndim 0, ne {1, 1, 1, 1}).
+ *
+ * Open costs O(file's metadata) time (sorting keys and names: n log n) and memory linear in
+ * the metadata's size (an entry per kv pair and tensor, 8 bytes per string-array element, a
+ * copy of every key and name); tensor data are never read at open nor copied: they are views
+ * into the read-only map (or the caller's memory). A reader is immutable after open: any
+ * number of threads may use one at once. Every pointer it hands out is valid until close. */
+#ifndef QFMT_H_GGUF
+#define QFMT_H_GGUF
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QFMT_GGUF_VERSION 3u              /* written; 2 and 3 are read */
+#define QFMT_GGUF_DEFAULT_ALIGNMENT 32u   /* without general.alignment (ggml's default) */
+#define QFMT_GGUF_MAX_ALIGNMENT (1u << 20) /* read and written */
+#define QFMT_GGUF_MAX_DIMS 4u             /* GGML_MAX_DIMS */
+#define QFMT_GGUF_MAX_KEY_LEN 65535u      /* key bytes (the spec's 2^16 - 1) */
+#define QFMT_GGUF_MAX_NAME_LEN 63u        /* tensor name bytes the writer accepts (ggml's
+                                             GGML_MAX_NAME - 1); the reader takes up to
+                                             QFMT_MAX_NAME_LEN */
+#define QFMT_GGUF_MAX_KV (1u << 20)
+#define QFMT_GGUF_MAX_TENSORS (1u << 24)
+
+/* Value types, as on disk (not the qfmt_meta_type ids). */
+typedef enum {
+    QFMT_GGUF_UINT8 = 0,
+    QFMT_GGUF_INT8 = 1,
+    QFMT_GGUF_UINT16 = 2,
+    QFMT_GGUF_INT16 = 3,
+    QFMT_GGUF_UINT32 = 4,
+    QFMT_GGUF_INT32 = 5,
+    QFMT_GGUF_FLOAT32 = 6,
+    QFMT_GGUF_BOOL = 7,   /* one byte, 0 or 1 */
+    QFMT_GGUF_STRING = 8, /* u64 length + bytes */
+    QFMT_GGUF_ARRAY = 9,  /* u32 element type + u64 count + elements */
+    QFMT_GGUF_UINT64 = 10,
+    QFMT_GGUF_INT64 = 11,
+    QFMT_GGUF_FLOAT64 = 12,
+} qfmt_gguf_type;
+
+/* ggml's name of a value type ("u8", "str", "arr", ...), or "unknown". Static storage. */
+QFMT_API const char *qfmt_gguf_type_name(uint32_t type);
+
+typedef struct qfmt_gguf qfmt_gguf;
+
+typedef struct qfmt_gguf_kv {
+    const char *key;     /* NUL-terminated copy, valid until close */
+    size_t key_len;
+    uint32_t type;       /* qfmt_gguf_type of the value; QFMT_GGUF_ARRAY for an array */
+    uint32_t elem_type;  /* an array's element type; otherwise equal to type */
+    uint64_t count;      /* an array's elements; a STRING's length in bytes; else 1 */
+    const uint8_t *data; /* the value's bytes in the file, little-endian, unaligned: a scalar's
+                            bytes, a string's bytes (after its length), an array's elements
+                            (after its type and count; strings there each with their length) */
+    uint64_t size;       /* bytes at data */
+    uint64_t offset;     /* file offset of data */
+    uint64_t reserved[4]; /* zeroed by the library */
+} qfmt_gguf_kv;
+
+#define QFMT_GGUF_TENSOR_UNKNOWN_TYPE 1u /* qfmt_gguf_tensor.flags: size and data unknown */
+
+typedef struct qfmt_gguf_tensor {
+    const char *name;    /* NUL-terminated copy, valid until close */
+    size_t name_len;
+    uint32_t type;       /* ggml type id (< 256); maybe one this library does not know */
+    uint32_t ndim;       /* n_dims as stored, 0..4 */
+    uint64_t ne[QFMT_GGUF_MAX_DIMS]; /* ne[0] innermost; those past ndim are 1 */
+    uint64_t nelements;  /* product of ne (0 if a dimension is 0) */
+    uint64_t offset;     /* absolute file offset of the data: data_offset + the stored offset */
+    uint64_t size;       /* qfmt_type_size(type, nelements); 0 for an unknown type */
+    const void *data;    /* offset's byte in the map, aligned like the file; NULL for an unknown
+                            type; valid until close */
+    uint32_t flags;      /* QFMT_GGUF_TENSOR_UNKNOWN_TYPE */
+    uint64_t reserved[4]; /* zeroed by the library */
+} qfmt_gguf_tensor;
+
+/* Opens and checks a file (through qfmt_file_open_read's checks, then mmap read-only). On
+ * failure *out is NULL and err says why: path, tensor, byte offset, message. */
+QFMT_API qfmt_status qfmt_gguf_open(qfmt_gguf **out, const char *path, qfmt_error *err);
+/* The same over caller memory, not copied: it must stay valid and unchanged until close. */
+QFMT_API qfmt_status qfmt_gguf_open_memory(qfmt_gguf **out, const void *data, size_t size,
+                                           qfmt_error *err);
+QFMT_API void qfmt_gguf_close(qfmt_gguf *g);
+QFMT_API uint32_t qfmt_gguf_version(const qfmt_gguf *g);
+QFMT_API uint32_t qfmt_gguf_alignment(const qfmt_gguf *g); /* general.alignment, or 32 */
+/* Where the data section starts: after the tensor infos, rounded up to the alignment when
+ * there are tensors (ggml's rule). */
+QFMT_API uint64_t qfmt_gguf_data_offset(const qfmt_gguf *g);
+QFMT_API uint64_t qfmt_gguf_file_size(const qfmt_gguf *g);
+
+/* kv pairs in file order, 0..count-1; QFMT_E_RANGE past the end. */
+QFMT_API uint64_t qfmt_gguf_kv_count(const qfmt_gguf *g);
+QFMT_API qfmt_status qfmt_gguf_kv_get(const qfmt_gguf *g, uint64_t index, qfmt_gguf_kv *out,
+                                      qfmt_error *err);
+/* The index of `key` (O(log n)), or QFMT_E_NOT_FOUND. */
+QFMT_API qfmt_status qfmt_gguf_find_key(const qfmt_gguf *g, const char *key, uint64_t *index,
+                                        qfmt_error *err);
+
+/* Typed getters by key. Each checks the stored type, never trusting a caller's idea of it:
+ * QFMT_E_NOT_FOUND if absent, QFMT_E_TYPE if the value is of a type the getter does not read
+ * (a string, an array or a float for get_u64, ...). Integer reads are exact or refused:
+ *  - get_u64 reads every unsigned type, and the signed types when the value is >= 0
+ *    (QFMT_E_RANGE for a negative one);
+ *  - get_i64 reads every signed type, and the unsigned types when the value is <= INT64_MAX
+ *    (QFMT_E_RANGE beyond);
+ *  - get_f64 reads FLOAT32 (widened, exact) and FLOAT64, no integer type; NaN and Inf as stored;
+ *  - get_bool reads BOOL only.
+ * Outputs are written only on success. */
+QFMT_API qfmt_status qfmt_gguf_get_u64(const qfmt_gguf *g, const char *key, uint64_t *out,
+                                       qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_get_i64(const qfmt_gguf *g, const char *key, int64_t *out,
+                                       qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_get_f64(const qfmt_gguf *g, const char *key, double *out,
+                                       qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_get_bool(const qfmt_gguf *g, const char *key, bool *out,
+                                        qfmt_error *err);
+/* A STRING value: *ptr into the map (not NUL-terminated; bytes as stored, which may hold NUL
+ * or be invalid UTF-8) and its length. */
+QFMT_API qfmt_status qfmt_gguf_get_str(const qfmt_gguf *g, const char *key, const char **ptr,
+                                       size_t *len, qfmt_error *err);
+/* An ARRAY: its element type and count (QFMT_E_TYPE for any other value). The count is bounded
+ * by the file (each element takes at least one byte), so a loop up to it ends. */
+QFMT_API qfmt_status qfmt_gguf_get_array(const qfmt_gguf *g, const char *key,
+                                         uint32_t *elem_type, uint64_t *count, qfmt_error *err);
+/* String `i` of an array of strings, O(1) (offsets are tabled at open): as get_str.
+ * QFMT_E_TYPE if `key` is not an array of strings, QFMT_E_RANGE past the end. */
+QFMT_API qfmt_status qfmt_gguf_array_str(const qfmt_gguf *g, const char *key, uint64_t i,
+                                         const char **ptr, size_t *len, qfmt_error *err);
+/* Element `i` of an array of numbers or bools, by the getters' rules above (array_u64 of an
+ * INT32 array reads elements >= 0, ...). QFMT_E_TYPE for an array of strings or of another
+ * kind, QFMT_E_RANGE past the end or for a value the rules refuse. */
+QFMT_API qfmt_status qfmt_gguf_array_u64(const qfmt_gguf *g, const char *key, uint64_t i,
+                                         uint64_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_array_i64(const qfmt_gguf *g, const char *key, uint64_t i,
+                                         int64_t *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_array_f64(const qfmt_gguf *g, const char *key, uint64_t i,
+                                         double *out, qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_array_bool(const qfmt_gguf *g, const char *key, uint64_t i,
+                                          bool *out, qfmt_error *err);
+
+/* Tensors in file (info) order, which is also data order; QFMT_E_RANGE past the end. */
+QFMT_API uint64_t qfmt_gguf_tensor_count(const qfmt_gguf *g);
+QFMT_API qfmt_status qfmt_gguf_tensor_get(const qfmt_gguf *g, uint64_t index,
+                                          qfmt_gguf_tensor *out, qfmt_error *err);
+/* The index of the tensor `name` (O(log n)), or QFMT_E_NOT_FOUND. */
+QFMT_API qfmt_status qfmt_gguf_find_tensor(const qfmt_gguf *g, const char *name, uint64_t *index,
+                                           qfmt_error *err);
+
+/* The writer: GGUF version 3, atomic as qfmt_writer is. It writes "<path>.tmp.XXXXXX" beside
+ * `path` (created exclusively at create) and renames it over `path` only once complete and
+ * fsynced, then fsyncs the directory; on any error, or qfmt_gguf_writer_free without a
+ * successful commit, the temporary file is removed and `path` keeps what it held. The layout is
+ * ggml's (gguf_write_to_file): the kv pairs in the order set, the tensor infos in the order
+ * added, zero padding to the alignment, then each tensor's data followed by zero padding to
+ * the alignment; offsets as the reader requires. The alignment is 32 unless general.alignment
+ * is set (set_u32, a power of two up to QFMT_GGUF_MAX_ALIGNMENT), which is then written as a
+ * kv pair like any other.
+ *
+ * Metadata and tensor infos are kept in memory until the header goes out; tensor data are
+ * never copied. Each tensor's data come either from the pointer given to add_tensor (read at
+ * commit, or by a write call that passes that tensor: it must stay valid and unchanged until
+ * commit returns), or, when that pointer is NULL, from qfmt_gguf_writer_write calls, which
+ * stream the bytes of such tensors in the order they were added, in pieces of any size. The
+ * header is written by the first write call (or by commit): after it no kv pair nor tensor
+ * may be added (QFMT_E_STATE).
+ *
+ * Keys: 1..QFMT_GGUF_MAX_KEY_LEN bytes of UTF-8 without NUL, unique (QFMT_E_EXISTS). Tensor
+ * names: 1..QFMT_GGUF_MAX_NAME_LEN bytes of UTF-8 without NUL, unique (QFMT_E_EXISTS). String
+ * values: any bytes. Failures: QFMT_E_ARG or QFMT_E_EXISTS for a bad call, and QFMT_E_NOMEM
+ * from a set or add call, leave the writer usable (nothing was recorded); an I/O error ends it:
+ * the temporary file is removed at once and later calls give QFMT_E_STATE. A writer belongs to
+ * one thread at a time. */
+typedef struct qfmt_gguf_writer qfmt_gguf_writer;
+
+/* Creates the temporary file. On failure *out is NULL and nothing is left on disk. */
+QFMT_API qfmt_status qfmt_gguf_writer_create(qfmt_gguf_writer **out, const char *path,
+                                             qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_writer_set_u32(qfmt_gguf_writer *w, const char *key, uint32_t v,
+                                              qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_writer_set_i32(qfmt_gguf_writer *w, const char *key, int32_t v,
+                                              qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_writer_set_u64(qfmt_gguf_writer *w, const char *key, uint64_t v,
+                                              qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_writer_set_i64(qfmt_gguf_writer *w, const char *key, int64_t v,
+                                              qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_writer_set_f32(qfmt_gguf_writer *w, const char *key, float v,
+                                              qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_writer_set_f64(qfmt_gguf_writer *w, const char *key, double v,
+                                              qfmt_error *err);
+QFMT_API qfmt_status qfmt_gguf_writer_set_bool(qfmt_gguf_writer *w, const char *key, bool v,
+                                               qfmt_error *err);
+/* `len` bytes of s (any bytes; NULL allowed when len is 0). */
+QFMT_API qfmt_status qfmt_gguf_writer_set_str(qfmt_gguf_writer *w, const char *key,
+                                              const char *s, size_t len, qfmt_error *err);
+/* A scalar of any fixed-size type (not STRING or ARRAY): `value` points to one native value of
+ * it (uint8_t for UINT8, ..., bool for BOOL, double for FLOAT64). */
+QFMT_API qfmt_status qfmt_gguf_writer_set_value(qfmt_gguf_writer *w, const char *key,
+                                                uint32_t type, const void *value, qfmt_error *err);
+/* An array of `count` native values of elem_type (any fixed-size type; bool for BOOL), copied.
+ * count may be 0 (data then may be NULL). */
+QFMT_API qfmt_status qfmt_gguf_writer_set_array(qfmt_gguf_writer *w, const char *key,
+                                                uint32_t elem_type, const void *data,
+                                                uint64_t count, qfmt_error *err);
+/* An array of strings, copied: strs[i] of lens[i] bytes (lens NULL: NUL-terminated strings). */
+QFMT_API qfmt_status qfmt_gguf_writer_set_str_array(qfmt_gguf_writer *w, const char *key,
+                                                    const char *const *strs, const size_t *lens,
+                                                    uint64_t count, qfmt_error *err);
+/* Declares a tensor: a type this library knows with an id below 256 (else
+ * QFMT_E_UNSUPPORTED), ndim 1..4, ne[0] innermost, each dimension and the element count at most
+ * INT64_MAX, ne[0] a multiple of the type's block_elems, and `size` equal to qfmt_type_size
+ * (else QFMT_E_ARG). data: the tensor's bytes, kept as a pointer (not copied) until commit, or
+ * NULL to give them through qfmt_gguf_writer_write. */
+QFMT_API qfmt_status qfmt_gguf_writer_add_tensor(qfmt_gguf_writer *w, const char *name,
+                                                 uint32_t type, uint32_t ndim, const uint64_t *ne,
+                                                 const void *data, uint64_t size, qfmt_error *err);
+/* Streams `size` bytes of the tensors declared with data NULL, in their order (the header and
+ * any tensors before them given by pointer go out first). QFMT_E_ARG, with nothing written,
+ * for bytes beyond what those tensors still lack (the writer stays usable). */
+QFMT_API qfmt_status qfmt_gguf_writer_write(qfmt_gguf_writer *w, const void *data, size_t size,
+                                            qfmt_error *err);
+/* Writes what is left (header, tensors given by pointer), checks that every streamed byte was
+ * given (else QFMT_E_STATE), fsyncs, renames over `path` and fsyncs its directory. After it
+ * (success or not) only qfmt_gguf_writer_free may be called. A failure before the rename
+ * leaves `path` untouched; QFMT_E_IO from the directory's fsync, the one step after it, means
+ * the complete file is in place but perhaps not yet durable. */
+QFMT_API qfmt_status qfmt_gguf_writer_commit(qfmt_gguf_writer *w, qfmt_error *err);
+/* The temporary file's path until commit or failure (valid until free), else NULL. */
+QFMT_API const char *qfmt_gguf_writer_temp_path(const qfmt_gguf_writer *w);
+/* Frees the writer; without a successful commit, removes the temporary file. NULL: no-op. */
+QFMT_API void qfmt_gguf_writer_free(qfmt_gguf_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QFMT_H_GGUF */
+
+/* GGUF, unstable part (see QFMT_STATIC_LINKING_ONLY below; its own guard, like that part's). */
+#if defined(QFMT_STATIC_LINKING_ONLY) && !defined(QFMT_H_GGUF_STATIC_LINKING_ONLY)
+#define QFMT_H_GGUF_STATIC_LINKING_ONLY
+#ifdef __cplusplus
+extern "C" {
+#endif
+struct qfmt_io;
+/* qfmt_gguf_open_memory allocating through `alloc` (NULL: malloc/free). */
+QFMT_API qfmt_status qfmt_gguf_open_memory_alloc(qfmt_gguf **out, const void *data, size_t size,
+                                                 const qfmt_allocator *alloc, qfmt_error *err);
+/* qfmt_gguf_writer_create allocating through `alloc` and doing its file I/O through `io`
+ * (NULL: malloc/free, qfmt_io_posix). The table is copied; io->ctx must stay valid until free. */
+QFMT_API qfmt_status qfmt_gguf_writer_create_io(qfmt_gguf_writer **out, const char *path,
+                                                const qfmt_allocator *alloc,
+                                                const struct qfmt_io *io, qfmt_error *err);
+#ifdef __cplusplus
+}
+#endif
+#endif
+
 /* ==== QFMT_STATIC_LINKING_ONLY: unstable, for tests and tools ================================
  * Defining QFMT_STATIC_LINKING_ONLY before including qfmt.h shows the declarations below (cf.
  * ZSTD_STATIC_LINKING_ONLY in zstd.h). They are NOT part of the stable API or ABI: any release,
@@ -653,20 +968,28 @@ QFMT_API qfmt_status qfmt_st_writer_begin_io(qfmt_st_writer **out, const char *p
                                              qfmt_error *err);
 
 /* ---- Block-quantization kernels per CPU level (bit-identity tests, fuzzers, benches) ------ */
-/* A quantizer converts nb blocks of 32 finite floats and returns how many it did: fewer means
- * block [return] cannot be stored (a scale or offset beyond fp16's range). A dequantizer
- * decodes nb blocks (any bytes, NaN/Inf scales included). No alignment is needed. */
+/* A quantizer converts nb blocks of block_elems finite floats and returns how many it did:
+ * fewer means block [return] cannot be stored (a scale or offset beyond fp16's range). A
+ * dequantizer decodes nb blocks (any bytes, NaN/Inf scales included). No alignment is needed.
+ * A row quantizer with importance converts one row of n values (a multiple of block_elems)
+ * with w[0..n) the columns' importance, and returns the blocks done as a quantizer does. */
 typedef size_t (*qfmt_quantize_blocks_fn)(const float *x, uint8_t *y, size_t nb);
 typedef void (*qfmt_dequantize_blocks_fn)(const uint8_t *y, float *x, size_t nb);
+typedef size_t (*qfmt_quantize_row_weighted_fn)(const float *x, uint8_t *y, size_t n, const float *w);
 
 typedef struct qfmt_quant_kernels {
     uint32_t type;
+    uint32_t block_elems;
     uint32_t block_bytes;
     qfmt_quantize_blocks_fn quantize_ref;      /* the reference: defines the bytes */
     qfmt_dequantize_blocks_fn dequantize_ref;
-    qfmt_quantize_blocks_fn quantize_best;     /* error-minimising search, never worse per block */
-    qfmt_quantize_blocks_fn quantize_avx2;     /* same bytes as quantize_ref; NULL off x86. Call */
-    qfmt_dequantize_blocks_fn dequantize_avx2; /* only if qfmt_cpu_features() & QFMT_CPU_AVX2 */
+    qfmt_quantize_blocks_fn quantize_best;     /* error-minimising search, never worse per block
+                                                  (the reference itself where the type's
+                                                  reference already searches: K types, iq4) */
+    qfmt_quantize_blocks_fn quantize_avx2;     /* same bytes as quantize_ref; NULL off x86 and */
+    qfmt_dequantize_blocks_fn dequantize_avx2; /* for types without. Call only if
+                                                  qfmt_cpu_features() & QFMT_CPU_AVX2 */
+    qfmt_quantize_row_weighted_fn quantize_weighted; /* one row with importance */
 } qfmt_quant_kernels;
 
 /* The kernels of a block type (static storage), or NULL for any other type. */

@@ -19,6 +19,11 @@ static const type_entry types[] = {
     {QFMT_TYPE_Q8_0, {"q8_0", 32, 34, false}}, {QFMT_TYPE_Q4_0, {"q4_0", 32, 18, false}},
     {QFMT_TYPE_Q4_1, {"q4_1", 32, 20, false}}, {QFMT_TYPE_Q8_Z, {"q8_z", 32, 35, false}},
     {QFMT_TYPE_Q4_Z, {"q4_z", 32, 19, false}},
+    {QFMT_TYPE_Q5_0, {"q5_0", 32, 22, false}}, {QFMT_TYPE_Q5_1, {"q5_1", 32, 24, false}},
+    {QFMT_TYPE_Q2_K, {"q2_k", 256, 84, false}}, {QFMT_TYPE_Q3_K, {"q3_k", 256, 110, false}},
+    {QFMT_TYPE_Q4_K, {"q4_k", 256, 144, false}}, {QFMT_TYPE_Q5_K, {"q5_k", 256, 176, false}},
+    {QFMT_TYPE_Q6_K, {"q6_k", 256, 210, false}}, {QFMT_TYPE_IQ4_NL, {"iq4_nl", 32, 18, false}},
+    {QFMT_TYPE_IQ4_XS, {"iq4_xs", 256, 136, false}},
 };
 
 const qfmt_type_traits *qfmt_type_get_traits(uint32_t type)

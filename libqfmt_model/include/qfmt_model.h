@@ -273,9 +273,10 @@ typedef struct qfmt_convert_opts {
     /* Optional callbacks, NULL for none, called on the calling thread; ctx is theirs. */
     void (*progress)(void *ctx, uint64_t tensors_done, uint64_t tensors, uint64_t bytes_done,
                      uint64_t bytes);
-    /* A tensor the options selected keeps its source type `kept`: why (e.g. rows not a
-     * multiple of the block size). */
-    void (*note)(void *ctx, const char *tensor, uint32_t kept, const char *why);
+    /* A tensor the options selected is stored as `stored` instead of the target type: its
+     * source type, or for a K or iq4_xs target llama.cpp's fallback type; why (e.g. rows not
+     * a multiple of the block size). */
+    void (*note)(void *ctx, const char *tensor, uint32_t stored, const char *why);
     /* The temporary file being written (the path is valid during the call only: copy it),
      * then NULL once it is renamed or removed. For a signal handler that removes it. */
     void (*temp_file)(void *ctx, const char *path);

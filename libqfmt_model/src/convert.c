@@ -258,7 +258,7 @@ static qfmt_status convert_one(job *j, uint64_t i, work *wk, qfmt_error *err)
     }
     const char *note = NULL;
     d.type = qfmt__policy_type(j->pol, t.name, t.type, d.ndim, d.dims, &note);
-    if (note && o->note) o->note(o->ctx, t.name, t.type, note);
+    if (note && o->note) o->note(o->ctx, t.name, d.type, note);
     uint64_t out_size = t.size;
     if (d.type != t.type) {
         uint64_t row = d.ndim ? d.dims[d.ndim - 1] : 1, rows = row ? t.nelements / row : 0;

@@ -50,11 +50,25 @@ uint32_t qfmt__policy_type(const qfmt__convert_policy *p, const char *name, uint
         *note = "a scalar cannot be block-quantized";
         return src_type;
     }
-    if (dims[ndim - 1] % t->block_elems != 0) {
-        *note = "its rows are not a multiple of the block size 32";
-        return src_type;
+    if (dims[ndim - 1] % t->block_elems == 0) return p->target;
+    /* llama.cpp's fallbacks (llama_tensor_get_type) for rows that hold no whole super-block */
+    uint32_t fb = UINT32_MAX;
+    switch (p->target) {
+    case QFMT_TYPE_Q2_K:
+    case QFMT_TYPE_Q3_K:
+    case QFMT_TYPE_IQ4_XS: fb = QFMT_TYPE_IQ4_NL; break;
+    case QFMT_TYPE_Q4_K: fb = QFMT_TYPE_Q5_0; break;
+    case QFMT_TYPE_Q5_K: fb = QFMT_TYPE_Q5_1; break;
+    case QFMT_TYPE_Q6_K: fb = QFMT_TYPE_Q8_0; break;
+    default: break;
     }
-    return p->target;
+    if (fb != UINT32_MAX && dims[ndim - 1] % qfmt_type_get_traits(fb)->block_elems == 0) {
+        *note = "its rows are not a multiple of the super-block size 256 (llama.cpp's fallback type)";
+        return fb;
+    }
+    *note = t->block_elems == 32 ? "its rows are not a multiple of the block size 32"
+                                 : "its rows are not a multiple of the block size 256 (nor 32)";
+    return src_type;
 }
 
 bool qfmt__policy_transposed(const char *model_type, const char *name, uint32_t ndim)

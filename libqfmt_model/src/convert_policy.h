@@ -18,8 +18,9 @@ typedef struct {
 } qfmt__convert_policy;
 
 /* The stored type of tensor `name` of src_type with (already transposed) dims. When a tensor
- * the policy selects cannot take a block type, returns its source type and sets *note (a
- * static reason) - the caller says so. */
+ * the policy selects cannot take the block type, returns llama.cpp's fallback type for a K or
+ * iq4_xs target whose rows are a multiple of 32 but not of 256, else its source type, and sets
+ * *note (a static reason) - the caller says so. */
 uint32_t qfmt__policy_type(const qfmt__convert_policy *p, const char *name, uint32_t src_type, uint32_t ndim,
                      const uint64_t *dims, const char **note);
 

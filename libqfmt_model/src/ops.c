@@ -19,7 +19,8 @@
 
 bool qfmt__is_block_type(uint32_t type)
 {
-    return type != QFMT_TYPE_F32 && type != QFMT_TYPE_F16 && type != QFMT_TYPE_BF16 && qfmt_row_decoder(type) != NULL;
+    return type == QFMT_TYPE_Q8_0 || type == QFMT_TYPE_Q4_0 || type == QFMT_TYPE_Q4_1 || type == QFMT_TYPE_Q8_Z ||
+           type == QFMT_TYPE_Q4_Z;
 }
 
 void qfmt__qmat_row(const qmat *w, uint64_t r, float *out)

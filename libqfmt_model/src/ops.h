@@ -25,7 +25,8 @@ unsigned qfmt_pool_size(const qfmt_pool *p);
 /* Calls fn(ctx, i) for i in [0, n) split into contiguous ranges, one per thread. */
 void qfmt_pool_for(qfmt_pool *p, size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx);
 
-/* A block type the fast path has kernels for (every block type libqfmt decodes). */
+/* A block type the fast path has integer kernels for (q8_0, q4_0, q4_1 and the z types); the
+ * others run on the fast path as on the exact one, row by row decoded to fp32. */
 bool qfmt__is_block_type(uint32_t type);
 
 /* Decodes row r of w into out (cols floats). */

@@ -64,6 +64,51 @@ size_t qfmt__q4_z_quantize_ref(const float *x, uint8_t *y, size_t nb);
 void qfmt__q4_z_dequantize_ref(const uint8_t *y, float *x, size_t nb);
 size_t qfmt__q4_z_quantize_best(const float *x, uint8_t *y, size_t nb);
 
+/* ggml's other block types (issue 16), byte-identical to ggml-quants.c: `nb` blocks of the
+ * type's own size (32 values for q5_0, q5_1 and iq4_nl; 256 for the K types and iq4_xs).
+ * _quantize_ref returns the blocks done (fewer: block [return] has a scale that fp16 cannot
+ * hold) and gives ggml's quantize_row_<t>_ref bytes (for iq4_nl and iq4_xs: quantize_<t> with
+ * no importance). */
+size_t qfmt__q5_0_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q5_0_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q5_1_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q5_1_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q2_k_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q2_k_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q3_k_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q3_k_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q4_k_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q4_k_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q5_k_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q5_k_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__q6_k_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__q6_k_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__iq4_nl_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__iq4_nl_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+size_t qfmt__iq4_xs_quantize_ref(const float *x, uint8_t *y, size_t nb);
+void qfmt__iq4_xs_dequantize_ref(const uint8_t *y, float *x, size_t nb);
+
+/* Importance-weighted quantization of ONE row of n values (a multiple of the block size):
+ * w[0..n) is the per-column importance (llama.cpp's imatrix in_sum2 / counts), never NULL.
+ * Returns the row's blocks done, as _quantize_ref. For ggml's types the bytes are those of
+ * ggml's quantize_<t>(x, y, 1, n, w) (q8_0: the reference, ggml has no weighted q8_0); the z
+ * types' weighted search is qfmt's own (spec: "Importance"). */
+typedef size_t (*qfmt__quantize_row_imat_fn)(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q8_0_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q4_0_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q4_1_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q5_0_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q5_1_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q2_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q3_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q4_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q5_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q6_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__iq4_nl_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__iq4_xs_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q8_z_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+size_t qfmt__q4_z_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w);
+
 /* types/quant_avx2.c: the same bytes as the references; usable only with QFMT_CPU_AVX2. */
 size_t qfmt__q8_0_quantize_avx2(const float *x, uint8_t *y, size_t nb);
 void qfmt__q8_0_dequantize_avx2(const uint8_t *y, float *x, size_t nb);

@@ -4,6 +4,7 @@
  * q = min(15, (int8_t)(x*id + 8.5f)). */
 #include "internal/block.h"
 #include "internal/kernels.h"
+#include "internal/kquant_util.h"
 
 enum { BYTES = 18 };
 
@@ -99,4 +100,26 @@ size_t qfmt__q4_0_quantize_best(const float *x, uint8_t *y, size_t nb)
             }
     }
     return done;
+}
+
+/* ggml's quantize_row_q4_0_impl with importance: per element w = imp * sqrt(sigma2 + x^2),
+ * sigma2 the mean square of the whole row (so this takes one full row), then make_qx_quants
+ * (nmax 8) picks d and the codes. */
+size_t qfmt__q4_0_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
+{
+    float sum_x2 = 0.0f;
+    for (size_t j = 0; j < n; j++) sum_x2 += x[j] * x[j];
+    const float sigma2 = sum_x2 / (float)n;
+    const size_t nb = n / QFMT__QK;
+    for (size_t b = 0; b < nb; b++, x += QFMT__QK, w += QFMT__QK, y += BYTES) {
+        float weight[QFMT__QK];
+        int8_t L[QFMT__QK];
+        for (int j = 0; j < QFMT__QK; j++) weight[j] = w[j] * sqrtf(sigma2 + x[j] * x[j]);
+        const float d = qfmt__make_qx_quants(QFMT__QK, 8, x, L, 1, weight);
+        const uint16_t dh = qfmt_f32_to_f16(d);
+        if (!qfmt__f16_finite(dh)) return b;
+        qfmt__st16(y, dh);
+        for (int j = 0; j < QFMT__QK / 2; j++) y[2 + j] = (uint8_t)(L[j] | L[j + 16] << 4);
+    }
+    return nb;
 }

@@ -3,6 +3,7 @@
  * id = 1/d in fp32, q = min(15, (int8_t)((x-min)*id + 0.5f)). */
 #include "internal/block.h"
 #include "internal/kernels.h"
+#include "internal/kquant_util.h"
 
 enum { BYTES = 20 };
 
@@ -109,4 +110,28 @@ size_t qfmt__q4_1_quantize_best(const float *x, uint8_t *y, size_t nb)
             }
     }
     return done;
+}
+
+/* ggml's quantize_row_q4_1_impl with importance: w = imp * sqrt(sigma2 + x^2), sigma2 the
+ * mean square of the whole row (so this takes one full row); make_qkx3_quants (nmax 15, 37
+ * trial ranges) picks d, the min and the codes. */
+size_t qfmt__q4_1_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
+{
+    float sum_x2 = 0.0f;
+    for (size_t j = 0; j < n; j++) sum_x2 += x[j] * x[j];
+    const float sigma2 = sum_x2 / (float)n;
+    const size_t nb = n / QFMT__QK;
+    for (size_t b = 0; b < nb; b++, x += QFMT__QK, w += QFMT__QK, y += BYTES) {
+        float weight[QFMT__QK], min;
+        uint8_t L[QFMT__QK], Laux[QFMT__QK];
+        for (int j = 0; j < QFMT__QK; j++) weight[j] = w[j] * sqrtf(sigma2 + x[j] * x[j]);
+        const float d = qfmt__make_qkx3_quants(QFMT__QK, 15, x, weight, L, &min, Laux, -0.9f,
+                                               0.05f, 36, 0);
+        const uint16_t dh = qfmt_f32_to_f16(d), mh = qfmt_f32_to_f16(-min);
+        if (!qfmt__f16_finite(dh) || !qfmt__f16_finite(mh)) return b;
+        qfmt__st16(y, dh);
+        qfmt__st16(y + 2, mh);
+        for (int j = 0; j < QFMT__QK / 2; j++) y[4 + j] = (uint8_t)(L[j] | L[j + 16] << 4);
+    }
+    return nb;
 }

@@ -78,3 +78,10 @@ size_t qfmt__q8_0_quantize_best(const float *x, uint8_t *y, size_t nb)
     }
     return done;
 }
+
+/* ggml's quantize_q8_0 ignores the importance: the reference bytes. */
+size_t qfmt__q8_0_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
+{
+    (void)w;
+    return qfmt__q8_0_quantize_ref(x, y, n / QFMT__QK);
+}

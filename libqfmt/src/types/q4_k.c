@@ -1,0 +1,118 @@
+/* q4_K: ggml's block_q4_K, 256 values (8 sub-blocks of 32) in 144 bytes;
+ * x ~ d*sc*q - dmin*mn, q in 0..15, sc and mn 6-bit per sub-block.
+ *   [0,2)    fp16 d      [2,4) fp16 dmin
+ *   [4,16)   scales: sc/mn packed 6-bit (see qfmt__get_scale_min_k4)
+ *   [16,144) qs: four 64-value chunks of 32 bytes; byte l of chunk c holds value 64c + l in
+ *            its low nibble and 64c + 32 + l in its high nibble
+ * Reference (quantize_row_q4_K_ref): per sub-block (scale, min) from make_qkx2_quants with
+ * weights rms(x) + |x|, both rounded to 6 bits against their maxima (d = max/63), values
+ * requantized against the stored scale and min.
+ * Weighted (quantize_row_q4_K_impl): weights imp*sqrt(sigma2 + x^2), sigma2 = 2 * the
+ * super-block's mean square, into make_qkx3_quants; 6-bit scales and mins from make_qp_quants
+ * weighted by the sub-block weight sums. */
+#include "internal/block.h"
+#include "internal/kernels.h"
+#include "internal/kquant_util.h"
+
+enum { BYTES = 144, NSUB = QFMT__QK_K / 32 };
+
+static int finish(const float *x, uint8_t *y, const uint8_t *ls, const uint8_t *lm,
+                  uint16_t dh, uint16_t mh, uint8_t *L)
+{
+    if (!qfmt__f16_finite(dh) || !qfmt__f16_finite(mh)) return 0;
+    uint8_t *s = y + 4;
+    qfmt__k4_pack_scales(s, ls, lm);
+    const float dd = qfmt_f16_to_f32(dh), dmin = qfmt_f16_to_f32(mh);
+    for (int j = 0; j < NSUB; j++) {
+        uint8_t sc, m;
+        qfmt__get_scale_min_k4(j, s, &sc, &m);
+        const float d = dd * (float)sc;
+        if (d == 0.0f) continue;
+        const float dm = dmin * (float)m;
+        for (int i = 0; i < 32; i++) {
+            const int l = qfmt__nearest_int((x[32 * j + i] + dm) / d);
+            L[32 * j + i] = (uint8_t)qfmt__clampi(l, 0, 15);
+        }
+    }
+    qfmt__st16(y, dh);
+    qfmt__st16(y + 2, mh);
+    uint8_t *q = y + 16;
+    for (int c = 0; c < QFMT__QK_K; c += 64, q += 32)
+        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[c + l] | L[c + l + 32] << 4);
+    return 1;
+}
+
+size_t qfmt__q4_k_quantize_ref(const float *x, uint8_t *y, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++, x += QFMT__QK_K, y += BYTES) {
+        uint8_t L[QFMT__QK_K], Laux[32], ls[NSUB], lm[NSUB];
+        float weights[32], mins[NSUB], scales[NSUB];
+        float max_scale = 0.0f, max_min = 0.0f;
+        for (int j = 0; j < NSUB; j++) {
+            float sum_x2 = 0.0f;
+            for (int i = 0; i < 32; i++) sum_x2 += x[32 * j + i] * x[32 * j + i];
+            const float av_x = sqrtf(sum_x2 / 32.0f);
+            for (int i = 0; i < 32; i++) weights[i] = av_x + fabsf(x[32 * j + i]);
+            scales[j] = qfmt__make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j],
+                                               Laux, -1.0f, 0.1f, 20, 0);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        const float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
+        const float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+        for (int j = 0; j < NSUB; j++) {
+            const uint8_t a = (uint8_t)qfmt__nearest_int(inv_scale * scales[j]);
+            const uint8_t c = (uint8_t)qfmt__nearest_int(inv_min * mins[j]);
+            ls[j] = a < 63 ? a : 63;
+            lm[j] = c < 63 ? c : 63;
+        }
+        if (!finish(x, y, ls, lm, qfmt_f32_to_f16(max_scale / 63.0f),
+                    qfmt_f32_to_f16(max_min / 63.0f), L))
+            return b;
+    }
+    return nb;
+}
+
+void qfmt__q4_k_dequantize_ref(const uint8_t *y, float *x, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++, y += BYTES) {
+        const float d = qfmt_f16_to_f32(qfmt__ld16(y)), min = qfmt_f16_to_f32(qfmt__ld16(y + 2));
+        const uint8_t *q = y + 16;
+        for (int is = 0; is < NSUB; is += 2, q += 32) {
+            uint8_t sc, m;
+            qfmt__get_scale_min_k4(is, y + 4, &sc, &m);
+            const float d1 = d * (float)sc, m1 = min * (float)m;
+            qfmt__get_scale_min_k4(is + 1, y + 4, &sc, &m);
+            const float d2 = d * (float)sc, m2 = min * (float)m;
+            for (int l = 0; l < 32; l++) *x++ = d1 * (float)(q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *x++ = d2 * (float)(q[l] >> 4) - m2;
+        }
+    }
+}
+
+size_t qfmt__q4_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
+{
+    const size_t nb = n / QFMT__QK_K;
+    for (size_t b = 0; b < nb; b++, x += QFMT__QK_K, w += QFMT__QK_K, y += BYTES) {
+        uint8_t L[QFMT__QK_K], Laux[32], Ls[NSUB], Lm[NSUB];
+        float weights[32], sw[NSUB], mins[NSUB], scales[NSUB];
+        float sum_x2 = 0.0f;
+        for (int i = 0; i < QFMT__QK_K; i++) sum_x2 += x[i] * x[i];
+        const float sigma2 = 2.0f * sum_x2 / (float)QFMT__QK_K;
+        for (int j = 0; j < NSUB; j++) {
+            const float *qw = w + 32 * j;
+            for (int i = 0; i < 32; i++)
+                weights[i] = qw[i] * sqrtf(sigma2 + x[32 * j + i] * x[32 * j + i]);
+            float sumw = 0.0f;
+            for (int i = 0; i < 32; i++) sumw += weights[i];
+            sw[j] = sumw;
+            scales[j] = qfmt__make_qkx3_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j],
+                                               Laux, -0.9f, 0.05f, 36, 0);
+        }
+        const float d_block = qfmt__make_qp_quants(NSUB, 63, scales, Ls, sw);
+        const float m_block = qfmt__make_qp_quants(NSUB, 63, mins, Lm, sw);
+        if (!finish(x, y, Ls, Lm, qfmt_f32_to_f16(d_block), qfmt_f32_to_f16(m_block), L))
+            return b;
+    }
+    return nb;
+}

@@ -636,8 +636,9 @@ QFMT_API void qfmt_st_writer_free(qfmt_st_writer *w);
  * [rows, cols] is ne = {cols, rows}), a u32 ggml type (qfmt_type ids below 256 are ggml's) and
  * a u64 offset relative to the start of the data section.
  *
- * The reader (qfmt_gguf_open) takes versions 2 and 3 (1 and newer ones: QFMT_E_UNSUPPORTED;
- * another magic: QFMT_E_BAD_MAGIC) and refuses with QFMT_E_CORRUPT, before it allocates
+ * The reader (qfmt_gguf_open) takes versions 2 and 3 (1, newer ones and a byte-swapped one, as
+ * a big-endian file has: QFMT_E_UNSUPPORTED; 0: QFMT_E_CORRUPT; another magic or an empty file:
+ * QFMT_E_BAD_MAGIC) and refuses with QFMT_E_CORRUPT, before it allocates
  * anything for them, counts and lengths the file's bytes cannot hold (each kv pair takes at
  * least 14 bytes, each tensor info 25, each string-array element 8, each value its width).
  * Besides, it refuses with QFMT_E_CORRUPT what ggml refuses:
@@ -831,9 +832,11 @@ QFMT_API qfmt_status qfmt_gguf_find_tensor(const qfmt_gguf *g, const char *name,
  * may be added (QFMT_E_STATE).
  *
  * Keys: 1..QFMT_GGUF_MAX_KEY_LEN bytes of UTF-8 without NUL, unique (QFMT_E_EXISTS). Tensor
- * names: 1..QFMT_GGUF_MAX_NAME_LEN bytes of UTF-8 without NUL, unique (QFMT_E_EXISTS). String
- * values: any bytes. Failures: QFMT_E_ARG or QFMT_E_EXISTS for a bad call, and QFMT_E_NOMEM
- * from a set or add call, leave the writer usable (nothing was recorded); an I/O error ends it:
+ * names: 1..QFMT_GGUF_MAX_NAME_LEN bytes of UTF-8 without NUL, unique (QFMT_E_EXISTS). At most
+ * QFMT_GGUF_MAX_KV pairs and QFMT_GGUF_MAX_TENSORS tensors (QFMT_E_RANGE), what the reader
+ * reads. String values: any bytes. Failures: QFMT_E_ARG, QFMT_E_EXISTS, QFMT_E_UNSUPPORTED or QFMT_E_RANGE
+ * for a bad call, and QFMT_E_NOMEM from a set or add call, leave the writer usable (nothing was
+ * recorded); an I/O error, and QFMT_E_NOMEM from write or commit (the header's buffer), end it:
  * the temporary file is removed at once and later calls give QFMT_E_STATE. A writer belongs to
  * one thread at a time. */
 typedef struct qfmt_gguf_writer qfmt_gguf_writer;

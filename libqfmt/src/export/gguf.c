@@ -419,8 +419,12 @@ static qfmt_status add_kv(qfmt_gguf_writer *w, const char *key, const kv_value *
     size_t where = 0;
     if (hs_find(&w->kset, w->kv.p, w->keys, sizeof *w->keys, (const uint8_t *)key, klen, &where))
         return W_FAIL(w, err, QFMT_E_EXISTS, 0, NULL, QFMT_NO_OFFSET, "key '%.200s' is already set", key);
+    if (w->nkv >= QFMT_GGUF_MAX_KV)
+        return W_FAIL(w, err, QFMT_E_RANGE, 0, NULL, QFMT_NO_OFFSET,
+                      "%zu kv pairs already: at most %u (what the reader reads)", w->nkv,
+                      QFMT_GGUF_MAX_KV);
     void *kp = w->keys;
-    if (w->nkv >= UINT32_MAX - 1 || !arr_reserve(&w->al, &kp, w->nkv, &w->keys_cap, sizeof *w->keys))
+    if (!arr_reserve(&w->al, &kp, w->nkv, &w->keys_cap, sizeof *w->keys))
         return W_FAIL(w, err, QFMT_E_NOMEM, 0, NULL, QFMT_NO_OFFSET, "out of memory");
     w->keys = kp;
     if (!gb_reserve(&w->al, &w->kv, total))
@@ -556,11 +560,13 @@ qfmt_status qfmt_gguf_writer_add_tensor(qfmt_gguf_writer *w, const char *name, u
     size_t where = 0;
     if (hs_find(&w->tset, w->names.p, w->t, sizeof *w->t, (const uint8_t *)name, nlen, &where))
         return W_FAIL(w, err, QFMT_E_EXISTS, 0, name, QFMT_NO_OFFSET, "two tensors of this name");
+    if (w->nt >= QFMT_GGUF_MAX_TENSORS)
+        return W_FAIL(w, err, QFMT_E_RANGE, 0, name, QFMT_NO_OFFSET,
+                      "%zu tensors already: at most %u (what the reader reads)", w->nt,
+                      QFMT_GGUF_MAX_TENSORS);
     void *tp = w->t;
-    if (w->nt >= UINT32_MAX - 1 || w->nt >= QFMT_GGUF_MAX_TENSORS ||
-        !arr_reserve(&w->al, &tp, w->nt, &w->t_cap, sizeof *w->t))
-        return W_FAIL(w, err, w->nt >= QFMT_GGUF_MAX_TENSORS ? QFMT_E_RANGE : QFMT_E_NOMEM, 0, name,
-                      QFMT_NO_OFFSET, "cannot add a tensor (%zu already)", w->nt);
+    if (!arr_reserve(&w->al, &tp, w->nt, &w->t_cap, sizeof *w->t))
+        return W_FAIL(w, err, QFMT_E_NOMEM, 0, name, QFMT_NO_OFFSET, "out of memory");
     w->t = tp;
     if (!gb_reserve(&w->al, &w->names, nlen))
         return W_FAIL(w, err, QFMT_E_NOMEM, 0, name, QFMT_NO_OFFSET, "out of memory");

@@ -104,6 +104,7 @@ static qfmt_status gfail(const qfmt_gguf *g, qfmt_error *err, qfmt_status code, 
 static const char *quote(const uint8_t *p, uint64_t n, char *buf, size_t cap)
 {
     size_t k = (size_t)(n < 80 ? n : 80);
+    while (k < n && k > 0 && (p[k] & 0xC0) == 0x80) k--; /* cut on a UTF-8 boundary */
     if (qfmt_utf8_valid(p, k, true)) return qfmt_escape(p, k, buf, cap);
     size_t o = 0;
     for (size_t i = 0; i < k && o + 5 <= cap; i++) {
@@ -747,7 +748,11 @@ qfmt_status qfmt_gguf_find_key(const qfmt_gguf *g, const char *key, uint64_t *in
     qfmt__clear_error(err);
     if (!g || !key) return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET, "NULL argument");
     int64_t i = find_kv(g, key);
-    if (i < 0) return gfail(g, err, QFMT_E_NOT_FOUND, NULL, QFMT_NO_OFFSET, "no key '%.200s'", key);
+    if (i < 0) {
+        char q[400];
+        return gfail(g, err, QFMT_E_NOT_FOUND, NULL, QFMT_NO_OFFSET, "no key '%s'",
+                     quote((const uint8_t *)key, strlen(key), q, sizeof q));
+    }
     if (index) *index = (uint64_t)i;
     return QFMT_OK;
 }
@@ -758,18 +763,29 @@ static qfmt_status lookup(const qfmt_gguf *g, const char *key, const gg_kv **out
     qfmt__clear_error(err);
     if (!g || !key) return qfmt__fail(err, QFMT_E_ARG, 0, NULL, NULL, QFMT_NO_OFFSET, "NULL argument");
     int64_t i = find_kv(g, key);
-    if (i < 0) return gfail(g, err, QFMT_E_NOT_FOUND, NULL, QFMT_NO_OFFSET, "no key '%.200s'", key);
+    if (i < 0) {
+        char q[400];
+        return gfail(g, err, QFMT_E_NOT_FOUND, NULL, QFMT_NO_OFFSET, "no key '%s'",
+                     quote((const uint8_t *)key, strlen(key), q, sizeof q));
+    }
     *out = &g->kv[i];
     return QFMT_OK;
 }
 
+/* A key of the file for a message (in buf). */
+static const char *kname(const gg_kv *kv, char *buf, size_t cap)
+{
+    return quote((const uint8_t *)kv->key, kv->key_len, buf, cap);
+}
+
 static qfmt_status wrong_type(const qfmt_gguf *g, const gg_kv *kv, qfmt_error *err, const char *want)
 {
+    char q[400];
     if (kv->type == QFMT_GGUF_ARRAY)
-        return gfail(g, err, QFMT_E_TYPE, NULL, kv->data_off, "key '%.200s' holds an array of %s, not %s",
-                     kv->key, qfmt_gguf_type_name(kv->elem_type), want);
-    return gfail(g, err, QFMT_E_TYPE, NULL, kv->data_off, "key '%.200s' holds a %s, not %s", kv->key,
-                 qfmt_gguf_type_name(kv->type), want);
+        return gfail(g, err, QFMT_E_TYPE, NULL, kv->data_off, "key '%s' holds an array of %s, not %s",
+                     kname(kv, q, sizeof q), qfmt_gguf_type_name(kv->elem_type), want);
+    return gfail(g, err, QFMT_E_TYPE, NULL, kv->data_off, "key '%s' holds a %s, not %s",
+                 kname(kv, q, sizeof q), qfmt_gguf_type_name(kv->type), want);
 }
 
 /* One value of type `type` at p, as the getters read it. */
@@ -812,6 +828,7 @@ static qfmt_status convert(const qfmt_gguf *g, const gg_kv *kv, uint32_t type, c
     uint64_t u = 0;
     int64_t i = 0;
     double f = 0;
+    char q[400];
     vclass vc = read_value(type, p, &u, &i, &f);
     static const char *const names[] = {"an integer >= 0", "an integer", "a float", "a bool"};
     switch (want) {
@@ -823,7 +840,8 @@ static qfmt_status convert(const qfmt_gguf *g, const gg_kv *kv, uint32_t type, c
         if (vc == V_SIGNED) {
             if (i < 0)
                 return gfail(g, err, QFMT_E_RANGE, NULL, kv->data_off,
-                             "key '%.200s': %" PRId64 " is negative, not an unsigned value", kv->key, i);
+                             "key '%s': %" PRId64 " is negative, not an unsigned value",
+                             kname(kv, q, sizeof q), i);
             *(uint64_t *)out = (uint64_t)i;
             return QFMT_OK;
         }
@@ -836,7 +854,7 @@ static qfmt_status convert(const qfmt_gguf *g, const gg_kv *kv, uint32_t type, c
         if (vc == V_UNSIGNED) {
             if (u > (uint64_t)INT64_MAX)
                 return gfail(g, err, QFMT_E_RANGE, NULL, kv->data_off,
-                             "key '%.200s': %" PRIu64 " is beyond INT64_MAX", kv->key, u);
+                             "key '%s': %" PRIu64 " is beyond INT64_MAX", kname(kv, q, sizeof q), u);
             *(int64_t *)out = (int64_t)u;
             return QFMT_OK;
         }
@@ -921,10 +939,11 @@ static qfmt_status array_elem(const qfmt_gguf *g, const char *key, uint64_t i, b
     if (kv->type != QFMT_GGUF_ARRAY) return wrong_type(g, kv, err, strings ? "an array of strings" : "an array");
     if (strings != (kv->elem_type == QFMT_GGUF_STRING))
         return wrong_type(g, kv, err, strings ? "an array of strings" : "an array of numbers or bools");
+    char q[400];
     if (i >= kv->count)
         return gfail(g, err, QFMT_E_RANGE, NULL, kv->data_off,
-                     "key '%.200s': index %" PRIu64 " past the array's %" PRIu64 " elements", kv->key, i,
-                     kv->count);
+                     "key '%s': index %" PRIu64 " past the array's %" PRIu64 " elements",
+                     kname(kv, q, sizeof q), i, kv->count);
     *out = kv;
     *at = strings ? g->str_offs[kv->str_first + i] : kv->data_off + i * fixed_width(kv->elem_type);
     return QFMT_OK;

@@ -928,7 +928,7 @@ usage() {
 }
 usage "convert without -o" - convert "$G"
 usage "convert without a source" "$U/o.qfmt" convert -o "$U/o.qfmt"
-usage "convert --type q5_0" "$U/o.qfmt" convert "$G" -o "$U/o.qfmt" --type q5_0
+usage "convert --type q3_0" "$U/o.qfmt" convert "$G" -o "$U/o.qfmt" --type q3_0
 usage "convert --type i8" "$U/o.qfmt" convert "$G" -o "$U/o.qfmt" --type i8
 usage "convert --compress zstd:0" "$U/o.qfmt" convert "$G" -o "$U/o.qfmt" --compress zstd:0
 usage "convert --compress zstd:20" "$U/o.qfmt" convert "$G" -o "$U/o.qfmt" --compress zstd:20
@@ -954,6 +954,265 @@ for cmd in convert dequantize dump verify; do
     fi
 done
 rm -rf "$U"
+
+# ---- Type mixes, recipes and size targets ----------------------------------------------------
+# (spec: "Type mixes, recipes and size targets")
+#  - --type q4_k_m on llama-kjv (4 layers, 8 heads over 4 kv heads: n_gqa 2, an untied lm_head,
+#    rows of 256 and 768) against the types llama.cpp's llama_tensor_get_type gives, written out
+#    below from its rules; the same file from --mix q4_k_m; q3_k_m, q2_k and the q6_k mix;
+#  - --keep and --quantize over a mix; a recipe; bad recipes (exit 1, FILE:LINE) and usage errors
+#    (exit 2);
+#  - --target-bpw: within budget (recomputed from the dump), the error it records is the one
+#    measured here on the dequantized file, and it is no worse than q4_k everywhere at 4.5 bits
+#    per weight (the same size) and better at 5; below the smallest choice: exit 1.
+echo "# type mixes, recipes and size targets"
+M=$TMPD/mix
+mkdir -p "$M"
+LK=$FIX/llama-kjv
+MIXPY=$M/mix.py
+cat >"$MIXPY" <<'PYEOF'
+"""Checks of qfmt convert's type mixes, recipes and size targets (tests/cli_convert.sh)."""
+import importlib.util, json, math, os, sys
+
+spec = importlib.util.spec_from_file_location("st", os.environ["ST_PY"])
+st = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(st)
+
+PROJ = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+        "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+
+
+def use_more_bits(i, n):
+    # llama.cpp: i_layer < n_layers/8 || i_layer >= 7*n_layers/8 || (i_layer - n_layers/8)%3 == 2
+    # (C integer division; n = 4 here, so n/8 = 0 and 7n/8 = 3: layers 2 and 3)
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def expected(mix, name, n_layer, n_gqa):
+    """llama.cpp's type of a llama-kjv tensor under `mix` (None: not quantized). Every row
+    here holds 256 or 768 values: no fallback."""
+    if not name.endswith(".weight") or "norm" in name:
+        return None
+    base = {"q2_k": "q2_k", "q3_k_m": "q3_k", "q4_k_m": "q4_k", "q6_k": "q6_k"}[mix]
+    if name == "lm_head.weight":
+        return "q6_k"  # output: Q6_K unless the default type is Q8_0
+    if name == "model.embed_tokens.weight":
+        return base  # untied: the default type
+    i = int(name.split(".")[2])
+    cat = PROJ[name.split(".")[4]]
+    if cat == "attn_v":
+        if mix == "q2_k":
+            return "q4_k" if n_gqa >= 4 else "q3_k"
+        if mix == "q3_k_m":
+            return "q5_k" if i < 2 else "q4_k"
+        if mix == "q4_k_m":
+            return "q6_k" if use_more_bits(i, n_layer) else "q4_k"
+    if cat == "ffn_down":
+        if mix == "q2_k":
+            return "q3_k"
+        if mix == "q3_k_m":
+            return "q5_k" if i < n_layer // 16 else "q4_k"
+        if mix == "q4_k_m":
+            return "q6_k" if use_more_bits(i, n_layer) else "q4_k"
+    if cat == "attn_output":
+        if mix == "q2_k":
+            return "q3_k"
+        if mix == "q3_k_m":
+            return "q4_k"
+    return base
+
+
+def cmd_mix(dump, src_dir, mix):
+    d = json.load(open(dump))
+    cfg = json.load(open(os.path.join(src_dir, "config.json")))
+    n_layer = cfg["num_hidden_layers"]
+    n_gqa = cfg["num_attention_heads"] // cfg["num_key_value_heads"]
+    src = st.source_tensors(src_dir)
+    errs, counts = [], {}
+    for t in d["tensors"]:
+        want = expected(mix, t["name"], n_layer, n_gqa) or src[t["name"]][0].lower()
+        counts[t["type"]] = counts.get(t["type"], 0) + 1
+        if t["type"] != want:
+            errs.append("%s: %s, llama.cpp's rules say %s" % (t["name"], t["type"], want))
+    if errs:
+        st.fail("; ".join(errs[:6]))
+    print(", ".join("%s %d" % kv for kv in sorted(counts.items())))
+
+
+def cmd_budget(dump, target):
+    """The tensors of convert.target_bpw.tensors take at most `target` bits per weight (from
+    their stored sizes), as convert.target_bpw.achieved says; they are every 2-D weight."""
+    d = json.load(open(dump))
+    m = d["metadata"]
+    names = m["convert.target_bpw.tensors"]
+    ts = {t["name"]: t for t in d["tensors"]}
+    bits = sum(8 * ts[n]["raw_size"] for n in names)
+    el = sum(ts[n]["elements"] for n in names)
+    want = sorted(n for n, t in ts.items() if len(t["shape"]) == 2)
+    if sorted(names) != want:
+        st.fail("budgeted tensors %s, expected the %d 2-D weights" % (sorted(names)[:4], len(want)))
+    if not bits <= float(target) * el:
+        st.fail("%.6f bits per weight over the budget %s" % (bits / el, target))
+    if abs(bits / el - m["convert.target_bpw.achieved"]) > 1e-9:
+        st.fail("achieved %.9f, metadata %.9f" % (bits / el, m["convert.target_bpw.achieved"]))
+    print("%.4f bits per weight <= %s" % (bits / el, target))
+
+
+def sqerr(src_dir, deq, names):
+    src, out = st.source_tensors(src_dir), st.st_read(deq)[0]
+    total = 0.0
+    for n in names:
+        x, y = st.to_f32(src[n][0], src[n][2]), st.to_f32(out[n][0], out[n][2])
+        total += math.fsum((p - q) * (p - q) for p, q in zip(x, y))
+    return total
+
+
+def cmd_error(dump, src_dir, deq, ref_deq, mode):
+    """The squared error of deq over the budgeted tensors equals convert.target_bpw.error (to
+    1e-6 relative) and is <= (mode le) or < (mode lt) that of ref_deq over the same tensors."""
+    m = json.load(open(dump))["metadata"]
+    names = m["convert.target_bpw.tensors"]
+    e, r = sqerr(src_dir, deq, names), sqerr(src_dir, ref_deq, names)
+    rec = m["convert.target_bpw.error"]
+    if not abs(e - rec) <= 1e-6 * max(abs(rec), 1e-30):
+        st.fail("measured error %.10g, metadata %.10g" % (e, rec))
+    if not (e <= r if mode == "le" else e < r):
+        st.fail("error %.10g, q4_k everywhere %.10g" % (e, r))
+    print("error %.6g (metadata %.6g), q4_k everywhere %.6g" % (e, rec, r))
+
+
+if __name__ == "__main__":
+    globals()["cmd_" + sys.argv[1]](*sys.argv[2:])
+PYEOF
+mixpy() { ST_PY=$PY python3 "$MIXPY" "$@"; }
+mixcheck() { # NAME ARGS...: the mix helper's check passes
+    local name=$1 msg
+    shift
+    if msg=$(mixpy "$@" 2>&1); then ok "$name${msg:+ ($msg)}"; else bad "$name" "$msg"; fi
+}
+
+for opt in --type:q4_k_m --type:q3_k_m --mix:q2_k; do # --type q2_k is the plain type
+    mx=${opt#*:}
+    if expect_ok "convert llama ${opt%%:*} $mx" convert "$LK" -o "$M/$mx.qfmt" "${opt%%:*}" "$mx" --threads 2 &&
+        grep -q "^qfmt: types: " "$TMPD/err"; then
+        run dump --json "$M/$mx.qfmt"
+        cp "$TMPD/out" "$M/$mx.json"
+        mixcheck "llama $mx: every tensor's type is llama.cpp's" mix "$M/$mx.json" "$LK" "$mx"
+        pycheck "llama $mx: convert.mix and convert.type" meta "$M/$mx.json" convert.mix "\"$mx\""
+    else
+        bad "convert llama ${opt%%:*} $mx prints the types" "stderr: $(errtext)"
+    fi
+done
+py meta "$M/q4_k_m.json" convert.type '"q4_k"' >/dev/null && ok "q4_k_m: convert.type is its default type q4_k" ||
+    bad "q4_k_m: convert.type is its default type q4_k"
+if expect_ok "convert llama --mix q4_k_m" convert "$LK" -o "$M/mix.qfmt" --mix q4_k_m --threads 3 &&
+    cmp -s "$M/mix.qfmt" "$M/q4_k_m.qfmt"; then
+    ok "--mix q4_k_m writes the file --type q4_k_m writes"
+else
+    bad "--mix q4_k_m writes the file --type q4_k_m writes"
+fi
+if expect_ok "convert llama --mix q6_k" convert "$LK" -o "$M/q6mix.qfmt" --mix q6_k; then
+    run dump --json "$M/q6mix.qfmt"
+    cp "$TMPD/out" "$M/q6mix.json"
+    mixcheck "llama --mix q6_k: llama.cpp's Q6_K (embedding and head too)" mix "$M/q6mix.json" "$LK" q6_k
+fi
+if expect_ok "convert llama --type q6_k" convert "$LK" -o "$M/q6.qfmt" --type q6_k; then
+    run dump --json "$M/q6.qfmt"
+    pycheck "--type q6_k stays the plain type (embedding and head kept)" types "$TMPD/out" \
+        "lm_head.weight=bf16" "model.embed_tokens.weight=bf16" "*.down_proj.weight=q6_k"
+fi
+if [ -s "$M/q4_k_m.qfmt" ]; then
+    run eval "$M/q4_k_m.qfmt" --text "$FIX/heldout.txt" --ctx 64 --windows 2 --threads 2 --json
+    if [ "$RC" -eq 0 ] && grep -q '"perplexity"' "$TMPD/out"; then ok "the q4_k_m file runs (eval)"
+    else bad "the q4_k_m file runs (eval)" "exit $RC" "stderr: $(errtext)"; fi
+fi
+# --keep and --quantize win over the mix: layer 3 kept, the head at the mix's default type
+if expect_ok "convert llama q4_k_m --keep --quantize" convert "$LK" -o "$M/kq.qfmt" --type q4_k_m \
+    --keep 'model.layers.3.*' --quantize lm_head.weight; then
+    run dump --json "$M/kq.qfmt"
+    pycheck "--keep and --quantize win over the mix" types "$TMPD/out" "model.layers.3.*=bf16" \
+        "lm_head.weight=q4_k" "model.layers.2.mlp.down_proj.weight=q6_k" "model.embed_tokens.weight=q4_k"
+fi
+
+# A recipe: first match wins; tensors matching no line follow --type
+cat >"$M/recipe.txt" <<'EOF'
+# attention: q8_0, except layer 0's values
+model.layers.0.self_attn.v_proj.weight  q6_k
+*.self_attn.*.weight                    q8_0   # the rest of attention
+*.down_proj.weight	q5_k
+lm_head.weight keep
+
+model.embed_tokens.weight iq4_xs
+EOF
+if expect_ok "convert llama --recipe" convert "$LK" -o "$M/recipe.qfmt" --recipe "$M/recipe.txt" --type q4_0; then
+    run dump --json "$M/recipe.qfmt"
+    cp "$TMPD/out" "$M/recipe.json"
+    pycheck "recipe: first match wins, the rest follows --type q4_0" types "$M/recipe.json" \
+        "model.layers.0.self_attn.v_proj.weight=q6_k" "model.layers.1.self_attn.v_proj.weight=q8_0" \
+        "*.q_proj.weight=q8_0" "*.down_proj.weight=q5_k" "lm_head.weight=bf16" \
+        "model.embed_tokens.weight=iq4_xs" "*.up_proj.weight=q4_0" "*.input_layernorm.weight=bf16"
+    pycheck "recipe: convert.recipe holds its rules" meta "$M/recipe.json" convert.recipe \
+        '["model.layers.0.self_attn.v_proj.weight q6_k", "*.self_attn.*.weight q8_0", "*.down_proj.weight q5_k", "lm_head.weight keep", "model.embed_tokens.weight iq4_xs"]'
+fi
+printf '*.weight q4_0\n\n*.bias q9_0\n' >"$M/bad1.txt"
+printf '# one word\nlm_head.weight\n' >"$M/bad2.txt"
+printf '*.weight q4_k_m\n' >"$M/bad3.txt"
+printf '*.weight q4_0 q8_0\n' >"$M/bad4.txt"
+expect_fail "recipe: unknown type (exit 1, FILE:LINE)" 1 "$M/b.qfmt" "$M/bad1.txt:3: " "q9_0" -- \
+    convert "$LK" -o "$M/b.qfmt" --recipe "$M/bad1.txt"
+expect_fail "recipe: a glob without a type" 1 "$M/b.qfmt" "$M/bad2.txt:2: " -- \
+    convert "$LK" -o "$M/b.qfmt" --recipe "$M/bad2.txt"
+expect_fail "recipe: a mix is not a type" 1 "$M/b.qfmt" "$M/bad3.txt:1: " "mix" -- \
+    convert "$LK" -o "$M/b.qfmt" --recipe "$M/bad3.txt"
+expect_fail "recipe: three words" 1 "$M/b.qfmt" "$M/bad4.txt:1: " -- \
+    convert "$LK" -o "$M/b.qfmt" --recipe "$M/bad4.txt"
+expect_fail "recipe: missing file" 1 "$M/b.qfmt" "$M/none.txt" -- \
+    convert "$LK" -o "$M/b.qfmt" --recipe "$M/none.txt"
+
+# --target-bpw: within budget, the recorded error measured again here, no worse than q4_k
+# everywhere (4.5 bits per weight: the same size) and better at 5
+expect_ok "convert llama --type q4_k, embedding and head too" convert "$LK" -o "$M/q4k.qfmt" --type q4_k \
+    --quantize model.embed_tokens.weight --quantize lm_head.weight &&
+    expect_ok "dequantize the q4_k file" dequantize "$M/q4k.qfmt" -o "$M/q4k.safetensors"
+for x in 4.5 5; do
+    if expect_ok "convert llama --target-bpw $x" convert "$LK" -o "$M/t$x.qfmt" --target-bpw "$x" --threads 2; then
+        grep -q "^qfmt: --target-bpw $x: " "$TMPD/err" && ok "--target-bpw $x: the choice on stderr" ||
+            bad "--target-bpw $x: the choice on stderr" "stderr: $(errtext)"
+        run dump --json "$M/t$x.qfmt"
+        cp "$TMPD/out" "$M/t$x.json"
+        mixcheck "--target-bpw $x: within budget" budget "$M/t$x.json" "$x"
+        pycheck "--target-bpw $x: convert.target_bpw" meta "$M/t$x.json" convert.target_bpw "$x"
+        pycheck "--target-bpw $x: no convert.type" meta "$M/t$x.json" convert.type null
+        if expect_ok "dequantize the --target-bpw $x file" dequantize "$M/t$x.qfmt" -o "$M/t$x.safetensors"; then
+            mode=le
+            [ "$x" = 5 ] && mode=lt
+            mixcheck "--target-bpw $x: measured error, vs q4_k everywhere ($mode)" error "$M/t$x.json" "$LK" \
+                "$M/t$x.safetensors" "$M/q4k.safetensors" "$mode"
+        fi
+    fi
+done
+expect_fail "--target-bpw below the smallest choice" 1 "$M/b.qfmt" "below the smallest choice" -- \
+    convert "$LK" -o "$M/b.qfmt" --target-bpw 2
+if expect_ok "convert llama --target-bpw 5 --target-types" convert "$LK" -o "$M/tt.qfmt" --target-bpw 5 \
+    --target-types q4_0,q8_0; then
+    run dump --json "$M/tt.qfmt"
+    mixcheck "--target-types: within budget" budget "$TMPD/out" 5
+    pycheck "--target-types: only those" meta "$TMPD/out" convert.target_bpw.types '["q4_0", "q8_0"]'
+fi
+
+usage "convert --mix q9_k_m" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --mix q9_k_m
+usage "convert --type q4_k_x" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --type q4_k_x
+usage "convert --type q4_k_m --mix q4_k_m" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --type q4_k_m --mix q4_k_m
+usage "convert --type q4_k --type q4_k_m" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --type q4_k --type q4_k_m
+usage "convert --target-bpw 0" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --target-bpw 0
+usage "convert --target-bpw x" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --target-bpw x
+usage "convert --target-bpw with --type" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --target-bpw 4 --type q4_k
+usage "convert --target-bpw with --mix" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --target-bpw 4 --mix q8_0
+usage "convert --target-types without --target-bpw" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --target-types q4_k
+usage "convert --target-types q9_0" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --target-bpw 4 --target-types q4_k,q9_0
+usage "convert --recipe without a file" - convert "$LK" -o "$M/u.qfmt" --recipe
+usage "convert --type q2_k_s without --imatrix" "$M/u.qfmt" convert "$LK" -o "$M/u.qfmt" --type q2_k_s
+rm -rf "$M"
 
 echo "$PASS passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

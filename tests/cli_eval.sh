@@ -127,6 +127,116 @@ else
     bad "convert of the ESC tokenizer model: $(head -c 300 "$work/err")"
 fi
 
+# --kl-base: llama-kjv's q8_0 and q4_0 against its f32 on the same windows. f32 against itself:
+# KL 0, the same top token everywhere, ratio 1; q8_0 nearer than q4_0; MODEL's own figures as
+# without --kl-base; --fast for MODEL only; BERT at its masked positions; refusals. 16 windows
+# (each runs two models; the script stays within CTest's 600 s on a busy 2-core machine).
+kw=$([ $full = 1 ] && echo 16 || echo 4)
+ref="$work/llama-f32.qfmt"
+for t in f32 q8_0 q4_0; do
+    if "$QFMT" eval "$work/llama-$t.qfmt" --tokens "$F/heldout.safetensors" --windows $kw --kl-base "$ref" --json \
+        >"$work/kl-$t.json" 2>"$work/err"; then
+        ok "kl llama $t: exit 0"
+    else
+        bad "kl llama $t: exit ($(head -c 300 "$work/err"))"
+    fi
+done
+"$QFMT" eval "$work/llama-q4_0.qfmt" --tokens "$F/heldout.safetensors" --windows $kw --json >"$work/kl-plain.json" 2>/dev/null
+"$QFMT" eval "$ref" --tokens "$F/heldout.safetensors" --windows $kw --json >"$work/kl-f32plain.json" 2>/dev/null
+python3 - "$work" "$ref" <<'PYEOF' && ok "kl llama: --json fields and figures" || bad "kl llama: --json fields and figures"
+import json, sys
+w, ref = sys.argv[1], sys.argv[2]
+d = {t: json.load(open(f"{w}/kl-{t}.json")) for t in ("f32", "q8_0", "q4_0", "plain", "f32plain")}
+for t in ("f32", "q8_0", "q4_0"):
+    k = d[t]["kl"]
+    assert set(k) >= {"mean", "p99", "same_top", "ppl_ratio", "ref_perplexity", "positions", "ref"}, (t, k)
+    assert k["ref"] == ref and k["positions"] == d[t]["scored_tokens"], (t, k)
+    assert k["ref_perplexity"] == d["f32plain"]["perplexity"], (t, k["ref_perplexity"], d["f32plain"]["perplexity"])
+    assert abs(k["ppl_ratio"] - d[t]["perplexity"] / k["ref_perplexity"]) <= 1e-12, (t, k)
+    assert 0 <= k["mean"] <= k["max"] and k["median"] <= k["p99"] <= k["max"], (t, k)
+    for key in ("model", "perplexity", "scored_tokens", "tokens_per_second", "windows", "ctx", "path", "type_mix"):
+        assert key in d[t], (t, key)
+f, q8, q4 = d["f32"]["kl"], d["q8_0"]["kl"], d["q4_0"]["kl"]
+assert f["mean"] == 0 and f["p99"] == 0 and f["max"] == 0 and f["same_top"] == 1 and f["ppl_ratio"] == 1, f
+assert 0 < q8["mean"] < 1e-3 and q8["same_top"] >= 0.97, q8
+assert q8["mean"] < q4["mean"] < 0.1 and q4["same_top"] >= 0.85 and q8["p99"] < q4["p99"], (q8, q4)
+assert d["q4_0"]["perplexity"] == d["plain"]["perplexity"], "MODEL's perplexity changed with --kl-base"
+print(f"  q8_0: mean {q8['mean']:.3g} p99 {q8['p99']:.3g} same_top {q8['same_top']:.4f} ratio {q8['ppl_ratio']:.6f}")
+print(f"  q4_0: mean {q4['mean']:.3g} p99 {q4['p99']:.3g} same_top {q4['same_top']:.4f} ratio {q4['ppl_ratio']:.6f}")
+PYEOF
+"$QFMT" eval "$work/llama-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows 4 --kl-base "$ref" >"$work/out" 2>"$work/err"
+grep -q "^perplexity [0-9.]* over 508 scored tokens" "$work/out" && grep -q "^KL divergence from $ref: mean [0-9.e-]*, p99 [0-9.e-]* nats; same top token at [0-9.]*% of 508 positions$" "$work/out" &&
+    grep -q "^perplexity ratio [0-9.]* (REF perplexity [0-9.]*)$" "$work/out" && [ "$(wc -l <"$work/out")" = 3 ] &&
+    ok "kl: text output" || bad "kl: text output: $(head -c 400 "$work/out")"
+# the fast path applies to MODEL only: REF's perplexity is the exact one (f32 weights take the
+# exact products on both paths, so MODEL is q8_0 here)
+"$QFMT" eval "$work/llama-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows 4 --fast --kl-base "$ref" --json >"$work/kl-fast.json" 2>/dev/null
+"$QFMT" eval "$work/llama-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows 4 --kl-base "$ref" --json >"$work/kl-exact.json" 2>/dev/null
+"$QFMT" eval "$ref" --tokens "$F/heldout.safetensors" --windows 4 --json >"$work/kl-ref4.json" 2>/dev/null
+python3 - "$work" <<'PYEOF' && ok "kl: --fast for MODEL, REF exact" || bad "kl: --fast for MODEL, REF exact"
+import json, sys
+f, e, r = (json.load(open(f"{sys.argv[1]}/kl-{n}.json")) for n in ("fast", "exact", "ref4"))
+assert f["path"] == "fast" and f["perplexity"] != e["perplexity"] and f["kl"]["mean"] != e["kl"]["mean"], (f, e)
+assert f["kl"]["ref_perplexity"] == e["kl"]["ref_perplexity"] == r["perplexity"], (f, e, r)
+assert 0 < f["kl"]["mean"] < 1e-2, f
+PYEOF
+# a quantized REF: a warning, and the figures
+expect 0 "kl: quantized REF" "$QFMT" eval "$work/llama-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows 2 --kl-base "$work/llama-q4_0.qfmt"
+grep -q "warning: --kl-base: .*llama-q4_0.qfmt is not a float model: 28 linear weights are q4_0" "$work/err" &&
+    ok "kl: quantized REF warns" || bad "kl: quantized REF: $(head -c 300 "$work/err")"
+# --text is tokenized with MODEL's tokenizer; the same stream as --tokens, the same figures
+a=$("$QFMT" eval "$work/gpt2-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows 4 --kl-base "$work/gpt2-f32.qfmt" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["kl"]["mean"])')
+b=$("$QFMT" eval "$work/gpt2-q8_0.qfmt" --text "$F/heldout.txt" --windows 4 --kl-base "$work/gpt2-f32.qfmt" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["kl"]["mean"])')
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "kl: --text and --tokens agree ($a)" || bad "kl: --text ($b) and --tokens ($a) differ"
+# BERT: at the masked positions
+if "$QFMT" eval "$work/bert-q8_0.qfmt" --tokens "$F/heldout.safetensors" --windows $kw --mask "$F/bert-kjv/mlm_mask.safetensors" \
+    --kl-base "$work/bert-f32.qfmt" --json >"$work/kl-bert.json" 2>"$work/err" &&
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=d["kl"]; assert k["positions"]==d["scored_tokens"] and 0<k["mean"]<1e-2 and k["same_top"]>=0.9, k' "$work/kl-bert.json"; then
+    ok "kl: bert q8_0 at the masked positions"
+else
+    bad "kl: bert q8_0: $(head -c 300 "$work/err")"
+fi
+# refusals: a missing value (usage), a missing file, another family, another vocabulary
+expect 2 "kl: --kl-base without a file" "$QFMT" eval "$ref" --tokens "$F/heldout.safetensors" --kl-base
+expect 1 "kl: missing REF" "$QFMT" eval "$ref" --tokens "$F/heldout.safetensors" --kl-base "$work/nope.qfmt"
+grep -q "nope.qfmt" "$work/err" && ok "kl: missing REF named" || bad "kl: missing REF: $(head -c 300 "$work/err")"
+expect 1 "kl: REF of another family" "$QFMT" eval "$ref" --tokens "$F/heldout.safetensors" --kl-base "$work/gpt2-f32.qfmt"
+grep -q "gpt2-f32.qfmt is a 'gpt2' model" "$work/err" && ok "kl: the family named" || bad "kl: another family: $(head -c 300 "$work/err")"
+mkdir -p "$work/llama-v4000"
+python3 - "$F/llama-kjv" "$work/llama-v4000" <<'PYEOF' # llama-kjv cut to a vocabulary of 4000
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+c = json.load(open(f"{src}/config.json"))
+c["vocab_size"] = 4000
+json.dump(c, open(f"{dst}/config.json", "w"))
+b = open(f"{src}/model.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h, data = json.loads(b[8 : 8 + n]), b[8 + n :]
+out, parts, off = {}, [], 0
+for k, v in h.items():
+    if k == "__metadata__":
+        out[k] = v
+        continue
+    s, e = v["data_offsets"]
+    t = data[s:e]
+    if v["shape"][0] == 4096 and k in ("model.embed_tokens.weight", "lm_head.weight"):
+        t = t[: len(t) // 4096 * 4000]
+        v = dict(v, shape=[4000] + v["shape"][1:])
+    out[k] = dict(v, data_offsets=[off, off + len(t)])
+    parts.append(t)
+    off += len(t)
+hj = json.dumps(out).encode()
+hj += b" " * (-len(hj) % 8)
+open(f"{dst}/model.safetensors", "wb").write(struct.pack("<Q", len(hj)) + hj + b"".join(parts))
+PYEOF
+if "$QFMT" convert "$work/llama-v4000" -o "$work/llama-v4000.qfmt" >/dev/null 2>"$work/err"; then
+    expect 1 "kl: REF of another vocabulary" "$QFMT" eval "$ref" --tokens "$F/heldout.safetensors" --kl-base "$work/llama-v4000.qfmt"
+    grep -q "llama-v4000.qfmt has a vocabulary of 4000 tokens and .*llama-f32.qfmt one of 4096" "$work/err" &&
+        ok "kl: another vocabulary named" || bad "kl: another vocabulary: $(head -c 300 "$work/err")"
+else
+    bad "kl: convert of the 4000-token llama: $(head -c 300 "$work/err")"
+fi
+
 expect 2 "no token source" "$QFMT" eval "$work/gpt2-f32.qfmt"
 expect 2 "both token sources" "$QFMT" eval "$work/gpt2-f32.qfmt" --tokens a --text b
 expect 0 "--help" "$QFMT" eval --help

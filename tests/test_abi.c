@@ -341,7 +341,20 @@ Test(abi, model_struct_layouts_match_the_major_version) {
         MF(qfmt_convert_opts, warning, 72, 8),
         MF(qfmt_convert_opts, ctx, 80, 8),
         MF(qfmt_convert_opts, flags, 88, 4),
-        MF(qfmt_convert_opts, reserved, 96, 32),
+        MF(qfmt_convert_opts, types, 96, 8),
+        MF(qfmt_convert_opts, importance, 104, 8),
+        MF(qfmt_convert_opts, reserved, 112, 16),
+        MS(qfmt_convert_types, 80, 8),
+        MF(qfmt_convert_types, mix, 0, 8),
+        MF(qfmt_convert_types, rules, 8, 8),
+        MF(qfmt_convert_types, nrules, 16, 8),
+        MF(qfmt_convert_types, target_bpw, 24, 8),
+        MF(qfmt_convert_types, target_types, 32, 8),
+        MF(qfmt_convert_types, ntarget_types, 40, 8),
+        MF(qfmt_convert_types, reserved, 48, 32),
+        MS(qfmt_convert_rule, 16, 8),
+        MF(qfmt_convert_rule, glob, 0, 8),
+        MF(qfmt_convert_rule, type, 8, 4),
         MS(qfmt_convert_result, 72, 8),
         MF(qfmt_convert_result, tensors, 0, 8),
         MF(qfmt_convert_result, tensors_total, 8, 8),
@@ -394,13 +407,23 @@ Test(abi, model_reserved_fields_must_be_zero) {
     qfmt_convert_opts co = QFMT_CONVERT_OPTS_INIT;
     cr_expect_eq(co.type, (uint32_t)QFMT_TYPE_F32);
     cr_expect_eq(co.zstd_level, 0);
-    for (size_t k = 0; k < 4; k++) cr_expect_eq(co.reserved[k], 0u);
+    for (size_t k = 0; k < 2; k++) cr_expect_eq(co.reserved[k], 0u);
+    cr_expect_null(co.types);
+    cr_expect_null(co.importance);
     /* qfmt_convert_hf refuses a non-zero reserved field before it opens anything */
-    co.reserved[3] = 1;
+    co.reserved[1] = 1;
     qfmt_error e;
     qfmt_convert_result res;
     cr_expect_eq(qfmt_convert_hf("/nonexistent-src", "/nonexistent-dir/out.qfmt", &co, &res, &e), QFMT_E_ARG);
     cr_expect_eq(res.tensors, 0u);
+    /* and one in its qfmt_convert_types */
+    co.reserved[1] = 0;
+    qfmt_convert_types ct = QFMT_CONVERT_TYPES_INIT;
+    for (size_t k = 0; k < 4; k++) cr_expect_eq(ct.reserved[k], 0u);
+    ct.reserved[3] = 1;
+    co.types = &ct;
+    cr_expect_eq(qfmt_convert_hf("/nonexistent-src", "/nonexistent-dir/out.qfmt", &co, &res, &e), QFMT_E_ARG);
+    co.types = NULL;
     /* qfmt_family_tensors refuses hyperparameters with a non-zero reserved field */
     qfmt_model_hparams h;
     memset(&h, 0, sizeof h);

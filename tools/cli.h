@@ -34,10 +34,12 @@ struct qfmt_cmd {
 };
 
 /* Subcommands (tools/cmd_<name>.c). Later: convert, dequantize, run, eval. */
+int cmd_calibrate(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_dequantize(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

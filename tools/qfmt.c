@@ -15,10 +15,12 @@
 /* Adding a command: write tools/cmd_<name>.c with `int cmd_<name>(int argc, char **argv)`,
  * declare it in cli.h and add a row here. */
 static const struct qfmt_cmd cmds[] = {
+    {"calibrate", cmd_calibrate, "collect an importance matrix (llama.cpp imatrix GGUF) over calibration text"},
     {"convert", cmd_convert, "convert a Hugging Face model or safetensors file to qfmt"},
     {"dequantize", cmd_dequantize, "write a qfmt file's tensors to a safetensors file"},
     {"dump", cmd_dump, "print header, metadata and tensor table"},
     {"eval", cmd_eval, "perplexity of a model over a token stream or text"},
+    {"export", cmd_export, "write a qfmt model as a llama.cpp GGUF file"},
     {"run", cmd_run, "run a model (GPT-2, LLaMA, Mistral, Qwen, Gemma, Phi-3, BERT): generate, fill masks, dump logits"},
     {"tokenize", cmd_tokenize, "text to token ids and back, as Hugging Face tokenizers gives them"},
     {"verify", cmd_verify, "check structure and every checksum"},

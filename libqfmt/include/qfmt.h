@@ -259,8 +259,8 @@ QFMT_API bool qfmt_kernel_available(qfmt_kernel k);
 
 /* Converts nrows rows of row_len values from src_type (F32, F16 or BF16) to dst_type (any
  * float or block type). dst_size must be the destination type's size for nrows*row_len
- * values. Errors: QFMT_E_RANGE when row_len is not a multiple of QFMT_BLOCK_ELEMS for a
- * block type, when a value is NaN or infinite (block types only: the message names row and
+ * values. Errors: QFMT_E_RANGE when row_len is not a multiple of the block type's
+ * block_elems (32, or 256 for the super-block types), when a value is NaN or infinite (block types only: the message names row and
  * column), or when a block's scale/offset exceeds fp16's range; QFMT_E_UNSUPPORTED for
  * other types. On error dst holds unspecified bytes. */
 QFMT_API qfmt_status qfmt_quantize(uint32_t dst_type, void *dst, uint64_t dst_size,

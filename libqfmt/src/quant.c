@@ -2,7 +2,10 @@
  * level (scalar or AVX2, same bytes; chosen by dispatch.c) and threads over contiguous runs of
  * blocks. Blocks (32 or 256 values) never straddle rows (rows hold whole blocks), so a tensor is
  * a flat run of blocks - except with importance, whose quantizers take a whole row at a time
- * (ggml's weighted quantizers use statistics of the row): then threads share out rows. */
+ * (ggml's weighted quantizers use statistics of the row): then threads share out rows.
+ * The importance is first scaled by a power of two so that its largest value lies in
+ * [0.5, 1) (internal/kquant_util.h, qfmt__imp_exponent): exact, and it changes no bytes where
+ * no fp32 sum under- or overflows, while importance near FLT_MAX no longer overflows them. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <pthread.h>
@@ -13,6 +16,7 @@
 #include "internal/checked.h"
 #include "internal/dispatch.h"
 #include "internal/error.h"
+#include "internal/kquant_util.h"
 
 static int is_float(uint32_t t) { return t == QFMT_TYPE_F32 || t == QFMT_TYPE_F16 || t == QFMT_TYPE_BF16; }
 static size_t float_size(uint32_t t) { return t == QFMT_TYPE_F32 ? 4 : 2; }
@@ -182,6 +186,23 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
                                   c, (double)importance[c]);
     }
 
+    /* The scaled importance, one copy for every row (the caller's is const). The weighted
+     * kernels of ggml's types apply the same scaling themselves (so that the kernel table's
+     * quantize_weighted gives these bytes on the caller's importance too; on a scaled vector
+     * theirs is the identity); q8_z and q4_z search in double and are left as they are. */
+    float *scaled = NULL;
+    if (importance && block_type != QFMT_TYPE_Q8_Z && block_type != QFMT_TYPE_Q4_Z) {
+        const int e = qfmt__imp_exponent(importance, (size_t)row_len);
+        if (e != 0) {
+            scaled = malloc((size_t)row_len * sizeof *scaled);
+            if (!scaled)
+                return qfmt__fail(err, QFMT_E_NOMEM, 0, NULL, NULL, QFMT_NO_OFFSET,
+                                  "%s: no memory for the importance of %" PRIu64 " columns", verb,
+                                  row_len);
+            importance = qfmt__imp_scaled(importance, (size_t)row_len, e, scaled);
+        }
+    }
+
     part proto;
     memset(&proto, 0, sizeof proto);
     proto.quantize = quantize;
@@ -224,6 +245,7 @@ static qfmt_status run(bool quantize, uint32_t dst_type, void *dst, uint64_t dst
         if (started[t]) pthread_join(tid[t], NULL);
         else run_part(&parts[t]); /* no thread to be had: do it here */
     }
+    free(scaled);
     for (unsigned t = 0; t < threads; t++) /* the first failure in element order */
         if (parts[t].status != QFMT_OK) {
             const char *tname = qfmt_type_get_traits(block_type)->name;

@@ -177,6 +177,42 @@ QFMT_API size_t qfmt_sampler_top(qfmt_sampler *s, const float *logits, size_t k,
  * exp(mean of these). target must be within 0..vocab-1. */
 QFMT_API double qfmt_nll(const float *logits, size_t vocab, int32_t target);
 
+/* KL divergence of a model's token distribution from a reference's (qfmt eval --kl-base; as
+ * llama.cpp's llama-perplexity --kl-divergence): KL(P_ref || P) = sum_v p_ref(v) (log p_ref(v)
+ * - log p(v)) over all vocab logits of each row, in nats, from log-softmax rows computed in
+ * double after shifting by the row's maximum (any finite logits, however large). A -inf
+ * reference logit contributes 0; a -inf logit where p_ref > 0 makes the result +inf; a row
+ * holding NaN or +inf, or only -inf, gives NaN. Rounding below 0 is returned as 0, so
+ * identical rows give exactly 0. same_top (NULL: not wanted): whether both argmaxes agree,
+ * each the first index of its maximum. vocab must be at least 1. */
+QFMT_API double qfmt_kl_divergence(const float *ref_logits, const float *logits, size_t vocab, bool *same_top);
+
+/* Positions accumulated, one qfmt_kl_acc_add per scored position, into the figures of a
+ * --kl-base eval. The accumulator keeps one double per position (for the quantiles), never the
+ * logits. Not shared between threads. */
+typedef struct qfmt_kl_acc qfmt_kl_acc;
+typedef struct qfmt_kl_stats {
+    uint64_t positions;    /* added */
+    double mean;           /* mean KL(P_ref || P), nats */
+    double p99, median;    /* nearest rank: the ceil(q n)-th smallest of the n KL values (q 0.99, 0.5) */
+    double max;            /* largest KL */
+    double same_top;       /* share of positions whose argmaxes agree, 0..1 */
+    double perplexity;     /* exp(mean -log p(target)): the model's (qfmt_nll's, to the bit) */
+    double ref_perplexity; /* the reference's */
+    double ppl_ratio;      /* perplexity / ref_perplexity, as exp(mean difference of the nll) */
+    uint64_t reserved[4];  /* zeroed */
+} qfmt_kl_stats;
+/* QFMT_E_ARG: vocab 0 or above 2^30; QFMT_E_NOMEM. */
+QFMT_API qfmt_status qfmt_kl_acc_new(qfmt_kl_acc **out, size_t vocab, qfmt_error *err);
+QFMT_API void qfmt_kl_acc_free(qfmt_kl_acc *a); /* NULL is a no-op */
+/* One position: both models' logits rows (vocab floats each) and the token it scores.
+ * QFMT_E_ARG (target outside 0..vocab-1), QFMT_E_NOMEM; nothing is added then. */
+QFMT_API qfmt_status qfmt_kl_acc_add(qfmt_kl_acc *a, const float *ref_logits, const float *logits, int32_t target,
+                                     qfmt_error *err);
+/* The figures so far (NaN where no position was added; a NaN KL sorts last). Reorders the
+ * stored values (which changes nothing else): more positions may be added afterwards. */
+QFMT_API void qfmt_kl_acc_stats(qfmt_kl_acc *a, qfmt_kl_stats *out);
+
 /* ==== Token ids in safetensors files ========================================================= */
 
 /* Token ids read from an I32 or I64 safetensors tensor (qfmt eval --tokens, qfmt run --input:
@@ -204,6 +240,41 @@ QFMT_API void qfmt_token_ids_free(qfmt_token_ids *t); /* empties *t; NULL is a n
  * (rows x cols overflows). */
 QFMT_API qfmt_status qfmt_position_mask_read(const qfmt_st_file *f, const char *name, bool first_if_absent,
                                              uint64_t rows, uint64_t cols, uint8_t *out, qfmt_error *err);
+
+/* ==== Importance matrices (calibration) ===================================================== */
+/* For every matrix product with a stored weight: the sum over input rows of each input
+ * column's squared activation (in_sum2) and the number of rows (counts), collected by running
+ * the model over calibration text; saved and read as llama.cpp's imatrix GGUF (general.type
+ * "imatrix", imatrix.datasets / chunk_count / chunk_size, tensors "<name>.in_sum2" F32
+ * [cols, 1] and "<name>.counts" F32 [1, 1] under llama.cpp's tensor names), so files move both
+ * ways between qfmt and llama.cpp's llama-imatrix / llama-quantize. Not thread-safe. */
+typedef struct qfmt_imatrix qfmt_imatrix;
+QFMT_API qfmt_status qfmt_imatrix_new(qfmt_imatrix **out, qfmt_error *err);
+QFMT_API void qfmt_imatrix_free(qfmt_imatrix *im); /* NULL is a no-op */
+/* One chunk: a forward pass of ids[0..n) from an empty context (n at most the model's
+ * context), adding every product's input statistics; counts one chunk. */
+QFMT_API qfmt_status qfmt_imatrix_collect(qfmt_imatrix *im, qfmt_model *m, const int32_t *ids, size_t n,
+                                          const qfmt_run_opts *o, qfmt_error *err);
+/* A name for imatrix.datasets (the calibration file). */
+QFMT_API qfmt_status qfmt_imatrix_add_dataset(qfmt_imatrix *im, const char *name, qfmt_error *err);
+QFMT_API size_t qfmt_imatrix_count(const qfmt_imatrix *im);
+QFMT_API uint32_t qfmt_imatrix_chunks(const qfmt_imatrix *im);
+/* Entry i: its name (llama.cpp's tensor name, or the stored name where llama.cpp has none),
+ * columns and rows seen. Any out pointer may be NULL. QFMT_E_RANGE past the last. */
+QFMT_API qfmt_status qfmt_imatrix_entry(const qfmt_imatrix *im, size_t i, const char **name, uint64_t *cols,
+                                        double *count);
+/* The importance of tensor `name` (a Hugging Face name of family f, mapped to llama.cpp's, or an
+ * entry's own name) with `cols` columns: out[j] = in_sum2[j] / counts in fp32 as llama-quantize
+ * computes it (1 for every column of an entry that saw no input). QFMT_E_NOT_FOUND: no entry;
+ * QFMT_E_CORRUPT: another column count. */
+QFMT_API qfmt_status qfmt_imatrix_importance(const qfmt_imatrix *im, const qfmt_family *f, const char *name,
+                                             uint64_t cols, float *out, qfmt_error *err);
+/* Writes the GGUF file atomically (entries sorted by name, as llama-imatrix does). */
+QFMT_API qfmt_status qfmt_imatrix_save(const qfmt_imatrix *im, const char *path, qfmt_error *err);
+/* Reads one (llama.cpp's or qfmt's): every "<name>.in_sum2" with its "<name>.counts", checked
+ * (F32, shapes, finite and >= 0); statistics of several matrices per tensor (MoE experts) are
+ * refused (QFMT_E_UNSUPPORTED). */
+QFMT_API qfmt_status qfmt_imatrix_load(qfmt_imatrix **out, const char *path, qfmt_error *err);
 
 /* ==== Model families ======================================================================== */
 
@@ -247,6 +318,16 @@ typedef bool (*qfmt_family_tensor_fn)(void *ctx, const qfmt_family_tensor *t); /
 QFMT_API qfmt_status qfmt_family_tensors(const qfmt_family *f, const qfmt_model_hparams *h,
                                          qfmt_family_tensor_fn fn, void *ctx, qfmt_error *err);
 
+/* llama.cpp's names (GGUF files, imatrix files). The architecture llama.cpp gives family f
+ * (general.architecture: "llama" for mistral, "gemma3" for gemma3_text, else the family's name). */
+QFMT_API const char *qfmt_family_gguf_arch(const qfmt_family *f);
+/* The GGUF name of Hugging Face tensor `hf_name` of family f ("model.layers.3.self_attn.q_proj
+ * .weight" -> "blk.3.attn_q.weight"), into out (cap bytes, NUL-terminated); QFMT_E_NOT_FOUND for
+ * a tensor llama.cpp has no name for (BERT's MLM head) or the family does not know, QFMT_E_RANGE
+ * when out is too small. qfmt_family_hf_name is the inverse. */
+QFMT_API qfmt_status qfmt_family_gguf_name(const qfmt_family *f, const char *hf_name, char *out, size_t cap);
+QFMT_API qfmt_status qfmt_family_hf_name(const qfmt_family *f, const char *gguf_name, char *out, size_t cap);
+
 /* A config.json text (malloc'd, caller frees; NULL when out of memory) describing a model of
  * family f with hyperparameters h under the family's own key names: model_type, architectures,
  * sizes, norm eps, rope_theta (RoPE families), tie_word_embeddings = tied, torch_dtype from
@@ -285,14 +366,86 @@ typedef struct qfmt_convert_opts {
     void (*warning)(void *ctx, const char *message);
     void *ctx;
     unsigned flags;       /* QFMT_CONVERT_STRICT_TOKENIZER */
-    uint64_t reserved[4]; /* zero */
+    /* Per-tensor type choices beyond `type` (a llama.cpp mix, a recipe, a size target), or NULL. */
+    const struct qfmt_convert_types *types;
+    /* Optional: the importance (llama.cpp's imatrix: one value per column, in_sum2 / counts) of
+     * tensor `tensor` (its source name; family f from config.json's model_type, or NULL) whose
+     * stored rows hold row_len values: fill out[0..row_len) (finite, >= 0) and return QFMT_OK,
+     * or QFMT_E_NOT_FOUND for none; any other status fails the conversion with *err. Called on
+     * the calling thread, maybe more than once for a tensor (a size target measures its
+     * candidates before the conversion; mix q2_k_s checks that every q2_k tensor has data).
+     * Quantized tensors then use the weighted quantizers (qfmt_quant_opts.importance), a size
+     * target weights its errors with it, and a mix takes llama.cpp's imatrix rules (its
+     * has_imatrix: the callback is set). */
+    qfmt_status (*importance)(void *ctx, const qfmt_family *f, const char *tensor, uint64_t row_len, float *out,
+                              qfmt_error *err);
+    uint64_t reserved[2]; /* zero */
 } qfmt_convert_opts;
 /* A tokenizer.json that qfmt cannot reproduce exactly fails the conversion (QFMT_E_UNSUPPORTED,
  * or the tokenizer's own error) instead of a warning; the file is embedded either way when
  * the conversion goes on. */
 #define QFMT_CONVERT_STRICT_TOKENIZER 1u
 #define QFMT_CONVERT_OPTS_INIT \
-    {QFMT_TYPE_F32, QFMT_QUALITY_REFERENCE, 0, 1u, NULL, 0u, NULL, 0u, NULL, NULL, NULL, NULL, NULL, 0u, {0u, 0u, 0u, 0u}}
+    {QFMT_TYPE_F32, QFMT_QUALITY_REFERENCE, 0, 1u, NULL, 0u, NULL, 0u, NULL, NULL, NULL, NULL, NULL, 0u, NULL, NULL, {0u, 0u}}
+
+/* ---- Type mixes, recipes and size targets (spec: "Type mixes, recipes and size targets") ---- */
+
+/* A recipe rule: tensors whose name matches `glob` (fnmatch(3), no flags) take `type`: F32, F16,
+ * BF16, a block type (with llama.cpp's fallback for rows that hold no super-block; rows that
+ * hold no block keep their type, with a note), or QFMT_CONVERT_KEEP (the source type). */
+#define QFMT_CONVERT_KEEP UINT32_MAX
+typedef struct qfmt_convert_rule {
+    const char *glob;
+    uint32_t type;
+} qfmt_convert_rule;
+
+/* Start from QFMT_CONVERT_TYPES_INIT. For each float tensor, in this order: a `keep` glob (of
+ * qfmt_convert_opts) keeps its type; a `quantize` glob gives it the mix's default type (no
+ * bumps), or makes it a size-target candidate, or (with neither) `type` as before; the first
+ * matching rule gives its type; then the size target's choice, or the mix's, or the default
+ * policy for `type`. */
+typedef struct qfmt_convert_types {
+    /* NULL, or a llama.cpp mix (qfmt_convert_mix): the type llama-quantize's ftype of that
+     * name would give each tensor (token embeddings and the output head included); `type` is
+     * not used. Tensors it does not quantize (1-D, norms, biases, position and token-type
+     * embeddings) keep their type. */
+    const char *mix;
+    const qfmt_convert_rule *rules; /* a recipe: first match wins */
+    size_t nrules;
+    /* > 0: choose per tensor, among target_types (each replaced by llama.cpp's fallback where
+     * a tensor's rows hold no super-block), the types that minimise the sum of the measured
+     * errors (sum over elements of importance[col] * (w - decoded w)^2, or of (w - decoded w)^2
+     * without importance) while the candidates' bits (8 x qfmt_type_size, before any zstd)
+     * over their elements stay <= target_bpw. Candidates: the tensors a mix would quantize
+     * (embeddings and head included) and `quantize`'s, less those a `keep` glob or a rule fixes;
+     * other tensors keep their type. `type` and `mix` are not used (mix must be NULL). Every
+     * candidate is quantized with every type before the conversion starts, one tensor in
+     * memory at a time, and again at its chosen type. QFMT_E_RANGE when even the smallest
+     * types exceed the budget. */
+    double target_bpw;
+    const uint32_t *target_types; /* block or float types; NULL: q2_k, q3_k, q4_k, q5_k, q6_k, q8_0 */
+    size_t ntarget_types;         /* 1..16 */
+    uint64_t reserved[4];         /* zero */
+} qfmt_convert_types;
+#define QFMT_CONVERT_TYPES_INIT {NULL, NULL, 0u, 0.0, NULL, 0u, {0u, 0u, 0u, 0u}}
+
+/* Mix i (0, 1, ...; NULL past the last): its name, llama-quantize's ftype name in lower case
+ * ("q2_k", "q2_k_s", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m",
+ * "q6_k", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl", "iq4_xs"), and its default type
+ * (llama_ftype_get_default_type) in *type when type is not NULL. */
+QFMT_API const char *qfmt_convert_mix(size_t i, uint32_t *type);
+
+/* Parses a recipe: lines "GLOB TYPE" (separated by spaces or tabs; TYPE a type name as
+ * qfmt_type_from_name takes it - f32, f16, bf16 or a block type - or "keep"), '#' starting a
+ * comment anywhere, blank lines ignored; no line may hold more than two words. *rules (one
+ * malloc'd block holding the rules and their globs: free() it) and *nrules get the rules in file
+ * order. A bad line: QFMT_E_CORRUPT with err->path "NAME:LINE" (name: the file's, for messages)
+ * and the message saying what is wrong; QFMT_E_NOMEM. */
+QFMT_API qfmt_status qfmt_convert_recipe_parse(const char *text, size_t len, const char *name,
+                                               qfmt_convert_rule **rules, size_t *nrules, qfmt_error *err);
+/* The same for a file (a regular file of at most 256 MiB, never a FIFO), with its errors (QFMT_E_IO, ...). */
+QFMT_API qfmt_status qfmt_convert_recipe_load(const char *path, qfmt_convert_rule **rules, size_t *nrules,
+                                              qfmt_error *err);
 
 typedef struct qfmt_convert_result {
     uint64_t tensors, tensors_total; /* converted, in the source */
@@ -341,6 +494,169 @@ typedef struct qfmt_dequantize_result {
  * hold; reader errors as the reader reports them; errors name the file, tensor and offset. */
 QFMT_API qfmt_status qfmt_dequantize_file(const qfmt_reader *r, const char *out, const qfmt_dequantize_opts *opts,
                                           qfmt_dequantize_result *res, qfmt_error *err);
+
+/* ==== GGUF import and export ================================================================ */
+/* Models move both ways between qfmt and llama.cpp's GGUF.
+ * Tensors keep their bytes (ggml's type ids are qfmt's below 256) under llama.cpp's names
+ * (qfmt_family_gguf_name / qfmt_family_hf_name), with llama.cpp's layouts: the q/k row
+ * permutation of the llama architecture (convert_hf_to_gguf.py's LlamaModel.permute, moving
+ * whole rows, so block-quantized rows move unchanged), Gemma's norms stored as 1 + w, GPT-2's
+ * Conv1D weights [out, in] (as qfmt stores them, listed in convert.transposed), Phi-3's fused
+ * qkv and gate|up; the model.* keys and llama.cpp's {arch}.* keys map to each other as
+ * convert_hf_to_gguf.py writes them per model class; the tokenizer goes through
+ * qfmt_tokenizer_from_gguf / qfmt_tokenizer_to_gguf. */
+
+/* Converts the GGUF file `src` (version 2 or 3; general.architecture gpt2, llama, bert, qwen2,
+ * qwen3, gemma2, gemma3 or phi3) to the qfmt file `out`, replaced atomically (nothing is left
+ * on failure). The qfmt family is general.architecture's (gemma3: gemma3_text; llama with a
+ * {arch}.attention.sliding_window: mistral). Metadata: general.architecture, the model.* keys
+ * run and eval need, tokenizer.huggingface.json rebuilt from tokenizer.ggml.* (a tokenizer
+ * qfmt_tokenizer_from_gguf refuses is a warning - the file is written without one - or an
+ * error with QFMT_CONVERT_STRICT_TOKENIZER), source.files / sizes / xxh3 (the GGUF file),
+ * convert.* and source.gguf.<key> for every kv pair the mapping does not consume (general.name,
+ * general.file_type, ...: qfmt_export_gguf writes them back). Tensors keep their GGUF type and
+ * bytes when opts->type is QFMT_CONVERT_KEEP (the default with opts NULL) and opts->types is
+ * NULL; otherwise the options choose each tensor's type as qfmt_convert_hf does (policy,
+ * --keep / --quantize, mixes, recipes, size targets, importance), a block-quantized tensor
+ * whose chosen type is its own being copied byte for byte and any other decoded and
+ * re-encoded. Errors name the file, the tensor and the key: a tensor of a ggml type qfmt does
+ * not know (QFMT_E_UNSUPPORTED), a tensor name the family does not know, a missing or
+ * inconsistent key (QFMT_E_CORRUPT, QFMT_E_NOT_FOUND). */
+QFMT_API qfmt_status qfmt_convert_gguf(const char *src, const char *out, const qfmt_convert_opts *opts,
+                                       qfmt_convert_result *res, qfmt_error *err);
+
+/* What qfmt_export_gguf does with qfmt's own block types, which have no ggml type. */
+typedef enum {
+    QFMT_EXPORT_Z_REFUSE = 0,     /* refuse the file (QFMT_E_UNSUPPORTED, naming the first such tensor) */
+    QFMT_EXPORT_Z_REQUANTIZE = 1, /* decode and re-encode as the nearest ggml type: q8_z as q8_0,
+                                     q4_z as q4_1 (both affine with an offset, as q4_z is) */
+} qfmt_export_z_policy;
+
+typedef struct qfmt_export_opts {
+    qfmt_export_z_policy z_types; /* q8_z and q4_z tensors */
+    qfmt_quality quality;         /* the re-encoding quantizer (reference: ggml's bytes) */
+    unsigned threads;             /* re-encoding threads; 0 or 1: one */
+    /* Optional callbacks, NULL for none, called on the calling thread; ctx is theirs. */
+    void (*progress)(void *ctx, uint64_t tensors_done, uint64_t tensors, uint64_t bytes_done, uint64_t bytes);
+    /* A tensor left out of the GGUF (llama.cpp's architecture has no such tensor: BERT's MLM
+     * head, tensors the family does not know) or stored otherwise (re-encoded, widened). */
+    void (*note)(void *ctx, const char *tensor, const char *what);
+    /* As in qfmt_convert_opts. */
+    void (*temp_file)(void *ctx, const char *path);
+    /* Something llama.cpp will run differently from qfmt (e.g. a key it has no name for). */
+    void (*warning)(void *ctx, const char *message);
+    void *ctx;
+    uint64_t reserved[4]; /* zero */
+} qfmt_export_opts;
+#define QFMT_EXPORT_OPTS_INIT {QFMT_EXPORT_Z_REFUSE, QFMT_QUALITY_REFERENCE, 1u, NULL, NULL, NULL, NULL, NULL, {0u, 0u, 0u, 0u}}
+
+/* Writes the model in `r` (a qfmt file of a family llama.cpp runs, as qfmt_model_load reads it)
+ * to the GGUF file `out`: version 3, alignment 32, replaced atomically as every qfmt writer
+ * does. Keys: general.architecture (qfmt_family_gguf_arch), general.type, general.name,
+ * llama.cpp's {arch}.* keys from the model.* keys, tokenizer.ggml.* from the embedded
+ * tokenizer.json (qfmt_tokenizer_to_gguf; tokens padded with [PAD<i>] to the embedding's rows
+ * as convert_hf_to_gguf.py pads them), general.quantization_version 2, general.file_type
+ * (llama.cpp's LLAMA_FTYPE_* of convert.mix, else of the type most linear-weight elements
+ * have), the source.gguf.* keys a GGUF import kept, and qfmt.* keys for what llama.cpp's keys
+ * cannot hold (qfmt.model.dtype, qfmt.rope.scaling.* of a llama3 RoPE) so that a GGUF import
+ * of the file gives back the same model. Tensors keep their types and bytes, except that 1-D
+ * f16/bf16 tensors are widened to f32 (as convert_hf_to_gguf.py stores them), Gemma's norms
+ * become 1 + w in f32, and q8_z / q4_z follow opts->z_types; llama.cpp's RoPE factor tensors
+ * (rope_freqs, rope_factors_long/short) are added. QFMT_E_UNSUPPORTED for a family llama.cpp
+ * has no architecture for, a RoPE it cannot express, a type GGUF cannot hold. */
+QFMT_API qfmt_status qfmt_export_gguf(const qfmt_reader *r, const char *out, const qfmt_export_opts *opts,
+                                      qfmt_error *err);
+
+/* ==== Tokenizers in GGUF files (tokenizer.ggml.*) ============================================ */
+/* llama.cpp keeps a model's tokenizer as tokenizer.ggml.* keys (llama-vocab.cpp,
+ * convert_hf_to_gguf.py): model ("gpt2" BPE, "llama" SentencePiece, "bert" WordPiece, ...),
+ * pre (the pre-tokenizer's name: "llama-bpe", "qwen2", "gpt-2", "default", ...), tokens,
+ * token_type (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte), scores,
+ * merges ("a b" strings), the special ids and add_bos_token / add_eos_token.
+ * Where llama.cpp itself tokenizes otherwise than Hugging Face, both calls follow llama.cpp:
+ * its BPE tokenizers apply no normalizer (Qwen's NFC is not run); its WordPiece has no
+ * max_input_chars_per_word and adds [CLS] ... [SEP] with special tokens whatever the
+ * post-processor says; it splits added tokens out longest first, without their lstrip /
+ * rstrip / single_word / normalized flags, and makes some tokens control by their text
+ * (<|endoftext|>, <|im_end|>, FIM tokens). */
+
+/* Special ids the model's config gives (config.json / generation_config.json: bos, eos,
+ * unknown, padding; -1 for none): they win over what tokenizer.json says. */
+typedef struct qfmt_gguf_special_ids {
+    int64_t bos, eos, unk, pad;
+    uint64_t reserved[4]; /* zero */
+} qfmt_gguf_special_ids;
+
+/* Writes tokenizer.ggml.* for the Hugging Face tokenizer.json text `json` (as embedded in a
+ * qfmt file) to w, as convert_hf_to_gguf.py would for that tokenizer, so that llama.cpp runs
+ * it as Hugging Face does but for llama.cpp's own differences above; `ids` may be NULL. The
+ * text is first loaded as qfmt_tokenizer_load loads it (its errors). Tokens are the ids
+ * 0..max in order, an unused id as convert_hf_to_gguf's "[PAD<i>]" of type unused (no padding
+ * to an embedding's rows: no vocabulary size is given).
+ *  - BPE without byte_fallback -> model "gpt2", tokens, token_type (added tokens: control if
+ *    special or looking special as convert_hf_to_gguf's does_token_look_special says, else
+ *    user-defined), merges; pre named by the pre-tokenizer's regex, the name llama.cpp runs
+ *    that regex under: ByteLevel (GPT-2's) "gpt-2", Split(Llama 3's) + ByteLevel "llama-bpe",
+ *    Split(Qwen 2's) + ByteLevel "qwen2" (convert_hf_to_gguf chooses by a hash of a test text's
+ *    ids and refuses tokenizers it does not list; the fixtures' KJV tokenizer gets "gpt-2", as
+ *    the GGUF files llama.cpp wrote for it hold). Normalizer none or NFC (accepted as the
+ *    converter accepts it; llama.cpp ignores it); ignore_merges must be what llama.cpp uses
+ *    for that pre-tokenizer (true for llama-bpe only).
+ *  - BPE with byte_fallback, spaces as U+2581 (Prepend + Replace normalizers, or a Metaspace
+ *    that does not split) and all 256 <0xXX> tokens -> model "llama", pre "default", tokens,
+ *    scores, token_type (<0xXX> byte, added special control, other added user-defined).
+ *    llama.cpp merges such a vocabulary by score (the adjacent pair making the best-scored
+ *    token); score = -(rank of the first merge making the token) gives the BPE's own result
+ *    when every split of a token into two symbols is a merge and each token's merges are
+ *    contiguous (true of tokenizers converted from SentencePiece, Llama 2's); otherwise
+ *    QFMT_E_UNSUPPORTED. (convert_hf_to_gguf's LlamaHfVocab writes -1000 for every token,
+ *    which llama.cpp then merges leftmost-first.)
+ *  - WordPiece with BertNormalizer and BertPreTokenizer -> model "bert", pre "default",
+ *    convert_hf_to_gguf's phantom-space tokens ("##x" -> "x", "x" -> U+2581 "x", control
+ *    tokens as they are), normalizer.lowercase (and strip_accents where it differs),
+ *    bos / seperator ids: the post-processor's [CLS] / [SEP], else the tokens so named.
+ * Special ids: `ids` first, then the post-processor's template ([bos]? $A [eos]?: a different
+ * token than ids' bos / eos is refused); unknown: ids', else the model's unk_token (llama,
+ * bert). add_bos_token / add_eos_token are written from the template, or where llama.cpp's
+ * default for the model and pre-tokenizer differs from what tokenizer.json adds (Llama 3's
+ * tokenizer.json here adds no BOS, llama-bpe's default adds one: false is written).
+ * QFMT_E_UNSUPPORTED (naming the component) for a tokenizer llama.cpp cannot express: another
+ * model (Unigram, WordLevel), pre-tokenizer, normalizer or post-processor, BPE options
+ * llama.cpp lacks (continuing_subword_prefix, end_of_word_suffix), merges with spaces in a
+ * token; QFMT_E_RANGE for an id of `ids` outside the vocabulary; QFMT_E_ARG (ids below -1,
+ * reserved not zero). Nothing is written unless every check passed (a writer error after
+ * that can leave some keys set). */
+QFMT_API qfmt_status qfmt_tokenizer_to_gguf(const char *json, size_t len, const qfmt_gguf_special_ids *ids,
+                                            qfmt_gguf_writer *w, qfmt_error *err);
+/* A tokenizer.json text (malloc'd, NUL-terminated, *len without the NUL) that qfmt_tokenizer_load
+ * runs as llama.cpp runs the GGUF file's tokenizer.ggml.* (the inverse of the above for the
+ * tokenizers convert_hf_to_gguf writes): qfmt_tokenizer_encode as llama_tokenize with
+ * parse_special, QFMT_TOKENIZE_ADD_SPECIAL as its add_special. Missing keys and ids take
+ * llama.cpp's defaults (an id out of range: the default; no token_type: all normal).
+ *  - "gpt2" with a pre llama.cpp runs with GPT-2's, Llama 3's or Qwen 2's regex ("gpt-2",
+ *    "llama-bpe", "llama3", "qwen2" and the names llama.cpp treats alike): byte-level BPE with
+ *    llama.cpp's spelling of that regex and its ignore_merges, no normalizer; a pre absent,
+ *    "default" or another: QFMT_E_UNSUPPORTED.
+ *  - "llama": byte-fallback BPE with U+2581 spaces (prefixed unless add_space_prefix is
+ *    false), its merges derived from the scores: every split of a token into two tokens, by
+ *    the token's score descending, then id, then split position. Tokens sharing a score are
+ *    thus ordered by id where llama.cpp orders them by position in the text (Llama 2's runs of
+ *    U+2581 share one; on them both give the same); a file whose merged tokens all share one
+ *    score (LlamaHfVocab's -1000) is refused, as are remove_extra_whitespaces, a missing
+ *    <0xXX> token and a token llama.cpp would make of a character that is no token.
+ *  - "bert": WordPiece back from the phantom-space tokens, BertNormalizer (normalizer.lowercase,
+ *    default true; strip_accents, default lowercase), BertPreTokenizer, no
+ *    max_input_chars_per_word limit, [CLS] $A [SEP] from bos / seperator ids.
+ * Control, user-defined and unknown tokens, and those llama.cpp makes control by their text,
+ * are added tokens matched on the raw text; BOS / EOS are added as add_bos_token /
+ * add_eos_token (or llama.cpp's default) say. QFMT_E_NOT_FOUND without tokenizer.ggml.model,
+ * QFMT_E_UNSUPPORTED for a model (t5, rwkv, ...) or pre-tokenizer qfmt does not reproduce,
+ * QFMT_E_CORRUPT for inconsistent arrays (naming the key and element): token_type or scores
+ * not one per token or of another type, a token type above 6, tokens that are not UTF-8
+ * without NUL or appear twice, merges that are not "a b" of tokens making a token, missing
+ * tokens or (gpt2) merges, add_bos_token / add_eos_token without the id. Every count is
+ * bounded by the file (at most 2^24 tokens). */
+QFMT_API qfmt_status qfmt_tokenizer_from_gguf(const qfmt_gguf *g, char **json, size_t *len, qfmt_error *err);
 
 /* ==== Tokenizer ============================================================================= */
 

@@ -32,7 +32,8 @@ static void put_str(meta_ctx *c, const char *key, const char *v, size_t len)
 }
 
 static qfmt_status put_metadata(qfmt_writer *w, const qfmt__hf_model *m, const qfmt_convert_opts *o,
-                                const char *const *transposed, uint64_t ntransposed, qfmt_error *err)
+                                const qfmt__convert_policy *pol, const char *const *transposed,
+                                uint64_t ntransposed, qfmt_error *err)
 {
     meta_ctx c = {w, err, QFMT_OK};
     if (m->config_text) c.s = qfmt_family_config_to_meta(w, m->config_text, m->config_len, err);
@@ -58,10 +59,12 @@ static qfmt_status put_metadata(qfmt_writer *w, const qfmt__hf_model *m, const q
     snprintf(tool, sizeof tool, "qfmt %s", QFMT_VERSION_STRING);
     if (o->zstd_level <= 0) snprintf(compress, sizeof compress, "none");
     else snprintf(compress, sizeof compress, "zstd:%d", o->zstd_level);
-    const char *tname = qfmt_type_get_traits(o->type)->name;
+    /* the type asked for: a mix's default type (convert.mix names the mix); none with a size target */
+    const char *tname = pol->sized ? NULL
+                        : qfmt_type_get_traits(pol->mix.mix >= 0 ? qfmt__mix_type_default(pol->mix.mix) : o->type)->name;
     const char *quality = o->quality == QFMT_QUALITY_BEST ? "best" : "fast";
     put_str(&c, "convert.tool", tool, strlen(tool));
-    put_str(&c, "convert.type", tname, strlen(tname));
+    if (tname) put_str(&c, "convert.type", tname, strlen(tname));
     put_str(&c, "convert.quality", quality, strlen(quality));
     put_str(&c, "convert.compress", compress, strlen(compress));
     if (c.s == QFMT_OK) c.s = qfmt_writer_set_string_array(w, "convert.keep", o->keep, NULL, o->nkeep, err);
@@ -69,6 +72,7 @@ static qfmt_status put_metadata(qfmt_writer *w, const qfmt__hf_model *m, const q
         c.s = qfmt_writer_set_string_array(w, "convert.quantize", o->quantize, NULL, o->nquantize, err);
     if (c.s == QFMT_OK)
         c.s = qfmt_writer_set_string_array(w, "convert.transposed", transposed, NULL, ntransposed, err);
+    if (c.s == QFMT_OK) c.s = qfmt__policy_put_metadata(pol, w, err);
     return c.s;
 }
 
@@ -85,20 +89,11 @@ static bool reserve(void **buf, size_t *cap, uint64_t n)
     return *buf != NULL;
 }
 
-/* Transposes a rows x cols matrix of `es`-byte elements, in cache-friendly tiles. */
-static void transpose(const uint8_t *src, uint8_t *dst, uint64_t rows, uint64_t cols, size_t es)
-{
-    const uint64_t T = 32;
-    for (uint64_t i0 = 0; i0 < rows; i0 += T)
-        for (uint64_t j0 = 0; j0 < cols; j0 += T)
-            for (uint64_t i = i0; i < i0 + T && i < rows; i++)
-                for (uint64_t j = j0; j < j0 + T && j < cols; j++)
-                    memcpy(dst + (j * rows + i) * es, src + (i * cols + j) * es, es);
-}
-
 typedef struct {
     void *a, *b; /* transposed source, converted output */
     size_t acap, bcap;
+    float *imp;  /* the tensor's importance (opts->importance) */
+    size_t icap;
 } work;
 
 /* ---- Writing behind converting -----------------------------------------------------------
@@ -245,7 +240,7 @@ static qfmt_status convert_one(job *j, uint64_t i, work *wk, qfmt_error *err)
     const qfmt_type_traits *st = qfmt_type_get_traits(t.type);
     if (qfmt__policy_transposed(j->model_type, t.name, t.ndim)) {
         if (!reserve(&wk->a, &wk->acap, t.size)) goto oom;
-        transpose(t.data, wk->a, t.dims[0], t.dims[1], st->block_bytes);
+        qfmt__transpose(t.data, wk->a, t.dims[0], t.dims[1], st->block_bytes);
         src = wk->a;
         d.dims[0] = t.dims[1];
         d.dims[1] = t.dims[0];
@@ -268,6 +263,12 @@ static qfmt_status convert_one(job *j, uint64_t i, work *wk, qfmt_error *err)
         qo.threads = o->threads ? o->threads : 1;
         qo.quality = o->quality;
         qfmt_error e;
+        if (qfmt_type_get_traits(d.type)->block_elems > 1) { /* a block type: importance, if any */
+            const float *imp = NULL;
+            qfmt_status is = qfmt__policy_importance(o, j->pol->family, t.name, row, &wk->imp, &wk->icap, &imp, err);
+            if (is != QFMT_OK) return is;
+            qo.importance = imp;
+        }
         if (qfmt_quantize(d.type, wk->b, out_size, t.type, src, rows, row, &qo, &e) != QFMT_OK) {
             if (o->note) o->note(o->ctx, t.name, t.type, e.message);
             d.type = t.type;
@@ -293,7 +294,7 @@ static bool valid_opts(const qfmt_convert_opts *o)
                    (t && t->block_elems > 1);
     return type_ok && o->zstd_level >= 0 && o->zstd_level <= 22 &&
            (o->quality == QFMT_QUALITY_REFERENCE || o->quality == QFMT_QUALITY_BEST) &&
-           (o->keep || !o->nkeep) && (o->quantize || !o->nquantize);
+           (o->keep || !o->nkeep) && (o->quantize || !o->nquantize) && qfmt__policy_valid_types(o);
 }
 
 /* The tokenizer.json to embed, loaded as run/eval will load it: one that qfmt cannot
@@ -341,7 +342,8 @@ qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert
     }
     res->bytes_total = m.total_bytes;
     res->tensors_total = m.ntensors;
-    qfmt__convert_policy pol = {o->type, o->keep, o->nkeep, o->quantize, o->nquantize};
+    qfmt__convert_policy pol; /* the types, set once the output is open (a size target measures first) */
+    memset(&pol, 0, sizeof pol);
     write_thread wt;
     job j = {&m, o, src, &pol, qfmt__hf_config_string(&m, "model_type"), &wt, NULL, 0, res};
     work wk[2]; /* one set being written, the other being filled */
@@ -350,6 +352,7 @@ qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert
     qfmt_write_opts wo = QFMT_WRITE_OPTS_INIT;
     s = qfmt_writer_create(&w, out, &wo, err);
     if (s == QFMT_OK && o->temp_file) o->temp_file(o->ctx, qfmt_writer_temp_path(w));
+    if (s == QFMT_OK) s = qfmt__policy_init_hf(&pol, &m, o, src, err);
     checksum_job cj = {&m, {0}, QFMT_OK};
     pthread_t ctid;
     bool checksumming = s == QFMT_OK && pthread_create(&ctid, NULL, checksum_main, &cj) == 0;
@@ -373,7 +376,7 @@ qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert
         s = cj.s;
         if (err) *err = cj.e;
     }
-    if (s == QFMT_OK) s = put_metadata(w, &m, o, (const char *const *)j.transposed, j.ntransposed, err);
+    if (s == QFMT_OK) s = put_metadata(w, &m, o, &pol, (const char *const *)j.transposed, j.ntransposed, err);
     if (s == QFMT_OK) s = qfmt_writer_finish(w, err);
     qfmt_writer_free(w); /* removes the temporary file unless finished */
     if (w && o->temp_file) o->temp_file(o->ctx, NULL);
@@ -382,7 +385,9 @@ qfmt_status qfmt_convert_hf(const char *src, const char *out, const qfmt_convert
     for (int k = 0; k < 2; k++) {
         free(wk[k].a);
         free(wk[k].b);
+        free(wk[k].imp);
     }
+    qfmt__policy_free(&pol);
     qfmt__hf_close(&m);
     return s;
 }

@@ -30,7 +30,16 @@ struct qfmt_session {
     size_t pos, cap; /* positions used; the context */
     float **k, **v;  /* per layer: [slots][kv_heads * head_dim] */
     size_t *slots;
+    const qfmt__observer *obs; /* calibration: sees every product's input, NULL: none */
 };
+
+/* y = x w^T (+ b) for n rows, the observer (if any) shown x first. */
+static void mm(const qfmt__observer *obs, qfmt_pool *pool, const linear *l, const float *x, size_t n, float *y,
+               bool exact)
+{
+    if (obs) obs->fn(obs->ctx, &l->w, x, n);
+    qfmt__qmat_mul(pool, &l->w, l->b, x, n, y, exact);
+}
 
 /* ---- Attention ------------------------------------------------------------------------ */
 
@@ -219,14 +228,14 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
         norm_rows(m, &L->ln1, b.a, n, d);
         if (L->qkv.w.data) { /* fused q|k|v, split by rows */
             size_t w = qd + 2 * kvd;
-            qfmt__qmat_mul(pool, &L->qkv.w, L->qkv.b, b.a, n, b.fused, exact);
+            mm(s->obs, pool, &L->qkv, b.a, n, b.fused, exact);
             take_cols(b.fused, w, 0, qd, n, b.q);
             take_cols(b.fused, w, qd, kvd, n, b.k);
             take_cols(b.fused, w, qd + kvd, kvd, n, b.v);
         } else {
-            qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.a, n, b.q, exact);
-            qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.a, n, b.k, exact);
-            qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.a, n, b.v, exact);
+            mm(s->obs, pool, &L->q, b.a, n, b.q, exact);
+            mm(s->obs, pool, &L->k, b.a, n, b.k, exact);
+            mm(s->obs, pool, &L->v, b.a, n, b.v, exact);
         }
         if (L->qn.w) /* RMSNorm of each head, before RoPE (Qwen 3, Gemma 3) */
             for (size_t r = 0; r < n * h->heads; r++) qfmt__rms_norm(b.q + r * hd, hd, L->qn.w, eps);
@@ -243,18 +252,18 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
         attn_job aj = {b.q, kc, vc, b.att, n, s->pos, h->heads, h->heads / h->kv_heads, hd, kvd, slots, true,
                        (size_t)L->window, 0, m->attn_scale, m->attn_softcap};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
-        qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
+        mm(s->obs, pool, &L->o, b.att, n, b.a, exact);
         if (L->post_attn.w) norm_rows(m, &L->post_attn, b.a, n, d);
         add(b.x, b.a, n * d);
         memcpy(b.a, b.x, n * d * sizeof(float));
         norm_rows(m, &L->ln2, b.a, n, d);
         if (L->gate_up.w.data) { /* fused gate|up: act(gate) x up */
-            qfmt__qmat_mul(pool, &L->gate_up.w, L->gate_up.b, b.a, n, b.fused, exact);
+            mm(s->obs, pool, &L->gate_up, b.a, n, b.fused, exact);
             take_cols(b.fused, 2 * ffn, 0, ffn, n, b.g);
             take_cols(b.fused, 2 * ffn, ffn, ffn, n, b.f);
         } else {
-            qfmt__qmat_mul(pool, &L->up.w, L->up.b, b.a, n, b.f, exact);
-            if (L->gate.w.data) qfmt__qmat_mul(pool, &L->gate.w, L->gate.b, b.a, n, b.g, exact);
+            mm(s->obs, pool, &L->up, b.a, n, b.f, exact);
+            if (L->gate.w.data) mm(s->obs, pool, &L->gate, b.a, n, b.g, exact);
         }
         if (L->gate.w.data || L->gate_up.w.data) {
             activate(m->act, b.g, n * ffn);
@@ -262,7 +271,7 @@ static int causal_forward(qfmt_session *s, const int32_t *ids, size_t n, float *
         } else {
             activate(m->act, b.f, n * ffn);
         }
-        qfmt__qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
+        mm(s->obs, pool, &L->down, b.f, n, b.a, exact);
         if (L->post_mlp.w) norm_rows(m, &L->post_mlp, b.a, n, d);
         add(b.x, b.a, n * d);
         if (hidden && l + 1 < h->layers) memcpy(hidden[l + 1], b.x, n * d * sizeof(float));
@@ -332,7 +341,7 @@ static int session_eval(qfmt_session *s, const int32_t *ids, size_t n, float *la
 /* ---- BERT -------------------------------------------------------------------------------- */
 
 static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logits, float **hidden,
-                        const qfmt_run_opts *o, qfmt_error *err)
+                        const qfmt_run_opts *o, const qfmt__observer *obs, qfmt_error *err)
 {
     const qfmt_model_hparams *h = &m->hp;
     qfmt_pool *pool = qfmt__model_pool(m, o ? o->threads : 1);
@@ -352,23 +361,23 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
     if (hidden) memcpy(hidden[0], b.x, n * d * sizeof(float));
     for (uint64_t l = 0; l < h->layers; l++) {
         const layer *L = &m->layers[l];
-        qfmt__qmat_mul(pool, &L->q.w, L->q.b, b.x, n, b.q, exact);
-        qfmt__qmat_mul(pool, &L->k.w, L->k.b, b.x, n, b.k, exact);
-        qfmt__qmat_mul(pool, &L->v.w, L->v.b, b.x, n, b.v, exact);
+        mm(obs, pool, &L->q, b.x, n, b.q, exact);
+        mm(obs, pool, &L->k, b.x, n, b.k, exact);
+        mm(obs, pool, &L->v, b.x, n, b.v, exact);
         attn_job aj = {b.q, b.k, b.v, b.att, n, 0, h->heads, 1, h->head_dim, d, n, false, 0, n, m->attn_scale, 0};
         qfmt_pool_for(pool, n * h->heads, attn_range, &aj);
-        qfmt__qmat_mul(pool, &L->o.w, L->o.b, b.att, n, b.a, exact);
+        mm(obs, pool, &L->o, b.att, n, b.a, exact);
         add(b.x, b.a, n * d);
         for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.x + t * d, d, L->ln1.w, L->ln1.b, eps);
-        qfmt__qmat_mul(pool, &L->up.w, L->up.b, b.x, n, b.f, exact);
+        mm(obs, pool, &L->up, b.x, n, b.f, exact);
         activate(m->act, b.f, n * h->ffn);
-        qfmt__qmat_mul(pool, &L->down.w, L->down.b, b.f, n, b.a, exact);
+        mm(obs, pool, &L->down, b.f, n, b.a, exact);
         add(b.x, b.a, n * d);
         for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.x + t * d, d, L->ln2.w, L->ln2.b, eps);
         if (hidden) memcpy(hidden[l + 1], b.x, n * d * sizeof(float));
     }
     if (logits) { /* MLM head: dense, GELU, LayerNorm, decoder (tied), bias */
-        qfmt__qmat_mul(pool, &m->mlm_dense.w, m->mlm_dense.b, b.x, n, b.a, exact);
+        mm(obs, pool, &m->mlm_dense, b.x, n, b.a, exact);
         activate(m->act, b.a, n * d); /* transform_act_fn: hidden_act too */
         for (size_t t = 0; t < n; t++) qfmt__layer_norm(b.a + t * d, d, m->mlm_norm.w, m->mlm_norm.b, eps);
         qfmt__qmat_mul(pool, &m->head, m->mlm_bias, b.a, n, logits, exact);
@@ -378,17 +387,18 @@ static int bert_forward(qfmt_model *m, const int32_t *ids, size_t n, float *logi
 }
 
 static int model_forward(qfmt_model *m, const int32_t *ids, size_t T, float *logits, float **hidden,
-                         const qfmt_run_opts *o, qfmt_error *err)
+                         const qfmt_run_opts *o, const qfmt__observer *obs, qfmt_error *err)
 {
     if (T == 0) return qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "no tokens to run");
     if (T > m->hp.ctx)
         return qfmt__merr(err, QFMT_E_RANGE, NULL, NULL, "%zu tokens exceed the model's context of %llu", T, (unsigned long long)m->hp.ctx);
     if (!m->hp.causal) {
         if (check_ids(m, ids, T, err)) return -1;
-        return bert_forward(m, ids, T, logits, hidden, o, err);
+        return bert_forward(m, ids, T, logits, hidden, o, obs, err);
     }
     qfmt_session s;
     if (session_init(&s, m, T)) return qfmt__merr(err, QFMT_E_NOMEM, NULL, NULL, "out of memory for %zu tokens", T);
+    s.obs = obs;
     int rc = causal_forward(&s, ids, T, logits, true, hidden, o, err);
     session_release(&s);
     return rc;
@@ -438,5 +448,13 @@ qfmt_status qfmt_model_forward(qfmt_model *m, const int32_t *ids, size_t T, floa
     if (!err) err = &local;
     if (!m || (!ids && T) || !opts_ok(o))
         return finish(qfmt__merr(err, QFMT_E_ARG, NULL, NULL, "qfmt_model_forward: NULL argument or non-zero reserved field"), err);
-    return finish(model_forward(m, ids, T, logits, hidden, o, err), err);
+    return finish(model_forward(m, ids, T, logits, hidden, o, NULL, err), err);
+}
+
+void qfmt__session_observe(qfmt_session *s, const qfmt__observer *obs) { s->obs = obs; }
+
+int qfmt__model_forward_observed(qfmt_model *m, const int32_t *ids, size_t T, const qfmt__observer *obs,
+                                 const qfmt_run_opts *o, qfmt_error *err)
+{
+    return model_forward(m, ids, T, NULL, NULL, o, obs, err);
 }

@@ -1,8 +1,9 @@
 /*
  * gemm.h - the fast path's matrix-product kernels: activations quantized to 8-bit blocks of
- * 32 (one scale each, as q8_0) against weight blocks, integer dot products within a block and
- * fp32 across blocks. ops.c holds the scalar reference and picks a kernel; gemm_x86.c holds the
- * SIMD kernels, each tested against the reference on the CPU it runs on (tests/test_model.c).
+ * 32 (one scale each, as q8_0) against weight blocks (or super-blocks of 256), integer dot
+ * products within a block of 32 and fp32 across blocks (ops.c documents the order). ops.c
+ * holds the scalar reference and picks a kernel; gemm_x86.c holds the SIMD kernels, each tested
+ * against the reference on the CPU it runs on (tests/test_model.c).
  */
 #ifndef QFMT_RUNTIME_GEMM_H
 #define QFMT_RUNTIME_GEMM_H
@@ -13,10 +14,13 @@
 
 #include "ops.h"
 
-/* One block of 32 activations: x ~ d*q, sum = sum(q), s = d * sum (for the offset terms). */
+/* One block of 32 activations: x ~ d*q, sum = sum(q), s = d * sum (for the offset terms),
+ * hs = the sums of q[0..16) and q[16..32) (the offset terms of 16-value sub-blocks, q2_k's
+ * mins); |q| <= 127, so |sum| <= 4064 and |hs| <= 2032. */
 typedef struct {
     float d, s;
     int32_t sum;
+    int16_t hs[2];
     int8_t q[32];
 } xblock;
 

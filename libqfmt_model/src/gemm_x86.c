@@ -1,6 +1,8 @@
 /* SIMD kernels of the fast path (gemm.h), for x86-64: every block type with AVX2 and with
- * AVX-512 VNNI (256-bit vectors), 8 weight rows at a time; for prompts, q8_0 and q4_0 weights
- * repacked into 8-row strips; and F16/BF16 rows read straight from the map.
+ * AVX-512 VNNI (256-bit vectors), 8 weight rows at a time (ggml's super-block types 256 values
+ * at a time; at the VNNI level they are the AVX2 code built for AVX-512VL, the blocks of 32 use
+ * vpdpbusd); for prompts, q8_0 and q4_0 weights repacked into 8-row strips; and F16/BF16 rows
+ * read straight from the map.
  *
  * For block types every kernel returns the scalar reference's float bit for bit (ops.c;
  * tests/test_model.c checks it on the CPU it runs on): exact integer sums within a block, then
@@ -77,6 +79,58 @@ AVX2 static INLINE __m256i madd_us(__m256i u, __m256i s)
 }
 
 #define LOAD256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define LOAD128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+
+/* 16 bytes at p in both 128-bit lanes; 16 bytes at a in the low lane and at b in the high one. */
+AVX2 static INLINE __m256i bcast128(const void *p) { return _mm256_broadcastsi128_si256(LOAD128(p)); }
+AVX2 static INLINE __m256i pair128(const void *a, const void *b) { return _mm256_setr_m128i(LOAD128(a), LOAD128(b)); }
+
+/* q5_0 / q5_1's fifth bits: each 128-bit lane of h holds a 32-bit qh in its low dword; the
+ * shuffle `spread` copies byte j/8 (of 2) of it to byte j, and byte j becomes 0x10 where bit j%8
+ * of that byte is set, else 0. */
+AVX2 static INLINE __m256i bit4_bytes(__m256i h, __m256i spread)
+{
+    const __m256i others = _mm256_set1_epi64x(0x7FBFDFEFF7FBFDFE); /* byte j: all bits but bit j%8 */
+    __m256i b = _mm256_or_si256(_mm256_shuffle_epi8(h, spread), others);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
+}
+
+/* An unaligned 32-bit load. */
+static INLINE int ld_i32u(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* iq4_nl's and iq4_xs's codebook (libqfmt/src/types/iq4_nl.c), for pshufb in each 128-bit lane. */
+#define IQ4_VALUES -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
+
+/* Shifts of 16-bit lanes by a count known only at run time. */
+AVX2 static INLINE __m256i srl16(__m256i v, int n) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)); }
+AVX2 static INLINE __m256i sll16(__m256i v, int n) { return _mm256_sll_epi16(v, _mm_cvtsi32_si128(n)); }
+
+/* 8 x 8 transpose of 32-bit elements: out[k] lane i = in[i] lane k. */
+AVX2 static INLINE void transpose8(__m256i r[8])
+{
+    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+    r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
 
 /* ---- Activation quantization --------------------------------------------------------------- */
 
@@ -102,6 +156,7 @@ AVX2 void qfmt__act_quantize_avx2(const float *x, size_t n, xblock *out)
             memset(out[b].q, 0, sizeof out[b].q);
             out[b].d = out[b].s = bad ? NAN : 0.0f;
             out[b].sum = 0;
+            out[b].hs[0] = out[b].hs[1] = 0;
             continue;
         }
         const __m256 mul = _mm256_set1_ps(id);
@@ -109,14 +164,16 @@ AVX2 void qfmt__act_quantize_avx2(const float *x, size_t n, xblock *out)
         __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), RND));
         __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), RND));
         __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), RND));
-        int32_t sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+        int32_t hs0 = hsum_epi32(_mm256_add_epi32(i0, i1)), hs1 = hsum_epi32(_mm256_add_epi32(i2, i3));
         /* packs work within 128-bit lanes; the permute puts the 32 bytes back in order */
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(void *)out[b].q, p);
         out[b].d = d;
-        out[b].sum = sum;
-        out[b].s = d * (float)sum;
+        out[b].sum = hs0 + hs1;
+        out[b].hs[0] = (int16_t)hs0;
+        out[b].hs[1] = (int16_t)hs1;
+        out[b].s = d * (float)out[b].sum;
     }
 }
 
@@ -124,9 +181,9 @@ AVX2 void qfmt__act_quantize_avx2(const float *x, size_t n, xblock *out)
  *
  * Every level gives the scalar reference's float, bit for bit: for each weight row the exact
  * integer sum of each block (zero point removed), then acc = fma(sum, dw * dx, acc) block after
- * block (q4_1 adds fma(m, s, acc)). Here the 8 lane-wise partial sums of 8 rows fold into one
- * vector whose lane i is row i's block sum, so the fp32 steps run on 8 rows at once in the
- * reference's order. That makes results independent of the level, of the thread count and of
+ * block (q4_1 and q5_1 add fma(m, s, acc); the super-block types below, their min terms). Here
+ * the 8 lane-wise partial sums of 8 rows fold into one vector whose lane i is row i's block
+ * sum, so the fp32 steps run on 8 rows at once in the reference's order. That makes results independent of the level, of the thread count and of
  * how a sequence is split into calls (incremental decoding equals the full pass). */
 
 /* Lane i of the result = sum of the 8 lanes of p[i]. */
@@ -136,6 +193,16 @@ AVX2 static INLINE __m256i fold8(const __m256i p[8])
     __m256i c = _mm256_hadd_epi32(p[4], p[5]), d = _mm256_hadd_epi32(p[6], p[7]);
     __m256i lo = _mm256_hadd_epi32(a, b), hi = _mm256_hadd_epi32(c, d); /* per 128-bit half: rows 0-3, 4-7 */
     return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+/* Lane i of *lo = sum of the low 4 lanes of p[i], of *hi = sum of its high 4 lanes. */
+AVX2 static INLINE void fold8_halves(const __m256i p[8], __m256i *lo, __m256i *hi)
+{
+    __m256i a = _mm256_hadd_epi32(p[0], p[1]), b = _mm256_hadd_epi32(p[2], p[3]);
+    __m256i c = _mm256_hadd_epi32(p[4], p[5]), d = _mm256_hadd_epi32(p[6], p[7]);
+    __m256i l = _mm256_hadd_epi32(a, b), h = _mm256_hadd_epi32(c, d); /* per 128-bit half: rows 0-3, 4-7 */
+    *lo = _mm256_permute2x128_si256(l, h, 0x20);
+    *hi = _mm256_permute2x128_si256(l, h, 0x31);
 }
 
 /* Lane i of the result = sum of row i's 4 lanes, where v[k] holds rows 2k (low half) and 2k+1. */
@@ -160,11 +227,25 @@ AVX2 static INLINE __m256 gather_f16(const uint8_t *const wr[8], size_t off)
     return _mm256_cvtph_ps(h);
 }
 
-/* Per-type block layout: bytes per block, where the codes start. */
+/* Bytes per block (per super-block of 256 for the K types and iq4_xs). */
 static INLINE size_t block_bytes(uint32_t type)
 {
-    return type == QFMT_TYPE_Q8_0 ? 34 : type == QFMT_TYPE_Q4_0 ? 18 : type == QFMT_TYPE_Q4_1 ? 20
-         : type == QFMT_TYPE_Q8_Z ? 35 : 19;
+    switch (type) {
+    case QFMT_TYPE_Q8_0: return 34;
+    case QFMT_TYPE_Q4_0: return 18;
+    case QFMT_TYPE_Q4_1: return 20;
+    case QFMT_TYPE_Q8_Z: return 35;
+    case QFMT_TYPE_Q4_Z: return 19;
+    case QFMT_TYPE_Q5_0: return 22;
+    case QFMT_TYPE_Q5_1: return 24;
+    case QFMT_TYPE_IQ4_NL: return 18;
+    case QFMT_TYPE_Q2_K: return 84;
+    case QFMT_TYPE_Q3_K: return 110;
+    case QFMT_TYPE_Q4_K: return 144;
+    case QFMT_TYPE_Q5_K: return 176;
+    case QFMT_TYPE_Q6_K: return 210;
+    default: return 136; /* iq4_xs */
+    }
 }
 
 /* The 8 rows' integer sums of one block against activation block x, zero points removed, with
@@ -204,6 +285,40 @@ static INLINE size_t block_bytes(uint32_t type)
                                                             wr[6][off + 2], wr[7][off + 2]),                       \
                                           _mm256_set1_epi32(0x0F));                                               \
             return _mm256_sub_epi32(s, _mm256_mullo_epi32(zv, _mm256_set1_epi32(x->sum)));                        \
+        }                                                                                                         \
+        case QFMT_TYPE_Q5_0:                                                                                      \
+        case QFMT_TYPE_Q5_1: {                                                                                    \
+            /* codes 0..31: q4_0's nibbles, two rows per vector as above, and bit 4 from the 32-bit qh (bits  \
+             * 0..15 for the low nibbles, 16..31 for the high ones) */                                         \
+            size_t ho = off + (type == QFMT_TYPE_Q5_0 ? 2 : 4);                                                   \
+            const __m256i m = _mm256_set1_epi8(0x0F), qlo = bcast128(x->q), qhi = bcast128(x->q + 16);           \
+            const __m256i slo = _mm256_setr_epi64x(0, 0x0101010101010101, 0, 0x0101010101010101);                \
+            const __m256i shi = _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303, 0x0202020202020202,    \
+                                                   0x0303030303030303);                                           \
+            __m256i v[4];                                                                                         \
+            for (int k = 0; k < 4; k++) {                                                                         \
+                __m256i b = pair128(wr[2 * k] + ho + 4, wr[2 * k + 1] + ho + 4);                                  \
+                __m256i h = _mm256_setr_m128i(_mm_cvtsi32_si128(ld_i32u(wr[2 * k] + ho)),                         \
+                                              _mm_cvtsi32_si128(ld_i32u(wr[2 * k + 1] + ho)));                    \
+                __m256i lo = _mm256_or_si256(_mm256_and_si256(b, m), bit4_bytes(h, slo));                         \
+                __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m), bit4_bytes(h, shi));   \
+                v[k] = DOT2(lo, qlo, hi, qhi);                                                                    \
+            }                                                                                                     \
+            __m256i s = fold_pairs(v);                                                                            \
+            return type == QFMT_TYPE_Q5_0 ? _mm256_sub_epi32(s, _mm256_set1_epi32(16 * x->sum)) : s;             \
+        }                                                                                                         \
+        case QFMT_TYPE_IQ4_NL: { /* codebook values v, |v| <= 127: |v| * sign(q, v); two rows per vector */       \
+            const __m256i kv = _mm256_setr_epi8(IQ4_VALUES, IQ4_VALUES), m = _mm256_set1_epi8(0x0F);             \
+            const __m256i qlo = bcast128(x->q), qhi = bcast128(x->q + 16);                                        \
+            __m256i v[4];                                                                                         \
+            for (int k = 0; k < 4; k++) {                                                                         \
+                __m256i b = pair128(wr[2 * k] + off + 2, wr[2 * k + 1] + off + 2);                                \
+                __m256i lo = _mm256_shuffle_epi8(kv, _mm256_and_si256(b, m));                                     \
+                __m256i hi = _mm256_shuffle_epi8(kv, _mm256_and_si256(_mm256_srli_epi16(b, 4), m));               \
+                v[k] = DOT2(_mm256_abs_epi8(lo), _mm256_sign_epi8(qlo, lo), _mm256_abs_epi8(hi),                  \
+                            _mm256_sign_epi8(qhi, hi));                                                           \
+            }                                                                                                     \
+            return fold_pairs(v);                                                                                 \
         }                                                                                                         \
         case QFMT_TYPE_Q8_Z: {                                                                                    \
             for (int i = 0; i < 8; i++) p[i] = DOT_U8(LOAD256(wr[i] + off + 3), q);                               \
@@ -254,9 +369,286 @@ BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni, dot2_vnni)
                     __m256i s = SUMS(TYPE, wr, b * bb, &x[b]);                                                     \
                     __m256 sc = _mm256_mul_ps(gather_f16(wr, b * bb), _mm256_set1_ps(x[b].d));                     \
                     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), sc, acc);                                         \
-                    if (TYPE == QFMT_TYPE_Q4_1)                                                                    \
+                    if (TYPE == QFMT_TYPE_Q4_1 || TYPE == QFMT_TYPE_Q5_1)                                          \
                         acc = _mm256_fmadd_ps(gather_f16(wr, b * bb + 2), _mm256_set1_ps(x[b].s), acc);           \
                 }                                                                                                  \
+                float lanes[8];                                                                                    \
+                _mm256_storeu_ps(lanes, acc);                                                                      \
+                for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);      \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+/* ---- Super-blocks of 256 (q2_k .. q6_k, iq4_xs), 8 rows at a time --------------------------
+ *
+ * Each activation block b meets 32 weights of a super-block: one sub-block of 32 (q4_k, q5_k,
+ * iq4_xs) or two of 16 (q2_k, q3_k, q6_k: the low 128-bit lane of the vectors holds the first,
+ * the high lane the second). Per row, maddubs pairs codes with activations into int16 (pairs
+ * at most 2*63*127, or 2*127*127 for the codebook's |v| * sign(q, v): no saturation) and madd
+ * sums them into 8 int32 lanes; fold8 (fold8_halves for two sub-blocks of 16, or for two blocks
+ * of iq4_xs side by side) gives vectors whose lane i is row i's code sum, and the sub-block
+ * scales multiply those as int32 (mullo; the scales transposed once per super-block so that
+ * lane i holds row i's): the reference's isum_b (ops.c), exact, the same integer. The fp32
+ * steps are the reference's, vectorised across the 8 rows.
+ *
+ * The min terms of q2_k, q4_k and q5_k (msum_b = -(mn0 hs0 + mn1 hs1), one mn for both halves
+ * of a sub-block of 32) come from one madd per row and super-block: the row's mins as int16
+ * pairs, dword b = (mn of b's first 16 values, of its last 16), times the pairs (-hs0, -hs1) of
+ * the 8 activation blocks; an 8 x 8 transpose then gives vectors whose lane i is row i's. */
+
+/* The 8 activation blocks' pairs (-hs0, -hs1), dword b for block b. */
+static INLINE int32_t ld_hs(const xblock *x)
+{
+    int32_t v;
+    memcpy(&v, x->hs, 4);
+    return v;
+}
+AVX2 static INLINE __m256i neg_hs(const xblock *x)
+{
+    __m256i v = _mm256_setr_epi32(ld_hs(&x[0]), ld_hs(&x[1]), ld_hs(&x[2]), ld_hs(&x[3]), ld_hs(&x[4]), ld_hs(&x[5]),
+                                  ld_hs(&x[6]), ld_hs(&x[7]));
+    return _mm256_sub_epi16(_mm256_setzero_si256(), v);
+}
+
+/* The reference's steps for block b: isum against d * x.d, then msum (if any) against dmin * x.d. */
+AVX2 static INLINE __m256 fma_sums(__m256 acc, __m256i isum, __m256 d, float xd)
+{
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(xd)), acc);
+}
+
+/* q4_k / q5_k: the 12 scale bytes at p + 4 -> bytes 0..7 the 6-bit scales, 8..15 the mins
+ * (ops.c's scale_min_k4); reads p[0..16). */
+AVX2 static INLINE __m128i k4_scales(const uint8_t *p)
+{
+    __m128i q = _mm_srli_si128(LOAD128(p), 4);
+    __m128i a = _mm_shuffle_epi8(q, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    __m128i b = _mm_shuffle_epi8(q, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    __m128i lo = _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    __m128i top = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)); /* bits 6-7 of b -> 4-5 */
+    return _mm_or_si128(_mm_or_si128(lo, hi), top);
+}
+
+AVX2 static INLINE __m256 sb8_q45_k(const uint8_t *const wr[8], size_t off, const xblock *x, __m256 acc, bool five)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10), one = _mm256_set1_epi16(1), hsn = neg_hs(x);
+    __m256i st[8], mt[8];
+    for (int i = 0; i < 8; i++) {
+        __m128i sm = k4_scales(wr[i] + off);
+        st[i] = _mm256_cvtepu8_epi32(sm);                         /* dword b = sc_b */
+        __m256i mn = _mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)); /* dword b = (mn_b, 0) */
+        mt[i] = _mm256_madd_epi16(_mm256_or_si256(mn, _mm256_slli_epi32(mn, 16)), hsn);
+    }
+    transpose8(st); /* st[b] lane i: row i's scale of sub-block b */
+    transpose8(mt);
+    const __m256 d = gather_f16(wr, off), dmin = gather_f16(wr, off + 2);
+    const size_t ql = off + (five ? 48 : 16);
+    for (int j = 0; j < 8; j += 2) { /* one 32-byte chunk: block j in the low nibbles, j + 1 in the high */
+        const __m256i q0 = LOAD256(x[j].q), q1 = LOAD256(x[j + 1].q);
+        const __m256i h0 = _mm256_set1_epi8((char)(1u << j)), h1 = _mm256_set1_epi8((char)(2u << j));
+        __m256i p0[8], p1[8];
+        for (int i = 0; i < 8; i++) {
+            __m256i c = LOAD256(wr[i] + ql + 16 * j);
+            __m256i u0 = _mm256_and_si256(c, m4), u1 = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+            if (five) { /* bit j of qh byte l is bit 4 of value l of block j */
+                __m256i h = LOAD256(wr[i] + off + 16);
+                u0 = _mm256_or_si256(u0, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, h0), h0), b4));
+                u1 = _mm256_or_si256(u1, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, h1), h1), b4));
+            }
+            p0[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, q0), one);
+            p1[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, q1), one);
+        }
+        acc = fma_sums(acc, _mm256_mullo_epi32(fold8(p0), st[j]), d, x[j].d);
+        acc = fma_sums(acc, mt[j], dmin, x[j].d);
+        acc = fma_sums(acc, _mm256_mullo_epi32(fold8(p1), st[j + 1]), d, x[j + 1].d);
+        acc = fma_sums(acc, mt[j + 1], dmin, x[j + 1].d);
+    }
+    return acc;
+}
+AVX2 static INLINE __m256 sb8_q4_k(const uint8_t *const wr[8], size_t off, const xblock *x, __m256 acc)
+{
+    return sb8_q45_k(wr, off, x, acc, false);
+}
+AVX2 static INLINE __m256 sb8_q5_k(const uint8_t *const wr[8], size_t off, const xblock *x, __m256 acc)
+{
+    return sb8_q45_k(wr, off, x, acc, true);
+}
+
+/* The 16 sub-block scales of each of the 8 rows (bytes 0..15 of tab[i], signed or not) as
+ * st[k], lane i = row i's scale of sub-block k. */
+AVX2 static INLINE void scales16_t(const __m128i tab[8], bool sign, __m256i st[16])
+{
+    for (int i = 0; i < 8; i++) {
+        __m128i hi = _mm_srli_si128(tab[i], 8);
+        st[i] = sign ? _mm256_cvtepi8_epi32(tab[i]) : _mm256_cvtepu8_epi32(tab[i]);
+        st[8 + i] = sign ? _mm256_cvtepi8_epi32(hi) : _mm256_cvtepu8_epi32(hi);
+    }
+    transpose8(st);
+    transpose8(st + 8);
+}
+
+/* Block j's isum from the row sums of its two halves (fold8_halves): s0 * sc_2j + s1 * sc_2j+1. */
+AVX2 static INLINE __m256i scale_halves(__m256i s0, __m256i s1, const __m256i st[16], int j)
+{
+    return _mm256_add_epi32(_mm256_mullo_epi32(s0, st[2 * j]), _mm256_mullo_epi32(s1, st[2 * j + 1]));
+}
+
+AVX2 static INLINE __m256 sb8_q2_k(const uint8_t *const wr[8], size_t off, const xblock *x, __m256 acc)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m256i m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi16(1), hsn = neg_hs(x);
+    __m128i tab[8];
+    __m256i st[16], mt[8];
+    for (int i = 0; i < 8; i++) {
+        __m128i s = LOAD128(wr[i] + off); /* sub-block k: scale s[k] & 15, min s[k] >> 4 */
+        tab[i] = _mm_and_si128(s, m4);
+        mt[i] = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4)), hsn);
+    }
+    scales16_t(tab, false, st);
+    transpose8(mt);
+    const __m256 d = gather_f16(wr, off + 80), dmin = gather_f16(wr, off + 82);
+    for (int j = 0; j < 8; j++) {
+        const __m256i q = LOAD256(x[j].q);
+        __m256i p[8];
+        for (int i = 0; i < 8; i++) {
+            __m256i u = _mm256_and_si256(srl16(LOAD256(wr[i] + off + 16 + 32 * (j / 4)), 2 * (j % 4)), m2);
+            p[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), one);
+        }
+        __m256i s0, s1;
+        fold8_halves(p, &s0, &s1);
+        acc = fma_sums(acc, scale_halves(s0, s1, st, j), d, x[j].d);
+        acc = fma_sums(acc, mt[j], dmin, x[j].d);
+    }
+    return acc;
+}
+
+/* q3_k: the 12 scale bytes at p + 96 -> 16 signed scales (6-bit - 32, ops.c's q3_k_scale);
+ * reads p[94..110). */
+AVX2 static INLINE __m128i q3_k_scales(const uint8_t *p)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m128i v = _mm_srli_si128(LOAD128(p + 94), 2);
+    __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    __m128i h = _mm_shuffle_epi8(v, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11));
+    h = _mm_and_si128(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3)); /* scale j: bits 2(j/4) */
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(h, 4)), _mm_set1_epi8(32));
+}
+
+/* q3_k, q6_k: codes u = v + Z (Z = 4, 32) against q, then Z * hs removed from each half's row
+ * sum: exact, sum_half u q <= 16*63*127. */
+AVX2 static INLINE __m256 sb8_q3_k(const uint8_t *const wr[8], size_t off, const xblock *x, __m256 acc)
+{
+    const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), one = _mm256_set1_epi16(1);
+    __m128i tab[8];
+    __m256i st[16];
+    for (int i = 0; i < 8; i++) tab[i] = q3_k_scales(wr[i] + off);
+    scales16_t(tab, true, st);
+    const __m256 d = gather_f16(wr, off + 108);
+    for (int j = 0; j < 8; j++) {
+        const __m256i q = LOAD256(x[j].q), hb = _mm256_set1_epi8((char)(1u << j));
+        __m256i p[8];
+        for (int i = 0; i < 8; i++) {
+            __m256i lo = _mm256_and_si256(srl16(LOAD256(wr[i] + off + 32 + 32 * (j / 4)), 2 * (j % 4)), m2);
+            __m256i h = _mm256_and_si256(LOAD256(wr[i] + off), hb); /* hmask: bit j of byte l, value l */
+            __m256i u = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(h, hb), four)); /* v + 4 */
+            p[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), one);
+        }
+        __m256i s0, s1;
+        fold8_halves(p, &s0, &s1);
+        s0 = _mm256_sub_epi32(s0, _mm256_set1_epi32(4 * x[j].hs[0]));
+        s1 = _mm256_sub_epi32(s1, _mm256_set1_epi32(4 * x[j].hs[1]));
+        acc = fma_sums(acc, scale_halves(s0, s1, st, j), d, x[j].d);
+    }
+    return acc;
+}
+
+AVX2 static INLINE __m256 sb8_q6_k(const uint8_t *const wr[8], size_t off, const xblock *x, __m256 acc)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30), one = _mm256_set1_epi16(1);
+    __m128i tab[8];
+    __m256i st[16];
+    for (int i = 0; i < 8; i++) tab[i] = LOAD128(wr[i] + off + 192); /* int8 scales */
+    scales16_t(tab, true, st);
+    const __m256 d = gather_f16(wr, off + 208);
+    for (int j = 0; j < 8; j++) {
+        const int h = j / 4, k = j % 4;
+        const __m256i q = LOAD256(x[j].q);
+        __m256i p[8];
+        for (int i = 0; i < 8; i++) {
+            __m256i c = LOAD256(wr[i] + off + 64 * h + 32 * (k & 1)), hq = LOAD256(wr[i] + off + 128 + 32 * h);
+            __m256i lo = _mm256_and_si256(k >> 1 ? _mm256_srli_epi16(c, 4) : c, m4);
+            /* the top two bits: bits 2k, 2k+1 of qh -> bits 4, 5 */
+            __m256i hi = _mm256_and_si256(k < 3 ? sll16(hq, 4 - 2 * k) : _mm256_srli_epi16(hq, 2), m2);
+            p[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_or_si256(lo, hi), q), one);
+        }
+        __m256i s0, s1;
+        fold8_halves(p, &s0, &s1);
+        s0 = _mm256_sub_epi32(s0, _mm256_set1_epi32(32 * x[j].hs[0]));
+        s1 = _mm256_sub_epi32(s1, _mm256_set1_epi32(32 * x[j].hs[1]));
+        acc = fma_sums(acc, scale_halves(s0, s1, st, j), d, x[j].d);
+    }
+    return acc;
+}
+
+/* iq4_xs: the 8 sub-block scales ls - 32 as signed bytes 0..7; reads p[2..8). */
+AVX2 static INLINE __m128i iq4_xs_scales(const uint8_t *p)
+{
+    uint32_t sl;
+    memcpy(&sl, p + 4, 4);
+    uint64_t h = (uint64_t)(p[2] | p[3] << 8); /* 2 bits per sub-block -> byte j = bits 2j, 2j+1 */
+    h = (h | h << 24) & 0x000000FF000000FFull;
+    h = (h | h << 12) & 0x000F000F000F000Full;
+    h = (h | h << 6) & 0x0303030303030303ull;
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m128i l = _mm_cvtsi32_si128((int)sl);
+    __m128i n = _mm_unpacklo_epi8(_mm_and_si128(l, m4), _mm_and_si128(_mm_srli_epi16(l, 4), m4));
+    return _mm_sub_epi8(_mm_or_si128(n, _mm_slli_epi16(_mm_cvtsi64_si128((long long)h), 4)), _mm_set1_epi8(32));
+}
+
+/* iq4_xs: two sub-blocks (32 bytes of codes) per row and step, sub-block j's values 0..15 and
+ * j+1's in the low nibbles (low and high lane), their values 16..31 in the high nibbles, so the
+ * low lanes of the row sums are block j's, the high lanes block j+1's (fold8_halves). */
+AVX2 static INLINE __m256 sb8_iq4_xs(const uint8_t *const wr[8], size_t off, const xblock *x, __m256 acc)
+{
+    const __m256i kv = _mm256_setr_epi8(IQ4_VALUES, IQ4_VALUES), m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi16(1);
+    __m256i st[8];
+    for (int i = 0; i < 8; i++) st[i] = _mm256_cvtepi8_epi32(iq4_xs_scales(wr[i] + off));
+    transpose8(st);
+    const __m256 d = gather_f16(wr, off);
+    for (int j = 0; j < 8; j += 2) {
+        const __m256i qa = pair128(x[j].q, x[j + 1].q), qb = pair128(x[j].q + 16, x[j + 1].q + 16);
+        __m256i p[8];
+        for (int i = 0; i < 8; i++) {
+            __m256i c = LOAD256(wr[i] + off + 8 + 16 * j);
+            __m256i lo = _mm256_shuffle_epi8(kv, _mm256_and_si256(c, m4));
+            __m256i hi = _mm256_shuffle_epi8(kv, _mm256_and_si256(_mm256_srli_epi16(c, 4), m4));
+            __m256i tl = _mm256_maddubs_epi16(_mm256_abs_epi8(lo), _mm256_sign_epi8(qa, lo));
+            __m256i th = _mm256_maddubs_epi16(_mm256_abs_epi8(hi), _mm256_sign_epi8(qb, hi));
+            p[i] = _mm256_add_epi32(_mm256_madd_epi16(tl, one), _mm256_madd_epi16(th, one));
+        }
+        __m256i s0, s1;
+        fold8_halves(p, &s0, &s1);
+        acc = fma_sums(acc, _mm256_mullo_epi32(s0, st[j]), d, x[j].d);
+        acc = fma_sums(acc, _mm256_mullo_epi32(s1, st[j + 1]), d, x[j + 1].d);
+    }
+    return acc;
+}
+
+/* One loop per super-block type, as ROWS8_LOOP. */
+#define SUPER_LOOP(NAME, ATTR, SB, TYPE)                                                                           \
+    ATTR static void NAME(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,  \
+                          const float *bias)                                                                       \
+    {                                                                                                              \
+        size_t nb = w->cols / 32, bb = block_bytes(TYPE);                                                          \
+        for (size_t r = r0; r < r1; r += 8) {                                                                      \
+            size_t nr = r1 - r < 8 ? r1 - r : 8;                                                                   \
+            const uint8_t *wr[8];                                                                                  \
+            for (size_t i = 0; i < 8; i++) wr[i] = w->data + (r + (i < nr ? i : 0)) * w->row_bytes;              \
+            for (size_t t = 0; t < T; t++) {                                                                       \
+                const xblock *x = xq + t * nb;                                                                     \
+                __m256 acc = _mm256_setzero_ps();                                                                  \
+                for (size_t b = 0; b < nb; b += 8) acc = SB(wr, b / 8 * bb, x + b, acc);                          \
                 float lanes[8];                                                                                    \
                 _mm256_storeu_ps(lanes, acc);                                                                      \
                 for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);      \
@@ -270,6 +662,15 @@ BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni, dot2_vnni)
     ROWS8_LOOP(NAME##_q4_1, ATTR, SUMS, QFMT_TYPE_Q4_1)                                                            \
     ROWS8_LOOP(NAME##_q8_z, ATTR, SUMS, QFMT_TYPE_Q8_Z)                                                            \
     ROWS8_LOOP(NAME##_q4_z, ATTR, SUMS, QFMT_TYPE_Q4_Z)                                                            \
+    ROWS8_LOOP(NAME##_q5_0, ATTR, SUMS, QFMT_TYPE_Q5_0)                                                            \
+    ROWS8_LOOP(NAME##_q5_1, ATTR, SUMS, QFMT_TYPE_Q5_1)                                                            \
+    ROWS8_LOOP(NAME##_iq4_nl, ATTR, SUMS, QFMT_TYPE_IQ4_NL)                                                        \
+    SUPER_LOOP(NAME##_q2_k, ATTR, sb8_q2_k, QFMT_TYPE_Q2_K)                                                        \
+    SUPER_LOOP(NAME##_q3_k, ATTR, sb8_q3_k, QFMT_TYPE_Q3_K)                                                        \
+    SUPER_LOOP(NAME##_q4_k, ATTR, sb8_q4_k, QFMT_TYPE_Q4_K)                                                        \
+    SUPER_LOOP(NAME##_q5_k, ATTR, sb8_q5_k, QFMT_TYPE_Q5_K)                                                        \
+    SUPER_LOOP(NAME##_q6_k, ATTR, sb8_q6_k, QFMT_TYPE_Q6_K)                                                        \
+    SUPER_LOOP(NAME##_iq4_xs, ATTR, sb8_iq4_xs, QFMT_TYPE_IQ4_XS)                                                  \
     static void NAME(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,       \
                      const float *bias)                                                                            \
     {                                                                                                              \
@@ -279,6 +680,15 @@ BLOCK_SUMS(block_sums_vnni, VNNI, dot_vnni, dot_vnni, dot2_vnni)
         case QFMT_TYPE_Q4_1: NAME##_q4_1(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
         case QFMT_TYPE_Q8_Z: NAME##_q8_z(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
         case QFMT_TYPE_Q4_Z: NAME##_q4_z(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q5_0: NAME##_q5_0(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q5_1: NAME##_q5_1(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_IQ4_NL: NAME##_iq4_nl(w, xq, T, r0, r1, y, ldy, bias); break;                               \
+        case QFMT_TYPE_Q2_K: NAME##_q2_k(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q3_K: NAME##_q3_k(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q4_K: NAME##_q4_k(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q5_K: NAME##_q5_k(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_Q6_K: NAME##_q6_k(w, xq, T, r0, r1, y, ldy, bias); break;                                   \
+        case QFMT_TYPE_IQ4_XS: NAME##_iq4_xs(w, xq, T, r0, r1, y, ldy, bias); break;                               \
         }                                                                                                          \
     }
 GEMM_ROWS8(rows8_avx2, AVX2, block_sums_avx2)
@@ -303,27 +713,6 @@ typedef struct {
     __m256i codes[8]; /* [group of 4 elements]: lane i = row i */
     __m256 dw;        /* lane i: row i's block scale */
 } strip_block;
-
-/* 8 x 8 transpose of 32-bit elements: out[k] lane i = in[i] lane k. */
-VNNI static INLINE void transpose8(__m256i r[8])
-{
-    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
-    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
-    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
-    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-    r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-    r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-    r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-    r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
 
 /* Repacks rows wr[0..8) (spare entries repeat a real row) into nb strip blocks. */
 VNNI static void pack_strip(uint32_t type, const uint8_t *const wr[8], size_t nb, strip_block *out)

@@ -144,7 +144,21 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
         w = (qmat){(const uint8_t *)t, QFMT_TYPE_F32, rows, cols, cols * sizeof(float)};
     }
     *out = w;
+    void *grown = realloc(m->weights, (m->nweights + 1) * sizeof *m->weights);
+    if (!grown) return qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(m->r), ti.name, "out of memory");
+    m->weights = grown;
+    m->weights[m->nweights].w = out;
+    m->weights[m->nweights].name = ti.name;
+    m->weights[m->nweights].cols = cols;
+    m->nweights++;
     return 0;
+}
+
+const char *qfmt__model_weight_name(const qfmt_model *m, const qmat *w)
+{
+    for (size_t i = 0; i < m->nweights; i++)
+        if (m->weights[i].w == w) return m->weights[i].name;
+    return NULL;
 }
 
 /* A 1-D tensor of n values decoded to an owned f32 copy; NULL *out when absent and optional. */
@@ -514,6 +528,7 @@ void qfmt_model_free(qfmt_model *m)
     if (!m) return;
     for (size_t i = 0; i < m->nowned; i++) free(m->owned[i]);
     free(m->owned);
+    free(m->weights);
     qfmt__transposed_free(&m->transposed);
     qfmt__rope_free(&m->rope);
     qfmt__rope_free(&m->rope_local);

@@ -49,7 +49,30 @@ struct qfmt_model {
     void **owned; /* decoded copies, freed with the model */
     size_t nowned;
     qfmt_pool *pool;
+    /* The stored tensor each loaded matrix came from (calibration statistics per tensor). */
+    struct {
+        const qmat *w;
+        const char *name; /* the reader's, valid while it is open */
+        uint64_t cols;
+    } *weights;
+    size_t nweights;
 };
+
+/* The stored name of a matrix the model loaded (its address in the model), or NULL. */
+const char *qfmt__model_weight_name(const qfmt_model *m, const qmat *w);
+
+/* Statistics of the inputs of every matrix product with a stored weight (calibration): the
+ * forward pass calls fn with the activations (n rows of w->cols floats) before multiplying. */
+typedef struct {
+    void (*fn)(void *ctx, const qmat *w, const float *x, size_t n);
+    void *ctx;
+} qfmt__observer;
+/* Sets (or clears, NULL) the observer of a session's forward passes. */
+void qfmt__session_observe(qfmt_session *s, const qfmt__observer *obs);
+/* A whole-sequence forward pass of T tokens from an empty context (no logits) with obs seeing
+ * every product's input. 0 or -1 with err filled. */
+int qfmt__model_forward_observed(qfmt_model *m, const int32_t *ids, size_t T, const qfmt__observer *obs,
+                                 const qfmt_run_opts *o, qfmt_error *err);
 
 /* Fills *err (if not NULL) with code, file, tensor (either may be NULL) and a printf-style
  * message; returns -1, the internal functions' failure value (0: success). */

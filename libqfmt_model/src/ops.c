@@ -19,8 +19,15 @@
 
 bool qfmt__is_block_type(uint32_t type)
 {
-    return type == QFMT_TYPE_Q8_0 || type == QFMT_TYPE_Q4_0 || type == QFMT_TYPE_Q4_1 || type == QFMT_TYPE_Q8_Z ||
-           type == QFMT_TYPE_Q4_Z;
+    switch (type) {
+    case QFMT_TYPE_Q8_0: case QFMT_TYPE_Q4_0: case QFMT_TYPE_Q4_1: case QFMT_TYPE_Q8_Z: case QFMT_TYPE_Q4_Z:
+    case QFMT_TYPE_Q5_0: case QFMT_TYPE_Q5_1: case QFMT_TYPE_IQ4_NL:
+    case QFMT_TYPE_Q2_K: case QFMT_TYPE_Q3_K: case QFMT_TYPE_Q4_K: case QFMT_TYPE_Q5_K: case QFMT_TYPE_Q6_K:
+    case QFMT_TYPE_IQ4_XS:
+        return true;
+    default:
+        return false;
+    }
 }
 
 void qfmt__qmat_row(const qmat *w, uint64_t r, float *out)
@@ -90,20 +97,67 @@ void qfmt__act_quantize_scalar(const float *x, size_t n, xblock *out)
             memset(out[b].q, 0, sizeof out[b].q);
             out[b].d = out[b].s = finite ? 0.0f : NAN;
             out[b].sum = 0;
+            out[b].hs[0] = out[b].hs[1] = 0;
             continue;
         }
-        int32_t sum = 0;
+        int32_t hs[2] = {0, 0};
         for (int j = 0; j < (int)QFMT_BLOCK_ELEMS; j++) {
             out[b].q[j] = (int8_t)nearbyintf(x[j] * id); /* half to even, as the SIMD rounding */
-            sum += out[b].q[j];
+            hs[j / 16] += out[b].q[j];
         }
         out[b].d = d;
-        out[b].sum = sum;
-        out[b].s = d * (float)sum;
+        out[b].sum = hs[0] + hs[1];
+        out[b].hs[0] = (int16_t)hs[0];
+        out[b].hs[1] = (int16_t)hs[1];
+        out[b].s = d * (float)out[b].sum;
     }
 }
 
+/* ---- The reference for block types --------------------------------------------------------
+ *
+ * The float order, the same at every level (gemm_x86.c follows it step for step): a row's
+ * product is one fp32 accumulator, acc = 0, then activation block after activation block b (32
+ * values; for the super-block types the 8 blocks of each super-block of 256, in order):
+ *
+ *     acc = fmaf((float)isum_b, d * x_b.d, acc)          every type
+ *     acc = fmaf(m, x_b.s, acc)                          then q4_1, q5_1 (m: the block's fp16 min)
+ *     acc = fmaf((float)msum_b, dmin * x_b.d, acc)       then q2_k, q4_k, q5_k
+ *
+ * d is the fp16 scale of the weight block (of the super-block for the K types and iq4_xs), dmin
+ * the super-block's fp16 scale of the mins; isum_b and msum_b are integers that every level
+ * computes exactly (sub-block scales and mins enter as integers), with |q| <= 127 (the
+ * activation quantizer never gives -128), hs0 / hs1 the sums of q over the block's halves:
+ *
+ *   type    isum_b (u: the code)                              bound on |isum_b|
+ *   q8_0    sum w q, w int8                                   32*128*127        =    520,192
+ *   q4_0    sum (u - 8) q, u 0..15                            32*8*127          =     32,512
+ *   q4_1    sum u q, u 0..15                                  32*15*127         =     60,960
+ *   q8_z    sum (u - z) q, u, z 0..255                        32*255*127        =  1,036,320
+ *   q4_z    sum (u - z) q, u, z 0..15                         32*15*127         =     60,960
+ *   q5_0    sum (u - 16) q, u 0..31                           32*16*127         =     65,024
+ *   q5_1    sum u q, u 0..31                                  32*31*127         =    125,984
+ *   iq4_nl  sum V[u] q, V the codebook, |V| <= 127            32*127*127        =    516,128
+ *   iq4_xs  (ls - 32) sum V[u] q, ls 6-bit                    32*127*127*32     = 16,516,096
+ *   q4_k    sc sum u q, u 0..15, sc 6-bit                     32*15*127*63      =  3,840,480
+ *   q5_k    sc sum u q, u 0..31                               32*31*127*63      =  7,936,992
+ *   q6_k    s0 sum_lo (u - 32) q + s1 sum_hi (u - 32) q,      32*32*127*128     = 16,646,144
+ *           u 0..63, s int8 (sum_lo / sum_hi: over values 0..15 / 16..31, two sub-blocks of 16)
+ *   q3_k    s0 sum_lo v q + s1 sum_hi v q, v -4..3, s = 6-bit - 32    32*4*127*32 = 520,192
+ *   q2_k    s0 sum_lo u q + s1 sum_hi u q, u 0..3, s 4-bit    32*3*127*15       =    182,880
+ *   msum_b: q4_k, q5_k  -mn (hs0 + hs1), mn 6-bit             63*4064           =    256,032
+ *           q2_k        -(mn0 hs0 + mn1 hs1), mn 4-bit        15*4064           =     60,960
+ *
+ * Every bound is below 2^24, so (float)isum_b is exact too; each activation block costs one to
+ * two fused multiply-adds whatever the weight type. */
+
 static inline float f16(const uint8_t *p) { return qfmt_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
+static inline uint32_t ld32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* iq4_nl's and iq4_xs's codebook (libqfmt/src/types/iq4_nl.c). */
+static const int8_t IQ4_VALUES[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* Integer sums of one weight block against one activation block. */
 static int32_t isum_q8(const uint8_t *w, const int8_t *q)
@@ -124,10 +178,121 @@ static int32_t isum_u8(const uint8_t *w, const int8_t *q)
     for (int j = 0; j < 32; j++) s += w[j] * q[j];
     return s;
 }
+static int32_t isum_u5(const uint8_t *qh, const uint8_t *qs, const int8_t *q) /* q5_0/q5_1 codes 0..31 */
+{
+    uint32_t h = ld32(qh);
+    int32_t s = 0;
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 0x0F) | (int)((h >> j) & 1) << 4, hi = (qs[j] >> 4) | (int)((h >> (j + 16)) & 1) << 4;
+        s += lo * q[j] + hi * q[j + 16];
+    }
+    return s;
+}
+static int32_t isum_iq4(const uint8_t *qs, const int8_t *q) /* codebook values, q4_0 nibble order */
+{
+    int32_t s = 0;
+    for (int j = 0; j < 16; j++) s += IQ4_VALUES[qs[j] & 0x0F] * q[j] + IQ4_VALUES[qs[j] >> 4] * q[j + 16];
+    return s;
+}
 
-/* The reference: block by block, the integer block sum (zero point removed) exact, then one
- * fused multiply-add per block into a single fp32 accumulator. The SIMD kernels (gemm_x86.c)
- * take the same steps in the same order, so every level gives the same float. */
+/* Super-blocks of 256 (K types, iq4_xs): w one super-block, x its 8 activation blocks. */
+static float sb_q2_k(const uint8_t *w, const xblock *x, float acc) /* 84 bytes */
+{
+    const float d = f16(w + 80), dmin = f16(w + 82);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *qs = w + 16 + 32 * (j / 4);
+        int shift = 2 * (j % 4);
+        int32_t s[2] = {0, 0};
+        for (int l = 0; l < 32; l++) s[l / 16] += ((qs[l] >> shift) & 3) * x[j].q[l];
+        int32_t isum = (w[2 * j] & 0x0F) * s[0] + (w[2 * j + 1] & 0x0F) * s[1];
+        int32_t msum = -((w[2 * j] >> 4) * x[j].hs[0] + (w[2 * j + 1] >> 4) * x[j].hs[1]);
+        acc = fmaf((float)isum, d * x[j].d, acc);
+        acc = fmaf((float)msum, dmin * x[j].d, acc);
+    }
+    return acc;
+}
+static int q3_k_scale(const uint8_t *s, int j) /* sub-block j's scale, -32..31 (types/q3_k.c) */
+{
+    const int lo = j < 8 ? s[j] & 0x0F : s[j - 8] >> 4;
+    return (lo | ((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+}
+static float sb_q3_k(const uint8_t *w, const xblock *x, float acc) /* 110 bytes */
+{
+    const float d = f16(w + 108);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *qs = w + 32 + 32 * (j / 4);
+        int shift = 2 * (j % 4);
+        int32_t s[2] = {0, 0};
+        for (int l = 0; l < 32; l++) {
+            int v = ((qs[l] >> shift) & 3) - ((w[l] >> j) & 1 ? 0 : 4);
+            s[l / 16] += v * x[j].q[l];
+        }
+        int32_t isum = q3_k_scale(w + 96, 2 * j) * s[0] + q3_k_scale(w + 96, 2 * j + 1) * s[1];
+        acc = fmaf((float)isum, d * x[j].d, acc);
+    }
+    return acc;
+}
+static void scale_min_k4(const uint8_t *s, int sc[8], int mn[8]) /* types/q4_k.c's get_scale_min_k4 */
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (s[j + 8] & 0x0F) | (s[j] >> 6) << 4;
+        mn[j + 4] = (s[j + 8] >> 4) | (s[j + 4] >> 6) << 4;
+    }
+}
+static float sb_q45_k(const uint8_t *w, const xblock *x, float acc, bool five) /* 144 / 176 bytes */
+{
+    const float d = f16(w), dmin = f16(w + 2);
+    int sc[8], mn[8];
+    scale_min_k4(w + 4, sc, mn);
+    const uint8_t *qh = w + 16, *ql = w + (five ? 48 : 16);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *c = ql + 32 * (j / 2);
+        int shift = 4 * (j % 2);
+        int32_t s = 0;
+        for (int l = 0; l < 32; l++) {
+            int u = (c[l] >> shift) & 0x0F;
+            if (five) u |= ((qh[l] >> j) & 1) << 4;
+            s += u * x[j].q[l];
+        }
+        int32_t isum = sc[j] * s, msum = -mn[j] * (x[j].hs[0] + x[j].hs[1]);
+        acc = fmaf((float)isum, d * x[j].d, acc);
+        acc = fmaf((float)msum, dmin * x[j].d, acc);
+    }
+    return acc;
+}
+static float sb_q6_k(const uint8_t *w, const xblock *x, float acc) /* 210 bytes */
+{
+    const float d = f16(w + 208);
+    const int8_t *sc = (const int8_t *)(const void *)(w + 192);
+    for (int j = 0; j < 8; j++) {
+        int h = j / 4, k = j % 4;
+        const uint8_t *ql = w + 64 * h + 32 * (k & 1), *qh = w + 128 + 32 * h;
+        int32_t s[2] = {0, 0};
+        for (int l = 0; l < 32; l++) {
+            int u = ((ql[l] >> (4 * (k >> 1))) & 0x0F) | ((qh[l] >> (2 * k)) & 3) << 4;
+            s[l / 16] += (u - 32) * x[j].q[l];
+        }
+        int32_t isum = sc[2 * j] * s[0] + sc[2 * j + 1] * s[1];
+        acc = fmaf((float)isum, d * x[j].d, acc);
+    }
+    return acc;
+}
+static float sb_iq4_xs(const uint8_t *w, const xblock *x, float acc) /* 136 bytes */
+{
+    const float d = f16(w);
+    const unsigned sh = (unsigned)(w[2] | w[3] << 8);
+    for (int j = 0; j < 8; j++) {
+        int ls = ((w[4 + j / 2] >> (4 * (j % 2))) & 0x0F) | (int)((sh >> (2 * j)) & 3) << 4;
+        int32_t isum = (ls - 32) * isum_iq4(w + 8 + 16 * j, x[j].q);
+        acc = fmaf((float)isum, d * x[j].d, acc);
+    }
+    return acc;
+}
+
+/* The reference: see the float order above. The SIMD kernels (gemm_x86.c) take the same steps
+ * in the same order, so every level gives the same float. */
 static float row_dot_scalar(uint32_t type, const uint8_t *w, const xblock *x, size_t nb)
 {
     float acc = 0.0f;
@@ -152,6 +317,37 @@ static float row_dot_scalar(uint32_t type, const uint8_t *w, const xblock *x, si
     case QFMT_TYPE_Q4_Z:
         for (size_t b = 0; b < nb; b++, w += 19)
             acc = fmaf((float)(isum_u4(w + 3, x[b].q) - (w[2] & 0x0F) * x[b].sum), f16(w) * x[b].d, acc);
+        break;
+    case QFMT_TYPE_Q5_0:
+        for (size_t b = 0; b < nb; b++, w += 22)
+            acc = fmaf((float)(isum_u5(w + 2, w + 6, x[b].q) - 16 * x[b].sum), f16(w) * x[b].d, acc);
+        break;
+    case QFMT_TYPE_Q5_1:
+        for (size_t b = 0; b < nb; b++, w += 24) {
+            acc = fmaf((float)isum_u5(w + 4, w + 8, x[b].q), f16(w) * x[b].d, acc);
+            acc = fmaf(f16(w + 2), x[b].s, acc);
+        }
+        break;
+    case QFMT_TYPE_IQ4_NL:
+        for (size_t b = 0; b < nb; b++, w += 18) acc = fmaf((float)isum_iq4(w + 2, x[b].q), f16(w) * x[b].d, acc);
+        break;
+    case QFMT_TYPE_Q2_K:
+        for (size_t b = 0; b < nb; b += 8, w += 84) acc = sb_q2_k(w, x + b, acc);
+        break;
+    case QFMT_TYPE_Q3_K:
+        for (size_t b = 0; b < nb; b += 8, w += 110) acc = sb_q3_k(w, x + b, acc);
+        break;
+    case QFMT_TYPE_Q4_K:
+        for (size_t b = 0; b < nb; b += 8, w += 144) acc = sb_q45_k(w, x + b, acc, false);
+        break;
+    case QFMT_TYPE_Q5_K:
+        for (size_t b = 0; b < nb; b += 8, w += 176) acc = sb_q45_k(w, x + b, acc, true);
+        break;
+    case QFMT_TYPE_Q6_K:
+        for (size_t b = 0; b < nb; b += 8, w += 210) acc = sb_q6_k(w, x + b, acc);
+        break;
+    case QFMT_TYPE_IQ4_XS:
+        for (size_t b = 0; b < nb; b += 8, w += 136) acc = sb_iq4_xs(w, x + b, acc);
         break;
     }
     return acc;

@@ -25,8 +25,9 @@ unsigned qfmt_pool_size(const qfmt_pool *p);
 /* Calls fn(ctx, i) for i in [0, n) split into contiguous ranges, one per thread. */
 void qfmt_pool_for(qfmt_pool *p, size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx);
 
-/* A block type the fast path has integer kernels for (q8_0, q4_0, q4_1 and the z types); the
- * others run on the fast path as on the exact one, row by row decoded to fp32. */
+/* A block type the fast path has integer kernels for (q8_0, q5_0, q5_1, q4_0, q4_1, iq4_nl,
+ * the K types q2_k .. q6_k, iq4_xs and the z types); the others run on the fast path as on the
+ * exact one, row by row decoded to fp32. */
 bool qfmt__is_block_type(uint32_t type);
 
 /* Decodes row r of w into out (cols floats). */
@@ -34,7 +35,7 @@ void qfmt__qmat_row(const qmat *w, uint64_t r, float *out);
 
 /* y[t][j] = sum_k x[t][k] * w[j][k] (+ bias[j]) for t < T: x is T x cols, y is T x rows.
  * exact: fp32 against each decoded row; else activations quantized to 8-bit blocks and integer
- * dot products where the weight type allows (q8_0, q4_0, q4_1), fp32 otherwise. */
+ * dot products where the weight type allows (qfmt__is_block_type), fp32 otherwise. */
 void qfmt__qmat_mul(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
               bool exact);
 

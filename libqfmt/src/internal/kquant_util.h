@@ -8,6 +8,7 @@
 #ifndef QFMT_INTERNAL_KQUANT_UTIL_H
 #define QFMT_INTERNAL_KQUANT_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -43,6 +44,25 @@ static inline void qfmt__get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, u
 
 /* Inverse of qfmt__get_scale_min_k4: packs eight 6-bit scales and mins into q[0..12). */
 void qfmt__k4_pack_scales(uint8_t *q, const uint8_t *ls, const uint8_t *lm);
+
+/* The searches below return NaN (and make_qkx2/3_quants set *the_min to NaN) when a weighted
+ * sum a scale would be computed from is not finite (fp32 overflow: huge values or weights),
+ * where ggml's would go on to a NaN, infinite or zero scale; the callers then refuse the block
+ * (a block is refused whenever a sub-block scale or min, sigma2 or a weight sum is not finite).
+ * With finite sums they are ggml's, bit for bit. */
+
+/* Importance normalization. The weighted quantizers take any finite importance >= 0: they
+ * first scale the row's importance by 2^k, k = qfmt__imp_exponent(w, n), so that its largest
+ * value lies in [0.5, 1) (all zero: k = 0; a subnormal maximum is scaled up). ggml's weighted
+ * searches are invariant to a common power-of-two factor wherever no intermediate under- or
+ * overflows, so ordinary importance gives ggml's bytes, while one near FLT_MAX no longer
+ * overflows the fp32 sums. quant.c applies the same scaling to its copy of the importance, so
+ * that qfmt_quantize and the kernel table's quantize_weighted give the same bytes either way
+ * (on a scaled vector k is 0). */
+int qfmt__imp_exponent(const float *w, size_t n);
+
+/* w[0..n) scaled by 2^k (ldexpf, each value rounded once) into buf; w itself when k is 0. */
+const float *qfmt__imp_scaled(const float *w, size_t n, int k, float *buf);
 
 /* Symmetric search, codes L[i] in [0, 2*nmax) standing for L[i] - nmax, x ~ scale*(L - nmax).
  * rmse_type 0: the plain scale -max/nmax; otherwise a weighted least-squares scale refined over

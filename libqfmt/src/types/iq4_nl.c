@@ -3,13 +3,14 @@
  *   offset 2  16 bytes of 4-bit codes in q4_0's nibble order (byte j: value j low, j + 16 high)
  * A code c decodes to d * V[c], V the fixed non-uniform grid qfmt__iq4_values (-127 .. 113).
  * Encoding is ggml's quantize_iq4_nl (quantize_row_iq4_nl_impl, ntry = 7): per 32 values,
- * weights (x^2, or importance * sqrt(sigma2 + x^2)); starting from the scale that maps the
- * largest |x| to -127, try 15 scales around it, for each pick the nearest grid codes and the
+ * weights (x^2, or importance * sqrt(sigma2 + x^2)); starting from d = -max / V[0] (max the
+ * signed value of largest magnitude: it lands on 127 grid units), try 15 scales around it, for each pick the nearest grid codes and the
  * weighted least-squares scale, keep the best; then the codes are chosen again for that scale.
  * This file also holds that search for iq4_xs (internal/iq4.h). */
 #include "internal/block.h"
 #include "internal/iq4.h"
 #include "internal/kernels.h"
+#include "internal/kquant_util.h"
 
 enum { BYTES = 18, NTRY = 7 };
 
@@ -51,6 +52,7 @@ uint16_t qfmt__iq4_quantize_super(const float *x, const float *qw, int nsub, uin
     float sigma2 = 0;
     for (int j = 0; j < n; j++) sigma2 += x[j] * x[j];
     sigma2 *= 2.0f / (float)n;
+    if (qw && !isfinite(sigma2)) return 0x7E00; /* fp32 overflow: refused (an fp16 NaN) */
 
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < nsub; ib++) {
@@ -74,7 +76,7 @@ uint16_t qfmt__iq4_quantize_super(const float *x, const float *qw, int nsub, uin
             memset(Lb, 0, 32);
             continue;
         }
-        /* First guess: max onto the grid's end value -127, then the least-squares scale. */
+        /* First guess: d = -max / V[0] (max at 127 grid units), then the least-squares scale. */
         float d = -max / (float)V[0];
         float id = 1 / d;
         float sumqx = 0, sumq2 = 0;
@@ -85,6 +87,7 @@ uint16_t qfmt__iq4_quantize_super(const float *x, const float *qw, int nsub, uin
             sumqx += w * q * xb[j];
             sumq2 += w * q * q;
         }
+        if (!isfinite(sumqx) || !isfinite(sumq2)) return 0x7E00; /* as below */
         d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
         float best = d * sumqx;
         /* Then max onto -127 + t for t = -7 .. 7; the best (largest sumqx^2 / sumq2) wins. */
@@ -96,6 +99,7 @@ uint16_t qfmt__iq4_quantize_super(const float *x, const float *qw, int nsub, uin
                 sumqx += w * q * xb[j];
                 sumq2 += w * q * q;
             }
+            if (!isfinite(sumqx) || !isfinite(sumq2)) return 0x7E00;
             if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
                 d = sumqx / sumq2;
                 best = d * sumqx;
@@ -108,8 +112,9 @@ uint16_t qfmt__iq4_quantize_super(const float *x, const float *qw, int nsub, uin
         }
     }
 
-    /* A sum that overflowed fp32 (values near 1e12, or huge importance) leaves a NaN or infinite
-     * scale, where ggml would go on and write meaningless bytes: refuse the block instead. */
+    /* A sum that overflowed fp32 (values near 1e12, or huge importance) leaves a NaN, infinite
+     * or zero scale, where ggml would go on and write meaningless bytes: refuse the block
+     * instead (above: a weighted sum not finite; here: the scale). */
     for (int ib = 0; ib < nsub; ib++)
         if (!isfinite(scales[ib])) return 0x7E00; /* an fp16 NaN */
 
@@ -161,8 +166,10 @@ size_t qfmt__iq4_nl_quantize_ref(const float *x, uint8_t *y, size_t nb)
 size_t qfmt__iq4_nl_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
 {
     const size_t nb = n / QFMT__QK;
+    const int k = qfmt__imp_exponent(w, n); /* scaled importance (internal/kquant_util.h) */
+    float wbuf[QFMT__QK];
     for (size_t b = 0; b < nb; b++, x += QFMT__QK, w += QFMT__QK, y += BYTES)
-        if (!quantize_block(x, w, y)) return b;
+        if (!quantize_block(x, qfmt__imp_scaled(w, QFMT__QK, k, wbuf), y)) return b;
     return nb;
 }
 

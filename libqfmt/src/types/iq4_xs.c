@@ -12,6 +12,7 @@
 #include "internal/block.h"
 #include "internal/iq4.h"
 #include "internal/kernels.h"
+#include "internal/kquant_util.h"
 
 enum { BYTES = 136, QK = 256, NSUB = 8 };
 
@@ -43,8 +44,10 @@ size_t qfmt__iq4_xs_quantize_ref(const float *x, uint8_t *y, size_t nb)
 size_t qfmt__iq4_xs_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
 {
     const size_t nb = n / QK;
+    const int k = qfmt__imp_exponent(w, n); /* scaled importance (internal/kquant_util.h) */
+    float wbuf[QK];
     for (size_t b = 0; b < nb; b++, x += QK, w += QK, y += BYTES)
-        if (!quantize_block(x, w, y)) return b;
+        if (!quantize_block(x, qfmt__imp_scaled(w, QK, k, wbuf), y)) return b;
     return nb;
 }
 

@@ -1,7 +1,11 @@
 /* The scale searches shared by the K-quant ports (see internal/kquant_util.h). Every
  * expression keeps ggml's order of fp32 operations: (a*b)*c stays (a*b)*c, integer codes are
  * converted to float where ggml's usual arithmetic conversions put them, so that the chosen
- * codes and scales, hence the bytes, are those of ggml-quants.c. */
+ * codes and scales, hence the bytes, are those of ggml-quants.c.
+ * One departure: where a weighted sum that a scale is computed from overflows fp32 (huge
+ * values or weights), ggml goes on with inf/inf or inf*0 and may end with a NaN or zero scale,
+ * which its callers store as 0; these searches return NaN then, so that the caller refuses the
+ * block. For finite sums nothing changes. */
 #include <math.h>
 
 #include "internal/kquant_util.h"
@@ -25,6 +29,24 @@ void qfmt__k_pack_2bit(const uint8_t *L, uint8_t *qs)
     for (int h = 0; h < QFMT__QK_K; h += 128, L += 128, qs += 32)
         for (int l = 0; l < 32; l++)
             qs[l] = (uint8_t)(L[l] | (L[l + 32] << 2) | (L[l + 64] << 4) | (L[l + 96] << 6));
+}
+
+int qfmt__imp_exponent(const float *w, size_t n)
+{
+    float max = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        if (w[i] > max) max = w[i];
+    if (!(max > 0.0f) || !isfinite(max)) return 0;
+    int e;
+    (void)frexpf(max, &e); /* max = f * 2^e, f in [0.5, 1) */
+    return -e;
+}
+
+const float *qfmt__imp_scaled(const float *w, size_t n, int k, float *buf)
+{
+    if (k == 0) return w;
+    for (size_t i = 0; i < n; i++) buf[i] = ldexpf(w[i], k);
+    return buf;
 }
 
 void qfmt__pack_5bit32(const uint8_t *L, uint8_t *qh, uint8_t *qs)
@@ -88,6 +110,7 @@ float qfmt__make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_
         sumlx += w * x[i] * fl;
         suml2 += w * fl * fl;
     }
+    if (!isfinite(sumlx) || !isfinite(suml2)) return NAN;
     float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
     if (return_early) return suml2 > 0.0f ? 0.5f * (scale + 1.0f / iscale) : 1.0f / iscale;
     float best = scale * sumlx;
@@ -102,6 +125,7 @@ float qfmt__make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_
             sumlx += w * x[i] * fl;
             suml2 += w * fl * fl;
         }
+        if (!isfinite(sumlx) || !isfinite(suml2)) return NAN;
         if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; i++) {
                 const int l = qfmt__nearest_int(iscale * x[i]);
@@ -138,6 +162,7 @@ float qfmt__make_q3_quants(int n, int nmax, const float *x, int8_t *L, int do_rm
             sumlx += w * x[i] * (float)l;
             suml2 += w * (float)l * (float)l;
         }
+        if (!isfinite(sumlx) || !isfinite(suml2)) return NAN;
         /* Move one code at a time to the value the others' least-squares scale asks for,
          * when that raises sumlx^2/suml2 (lowers the weighted error). */
         for (int itry = 0; itry < 5; itry++) {
@@ -166,6 +191,7 @@ float qfmt__make_q3_quants(int n, int nmax, const float *x, int8_t *L, int do_rm
             if (!n_changed) break;
         }
         for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+        if (!isfinite(sumlx) || !isfinite(suml2)) return NAN; /* a change overflowed */
         return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
     }
     for (int i = 0; i < n; i++) {
@@ -198,6 +224,10 @@ static float qkx_search(int n, int nmax, const float *x, const float *weights, u
         *the_min = -min;
         return 0.0f;
     }
+    if (!isfinite(sum_w) || !isfinite(sum_x)) {
+        *the_min = NAN;
+        return NAN;
+    }
     float iscale = (float)nmax / (max - min);
     float scale = 1.0f / iscale;
     float best_error = 0.0f;
@@ -224,6 +254,10 @@ static float qkx_search(int n, int nmax, const float *x, const float *weights, u
             sum_xl += w * fl * x[i];
         }
         const float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (!isfinite(sum_l2) || !isfinite(sum_xl) || !isfinite(D)) {
+            *the_min = NAN;
+            return NAN;
+        }
         if (D > 0.0f) {
             float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
             float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
@@ -231,6 +265,7 @@ static float qkx_search(int n, int nmax, const float *x, const float *weights, u
                 this_min = 0.0f;
                 this_scale = sum_xl / sum_l2;
             }
+            /* (a non-finite this_scale or this_min gives a NaN error: never taken) */
             float cur_error = 0.0f;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * (float)Laux[i] + this_min - x[i];
@@ -331,5 +366,6 @@ float qfmt__make_qp_quants(int n, int nmax, const float *x, uint8_t *L,
         }
         if (!n_changed) break;
     }
+    if (!isfinite(sumlx) || !isfinite(suml2)) return NAN;
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }

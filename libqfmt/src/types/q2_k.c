@@ -8,7 +8,10 @@
  * (|x| weights, absolute error), both lists are rounded to 4 bits against their maxima, then
  * every value is requantized against its stored scale and min.
  * Weighted (quantize_row_q2_K_impl): weights imp*sqrt(sigma2 + x^2) (sigma2: the super-block's
- * mean square) into make_qkx3_quants; the 4-bit scales and mins come from make_qp_quants. */
+ * mean square) into make_qkx3_quants; the 4-bit scales and mins come from make_qp_quants.
+ * A block is refused (not written; the count of blocks done returned) when its d or dmin does
+ * not fit fp16, or when a sub-block scale or min, sigma2 or a weight sum is not finite (fp32
+ * overflow, where ggml would store garbage). */
 #include "internal/block.h"
 #include "internal/kernels.h"
 #include "internal/kquant_util.h"
@@ -49,6 +52,7 @@ size_t qfmt__q2_k_quantize_ref(const float *x, uint8_t *y, size_t nb)
             for (int i = 0; i < 16; i++) weights[i] = fabsf(x[16 * j + i]);
             scales[j] = qfmt__make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j],
                                                Laux, -0.5f, 0.1f, 15, 1);
+            if (!isfinite(scales[j]) || !isfinite(mins[j])) return b;
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -98,20 +102,25 @@ void qfmt__q2_k_dequantize_ref(const uint8_t *y, float *x, size_t nb)
 size_t qfmt__q2_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
 {
     const size_t nb = n / QFMT__QK_K;
+    const int k = qfmt__imp_exponent(w, n);
     for (size_t b = 0; b < nb; b++, x += QFMT__QK_K, w += QFMT__QK_K, y += BYTES) {
         uint8_t L[QFMT__QK_K], Laux[16], Ls[NSUB], Lm[NSUB], sc[NSUB];
-        float mins[NSUB], scales[NSUB], sw[NSUB], weight[16];
+        float mins[NSUB], scales[NSUB], sw[NSUB], weight[16], wbuf[QFMT__QK_K];
+        const float *wb = qfmt__imp_scaled(w, QFMT__QK_K, k, wbuf);
         float sumx2 = 0.0f;
         for (int j = 0; j < QFMT__QK_K; j++) sumx2 += x[j] * x[j];
         const float sigma2 = sumx2 / (float)QFMT__QK_K;
+        if (!isfinite(sigma2)) return b;
         for (int j = 0; j < NSUB; j++) {
-            const float *qw = w + 16 * j;
+            const float *qw = wb + 16 * j;
             for (int i = 0; i < 16; i++)
                 weight[i] = qw[i] * sqrtf(sigma2 + x[16 * j + i] * x[16 * j + i]);
             sw[j] = 0.0f;
             for (int i = 0; i < 16; i++) sw[j] += weight[i];
+            if (!isfinite(sw[j])) return b;
             scales[j] = qfmt__make_qkx3_quants(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j],
                                                Laux, -0.9f, 0.05f, 36, 0);
+            if (!isfinite(scales[j]) || !isfinite(mins[j])) return b;
         }
         const float dm = qfmt__make_qp_quants(NSUB, 15, scales, Ls, sw);
         const float mm = qfmt__make_qp_quants(NSUB, 15, mins, Lm, sw);

@@ -10,7 +10,10 @@
  * values requantized against their stored scale.
  * Weighted (quantize_row_q3_K_impl): weights imp*sqrt(sigma2 + x^2), sigma2 = 2 * the
  * super-block's mean square, into make_qx_quants for the values, and make_qx_quants (nmax 32,
- * weights = the sub-block weight sums) for the 6-bit scales. */
+ * weights = the sub-block weight sums) for the 6-bit scales.
+ * A block is refused (not written; the count of blocks done returned) when its d does not fit
+ * fp16, or when a sub-block scale, sigma2 or a weight sum is not finite (fp32 overflow, where
+ * ggml would store garbage). */
 #include "internal/block.h"
 #include "internal/kernels.h"
 #include "internal/kquant_util.h"
@@ -77,6 +80,7 @@ size_t qfmt__q3_k_quantize_ref(const float *x, uint8_t *y, size_t nb)
         float scales[NSUB], max_scale = 0.0f, amax = 0.0f;
         for (int j = 0; j < NSUB; j++) {
             scales[j] = qfmt__make_q3_quants(16, 4, x + 16 * j, L + 16 * j, 1);
+            if (!isfinite(scales[j])) return b;
             const float a = fabsf(scales[j]);
             if (a > amax) {
                 amax = a;
@@ -126,20 +130,25 @@ void qfmt__q3_k_dequantize_ref(const uint8_t *y, float *x, size_t nb)
 size_t qfmt__q3_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
 {
     const size_t nb = n / QFMT__QK_K;
+    const int k = qfmt__imp_exponent(w, n);
     for (size_t b = 0; b < nb; b++, x += QFMT__QK_K, w += QFMT__QK_K, y += BYTES) {
         int8_t L[QFMT__QK_K], Ls[NSUB];
-        float scales[NSUB], weight[16], sw[NSUB];
+        float scales[NSUB], weight[16], sw[NSUB], wbuf[QFMT__QK_K];
+        const float *wb = qfmt__imp_scaled(w, QFMT__QK_K, k, wbuf);
         float sumx2 = 0.0f;
         for (int j = 0; j < QFMT__QK_K; j++) sumx2 += x[j] * x[j];
         const float sigma2 = 2.0f * sumx2 / (float)QFMT__QK_K;
+        if (!isfinite(sigma2)) return b;
         for (int j = 0; j < NSUB; j++) {
-            const float *qw = w + 16 * j;
+            const float *qw = wb + 16 * j;
             for (int i = 0; i < 16; i++)
                 weight[i] = qw[i] * sqrtf(sigma2 + x[16 * j + i] * x[16 * j + i]);
             float sumw = 0.0f;
             for (int i = 0; i < 16; i++) sumw += weight[i];
             sw[j] = sumw;
+            if (!isfinite(sumw)) return b;
             scales[j] = qfmt__make_qx_quants(16, 4, x + 16 * j, L + 16 * j, 1, weight);
+            if (!isfinite(scales[j])) return b;
         }
         const float d_block = qfmt__make_qx_quants(NSUB, 32, scales, Ls, 1, sw);
         int ls[NSUB];

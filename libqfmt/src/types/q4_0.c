@@ -110,11 +110,15 @@ size_t qfmt__q4_0_quantize_imat(const float *x, uint8_t *y, size_t n, const floa
     float sum_x2 = 0.0f;
     for (size_t j = 0; j < n; j++) sum_x2 += x[j] * x[j];
     const float sigma2 = sum_x2 / (float)n;
+    if (!isfinite(sigma2)) return 0; /* fp32 overflow: every block's weights would be Inf */
     const size_t nb = n / QFMT__QK;
+    const int k = qfmt__imp_exponent(w, n); /* scaled importance (internal/kquant_util.h) */
     for (size_t b = 0; b < nb; b++, x += QFMT__QK, w += QFMT__QK, y += BYTES) {
+        float wbuf[QFMT__QK];
+        const float *wb = qfmt__imp_scaled(w, QFMT__QK, k, wbuf);
         float weight[QFMT__QK];
         int8_t L[QFMT__QK];
-        for (int j = 0; j < QFMT__QK; j++) weight[j] = w[j] * sqrtf(sigma2 + x[j] * x[j]);
+        for (int j = 0; j < QFMT__QK; j++) weight[j] = wb[j] * sqrtf(sigma2 + x[j] * x[j]);
         const float d = qfmt__make_qx_quants(QFMT__QK, 8, x, L, 1, weight);
         const uint16_t dh = qfmt_f32_to_f16(d);
         if (!qfmt__f16_finite(dh)) return b;

@@ -7,7 +7,10 @@
  *   [48,176) qs: low 4 bits, laid out as q4_K's qs
  * Reference (quantize_row_q5_K_ref): q4_K's with nmax 31 and make_qkx2_quants over
  * rmin -0.5, 16 steps of 0.1.
- * Weighted (quantize_row_q5_K_impl): as q4_K's weighted path with nmax 31. */
+ * Weighted (quantize_row_q5_K_impl): as q4_K's weighted path with nmax 31.
+ * A block is refused (not written; the count of blocks done returned) when its d or dmin does
+ * not fit fp16, or when a sub-block scale or min, sigma2 or a weight sum is not finite (fp32
+ * overflow, where ggml would store garbage). */
 #include "internal/block.h"
 #include "internal/kernels.h"
 #include "internal/kquant_util.h"
@@ -66,6 +69,7 @@ size_t qfmt__q5_k_quantize_ref(const float *x, uint8_t *y, size_t nb)
             for (int i = 0; i < 32; i++) weights[i] = av_x + fabsf(x[32 * j + i]);
             scales[j] = qfmt__make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j],
                                                Laux, -0.5f, 0.1f, 15, 0);
+            if (!isfinite(scales[j]) || !isfinite(mins[j])) return b;
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -107,21 +111,26 @@ void qfmt__q5_k_dequantize_ref(const uint8_t *y, float *x, size_t nb)
 size_t qfmt__q5_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
 {
     const size_t nb = n / QFMT__QK_K;
+    const int k = qfmt__imp_exponent(w, n);
     for (size_t b = 0; b < nb; b++, x += QFMT__QK_K, w += QFMT__QK_K, y += BYTES) {
         uint8_t L[QFMT__QK_K], Laux[32], Ls[NSUB], Lm[NSUB];
-        float weights[32], sw[NSUB], mins[NSUB], scales[NSUB];
+        float weights[32], sw[NSUB], mins[NSUB], scales[NSUB], wbuf[QFMT__QK_K];
+        const float *wb = qfmt__imp_scaled(w, QFMT__QK_K, k, wbuf);
         float sum_x2 = 0.0f;
         for (int i = 0; i < QFMT__QK_K; i++) sum_x2 += x[i] * x[i];
         const float sigma2 = 2.0f * sum_x2 / (float)QFMT__QK_K;
+        if (!isfinite(sigma2)) return b;
         for (int j = 0; j < NSUB; j++) {
-            const float *qw = w + 32 * j;
+            const float *qw = wb + 32 * j;
             for (int i = 0; i < 32; i++)
                 weights[i] = qw[i] * sqrtf(sigma2 + x[32 * j + i] * x[32 * j + i]);
             float sumw = 0.0f;
             for (int i = 0; i < 32; i++) sumw += weights[i];
             sw[j] = sumw;
+            if (!isfinite(sumw)) return b;
             scales[j] = qfmt__make_qkx3_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j],
                                                Laux, -0.9f, 0.05f, 36, 0);
+            if (!isfinite(scales[j]) || !isfinite(mins[j])) return b;
         }
         const float d_block = qfmt__make_qp_quants(NSUB, 63, scales, Ls, sw);
         const float m_block = qfmt__make_qp_quants(NSUB, 63, mins, Lm, sw);

@@ -10,17 +10,23 @@
  * Reference (quantize_row_q6_K_ref): per sub-block scale from make_qx_quants (nmax 32, x^2
  * weights); scales rounded to int8 against the largest-magnitude one (d = max/-128), values
  * requantized against the stored scale. Weighted (quantize_row_q6_K_impl): the same with the
- * importance itself as make_qx_quants' weights. */
+ * importance itself as make_qx_quants' weights.
+ * A block is refused (not written; the count of blocks done returned) when its d does not fit
+ * fp16 or a sub-block scale is not finite (fp32 overflow of the weighted sums, where ggml would
+ * store garbage). */
 #include "internal/block.h"
 #include "internal/kernels.h"
 #include "internal/kquant_util.h"
 
 enum { BYTES = 210, NSUB = QFMT__QK_K / 16 };
 
-/* From the sub-block scales (and the codes L of the search), the block; 0 if d is not finite. */
+/* From the sub-block scales (and the codes L of the search), the block; 0 (nothing written) if
+ * a scale or d is not finite. */
 static int encode(const float *x, uint8_t *y, const float *scales, int8_t *L)
 {
     float max_scale = 0.0f, max_abs_scale = 0.0f;
+    for (int j = 0; j < NSUB; j++)
+        if (!isfinite(scales[j])) return 0;
     for (int j = 0; j < NSUB; j++) {
         const float a = fabsf(scales[j]);
         if (a > max_abs_scale) {
@@ -98,11 +104,13 @@ void qfmt__q6_k_dequantize_ref(const uint8_t *y, float *x, size_t nb)
 size_t qfmt__q6_k_quantize_imat(const float *x, uint8_t *y, size_t n, const float *w)
 {
     const size_t nb = n / QFMT__QK_K;
+    const int k = qfmt__imp_exponent(w, n);
     for (size_t b = 0; b < nb; b++, x += QFMT__QK_K, w += QFMT__QK_K, y += BYTES) {
         int8_t L[QFMT__QK_K];
-        float scales[NSUB];
+        float scales[NSUB], wbuf[QFMT__QK_K];
+        const float *wb = qfmt__imp_scaled(w, QFMT__QK_K, k, wbuf);
         for (int j = 0; j < NSUB; j++)
-            scales[j] = qfmt__make_qx_quants(16, 32, x + 16 * j, L + 16 * j, 1, w + 16 * j);
+            scales[j] = qfmt__make_qx_quants(16, 32, x + 16 * j, L + 16 * j, 1, wb + 16 * j);
         if (!encode(x, y, scales, L)) return b;
     }
     return nb;

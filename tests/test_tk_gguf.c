@@ -1020,7 +1020,7 @@ static void f_spm_extra_ws(qfmt_gguf_writer *w)
 }
 static void f_bert_no_unk(qfmt_gguf_writer *w) /* llama.cpp's default unknown id 100 is out of range */
 {
-    static const char *const t[] = {"[CLS]", "[SEP]", "\xE2\x96\x81" "a", "b"};
+    static const char *const t[] = {"[CLS]", "[SEP]", ("\xE2\x96\x81" "a"), "b"};
     static const int32_t ty[] = {3, 3, 1, 1};
     put_model(w, "bert");
     put_tokens(w, t, 4);

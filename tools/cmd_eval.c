@@ -27,7 +27,7 @@ static const char usage[] =
     "first token, each evaluated from an empty context. Token ids are taken modulo the vocabulary.\n"
     "\n"
     "  --tokens FILE   the tensor 'tokens' (or the first tensor) of a safetensors file, I32 or I64\n"
-    "  --text FILE     a UTF-8 text, tokenized with the model's embedded tokenizer\n"
+    "  --text FILE     a UTF-8 text (or zstd-compressed), tokenized with the model's embedded tokenizer\n"
     "  --ctx N         window length (default 128, at most the model's context)\n"
     "  --windows N     windows to evaluate (default: every whole window in the stream)\n"
     "  --mask FILE     BERT: U8 [windows, ctx], 1 = replace by [MASK] and score; without it every\n"
@@ -129,45 +129,6 @@ static int load_tokens(const char *path, int32_t **out, size_t *n)
     return 0;
 }
 
-static int load_text_tokens(const char *path, const qfmt_reader *r, int32_t **out, size_t *n)
-{
-    FILE *f = cli_fopen_read(path); /* a FIFO or device is refused, without waiting on it */
-    if (!f) return -1;
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap) break;
-        char *nb = realloc(buf, cap *= 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf = nb;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        cli_error("%s: cannot read", path);
-        return -1;
-    }
-    qfmt_error e;
-    char eb[1024];
-    qfmt_tokenizer *tok = NULL;
-    int rc = 0;
-    if (cli_load_tokenizer(r, &tok) != 0) {
-        rc = -1;
-    } else if (qfmt_tokenizer_encode(tok, buf, len, out, n, &e) != QFMT_OK) {
-        cli_error("%s: tokenizer: %s", path, qfmt_error_format(&e, eb, sizeof eb));
-        rc = -1;
-    }
-    qfmt_tokenizer_free(tok);
-    free(buf);
-    return rc;
-}
 
 /* --kl-base REF: MODEL's family and vocabulary, a context of ctx at least; a warning when its
  * linear weights (the ones convert quantizes) are not float. 0, or -1 after printing why. */
@@ -236,7 +197,7 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     if (o.kl_base && open_ref(&o, h, &rr, &rm) != 0) goto done;
-    if ((o.tokens ? load_tokens(o.tokens, &tokens, &ntok) : load_text_tokens(o.text, r, &tokens, &ntok)) != 0)
+    if ((o.tokens ? load_tokens(o.tokens, &tokens, &ntok) : cli_text_tokens(o.text, r, &tokens, &ntok)) != 0)
         goto done;
     for (size_t i = 0; i < ntok; i++) tokens[i] = (int32_t)((uint64_t)tokens[i] % h->vocab);
     size_t ctx = (size_t)o.ctx, windows = ntok / ctx;

@@ -556,14 +556,21 @@ typedef struct qfmt_export_opts {
  * llama.cpp's {arch}.* keys from the model.* keys, tokenizer.ggml.* from the embedded
  * tokenizer.json (qfmt_tokenizer_to_gguf; tokens padded with [PAD<i>] to the embedding's rows
  * as convert_hf_to_gguf.py pads them), general.quantization_version 2, general.file_type
- * (llama.cpp's LLAMA_FTYPE_* of convert.mix, else of the type most linear-weight elements
- * have), the source.gguf.* keys a GGUF import kept, and qfmt.* keys for what llama.cpp's keys
- * cannot hold (qfmt.model.dtype, qfmt.rope.scaling.* of a llama3 RoPE) so that a GGUF import
- * of the file gives back the same model. Tensors keep their types and bytes, except that 1-D
- * f16/bf16 tensors are widened to f32 (as convert_hf_to_gguf.py stores them), Gemma's norms
- * become 1 + w in f32, and q8_z / q4_z follow opts->z_types; llama.cpp's RoPE factor tensors
- * (rope_freqs, rope_factors_long/short) are added. QFMT_E_UNSUPPORTED for a family llama.cpp
- * has no architecture for, a RoPE it cannot express, a type GGUF cannot hold. */
+ * (llama.cpp's LLAMA_FTYPE_* of convert.mix; else the kept source.gguf.general.file_type when
+ * its type is the one most linear-weight elements have; else that type's), the other
+ * source.gguf.* keys a GGUF import kept, and qfmt.model.<key> for the model.* keys llama.cpp's
+ * keys cannot hold (the checkpoint's dtype; a llama3 or yarn RoPE's parameters; Gemma's layer
+ * types and attention scalar, an activation, where llama.cpp's fixed ones differ), which
+ * llama.cpp ignores and qfmt_convert_gguf reads back, so that importing the file gives the same
+ * model. general.name is left out (with a warning) where llama.cpp's name-keyed tokenizer rules
+ * would make it fail to load (a name like Phi-3's without Phi-3's special tokens). Tensors keep
+ * their types and bytes, except that f16/bf16 1-D tensors, biases, position and token-type
+ * embeddings are widened to f32 (as convert_hf_to_gguf.py stores them), Gemma's norms become
+ * 1 + w in f32, an untransposed GPT-2 Conv1D weight is transposed, and q8_z / q4_z follow
+ * opts->z_types; llama.cpp's RoPE factor tensors (rope_freqs, rope_factors_long/short) are
+ * added; tensors llama.cpp's architecture has no name for (BERT's MLM head) are left out, with a
+ * note. QFMT_E_UNSUPPORTED for a family llama.cpp has no architecture for, a RoPE it cannot
+ * express, a type GGUF cannot hold. */
 QFMT_API qfmt_status qfmt_export_gguf(const qfmt_reader *r, const char *out, const qfmt_export_opts *opts,
                                       qfmt_error *err);
 

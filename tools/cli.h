@@ -162,6 +162,32 @@ typedef bool (*cli_value_fn)(void *ctx, const cli_value *v);
 qfmt_status cli_tensor_values(const qfmt_reader *r, uint64_t index, uint64_t max, cli_value_fn fn,
                               void *ctx, qfmt_error *err);
 
+/* ---- GGUF files (gguf_view.c) ---------------------------------------------------------------
+ * dump and verify take a GGUF file too, recognized by its magic. */
+typedef struct cli_dump_opts {
+    const char *path;
+    bool json;
+    bool show_meta;
+    bool show_tensors;
+    bool full_meta;
+    bool show_values;
+    uint64_t max_values; /* per tensor; UINT64_MAX: all */
+} cli_dump_opts;
+
+typedef enum {
+    CLI_HASH_NONE,
+    CLI_HASH_XXH3,  /* XXH3-64, qfmt's checksum */
+    CLI_HASH_XXH64, /* XXH64, llama-gguf-hash's default */
+} cli_hash_kind;
+
+/* Whether `path` is a readable file starting with "GGUF". */
+bool cli_is_gguf(const char *path);
+/* `qfmt dump` of a GGUF file; returns an exit code. */
+int cli_dump_gguf(const char *path, const cli_dump_opts *o);
+/* `qfmt verify` of a GGUF file: structure and bounds (open), every tensor's bytes read and,
+ * for float and block types, decoded to finite values; per-tensor hashes when asked. */
+int cli_verify_gguf(const char *path, unsigned threads, bool json, cli_hash_kind hash);
+
 /* ---- JSON (cJSON) --------------------------------------------------------------------------
  * cJSON keeps numbers as doubles and prints big integers with 15-17 significant digits, so
  * integers are emitted as raw JSON text: exact decimal up to 2^53, a decimal string beyond (a

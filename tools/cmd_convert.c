@@ -304,16 +304,6 @@ static void print_types(const char *path)
     qfmt_reader_close(r);
 }
 
-/* A file starting with the GGUF magic (llama.cpp's): qfmt_convert_gguf converts it. */
-static bool is_gguf(const char *path)
-{
-    int fd = -1;
-    char magic[4];
-    bool yes = qfmt_file_open_read(path, &fd, NULL) == QFMT_OK && read(fd, magic, 4) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    if (fd >= 0) close(fd);
-    return yes;
-}
-
 int cmd_convert(int argc, char **argv)
 {
     options o;
@@ -376,7 +366,7 @@ int cmd_convert(int argc, char **argv)
     qfmt_convert_result res;
     qfmt_error e;
     qfmt_status s;
-    if (is_gguf(o.src)) { /* llama.cpp's GGUF: without --type every tensor keeps its type */
+    if (cli_is_gguf(o.src)) { /* llama.cpp's GGUF: without --type every tensor keeps its type */
         if (!o.type_given) co.type = QFMT_CONVERT_KEEP;
         s = qfmt_convert_gguf(o.src, o.out, &co, &res, &e);
     } else {

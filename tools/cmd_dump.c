@@ -19,6 +19,9 @@ static const char usage[] =
     "its tensor table (index, name, type, shape, offset, stored and raw size, codec, checksum)\n"
     "and totals (tensors, parameters and bytes per type, bits per weight). The structure is\n"
     "checked; tensor data is not read unless --values is given (see also 'qfmt verify').\n"
+    "A GGUF file (llama.cpp's) is shown the same way: its version, alignment, key-value pairs\n"
+    "with their GGUF types, tensors (ggml type, shape outermost first, absolute offset, bytes;\n"
+    "--json adds ggml's ne order) and totals.\n"
     "\n"
     "options:\n"
     "  --metadata      show the metadata, in full (long strings and arrays are abbreviated\n"
@@ -39,15 +42,7 @@ enum {
     NAME_COLUMN_MAX = 60,       /* wider names push the columns right instead */
 };
 
-struct dump_opts {
-    const char *path;
-    bool json;
-    bool show_meta;
-    bool show_tensors;
-    bool full_meta;
-    bool show_values;
-    uint64_t max_values; /* per tensor; UINT64_MAX: all */
-};
+typedef cli_dump_opts dump_opts;
 
 /* Per-type totals. A file has a handful of distinct types: a linear list is enough. */
 struct type_total {
@@ -424,7 +419,7 @@ static void print_header(const char *path, const qfmt_file_info *fi)
            fi->index_checksum);
 }
 
-static int dump_text(const qfmt_reader *r, const char *path, const struct dump_opts *o)
+static int dump_text(const qfmt_reader *r, const char *path, const dump_opts *o)
 {
     qfmt_file_info fi;
     qfmt_error err;
@@ -600,7 +595,7 @@ static qfmt_status json_tensor_values(const qfmt_reader *r, cli_jw *w, uint64_t 
 }
 
 /* tensors [...] and totals {...}. */
-static qfmt_status json_tensors(const qfmt_reader *r, cli_jw *w, const struct dump_opts *o,
+static qfmt_status json_tensors(const qfmt_reader *r, cli_jw *w, const dump_opts *o,
                                 struct totals *tot, qfmt_error *err)
 {
     uint64_t n = qfmt_tensor_count(r);
@@ -632,7 +627,7 @@ static qfmt_status json_tensors(const qfmt_reader *r, cli_jw *w, const struct du
     return QFMT_OK;
 }
 
-static int dump_json(const qfmt_reader *r, const char *path, const struct dump_opts *o)
+static int dump_json(const qfmt_reader *r, const char *path, const dump_opts *o)
 {
     qfmt_file_info fi;
     qfmt_reader_file_info(r, &fi);
@@ -691,7 +686,7 @@ static int dump_json(const qfmt_reader *r, const char *path, const struct dump_o
 
 int cmd_dump(int argc, char **argv)
 {
-    struct dump_opts o;
+    dump_opts o;
     memset(&o, 0, sizeof o);
     bool want_meta = false, want_tensors = false, no_more_options = false;
 
@@ -729,6 +724,8 @@ int cmd_dump(int argc, char **argv)
     o.show_tensors = want_tensors || o.show_values || !want_meta;
     o.full_meta = want_meta;
 
+    if (cli_is_gguf(o.path))
+        return cli_dump_gguf(o.path, &o);
     qfmt_reader *r = NULL;
     qfmt_error err;
     if (qfmt_reader_open(&r, o.path, NULL, &err) != QFMT_OK) {

@@ -12,7 +12,7 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: qfmt verify FILE [--json] [--threads N]\n"
+    "usage: qfmt verify FILE [--json] [--threads N] [--hash[=xxh3|xxh64]]\n"
     "\n"
     "Checks a qfmt file completely: the header, metadata and directory with their checksums,\n"
     "every tensor's stored bytes against its XXH3-64 checksum (a zstd frame must also decode\n"
@@ -20,12 +20,22 @@ static const char usage[] =
     "'FILE: FAILED (...)'; each problem goes to stderr with the tensor and its byte range.\n"
     "Exit status: 0 if the file is intact, 1 if not (or it cannot be read), 2 usage error.\n"
     "\n"
+    "A GGUF file (llama.cpp's) is checked too: its structure and bounds, that every tensor's\n"
+    "bytes can be read and that every float and block tensor decodes to finite values. GGUF has\n"
+    "no checksums, so its data cannot be checked against what was written: --hash prints a hash\n"
+    "per tensor to compare two copies.\n"
+    "\n"
     "options:\n"
     "  --threads N  use N threads (default, or 0: the number of online CPUs)\n"
     "  --json       print one JSON document instead: {file, ok, threads, tensors, bytes,\n"
     "               seconds, gb_per_s, error: {code, code_name, message, text, offset,\n"
     "               tensor} or null, failures: [{index, tensor, code, code_name, message,\n"
     "               text, start, end}]}\n"
+    "  --hash[=ALG] after the checks, print one line per tensor, 'ALG  HASH  FILE:TENSOR', as\n"
+    "               llama-gguf-hash does (for a GGUF file, then one line for all tensor data\n"
+    "               in file order): xxh3 (default: XXH3-64, qfmt's checksum; for a qfmt file\n"
+    "               the verified checksums of the stored bytes) or xxh64 (llama-gguf-hash's\n"
+    "               default, GGUF files only). With --json: a \"hash\" object\n"
     "  -h, --help   show this help\n";
 
 enum { MAX_THREADS = 1024 };
@@ -45,6 +55,7 @@ struct verify_result {
     struct failure *failures; /* every bad tensor, file order */
     size_t nfailures;
     bool failures_incomplete; /* out of memory while listing them */
+    bool hash;                /* print the verified checksums (--hash) */
 };
 
 static bool same_error(const qfmt_error *a, const qfmt_error *b)
@@ -110,6 +121,48 @@ static double gb_per_s(const struct verify_result *res)
     return res->seconds > 0 ? (double)res->bytes / res->seconds / 1e9 : 0.0;
 }
 
+/* --hash on a qfmt file: the directory's checksums (XXH3-64 of each tensor's stored bytes),
+ * which the verify just checked, in llama-gguf-hash's line layout or as a JSON object. */
+static void print_hash_lines(const char *path)
+{
+    qfmt_reader *r = NULL;
+    qfmt_error e;
+    if (qfmt_reader_open(&r, path, NULL, &e) != QFMT_OK)
+        return;
+    for (uint64_t i = 0; i < qfmt_tensor_count(r); i++) {
+        qfmt_tensor_info ti;
+        if (qfmt_tensor_get_info(r, i, &ti, &e) != QFMT_OK)
+            break;
+        printf("%-8s  %016" PRIx64 "  %s:", "xxh3", ti.checksum, path);
+        cli_print_escaped(stdout, ti.name, strlen(ti.name), 0);
+        putchar('\n');
+    }
+    qfmt_reader_close(r);
+}
+
+static cJSON *hash_object(const char *path)
+{
+    qfmt_reader *r = NULL;
+    qfmt_error e;
+    cJSON *h = cJSON_CreateObject(), *t = cJSON_CreateObject();
+    bool ok = h != NULL && cli_json_add(h, "algorithm", cJSON_CreateString("xxh3")) &&
+              cli_json_add(h, "tensors", t);
+    if (ok && qfmt_reader_open(&r, path, NULL, &e) == QFMT_OK) {
+        for (uint64_t i = 0; ok && i < qfmt_tensor_count(r); i++) {
+            qfmt_tensor_info ti;
+            if (qfmt_tensor_get_info(r, i, &ti, &e) != QFMT_OK)
+                break;
+            ok = cli_json_add(t, ti.name, cli_json_hex64(ti.checksum));
+        }
+        qfmt_reader_close(r);
+    }
+    if (!ok) {
+        cJSON_Delete(h);
+        return NULL;
+    }
+    return h;
+}
+
 /* ---- Text --------------------------------------------------------------------------------- */
 
 static void print_failure_line(const struct failure *f)
@@ -122,6 +175,8 @@ static void print_failure_line(const struct failure *f)
 static int report_text(const char *path, const struct verify_result *res)
 {
     if (res->status == QFMT_OK) {
+        if (res->hash)
+            print_hash_lines(path);
         printf("%s: OK (%" PRIu64 " tensor%s, %" PRIu64 " bytes verified, %.2f GB/s)\n", path,
                res->tensors, res->tensors == 1 ? "" : "s", res->bytes, gb_per_s(res));
         return cli_finish_stdout(CLI_EXIT_OK);
@@ -201,6 +256,8 @@ static int report_json(const char *path, unsigned threads, const struct verify_r
         ok = ok && cli_json_add(o, "end", cli_json_u64(f->end));
     }
     ok = ok && cli_json_add(doc, "failures_complete", cJSON_CreateBool(!res->failures_incomplete));
+    if (res->hash)
+        ok = ok && cli_json_add(doc, "hash", hash_object(path));
 
     int code = good ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     if (!good)
@@ -222,6 +279,7 @@ int cmd_verify(int argc, char **argv)
     const char *path = NULL;
     bool json = false, no_more_options = false;
     unsigned threads = 0;
+    cli_hash_kind hash = CLI_HASH_NONE;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *value = NULL;
@@ -237,6 +295,12 @@ int cmd_verify(int argc, char **argv)
             return cli_finish_stdout(CLI_EXIT_OK);
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--hash") == 0 || strcmp(a, "--hash=xxh3") == 0) {
+            hash = CLI_HASH_XXH3;
+        } else if (strcmp(a, "--hash=xxh64") == 0) {
+            hash = CLI_HASH_XXH64;
+        } else if (strncmp(a, "--hash=", 7) == 0) {
+            return cli_usage_error("verify", usage, "--hash: '%s' is not xxh3 or xxh64", a + 7);
         } else if ((m = cli_opt_value(argc, argv, &i, "--threads", &value)) != 0) {
             uint64_t n;
             if (m < 0)
@@ -255,8 +319,17 @@ int cmd_verify(int argc, char **argv)
     if (threads == 0)
         threads = cli_online_cpus();
 
+    if (cli_is_gguf(path))
+        return cli_verify_gguf(path, threads, json, hash);
+    if (hash == CLI_HASH_XXH64) {
+        cli_error("%s: --hash=xxh64 is for GGUF files; a qfmt file's checksums are XXH3-64 "
+                  "(--hash)", path);
+        return CLI_EXIT_FAILURE;
+    }
     struct verify_result res;
     run_verify(path, threads, &res);
+    if (hash != CLI_HASH_NONE && res.status == QFMT_OK)
+        res.hash = true;
     int code = json ? report_json(path, threads, &res) : report_text(path, &res);
     free(res.failures);
     return code;

@@ -524,6 +524,21 @@ bool cli_json_add(cJSON *obj, const char *key, cJSON *item)
     return ok;
 }
 
+bool cli_json_error_fields(cJSON *o, const qfmt_error *e)
+{
+    char text[1024];
+    qfmt_error_format(e, text, sizeof text);
+    bool ok = cli_json_add(o, "code", cli_json_u64((uint64_t)e->code));
+    ok = cli_json_add(o, "code_name", cJSON_CreateString(cli_status_name(e->code))) && ok;
+    ok = cli_json_add(o, "message", cli_json_text(e->message, strlen(e->message))) && ok;
+    ok = cli_json_add(o, "text", cli_json_text(text, strlen(text))) && ok;
+    ok = cli_json_add(o, "offset", e->offset == QFMT_NO_OFFSET ? cJSON_CreateNull()
+                                                                : cli_json_u64(e->offset)) && ok;
+    ok = cli_json_add(o, "tensor", e->tensor[0] ? cli_json_text(e->tensor, strlen(e->tensor))
+                                                : cJSON_CreateNull()) && ok;
+    return ok;
+}
+
 int cli_json_print(const cJSON *doc)
 {
     char *text = cJSON_Print(doc);

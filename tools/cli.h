@@ -206,6 +206,9 @@ cJSON *cli_json_hex64(uint64_t v);
 /* Adds `item` to `obj` under `key` (or to an array when key is NULL). Returns false, freeing
  * `item`, if item is NULL or the add fails: callers AND the results and fail on OOM once. */
 bool cli_json_add(cJSON *obj, const char *key, cJSON *item);
+/* Adds code, code_name, message, text (qfmt_error_format), offset (null if none) and tensor
+ * (null if none) of `e` to object `o`; false when out of memory. */
+bool cli_json_error_fields(cJSON *o, const qfmt_error *e);
 /* Prints `doc` to stdout followed by a newline. Returns an exit code. */
 int cli_json_print(const cJSON *doc);
 

@@ -843,21 +843,6 @@ static qfmt_status print_hashes(const char *path, cli_hash_kind hash, const stru
     return QFMT_OK;
 }
 
-static bool json_error_fields(cJSON *o, const qfmt_error *e)
-{
-    char text[1024];
-    qfmt_error_format(e, text, sizeof text);
-    bool ok = cli_json_add(o, "code", cli_json_u64((uint64_t)e->code));
-    ok = cli_json_add(o, "code_name", cJSON_CreateString(cli_status_name(e->code))) && ok;
-    ok = cli_json_add(o, "message", cli_json_text(e->message, strlen(e->message))) && ok;
-    ok = cli_json_add(o, "text", cli_json_text(text, strlen(text))) && ok;
-    ok = cli_json_add(o, "offset", e->offset == QFMT_NO_OFFSET ? cJSON_CreateNull()
-                                                                : cli_json_u64(e->offset)) && ok;
-    ok = cli_json_add(o, "tensor", e->tensor[0] ? cli_json_text(e->tensor, strlen(e->tensor))
-                                                : cJSON_CreateNull()) && ok;
-    return ok;
-}
-
 static int report_json(const char *path, unsigned threads, cli_hash_kind hash,
                        const struct gguf_verify *res)
 {
@@ -878,7 +863,7 @@ static int report_json(const char *path, unsigned threads, cli_hash_kind hash,
         ok = ok && cli_json_add(doc, "error", cJSON_CreateNull());
     } else {
         cJSON *e = ok ? cJSON_CreateObject() : NULL;
-        ok = ok && cli_json_add(doc, "error", e) && json_error_fields(e, &res->err);
+        ok = ok && cli_json_add(doc, "error", e) && cli_json_error_fields(e, &res->err);
     }
     cJSON *list = ok ? cJSON_CreateArray() : NULL;
     ok = ok && cli_json_add(doc, "failures", list);
@@ -887,7 +872,7 @@ static int report_json(const char *path, unsigned threads, cli_hash_kind hash,
         cJSON *o = cJSON_CreateObject();
         ok = cli_json_add(list, NULL, o);
         ok = ok && cli_json_add(o, "index", cli_json_u64(p->index));
-        ok = ok && json_error_fields(o, &p->err);
+        ok = ok && cli_json_error_fields(o, &p->err);
         ok = ok && cli_json_add(o, "start", cli_json_u64(p->start));
         ok = ok && cli_json_add(o, "end", cli_json_u64(p->end));
     }

@@ -270,7 +270,18 @@ h += bytes(-len(h) % 32)
 body = bytearray(struct.pack("<3f", 1, 2, 3) + bytes(20) + struct.pack("<3f", 4, 5, 6) + bytes(20))
 body[12 + 5] = 0x5a
 open(sys.argv[4], "wb").write(h + body)
+# the same with a tensor of a ggml type qfmt does not know (16, iq2_xxs: 66 bytes per 256 values)
+h = b"GGUF" + struct.pack("<IQQ", 3, 2, 1) + s(b"general.architecture") + struct.pack("<I", 8) + s(b"none")
+h += s(b"a") + struct.pack("<IQIQ", 1, 3, 0, 0) + s(b"q") + struct.pack("<IQIQ", 1, 256, 16, 32)
+h += bytes(-len(h) % 32)
+open(sys.argv[4].replace("pad", "unknown"), "wb").write(h + struct.pack("<3f", 1, 2, 3) + bytes(20) + bytes(range(66)) + bytes(30))
 EOF
+expect 0 "verify of a GGUF with a tensor of an unknown ggml type" "$QFMT" verify "$work/unknown.gguf" --hash
+grep -q "1 tensor of ggml types qfmt does not know was not checked" "$work/err" && ! grep -q ":q$" "$work/out" &&
+    grep -q ":a$" "$work/out" && ok "it says the tensor was not checked and hashes only the other" ||
+    bad "unknown type: $(head -c 300 "$work/err") / $(head -c 300 "$work/out")"
+expect 0 "dump of a GGUF with a tensor of an unknown ggml type" "$QFMT" dump "$work/unknown.gguf" --values
+grep -q "q .*not decodable" "$work/out" && ok "dump --values says it is not decodable" || bad "dump unknown: $(tail -3 "$work/out")"
 expect 1 "verify of a GGUF with a NaN weight" "$QFMT" verify "$work/nan.gguf"
 grep -q "output_norm.weight" "$work/err" && grep -q "NaN" "$work/err" && ok "the failure names the tensor and the NaN" ||
     bad "NaN: $(head -c 300 "$work/err")"

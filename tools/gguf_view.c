@@ -692,6 +692,8 @@ struct gguf_verify {
     size_t nproblems, cap;
     bool incomplete;
     uint64_t *hashes; /* per tensor, when hashing */
+    uint8_t *unknown; /* per tensor, when hashing: of a type qfmt does not know (no hash) */
+    uint64_t unchecked; /* tensors of types qfmt does not know */
     uint64_t model_hash;
 };
 
@@ -742,7 +744,8 @@ static void run_gguf_verify(const char *path, unsigned threads, cli_hash_kind ha
     res->tensors = qfmt_gguf_tensor_count(g);
     res->bytes = qfmt_gguf_file_size(g);
     if (hash != CLI_HASH_NONE && res->tensors > 0 &&
-        (res->hashes = calloc((size_t)res->tensors, sizeof *res->hashes)) == NULL) {
+        ((res->hashes = calloc((size_t)res->tensors, sizeof *res->hashes)) == NULL ||
+         (res->unknown = calloc((size_t)res->tensors, 1)) == NULL)) {
         oom(&res->err);
         res->status = QFMT_E_NOMEM;
         qfmt_gguf_close(g);
@@ -762,15 +765,10 @@ static void run_gguf_verify(const char *path, unsigned threads, cli_hash_kind ha
             res->err = e;
             break;
         }
-        if (t.flags & QFMT_GGUF_TENSOR_UNKNOWN_TYPE) {
-            memset(&e, 0, sizeof e);
-            e.code = QFMT_E_UNSUPPORTED;
-            e.offset = t.offset;
-            snprintf(e.path, sizeof e.path, "%s", path);
-            snprintf(e.tensor, sizeof e.tensor, "%s", t.name);
-            snprintf(e.message, sizeof e.message,
-                     "ggml type %" PRIu32 " is not one qfmt knows: its size and data cannot be checked", t.type);
-            add_problem(res, &t, i, &e);
+        if (t.flags & QFMT_GGUF_TENSOR_UNKNOWN_TYPE) { /* valid GGUF, but nothing to check */
+            res->unchecked++;
+            if (res->unknown != NULL)
+                res->unknown[i] = 1;
             prev_end = 0; /* the padding after it is unknown */
             base = NULL;
             continue;
@@ -834,6 +832,8 @@ static qfmt_status print_hashes(const char *path, cli_hash_kind hash, const stru
         qfmt_gguf_tensor t;
         if (qfmt_gguf_tensor_get(g, i, &t, &e) != QFMT_OK)
             break;
+        if (res->unknown[i]) /* its size is unknown: no hash */
+            continue;
         printf("%-8s  %016" PRIx64 "  %s:", hash_label(hash), res->hashes[i], path);
         cli_print_escaped(stdout, t.name, t.name_len, 0);
         putchar('\n');
@@ -859,6 +859,7 @@ static int report_json(const char *path, unsigned threads, cli_hash_kind hash,
     ok = ok && cli_json_add(doc, "seconds", cJSON_CreateNumber(res->seconds));
     ok = ok && cli_json_add(doc, "gb_per_s", cJSON_CreateNumber(gbs));
     ok = ok && cli_json_add(doc, "nonzero_padding_bytes", cli_json_u64(res->nonzero_padding));
+    ok = ok && cli_json_add(doc, "unchecked_tensors", cli_json_u64(res->unchecked));
     if (good) {
         ok = ok && cli_json_add(doc, "error", cJSON_CreateNull());
     } else {
@@ -891,7 +892,7 @@ static int report_json(const char *path, unsigned threads, cli_hash_kind hash,
                 qfmt_gguf_tensor t;
                 if (qfmt_gguf_tensor_get(g, i, &t, &e) != QFMT_OK)
                     break;
-                ok = cli_json_add(tl, t.name, cli_json_hex64(res->hashes[i]));
+                ok = cli_json_add(tl, t.name, res->unknown[i] ? cJSON_CreateNull() : cli_json_hex64(res->hashes[i]));
             }
             qfmt_gguf_close(g);
         }
@@ -930,6 +931,10 @@ static int report_text(const char *path, cli_hash_kind hash, const struct gguf_v
         fprintf(stderr, "qfmt: warning: %s: %" PRIu64 " padding byte%s after tensors %s not zero "
                 "(ggml writes zeros; GGUF does not require them)\n", path, res->nonzero_padding,
                 res->nonzero_padding == 1 ? "" : "s", res->nonzero_padding == 1 ? "is" : "are");
+    if (res->unchecked > 0)
+        fprintf(stderr, "qfmt: warning: %s: %" PRIu64 " tensor%s of ggml types qfmt does not know "
+                "%s not checked (nor hashed): their sizes are unknown to it\n", path, res->unchecked,
+                res->unchecked == 1 ? "" : "s", res->unchecked == 1 ? "was" : "were");
     if (hash != CLI_HASH_NONE && res->hashes != NULL)
         print_hashes(path, hash, res);
     if (res->status != QFMT_OK) {
@@ -953,5 +958,6 @@ int cli_verify_gguf(const char *path, unsigned threads, bool json, cli_hash_kind
     int code = json ? report_json(path, threads, hash, &res) : report_text(path, hash, &res);
     free(res.problems);
     free(res.hashes);
+    free(res.unknown);
     return code;
 }

@@ -944,7 +944,7 @@ static int report_text(const char *path, cli_hash_kind hash, const struct gguf_v
     }
     double gbs = res->seconds > 0 ? (double)res->bytes / res->seconds / 1e9 : 0.0;
     printf("%s: OK (GGUF: %" PRIu64 " tensor%s, %" PRIu64 " bytes read, %.2f GB/s; structure and "
-           "bounds checked, every value finite. GGUF has no checksums, so the data cannot be "
+           "bounds checked, every decodable value finite. GGUF has no checksums, so the data cannot be "
            "checked against what was written%s)\n", path, res->tensors,
            res->tensors == 1 ? "" : "s", res->bytes, gbs,
            hash == CLI_HASH_NONE ? "; --hash prints per-tensor hashes to compare copies" : "");

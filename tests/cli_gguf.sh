@@ -147,6 +147,14 @@ for spec in gpt2: llama: llama3: qwen3:tokenizers/qwen3.tokenizer.json.zst gemma
             bad "$m $t: continuation '$a' became '$c'"
     done
 done
+# gemma3-kjv slides on layers 0-2 of 4: llama.cpp's gemma3 holds that as a period of 4 (its
+# default is 6, every sixth layer global), which the export writes instead of a warning
+"$QFMT" dump "$work/gemma3.f16.gguf" >"$work/out" 2>"$work/err"
+if grep -Eq 'gemma3\.attention\.sliding_window_pattern +u32 +4$' "$work/out" && ! grep -q 'qfmt.model.layer_types' "$work/out"; then
+    ok "gemma3: export writes layer_types as attention.sliding_window_pattern = 4"
+else
+    bad "gemma3: no sliding_window_pattern 4 in the export ($(grep -i 'sliding\|layer_types' "$work/out" | head -n 3))"
+fi
 
 # ---- qfmt's own types -------------------------------------------------------------------------------
 "$QFMT" convert "$F/gpt2-kjv" -o "$work/z.qfmt" --type q4_z >/dev/null 2>&1 || bad "gpt2: convert to q4_z"

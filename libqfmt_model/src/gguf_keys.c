@@ -1262,24 +1262,37 @@ qfmt_status qfmt__gguf_export_meta(const qfmt_reader *r, const qfmt__gguf_model 
                   gemma_scalar(m));
             carry(&c, "query_pre_attn_scalar");
         }
-        /* layer types other than llama.cpp's fixed pattern */
+        /* layer types other than llama.cpp's default pattern: for gemma3, written as the period
+         * llama.cpp reads (attention.sliding_window_pattern, a scalar: layer il slides when
+         * il % period < period - 1; node-llama-cpp 3.21.1's llama.cpp honours it, and ignores an
+         * array) when they have that form; a warning otherwise (gemma2's pattern is fixed) */
         uint64_t n = 0;
-        bool differ = false;
-        if (qfmt_meta_get_string_array(r, "model.layer_types", &n, NULL) == QFMT_OK && n == m->layers) {
+        bool slide[4096];
+        if (has_window && qfmt_meta_get_string_array(r, "model.layer_types", &n, NULL) == QFMT_OK && n == m->layers &&
+            n <= sizeof slide / sizeof slide[0]) {
+            bool read = true, differ = false;
             uint32_t period = gemma_period(f);
-            for (uint64_t i = 0; i < n; i++) {
+            for (uint64_t i = 0; i < n && read; i++) {
                 const char *p;
                 uint64_t len;
-                if (qfmt_meta_string_array_get(r, "model.layer_types", i, &p, &len, NULL) != QFMT_OK) break;
-                bool slide = str_is(p, (size_t)len, "sliding_attention");
-                if (slide != (has_window && i % period < period - 1)) differ = true;
+                read = qfmt_meta_string_array_get(r, "model.layer_types", i, &p, &len, NULL) == QFMT_OK;
+                slide[i] = read && str_is(p, (size_t)len, "sliding_attention");
+                differ = differ || slide[i] != (i % period < period - 1);
             }
-        }
-        if (differ) {
-            ewarn(&c, "%s: model.layer_types differ from llama.cpp's %s pattern (every %u-th layer global): llama.cpp runs its "
-                      "own",
-                  path, m->arch, gemma_period(f));
-            carry(&c, "layer_types");
+            uint64_t fit = 0;
+            for (uint64_t per = 1; f == &qfmt__family_gemma3 && read && differ && per <= n + 1 && !fit; per++) {
+                bool all = true;
+                for (uint64_t i = 0; i < n && all; i++) all = slide[i] == (i % per < per - 1);
+                if (all) fit = per;
+            }
+            if (fit) {
+                w_u32(&c, "attention.sliding_window_pattern", fit);
+            } else if (differ) {
+                ewarn(&c, "%s: model.layer_types differ from llama.cpp's %s pattern (every %u-th layer global) and "
+                          "have no period it reads: llama.cpp runs its own",
+                      path, m->arch, gemma_period(f));
+                carry(&c, "layer_types");
+            }
         }
     }
     return c.s;

@@ -28,6 +28,10 @@ if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
     echo "llamacpp_interop: npm or node not found: skipped (apt-get install npm)"
     exit 0
 fi
+if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ]; then
+    echo "llamacpp_interop: node-llama-cpp 3.21.1 needs Node.js 20 or later (this is $(node --version 2>&1)): skipped"
+    exit 0
+fi
 if ! command -v zstd >/dev/null; then
     echo "llamacpp_interop: the zstd tool is needed to unpack the fixtures; skipped"
     exit 0

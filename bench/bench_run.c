@@ -453,6 +453,7 @@ typedef struct {
     unsigned threads[MAX_THREAD_COUNTS]; /* the thread counts to run, ascending */
     size_t nthreads;
     double bw[MAX_THREADS + 1]; /* read bytes/s by thread count: the generation bound */
+    FILE *json;                 /* --json: one object per line and measurement, or NULL */
 } bench_cfg;
 
 /* "read bandwidth: A MB/s with 1 thread, B MB/s with 2, ..." */
@@ -553,12 +554,27 @@ static void bench_file(const char *label, const char *path, const bench_cfg *c)
                 if (s.pp > best.pp) best.pp = s.pp;
                 if (s.gen > best.gen) best.gen = s.gen;
             }
+            double bound = h->causal ? cc.bw[threads] / (double)wb : 0;
             if (h->causal) {
-                double bound = cc.bw[threads] / (double)wb;
                 printf("  %7u  %-5s  %10.1f tok/s  %12.1f tok/s  %8.1f tok/s  %6.0f%%\n", threads,
                        exact ? "exact" : "fast", best.pp, best.gen, bound, 100.0 * best.gen / bound);
             } else {
                 printf("  %7u  %-5s  %10.1f tok/s\n", threads, exact ? "exact" : "fast", best.pp);
+            }
+            if (cc.json) {
+                fprintf(cc.json, "{\"model\": \"");
+                for (const char *q = path; *q; q++) /* a path as a JSON string */
+                    fprintf(cc.json, *q == '"' || *q == '\\' ? "\\%c" : (unsigned char)*q < 0x20 ? "\\u%04x" : "%c",
+                            (unsigned char)*q);
+                fprintf(cc.json,
+                        "\", \"threads\": %u, \"path\": \"%s\", \"prompt_tokens\": %zu, \"gen_tokens\": %zu, "
+                        "\"prompt_tps\": %.3f, \"gen_tps\": %.3f, \"bound_tps\": %.3f, \"weight_bytes_per_token\": %" PRIu64
+                        ", \"read_bytes_per_s\": %.0f, \"prompt_ids\": [",
+                        threads, exact ? "exact" : "fast", cc.prompt, h->causal ? cc.gen : 0, best.pp, best.gen, bound, wb,
+                        cc.bw[threads]);
+                for (size_t k = 0; k < cc.prompt; k++) fprintf(cc.json, "%s%d", k ? ", " : "", (int)ids[k]);
+                fprintf(cc.json, "]}\n");
+                fflush(cc.json);
             }
             fflush(stdout);
         }
@@ -611,7 +627,7 @@ static void usage(FILE *f)
 {
     fputs("usage: bench_run [QFMT] [--fixtures DIR] [--no-fixtures] [--synthetic DIR] [--model FILE.qfmt]...\n"
           "                 [--types T,T,..] [--prompt N] [--gen N] [--repeat R] [--paths fast|exact|both]\n"
-          "                 [--threads N,N,..] [--keep]\n"
+          "                 [--threads N,N,..] [--keep] [--json FILE]\n"
           "Prompt-processing and generation tokens/s of the model runtime (1 and 2 threads), fast and\n"
           "exact paths, each generation figure beside the memory bound (weight bytes read per token /\n"
           "memcpy bandwidth measured in the same run). Models: the fixtures (DIR, default\n"
@@ -621,7 +637,10 @@ static void usage(FILE *f)
           "QFMT: the qfmt binary (default $QFMT_CLI, else ../tools/qfmt next to this program).\n"
           "--prompt N (default 64), --gen N (default 32): tokens; --repeat R: best of R runs (default 3,\n"
           "1 for the synthetic model); --paths: the fast path, the exact one or both (default);\n"
-          "--threads: the thread counts to run, ascending (default 1,2; at most 256 threads).\n",
+          "--threads: the thread counts to run, ascending (default 1,2; at most 256 threads);\n"
+          "--types none: no conversion (with --synthetic DIR --keep: only synthesise the model);\n"
+          "--json FILE: also append one JSON object per line and measurement to FILE (model, threads,\n"
+          "path, prompt_tps, gen_tps, bound_tps, weight_bytes_per_token, read_bytes_per_s, prompt_ids).\n",
           f);
 }
 
@@ -632,7 +651,8 @@ int main(int argc, char **argv)
     size_t nmodels = 0;
     bool fixtures = true, keep = false;
     char types_buf[256] = "f16,q8_0,q4_0";
-    bench_cfg cfg = {64, 32, 3, true, true, {1, 2}, 2, {0}};
+    bench_cfg cfg = {64, 32, 3, true, true, {1, 2}, 2, {0}, NULL};
+    const char *json_path = NULL;
     int repeat_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -684,6 +704,8 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--keep")) {
             keep = true;
+        } else if (!strcmp(a, "--json") && has) {
+            json_path = argv[++i];
         } else if (a[0] != '-' && !qfmt_arg) {
             qfmt_arg = a;
         } else {
@@ -695,10 +717,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (json_path && !(cfg.json = fopen(json_path, "a"))) die("cannot open %s: %s", json_path, strerror(errno));
     char *types[8];
     size_t ntypes = 0;
     for (char *save = NULL, *t = strtok_r(types_buf, ",", &save); t && ntypes < 8; t = strtok_r(NULL, ",", &save))
         types[ntypes++] = t;
+    if (ntypes == 1 && !strcmp(types[0], "none")) ntypes = 0; /* --synthetic DIR --keep --types none: the model only */
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -812,5 +836,6 @@ int main(int argc, char **argv)
     print_load("at the end");
     cleanup_run();
     free(qfmt);
+    if (cfg.json && fclose(cfg.json) != 0) die("%s: %s", json_path, strerror(errno));
     return 0;
 }

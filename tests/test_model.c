@@ -36,6 +36,7 @@
 #include <zstd.h>
 
 #include "qfmt_model.h"
+#include "gemm.h"
 #include "ops.h"
 
 extern char **environ;
@@ -50,7 +51,7 @@ static const char *const LEVEL_NAMES[LEVEL_COUNT] = {"scalar", "AVX2", "VNNI"};
 static qmat make_qmat(uint32_t type, const void *data, uint64_t rows, uint64_t cols) {
     uint64_t rb = 0;
     cr_assert_eq(qfmt_type_size(type, cols, &rb), QFMT_OK);
-    return (qmat){(const uint8_t *)data, type, rows, cols, (size_t)rb};
+    return (qmat){(const uint8_t *)data, type, rows, cols, (size_t)rb, NULL};
 }
 
 /* The fast dot of one weight row (n columns, stored as `type`) with x at a level; NAN if the
@@ -1068,7 +1069,7 @@ Test(kernels, products_match_reference) {
     fill_x(x, MAXT * MAXC, X_NORMAL, &s);
     for (size_t i = 0; i < MAXR; i++) bias[i] = rnd_sym(&s);
     static const uint32_t FLOATS[] = {QFMT_TYPE_F16, QFMT_TYPE_BF16};
-    int checked = 0, levels = 0;
+    int checked = 0, levels = 0, packed = 0;
     for (size_t k = 0; k < NKTYPES + 2; k++) {
         bool is_float = k >= NKTYPES;
         uint32_t type = is_float ? FLOATS[k - NKTYPES] : KTYPES[k].type;
@@ -1091,6 +1092,24 @@ Test(kernels, products_match_reference) {
                     for (size_t i = 0; i < T * R; i++) got[i] = NAN;
                     if (qfmt__qmat_mul_fast_at(&m, bias, x, T, got, level) != 0) continue;
                     levels |= 1 << level;
+                    if (level == LEVEL_VNNI && !is_float && qfmt__gemm_pack_size(&m)) {
+                        /* the weights as the model loads them for decoding: repacked */
+                        size_t psz = qfmt__gemm_pack_size(&m);
+                        uint8_t *pk = aligned_alloc(64, (psz + 63) / 64 * 64);
+                        cr_assert(pk);
+                        qfmt__gemm_pack(&m, pk);
+                        qmat mp = m;
+                        mp.pack = pk;
+                        float *pg = malloc(T * R * sizeof *pg);
+                        cr_assert(pg);
+                        cr_assert_eq(qfmt__qmat_mul_fast_at(&mp, bias, x, T, pg, level), 0);
+                        for (size_t i = 0; i < T * R; i++)
+                            cr_assert_eq(f2u(pg[i]), f2u(got[i]), "%s VNNI packed, %zu rows x %zu tokens: y[%zu] = %.9g, rows %.9g",
+                                         name, R, T, i, pg[i], got[i]);
+                        packed++;
+                        free(pg);
+                        free(pk);
+                    }
                     if (level == 0) memcpy(ref, got, T * R * sizeof *ref);
                     for (size_t t = 0; t < T; t++) {
                         if (!is_float) cr_assert_eq(qfmt__qmat_mul_fast_at(&m, bias, x + t * cols, 1, one, level), 0);
@@ -1122,8 +1141,9 @@ Test(kernels, products_match_reference) {
             }
     }
     cr_assert(levels & (1 << LEVEL_SCALAR));
-    cr_log_info("products: %d outputs checked at levels%s%s%s", checked, levels & 1 ? " scalar" : "",
-                levels & 2 ? " AVX2" : "", levels & 4 ? " VNNI" : "");
+    if (levels & (1 << LEVEL_VNNI)) cr_assert_gt(packed, 0, "no packed (decoding) product was checked");
+    cr_log_info("products: %d outputs checked at levels%s%s%s, %d packed products", checked, levels & 1 ? " scalar" : "",
+                levels & 2 ? " AVX2" : "", levels & 4 ? " VNNI" : "", packed);
     free(w), free(x), free(bias), free(ref), free(got), free(one), free(wd), free(q);
 }
 

@@ -49,6 +49,14 @@ void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, siz
 void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias);
 
+/* Weights repacked once, at load, for decoding with the VNNI kernels (q4_0 and q8_0; the same
+ * bytes as the rows, reordered so that a vector lane is a row). qfmt__gemm_pack_size: the
+ * bytes qfmt__gemm_pack writes for w, 0 when w's type has no packed form, the CPU lacks VNNI
+ * or the size overflows; qfmt__gemm_pack fills out (64-byte aligned). A qmat whose `pack` is
+ * set gives bit for bit what it gives without. */
+size_t qfmt__gemm_pack_size(const qmat *w);
+void qfmt__gemm_pack(const qmat *w, uint8_t *out);
+
 /* Float weights (F16, BF16) against fp32 activations, one row: sum_k w[k] x[k]. */
 float qfmt__dot_f16_avx2(const uint8_t *w, const float *x, size_t n);
 float qfmt__dot_bf16_avx2(const uint8_t *w, const float *x, size_t n);

@@ -823,9 +823,109 @@ VNNI static bool gemm_strips(const qmat *w, const xblock *xq, size_t T, size_t r
     return true;
 }
 
+/* ---- VNNI, decoding: q4_0 and q8_0 weights repacked at load ------------------------------
+ *
+ * Generation reads every weight once per token, so the kernel must keep up with memory: no
+ * horizontal sums, no per-row scale gathers. At load, rows are regrouped 8 at a time, block by
+ * block: the 8 rows' f16 scales (16 bytes), then for each 4-byte column group k the 8 rows' 4
+ * bytes (q4_0: bytes 4k..4k+3 of the 16 nibble bytes, k < 4; q8_0: values 4k..4k+3 plus 128,
+ * k < 8). That is as many bytes as the rows themselves (144 or 272 per group and block), read
+ * as one stream; lane i of every 32-byte load is row i, so one vpdpbusd with 4 activation bytes
+ * broadcast serves 8 rows. The integer block sums are exact and the fp32 steps are the
+ * reference's (acc = fma(isum, dw * dx, acc)), so the result is the reference's bit for bit. */
+
+enum { PACK_ROWS = 8 };
+
+static size_t pack_block_bytes(uint32_t type) { return type == QFMT_TYPE_Q4_0 ? 144 : type == QFMT_TYPE_Q8_0 ? 272 : 0; }
+
+size_t qfmt__gemm_pack_size(const qmat *w)
+{
+    size_t per = pack_block_bytes(w->type), n;
+    if (!per || !w->data || w->rows == 0 || w->cols % 32 || !qfmt__gemm_level_available(GEMM_VNNI)) return 0;
+    uint64_t groups = (w->rows + PACK_ROWS - 1) / PACK_ROWS, nb = w->cols / 32;
+    if (groups > SIZE_MAX || nb > SIZE_MAX || __builtin_mul_overflow((size_t)groups, (size_t)nb, &n) ||
+        __builtin_mul_overflow(n, per, &n) || n > SIZE_MAX - 63)
+        return 0;
+    return n;
+}
+
+void qfmt__gemm_pack(const qmat *w, uint8_t *out)
+{
+    size_t nb = w->cols / 32, per = pack_block_bytes(w->type), bb = w->type == QFMT_TYPE_Q4_0 ? 18 : 34;
+    size_t kn = w->type == QFMT_TYPE_Q4_0 ? 4 : 8;
+    for (uint64_t g = 0; g * PACK_ROWS < w->rows; g++) {
+        const uint8_t *wr[PACK_ROWS];
+        for (uint64_t i = 0; i < PACK_ROWS; i++) { /* spare rows repeat the last one */
+            uint64_t r = g * PACK_ROWS + i < w->rows ? g * PACK_ROWS + i : w->rows - 1;
+            wr[i] = w->data + r * w->row_bytes;
+        }
+        for (size_t b = 0; b < nb; b++, out += per) {
+            for (int i = 0; i < PACK_ROWS; i++) memcpy(out + 2 * i, wr[i] + b * bb, 2);
+            for (size_t k = 0; k < kn; k++)
+                for (int i = 0; i < PACK_ROWS; i++) {
+                    uint8_t *d = out + 16 + 32 * k + 4 * i;
+                    memcpy(d, wr[i] + b * bb + 2 + 4 * k, 4);
+                    if (w->type == QFMT_TYPE_Q8_0)
+                        for (int c = 0; c < 4; c++) d[c] ^= 0x80;
+                }
+        }
+    }
+}
+
+static INLINE int32_t load_i32(const int8_t *p);
+
+/* Rows [r0, r1) (r0 a multiple of 8) against T activation rows, from the packed groups. */
+#define PACKED_FN(NAME, Q4)                                                                                     \
+    VNNI static void NAME(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy, \
+                          const float *bias)                                                                    \
+    {                                                                                                           \
+        const size_t nb = w->cols / 32, per = Q4 ? 144 : 272;                                                  \
+        const __m256i m = _mm256_set1_epi8(0x0F);                                                              \
+        for (size_t r = r0; r < r1; r += PACK_ROWS) {                                                          \
+            size_t nr = r1 - r < PACK_ROWS ? r1 - r : PACK_ROWS;                                               \
+            const uint8_t *grp = w->pack + r / PACK_ROWS * nb * per;                                           \
+            for (size_t t = 0; t < T; t++) {                                                                   \
+                const xblock *x = xq + t * nb;                                                                 \
+                __m256 acc = _mm256_setzero_ps();                                                              \
+                const uint8_t *p = grp;                                                                        \
+                for (size_t b = 0; b < nb; b++, p += per) {                                                    \
+                    const int8_t *q = x[b].q;                                                                  \
+                    __m256i lo = _mm256_set1_epi32((Q4 ? -8 : -128) * x[b].sum), hi = _mm256_setzero_si256();  \
+                    if (Q4) {                                                                                  \
+                        for (int k = 0; k < 4; k++) {                                                          \
+                            __m256i v = LOAD256(p + 16 + 32 * k);                                              \
+                            lo = _mm256_dpbusd_epi32(lo, _mm256_and_si256(v, m), _mm256_set1_epi32(load_i32(q + 4 * k))); \
+                            hi = _mm256_dpbusd_epi32(hi, _mm256_and_si256(_mm256_srli_epi16(v, 4), m),          \
+                                                     _mm256_set1_epi32(load_i32(q + 16 + 4 * k)));              \
+                        }                                                                                      \
+                    } else {                                                                                   \
+                        for (int k = 0; k < 8; k += 2) {                                                       \
+                            lo = _mm256_dpbusd_epi32(lo, LOAD256(p + 16 + 32 * k), _mm256_set1_epi32(load_i32(q + 4 * k))); \
+                            hi = _mm256_dpbusd_epi32(hi, LOAD256(p + 48 + 32 * k),                              \
+                                                     _mm256_set1_epi32(load_i32(q + 4 * k + 4)));               \
+                        }                                                                                      \
+                    }                                                                                          \
+                    __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));            \
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)),                        \
+                                          _mm256_mul_ps(dw, _mm256_set1_ps(x[b].d)), acc);                     \
+                }                                                                                              \
+                float lanes[8];                                                                                \
+                _mm256_storeu_ps(lanes, acc);                                                                  \
+                for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);  \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+PACKED_FN(packed_q4_0, 1)
+PACKED_FN(packed_q8_0, 0)
+
 void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
+    if (w->pack && T < STRIP_MIN_T && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0)) {
+        if (w->type == QFMT_TYPE_Q4_0) packed_q4_0(w, xq, T, r0, r1, y, ldy, bias);
+        else packed_q8_0(w, xq, T, r0, r1, y, ldy, bias);
+        return;
+    }
     bool strips = T >= STRIP_MIN_T && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0);
     if (strips && gemm_strips(w, xq, T, r0, r1, y, ldy, bias)) return;
     rows8_vnni(w, xq, T, r0, r1, y, ldy, bias);
@@ -925,6 +1025,8 @@ void qfmt__gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_
 
 bool qfmt__gemm_level_available(gemm_level l) { return l == GEMM_SCALAR; }
 gemm_level qfmt__gemm_best_level(void) { return GEMM_SCALAR; }
+size_t qfmt__gemm_pack_size(const qmat *w) { (void)w; return 0; }
+void qfmt__gemm_pack(const qmat *w, uint8_t *out) { (void)w; (void)out; }
 void qfmt__act_quantize_avx2(const float *x, size_t n, xblock *out) { qfmt__act_quantize_scalar(x, n, out); }
 void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)

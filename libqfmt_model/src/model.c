@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "family.h"
+#include "gemm.h"
 #include "model_internal.h"
 
 int qfmt__merr(qfmt_error *err, qfmt_status code, const char *path, const char *tensor, const char *fmt, ...)
@@ -125,7 +126,7 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
     if (!p) return -1;
     uint64_t rb;
     qfmt_type_size(ti.type, ti.dims[1], &rb);
-    qmat w = {p, ti.type, ti.dims[0], ti.dims[1], (size_t)rb};
+    qmat w = {p, ti.type, ti.dims[0], ti.dims[1], (size_t)rb, NULL};
     if (flip) { /* decode [cols, rows] and transpose into an f32 [rows, cols] */
         if (qfmt_type_get_traits(ti.type)->block_elems != 1)
             return qfmt__merr(err, QFMT_E_UNSUPPORTED, qfmt_reader_path(m->r), ti.name,
@@ -141,7 +142,15 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
             for (uint64_t j = 0; j < rows; j++) t[j * cols + i] = tmp[j];
         }
         free(tmp);
-        w = (qmat){(const uint8_t *)t, QFMT_TYPE_F32, rows, cols, cols * sizeof(float)};
+        w = (qmat){(const uint8_t *)t, QFMT_TYPE_F32, rows, cols, cols * sizeof(float), NULL};
+    }
+    size_t pack = flip ? 0 : qfmt__gemm_pack_size(&w);
+    if (pack) { /* decoding reads the repacked copy; without memory for it, the rows */
+        uint8_t *pk = own(m, aligned_alloc(64, (pack + 63) / 64 * 64));
+        if (pk) {
+            qfmt__gemm_pack(&w, pk);
+            w.pack = pk;
+        }
     }
     *out = w;
     void *grown = realloc(m->weights, (m->nweights + 1) * sizeof *m->weights);
@@ -183,7 +192,7 @@ int qfmt__load_vector(qfmt_model *m, const char *name, uint64_t n, bool required
     const uint8_t *p = tensor_bytes(m, idx, &ti, err);
     float *v = own(m, malloc(n * sizeof *v + 1));
     if (!p || !v) return p ? qfmt__merr(err, QFMT_E_NOMEM, qfmt_reader_path(m->r), ti.name, "out of memory") : -1;
-    qmat w = {p, ti.type, 1, n, 0};
+    qmat w = {p, ti.type, 1, n, 0, NULL};
     qfmt__qmat_row(&w, 0, v);
     *out = v;
     return 0;

@@ -15,6 +15,7 @@ typedef struct {
     uint32_t type;
     uint64_t rows, cols;
     size_t row_bytes;
+    const uint8_t *pack; /* NULL, or the rows repacked for decoding (qfmt__gemm_pack), same values */
 } qmat;
 
 /* A fixed pool of worker threads running one parallel-for at a time. */

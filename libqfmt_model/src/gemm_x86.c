@@ -836,23 +836,66 @@ VNNI static bool gemm_strips(const qmat *w, const xblock *xq, size_t T, size_t r
 
 enum { PACK_ROWS = 8 };
 
-static size_t pack_block_bytes(uint32_t type) { return type == QFMT_TYPE_Q4_0 ? 144 : type == QFMT_TYPE_Q8_0 ? 272 : 0; }
+/* Bytes per group of 8 rows and block (q4_k: super-block of 256; its packed form holds the
+ * 6-bit scales and mins unpacked, one byte each: 1184 bytes for the rows' 1152). */
+static size_t pack_block_bytes(uint32_t type)
+{
+    switch (type) {
+    case QFMT_TYPE_Q4_0: return 144;
+    case QFMT_TYPE_Q8_0: return 272;
+    case QFMT_TYPE_Q4_K: return 1184;
+    default: return 0;
+    }
+}
+static size_t pack_block_elems(uint32_t type) { return type == QFMT_TYPE_Q4_K ? 256 : 32; }
 
 size_t qfmt__gemm_pack_size(const qmat *w)
 {
     size_t per = pack_block_bytes(w->type), n;
-    if (!per || !w->data || w->rows == 0 || w->cols % 32 || !qfmt__gemm_level_available(GEMM_VNNI)) return 0;
-    uint64_t groups = (w->rows + PACK_ROWS - 1) / PACK_ROWS, nb = w->cols / 32;
+    size_t qk = pack_block_elems(w->type);
+    if (!per || !w->data || w->rows == 0 || w->cols % qk || !qfmt__gemm_level_available(GEMM_VNNI)) return 0;
+    uint64_t groups = (w->rows + PACK_ROWS - 1) / PACK_ROWS, nb = w->cols / qk;
     if (groups > SIZE_MAX || nb > SIZE_MAX || __builtin_mul_overflow((size_t)groups, (size_t)nb, &n) ||
         __builtin_mul_overflow(n, per, &n) || n > SIZE_MAX - 63)
         return 0;
     return n;
 }
 
+/* q4_k's 6-bit scales and mins of the 8 sub-blocks (types/q4_k.c's get_scale_min_k4). */
+static void q4_k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 0x0F) | (s[j] >> 6) << 4);
+        mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | (s[j + 4] >> 6) << 4);
+    }
+}
+
+/* q4_k, per group and super-block: d[8], dmin[8] (f16), sc[j][row], mn[j][row] (bytes), then
+ * for each chunk c < 4 of 64 values and 4-byte group k < 8 of its 32 code bytes, the 8 rows'
+ * 4 bytes (low nibbles: sub-block 2c, values 4k..4k+3; high nibbles: sub-block 2c+1). */
+static void pack_q4_k(const uint8_t *const wr[PACK_ROWS], size_t b, uint8_t *out)
+{
+    for (int i = 0; i < PACK_ROWS; i++) {
+        const uint8_t *p = wr[i] + b * 144;
+        uint8_t sc[8], mn[8];
+        memcpy(out + 2 * i, p, 2);
+        memcpy(out + 16 + 2 * i, p + 2, 2);
+        q4_k_scales(p + 4, sc, mn);
+        for (int j = 0; j < 8; j++) {
+            out[32 + 8 * j + i] = sc[j];
+            out[96 + 8 * j + i] = mn[j];
+        }
+        for (int c = 0; c < 4; c++)
+            for (int k = 0; k < 8; k++) memcpy(out + 160 + 256 * c + 32 * k + 4 * i, p + 16 + 32 * c + 4 * k, 4);
+    }
+}
+
 void qfmt__gemm_pack(const qmat *w, uint8_t *out)
 {
-    size_t nb = w->cols / 32, per = pack_block_bytes(w->type), bb = w->type == QFMT_TYPE_Q4_0 ? 18 : 34;
-    size_t kn = w->type == QFMT_TYPE_Q4_0 ? 4 : 8;
+    size_t nb = w->cols / pack_block_elems(w->type), per = pack_block_bytes(w->type);
+    size_t bb = w->type == QFMT_TYPE_Q4_0 ? 18 : 34, kn = w->type == QFMT_TYPE_Q4_0 ? 4 : 8;
     for (uint64_t g = 0; g * PACK_ROWS < w->rows; g++) {
         const uint8_t *wr[PACK_ROWS];
         for (uint64_t i = 0; i < PACK_ROWS; i++) { /* spare rows repeat the last one */
@@ -860,6 +903,10 @@ void qfmt__gemm_pack(const qmat *w, uint8_t *out)
             wr[i] = w->data + r * w->row_bytes;
         }
         for (size_t b = 0; b < nb; b++, out += per) {
+            if (w->type == QFMT_TYPE_Q4_K) {
+                pack_q4_k(wr, b, out);
+                continue;
+            }
             for (int i = 0; i < PACK_ROWS; i++) memcpy(out + 2 * i, wr[i] + b * bb, 2);
             for (size_t k = 0; k < kn; k++)
                 for (int i = 0; i < PACK_ROWS; i++) {
@@ -918,9 +965,59 @@ static INLINE int32_t load_i32(const int8_t *p);
 PACKED_FN(packed_q4_0, 1)
 PACKED_FN(packed_q8_0, 0)
 
+/* q4_k from its packed groups: per sub-block j, isum = sc * sum(u q) and msum = -mn * sum(q),
+ * then the reference's two fused multiply-adds. */
+VNNI static void packed_q4_k(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                             const float *bias)
+{
+    const size_t nsb = w->cols / 256, per = 1184;
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    for (size_t r = r0; r < r1; r += PACK_ROWS) {
+        size_t nr = r1 - r < PACK_ROWS ? r1 - r : PACK_ROWS;
+        const uint8_t *grp = w->pack + r / PACK_ROWS * nsb * per;
+        for (size_t t = 0; t < T; t++) {
+            const xblock *x = xq + t * (w->cols / 32);
+            __m256 acc = _mm256_setzero_ps();
+            const uint8_t *p = grp;
+            for (size_t sb = 0; sb < nsb; sb++, p += per, x += 8) {
+                const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+                const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)));
+                for (int c = 0; c < 4; c++) {
+                    const int8_t *qa = x[2 * c].q, *qb = x[2 * c + 1].q;
+                    const uint8_t *cp = p + 160 + 256 * c;
+                    __m256i sa = _mm256_setzero_si256(), sb2 = _mm256_setzero_si256();
+                    for (int k = 0; k < 8; k++) {
+                        __m256i v = LOAD256(cp + 32 * k);
+                        sa = _mm256_dpbusd_epi32(sa, _mm256_and_si256(v, m), _mm256_set1_epi32(load_i32(qa + 4 * k)));
+                        sb2 = _mm256_dpbusd_epi32(sb2, _mm256_and_si256(_mm256_srli_epi16(v, 4), m),
+                                                  _mm256_set1_epi32(load_i32(qb + 4 * k)));
+                    }
+                    for (int h = 0; h < 2; h++) {
+                        const int j = 2 * c + h;
+                        __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 32 + 8 * j)));
+                        __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 96 + 8 * j)));
+                        __m256i isum = _mm256_mullo_epi32(h ? sb2 : sa, sc);
+                        __m256i msum = _mm256_mullo_epi32(mn, _mm256_set1_epi32(-x[j].sum));
+                        const __m256 dx = _mm256_set1_ps(x[j].d);
+                        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, dx), acc);
+                        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, dx), acc);
+                    }
+                }
+            }
+            float lanes[8];
+            _mm256_storeu_ps(lanes, acc);
+            for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);
+        }
+    }
+}
+
 void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
+    if (w->pack && w->type == QFMT_TYPE_Q4_K) { /* no strip kernel: the packed one for every T */
+        packed_q4_k(w, xq, T, r0, r1, y, ldy, bias);
+        return;
+    }
     if (w->pack && T < STRIP_MIN_T && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0)) {
         if (w->type == QFMT_TYPE_Q4_0) packed_q4_0(w, xq, T, r0, r1, y, ldy, bias);
         else packed_q8_0(w, xq, T, r0, r1, y, ldy, bias);

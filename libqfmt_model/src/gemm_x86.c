@@ -1194,58 +1194,9 @@ void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, siz
 {
     qfmt__gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
 }
-/* q6_k from its packed groups: per sub-block j (h = j / 4, k = j % 4), codes u = ql nibble
- * (4 (k >> 1)) | qh bits 2k, 2k+1 << 4, each half of 16 values summed apart and 32 * (its
- * activation sum) removed, isum = s0 sum_lo + s1 sum_hi; one fused multiply-add per block. */
-VNNI static void packed_q6_k(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
-                             const float *bias)
-{
-    const size_t nsb = w->cols / 256, per = 1680;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
-    for (size_t r = r0; r < r1; r += PACK_ROWS) {
-        size_t nr = r1 - r < PACK_ROWS ? r1 - r : PACK_ROWS;
-        const uint8_t *grp = w->pack + r / PACK_ROWS * nsb * per;
-        for (size_t t = 0; t < T; t++) {
-            const xblock *x = xq + t * (w->cols / 32);
-            __m256 acc = _mm256_setzero_ps();
-            const uint8_t *p = grp;
-            for (size_t sb = 0; sb < nsb; sb++, p += per, x += 8) {
-                const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 1664)));
-                for (int j = 0; j < 8; j++) {
-                    const int h = j / 4, k = j % 4;
-                    const uint8_t *ql = p + 32 * ((64 * h + 32 * (k & 1)) / 4), *qh = p + 1024 + 32 * (32 * h / 4);
-                    const int8_t *q = x[j].q;
-                    __m256i s[2];
-                    for (int half = 0; half < 2; half++) {
-                        __m256i a = _mm256_set1_epi32(-32 * x[j].hs[half]);
-                        for (int g = 4 * half; g < 4 * half + 4; g++) {
-                            __m256i lv = LOAD256(ql + 32 * g), hv = LOAD256(qh + 32 * g);
-                            __m256i lo = _mm256_and_si256(k >> 1 ? _mm256_srli_epi16(lv, 4) : lv, m4);
-                            __m256i hi = _mm256_and_si256(k < 2 ? sll16(hv, 4 - 2 * k) : _mm256_srli_epi16(hv, 2 * k - 4), m2);
-                            a = _mm256_dpbusd_epi32(a, _mm256_or_si256(lo, hi), _mm256_set1_epi32(load_i32(q + 4 * g)));
-                        }
-                        s[half] = a;
-                    }
-                    __m256i s0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 1536 + 16 * j)));
-                    __m256i s1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 1544 + 16 * j)));
-                    __m256i isum = _mm256_add_epi32(_mm256_mullo_epi32(s[0], s0), _mm256_mullo_epi32(s[1], s1));
-                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(x[j].d)), acc);
-                }
-            }
-            float lanes[8];
-            _mm256_storeu_ps(lanes, acc);
-            for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);
-        }
-    }
-}
-
 void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
-    if (w->pack && w->type == QFMT_TYPE_Q6_K) {
-        packed_q6_k(w, xq, T, r0, r1, y, ldy, bias);
-        return;
-    }
     qfmt__gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
 }
 float qfmt__dot_f16_avx2(const uint8_t *w, const float *x, size_t n)

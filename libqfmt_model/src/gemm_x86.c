@@ -936,137 +936,190 @@ void qfmt__gemm_pack(const qmat *w, uint8_t *out)
 
 static INLINE int32_t load_i32(const int8_t *p);
 
-/* Rows [r0, r1) (r0 a multiple of 8) against T activation rows, from the packed groups. */
-#define PACKED_FN(NAME, Q4)                                                                                     \
-    VNNI static void NAME(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy, \
-                          const float *bias)                                                                    \
-    {                                                                                                           \
-        const size_t nb = w->cols / 32, per = Q4 ? 144 : 272;                                                  \
-        const __m256i m = _mm256_set1_epi8(0x0F);                                                              \
-        for (size_t r = r0; r < r1; r += PACK_ROWS) {                                                          \
-            size_t nr = r1 - r < PACK_ROWS ? r1 - r : PACK_ROWS;                                               \
-            const uint8_t *grp = w->pack + r / PACK_ROWS * nb * per;                                           \
-            for (size_t t = 0; t < T; t++) {                                                                   \
-                const xblock *x = xq + t * nb;                                                                 \
-                __m256 acc = _mm256_setzero_ps();                                                              \
-                const uint8_t *p = grp;                                                                        \
-                for (size_t b = 0; b < nb; b++, p += per) {                                                    \
-                    const int8_t *q = x[b].q;                                                                  \
-                    __m256i lo = _mm256_set1_epi32((Q4 ? -8 : -128) * x[b].sum), hi = _mm256_setzero_si256();  \
-                    if (Q4) {                                                                                  \
-                        for (int k = 0; k < 4; k++) {                                                          \
-                            __m256i v = LOAD256(p + 16 + 32 * k);                                              \
-                            lo = _mm256_dpbusd_epi32(lo, _mm256_and_si256(v, m), _mm256_set1_epi32(load_i32(q + 4 * k))); \
-                            hi = _mm256_dpbusd_epi32(hi, _mm256_and_si256(_mm256_srli_epi16(v, 4), m),          \
-                                                     _mm256_set1_epi32(load_i32(q + 16 + 4 * k)));              \
-                        }                                                                                      \
-                    } else {                                                                                   \
-                        for (int k = 0; k < 8; k += 2) {                                                       \
-                            lo = _mm256_dpbusd_epi32(lo, LOAD256(p + 16 + 32 * k), _mm256_set1_epi32(load_i32(q + 4 * k))); \
-                            hi = _mm256_dpbusd_epi32(hi, LOAD256(p + 48 + 32 * k),                              \
-                                                     _mm256_set1_epi32(load_i32(q + 4 * k + 4)));               \
-                        }                                                                                      \
-                    }                                                                                          \
-                    __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));            \
-                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)),                        \
-                                          _mm256_mul_ps(dw, _mm256_set1_ps(x[b].d)), acc);                     \
-                }                                                                                              \
-                float lanes[8];                                                                                \
-                _mm256_storeu_ps(lanes, acc);                                                                  \
-                for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);  \
-            }                                                                                                  \
-        }                                                                                                      \
-    }
-PACKED_FN(packed_q4_0, 1)
-PACKED_FN(packed_q8_0, 0)
+/* Each kernel below computes one group of 8 rows against nt <= 4 activation rows xr[0..nt)
+ * (xr[j]: the row's activation blocks), out[j] lane i = row i; the weights of a block are
+ * loaded (and unpacked) once for the nt rows. BCAST(p): 4 activation bytes to every lane. */
+#define BCAST(p) _mm256_set1_epi32(load_i32(p))
 
-/* q4_k from its packed groups: per sub-block j, isum = sc * sum(u q) and msum = -mn * sum(q),
- * then the reference's two fused multiply-adds. */
-VNNI static void packed_q4_k(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
-                             const float *bias)
+VNNI static INLINE void tile_q4_0(const uint8_t *p, const xblock *const xr[4], size_t nb, int nt, __m256 out[4])
 {
-    const size_t nsb = w->cols / 256, per = 1184;
     const __m256i m = _mm256_set1_epi8(0x0F);
-    for (size_t r = r0; r < r1; r += PACK_ROWS) {
-        size_t nr = r1 - r < PACK_ROWS ? r1 - r : PACK_ROWS;
-        const uint8_t *grp = w->pack + r / PACK_ROWS * nsb * per;
-        for (size_t t = 0; t < T; t++) {
-            const xblock *x = xq + t * (w->cols / 32);
-            __m256 acc = _mm256_setzero_ps();
-            const uint8_t *p = grp;
-            for (size_t sb = 0; sb < nsb; sb++, p += per, x += 8) {
-                const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
-                const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)));
-                for (int c = 0; c < 4; c++) {
-                    const int8_t *qa = x[2 * c].q, *qb = x[2 * c + 1].q;
-                    const uint8_t *cp = p + 160 + 256 * c;
-                    __m256i sa = _mm256_setzero_si256(), sb2 = _mm256_setzero_si256();
-                    for (int k = 0; k < 8; k++) {
-                        __m256i v = LOAD256(cp + 32 * k);
-                        sa = _mm256_dpbusd_epi32(sa, _mm256_and_si256(v, m), _mm256_set1_epi32(load_i32(qa + 4 * k)));
-                        sb2 = _mm256_dpbusd_epi32(sb2, _mm256_and_si256(_mm256_srli_epi16(v, 4), m),
-                                                  _mm256_set1_epi32(load_i32(qb + 4 * k)));
-                    }
-                    for (int h = 0; h < 2; h++) {
-                        const int j = 2 * c + h;
-                        __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 32 + 8 * j)));
-                        __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 96 + 8 * j)));
-                        __m256i isum = _mm256_mullo_epi32(h ? sb2 : sa, sc);
-                        __m256i msum = _mm256_mullo_epi32(mn, _mm256_set1_epi32(-x[j].sum));
-                        const __m256 dx = _mm256_set1_ps(x[j].d);
-                        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, dx), acc);
-                        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, dx), acc);
-                    }
-                }
+    __m256 acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+    for (size_t b = 0; b < nb; b++, p += 144) {
+        __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++) lo[j] = _mm256_set1_epi32(-8 * xr[j][b].sum), hi[j] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m256i v = LOAD256(p + 16 + 32 * k), cl = _mm256_and_si256(v, m), ch = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+#pragma GCC unroll 4
+            for (int j = 0; j < nt; j++) {
+                lo[j] = _mm256_dpbusd_epi32(lo[j], cl, BCAST(xr[j][b].q + 4 * k));
+                hi[j] = _mm256_dpbusd_epi32(hi[j], ch, BCAST(xr[j][b].q + 16 + 4 * k));
             }
-            float lanes[8];
-            _mm256_storeu_ps(lanes, acc);
-            for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);
         }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo[j], hi[j])),
+                                     _mm256_mul_ps(dw, _mm256_set1_ps(xr[j][b].d)), acc[j]);
     }
+    for (int j = 0; j < nt; j++) out[j] = acc[j];
 }
 
-/* q6_k from its packed groups: per sub-block j (h = j / 4, k = j % 4), codes u = ql nibble
- * (4 (k >> 1)) | qh bits 2k, 2k+1 << 4, each half of 16 values summed apart and 32 * (its
- * activation sum) removed, isum = s0 sum_lo + s1 sum_hi; one fused multiply-add per block. */
-VNNI static void packed_q6_k(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
-                             const float *bias)
+VNNI static INLINE void tile_q8_0(const uint8_t *p, const xblock *const xr[4], size_t nb, int nt, __m256 out[4])
 {
-    const size_t nsb = w->cols / 256, per = 1680;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
-    for (size_t r = r0; r < r1; r += PACK_ROWS) {
-        size_t nr = r1 - r < PACK_ROWS ? r1 - r : PACK_ROWS;
-        const uint8_t *grp = w->pack + r / PACK_ROWS * nsb * per;
-        for (size_t t = 0; t < T; t++) {
-            const xblock *x = xq + t * (w->cols / 32);
-            __m256 acc = _mm256_setzero_ps();
-            const uint8_t *p = grp;
-            for (size_t sb = 0; sb < nsb; sb++, p += per, x += 8) {
-                const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 1664)));
-                for (int j = 0; j < 8; j++) {
-                    const int h = j / 4, k = j % 4;
-                    const uint8_t *ql = p + 32 * ((64 * h + 32 * (k & 1)) / 4), *qh = p + 1024 + 32 * (32 * h / 4);
-                    const int8_t *q = x[j].q;
-                    __m256i s[2];
-                    for (int half = 0; half < 2; half++) {
-                        __m256i a = _mm256_set1_epi32(-32 * x[j].hs[half]);
-                        for (int g = 4 * half; g < 4 * half + 4; g++) {
-                            __m256i lv = LOAD256(ql + 32 * g), hv = LOAD256(qh + 32 * g);
-                            __m256i lo = _mm256_and_si256(k >> 1 ? _mm256_srli_epi16(lv, 4) : lv, m4);
-                            __m256i hi = _mm256_and_si256(k < 2 ? sll16(hv, 4 - 2 * k) : _mm256_srli_epi16(hv, 2 * k - 4), m2);
-                            a = _mm256_dpbusd_epi32(a, _mm256_or_si256(lo, hi), _mm256_set1_epi32(load_i32(q + 4 * g)));
-                        }
-                        s[half] = a;
-                    }
-                    __m256i s0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 1536 + 16 * j)));
-                    __m256i s1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 1544 + 16 * j)));
-                    __m256i isum = _mm256_add_epi32(_mm256_mullo_epi32(s[0], s0), _mm256_mullo_epi32(s[1], s1));
-                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(x[j].d)), acc);
+    __m256 acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+    for (size_t b = 0; b < nb; b++, p += 272) {
+        __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++) lo[j] = _mm256_set1_epi32(-128 * xr[j][b].sum), hi[j] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int k = 0; k < 8; k += 2) {
+            __m256i c0 = LOAD256(p + 16 + 32 * k), c1 = LOAD256(p + 48 + 32 * k);
+#pragma GCC unroll 4
+            for (int j = 0; j < nt; j++) {
+                lo[j] = _mm256_dpbusd_epi32(lo[j], c0, BCAST(xr[j][b].q + 4 * k));
+                hi[j] = _mm256_dpbusd_epi32(hi[j], c1, BCAST(xr[j][b].q + 4 * k + 4));
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo[j], hi[j])),
+                                     _mm256_mul_ps(dw, _mm256_set1_ps(xr[j][b].d)), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) out[j] = acc[j];
+}
+
+/* q4_k: per sub-block j, isum = sc * sum(u q) and msum = -mn * sum(q), then the reference's two
+ * fused multiply-adds; nb counts super-blocks. */
+VNNI static INLINE void tile_q4_k(const uint8_t *p, const xblock *const xr[4], size_t nb, int nt, __m256 out[4])
+{
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    __m256 acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+    for (size_t sb = 0; sb < nb; sb++, p += 1184) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)));
+        for (int c = 0; c < 4; c++) {
+            const uint8_t *cp = p + 160 + 256 * c;
+            __m256i sa[4], sz[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < nt; j++) sa[j] = sz[j] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m256i v = LOAD256(cp + 32 * k), cl = _mm256_and_si256(v, m), ch = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+#pragma GCC unroll 4
+                for (int j = 0; j < nt; j++) {
+                    const xblock *x = xr[j] + 8 * sb;
+                    sa[j] = _mm256_dpbusd_epi32(sa[j], cl, BCAST(x[2 * c].q + 4 * k));
+                    sz[j] = _mm256_dpbusd_epi32(sz[j], ch, BCAST(x[2 * c + 1].q + 4 * k));
                 }
             }
-            float lanes[8];
-            _mm256_storeu_ps(lanes, acc);
-            for (size_t i = 0; i < nr; i++) y[t * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);
+            /* isum = sc * S and msum = -mn * sum(q) are integers below 2^24 in magnitude, so their
+             * products in fp32 are exact: the reference's (float)isum and (float)msum */
+            for (int h = 0; h < 2; h++) {
+                const int sub = 2 * c + h;
+                const __m256 sc = _mm256_cvtepi32_ps(
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 32 + 8 * sub))));
+                const __m256 mn = _mm256_cvtepi32_ps(
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 96 + 8 * sub))));
+#pragma GCC unroll 4
+                for (int j = 0; j < nt; j++) {
+                    const xblock *x = xr[j] + 8 * sb + sub;
+                    const __m256 dx = _mm256_set1_ps(x->d);
+                    __m256 isum = _mm256_mul_ps(_mm256_cvtepi32_ps(h ? sz[j] : sa[j]), sc);
+                    __m256 msum = _mm256_mul_ps(mn, _mm256_set1_ps((float)-x->sum));
+                    acc[j] = _mm256_fmadd_ps(isum, _mm256_mul_ps(d, dx), acc[j]);
+                    acc[j] = _mm256_fmadd_ps(msum, _mm256_mul_ps(dmin, dx), acc[j]);
+                }
+            }
+        }
+    }
+    for (int j = 0; j < nt; j++) out[j] = acc[j];
+}
+
+/* q6_k: per sub-block j (h = j / 4, k = j % 4), codes u = ql nibble (4 (k >> 1)) | qh bits 2k,
+ * 2k+1 << 4; each half of 16 values summed apart with 32 * (its activation sum) removed, isum =
+ * s0 sum_lo + s1 sum_hi; one fused multiply-add per block. nb counts super-blocks. */
+VNNI static INLINE void tile_q6_k(const uint8_t *p, const xblock *const xr[4], size_t nb, int nt, __m256 out[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    __m256 acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+    for (size_t sb = 0; sb < nb; sb++, p += 1680) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 1664)));
+        for (int sub = 0; sub < 8; sub++) {
+            const int h = sub / 4, k = sub % 4;
+            const uint8_t *ql = p + 32 * (16 * h + 8 * (k & 1)), *qh = p + 1024 + 32 * (8 * h);
+            __m256i s[2][4];
+            for (int half = 0; half < 2; half++) {
+#pragma GCC unroll 4
+                for (int j = 0; j < nt; j++) s[half][j] = _mm256_set1_epi32(-32 * xr[j][8 * sb + sub].hs[half]);
+#pragma GCC unroll 4
+                for (int g = 4 * half; g < 4 * half + 4; g++) {
+                    __m256i lv = LOAD256(ql + 32 * g), hv = LOAD256(qh + 32 * g);
+                    __m256i lo = _mm256_and_si256(k >> 1 ? _mm256_srli_epi16(lv, 4) : lv, m4);
+                    __m256i hi = _mm256_and_si256(k < 2 ? sll16(hv, 4 - 2 * k) : _mm256_srli_epi16(hv, 2 * k - 4), m2);
+                    __m256i u = _mm256_or_si256(lo, hi);
+#pragma GCC unroll 4
+                    for (int j = 0; j < nt; j++)
+                        s[half][j] = _mm256_dpbusd_epi32(s[half][j], u, BCAST(xr[j][8 * sb + sub].q + 4 * g));
+                }
+            }
+            /* s0 sum_lo and s1 sum_hi, and their sum, are integers below 2^24: exact in fp32 */
+            const __m256 s0 = _mm256_cvtepi32_ps(
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 1536 + 16 * sub))));
+            const __m256 s1 = _mm256_cvtepi32_ps(
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + 1544 + 16 * sub))));
+#pragma GCC unroll 4
+            for (int j = 0; j < nt; j++) {
+                __m256 isum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[0][j]), s0, _mm256_mul_ps(_mm256_cvtepi32_ps(s[1][j]), s1));
+                acc[j] = _mm256_fmadd_ps(isum, _mm256_mul_ps(d, _mm256_set1_ps(xr[j][8 * sb + sub].d)), acc[j]);
+            }
+        }
+    }
+    for (int j = 0; j < nt; j++) out[j] = acc[j];
+}
+#undef BCAST
+
+typedef void (*ptile_fn)(const uint8_t *p, const xblock *const xr[4], size_t nb, __m256 out[4]);
+#define PTILE_FNS(T)                                                                                             \
+    VNNI static void T##_1(const uint8_t *p, const xblock *const xr[4], size_t nb, __m256 o[4]) { T(p, xr, nb, 1, o); } \
+    VNNI static void T##_2(const uint8_t *p, const xblock *const xr[4], size_t nb, __m256 o[4]) { T(p, xr, nb, 2, o); } \
+    VNNI static void T##_3(const uint8_t *p, const xblock *const xr[4], size_t nb, __m256 o[4]) { T(p, xr, nb, 3, o); } \
+    VNNI static void T##_4(const uint8_t *p, const xblock *const xr[4], size_t nb, __m256 o[4]) { T(p, xr, nb, 4, o); } \
+    static const ptile_fn T##_fns[4] = {T##_1, T##_2, T##_3, T##_4};
+PTILE_FNS(tile_q4_0)
+PTILE_FNS(tile_q8_0)
+PTILE_FNS(tile_q4_k)
+PTILE_FNS(tile_q6_k)
+
+/* Rows [r0, r1) (r0 a multiple of 8) against T activation rows, group by group, 4 activation
+ * rows at a time (the group's weights, a few KiB, stay in L1 between tiles). */
+VNNI static void gemm_packed(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                             const float *bias)
+{
+    const ptile_fn *fns = w->type == QFMT_TYPE_Q4_0 ? tile_q4_0_fns : w->type == QFMT_TYPE_Q8_0 ? tile_q8_0_fns
+                        : w->type == QFMT_TYPE_Q4_K ? tile_q4_k_fns : tile_q6_k_fns;
+    const size_t nbx = w->cols / 32, nb = w->cols / pack_block_elems(w->type), per = pack_block_bytes(w->type);
+    for (size_t r = r0; r < r1; r += PACK_ROWS) {
+        size_t nr = r1 - r < PACK_ROWS ? r1 - r : PACK_ROWS;
+        const uint8_t *grp = w->pack + r / PACK_ROWS * nb * per;
+        for (size_t t = 0; t < T; t += 4) {
+            size_t nt = T - t < 4 ? T - t : 4;
+            const xblock *xr[4];
+            for (size_t j = 0; j < 4; j++) xr[j] = xq + (t + (j < nt ? j : 0)) * nbx;
+            __m256 out[4];
+            fns[nt - 1](grp, xr, nb, out);
+            for (size_t j = 0; j < nt; j++) {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, out[j]);
+                for (size_t i = 0; i < nr; i++) y[(t + j) * ldy + r + i] = lanes[i] + (bias ? bias[r + i] : 0.0f);
+            }
         }
     }
 }
@@ -1074,17 +1127,8 @@ VNNI static void packed_q6_k(const qmat *w, const xblock *xq, size_t T, size_t r
 void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
 {
-    if (w->pack && w->type == QFMT_TYPE_Q6_K) {
-        packed_q6_k(w, xq, T, r0, r1, y, ldy, bias);
-        return;
-    }
-    if (w->pack && w->type == QFMT_TYPE_Q4_K) { /* no strip kernel: the packed one for every T */
-        packed_q4_k(w, xq, T, r0, r1, y, ldy, bias);
-        return;
-    }
-    if (w->pack && T < STRIP_MIN_T && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0)) {
-        if (w->type == QFMT_TYPE_Q4_0) packed_q4_0(w, xq, T, r0, r1, y, ldy, bias);
-        else packed_q8_0(w, xq, T, r0, r1, y, ldy, bias);
+    if (w->pack && pack_block_bytes(w->type)) { /* repacked at load: decoding and prompts */
+        gemm_packed(w, xq, T, r0, r1, y, ldy, bias);
         return;
     }
     bool strips = T >= STRIP_MIN_T && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0);

@@ -1,11 +1,15 @@
 /* Loading a model from a qfmt file: hyperparameters from model.* metadata, weights by their
  * Hugging Face names, every shape checked against the hyperparameters before use. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "family.h"
 #include "gemm.h"
@@ -101,6 +105,21 @@ static bool usable_type(uint32_t t)
     return qfmt_row_decoder(t) != NULL;
 }
 
+/* Memory for a repacked weight: 64-byte aligned; from 2 MiB on, 2 MiB-aligned and marked for
+ * transparent huge pages where the system has them (generation streams it once per token:
+ * 4 KiB pages would cost a TLB miss every 4 KiB). */
+static void *pack_alloc(size_t n)
+{
+    const size_t huge = (size_t)1 << 21;
+    if (n < huge) return aligned_alloc(64, (n + 63) / 64 * 64);
+    if (n > SIZE_MAX - huge) return NULL;
+    void *p = aligned_alloc(huge, (n + huge - 1) / huge * huge);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, (n + huge - 1) / huge * huge, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+#endif
+    return p;
+}
+
 /* A [rows, cols] weight. conv1d: GPT-2 Conv1D, stored [cols, rows] by Hugging Face unless the
  * converter transposed it (convert.transposed); then transposed here into an f32 copy. */
 int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t cols, bool conv1d, qmat *out,
@@ -146,7 +165,7 @@ int qfmt__load_matrix(qfmt_model *m, const char *name, uint64_t rows, uint64_t c
     }
     size_t pack = flip ? 0 : qfmt__gemm_pack_size(&w);
     if (pack) { /* decoding reads the repacked copy; without memory for it, the rows */
-        uint8_t *pk = own(m, aligned_alloc(64, (pack + 63) / 64 * 64));
+        uint8_t *pk = own(m, pack_alloc(pack));
         if (pk) {
             qfmt__gemm_pack(&w, pk);
             w.pack = pk;

@@ -45,8 +45,8 @@ extern char **environ;
  * (0 scalar reference, 1 AVX2, 2 AVX-512 VNNI), one thread (libqfmt_model/src/ops.c, exported for these
  * tests); -1 when this CPU lacks the level. */
 int qfmt__qmat_mul_fast_at(const qmat *w, const float *bias, const float *x, size_t T, float *y, int level);
-enum { LEVEL_SCALAR, LEVEL_AVX2, LEVEL_VNNI, LEVEL_COUNT };
-static const char *const LEVEL_NAMES[LEVEL_COUNT] = {"scalar", "AVX2", "VNNI"};
+enum { LEVEL_SCALAR, LEVEL_AVX2, LEVEL_VNNI, LEVEL_AMX, LEVEL_COUNT };
+static const char *const LEVEL_NAMES[LEVEL_COUNT] = {"scalar", "AVX2", "VNNI", "AMX"};
 
 static qmat make_qmat(uint32_t type, const void *data, uint64_t rows, uint64_t cols) {
     uint64_t rb = 0;
@@ -1057,8 +1057,8 @@ Test(kernels, zero_weights_give_zero) {
  * BF16 weights (fp32 products): within 1e-5 of a double-precision sum. */
 Test(kernels, products_match_reference) {
     static const size_t ROWS[] = {1, 3, 8, 13, 21};
-    static const size_t TOKENS[] = {1, 2, 5, 8, 9, 13};
-    enum { MAXR = 21, MAXT = 13, MAXC = 768 };
+    static const size_t TOKENS[] = {1, 2, 5, 8, 9, 13, 16, 19, 33}; /* AMX tiles: 16 activation rows */
+    enum { MAXR = 21, MAXT = 33, MAXC = 768 };
     uint64_t s = 0x74696C6564ull;
     float *w = malloc(MAXR * MAXC * sizeof *w), *x = malloc(MAXT * MAXC * sizeof *x), *bias = malloc(MAXR * sizeof *bias);
     float *ref = malloc(MAXT * MAXR * sizeof *ref), *got = malloc(MAXT * MAXR * sizeof *got);
@@ -1092,7 +1092,7 @@ Test(kernels, products_match_reference) {
                     for (size_t i = 0; i < T * R; i++) got[i] = NAN;
                     if (qfmt__qmat_mul_fast_at(&m, bias, x, T, got, level) != 0) continue;
                     levels |= 1 << level;
-                    if (level == LEVEL_VNNI && !is_float && qfmt__gemm_pack_size(&m)) {
+                    if (level >= LEVEL_VNNI && !is_float && qfmt__gemm_pack_size(&m)) {
                         /* the weights as the model loads them for decoding: repacked */
                         size_t psz = qfmt__gemm_pack_size(&m);
                         uint8_t *pk = aligned_alloc(64, (psz + 63) / 64 * 64);
@@ -1142,8 +1142,8 @@ Test(kernels, products_match_reference) {
     }
     cr_assert(levels & (1 << LEVEL_SCALAR));
     if (levels & (1 << LEVEL_VNNI)) cr_assert_gt(packed, 0, "no packed (decoding) product was checked");
-    cr_log_info("products: %d outputs checked at levels%s%s%s, %d packed products", checked, levels & 1 ? " scalar" : "",
-                levels & 2 ? " AVX2" : "", levels & 4 ? " VNNI" : "", packed);
+    cr_log_info("products: %d outputs checked at levels%s%s%s%s, %d packed products", checked, levels & 1 ? " scalar" : "",
+                levels & 2 ? " AVX2" : "", levels & 4 ? " VNNI" : "", levels & 8 ? " AMX" : "", packed);
     free(w), free(x), free(bias), free(ref), free(got), free(one), free(wd), free(q);
 }
 

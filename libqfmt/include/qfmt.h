@@ -212,6 +212,9 @@ QFMT_API float qfmt_bf16_to_f32(uint16_t h);
 #define QFMT_CPU_AVX2 (1u << 0)        /* AVX2 + FMA + F16C, and the OS saves the YMM state */
 #define QFMT_CPU_AVX512_VNNI (1u << 1) /* AVX-512 F, BW, VL and VNNI, and the OS saves the
                                           opmask and ZMM state (implies QFMT_CPU_AVX2) */
+#define QFMT_CPU_AMX_INT8 (1u << 2)    /* AMX-TILE and AMX-INT8, the OS saves the tile state and
+                                          (Linux) lets this process use it: the first call asks
+                                          (implies QFMT_CPU_AVX512_VNNI) */
 /* The QFMT_CPU_* features of this CPU, ORed. CPUID is asked once per process (the first call);
  * 0 off x86. Thread-safe. Bits are never renumbered; new ones may be added. */
 QFMT_API unsigned qfmt_cpu_features(void);

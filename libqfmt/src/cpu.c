@@ -2,18 +2,34 @@
  * xxh_x86dispatch.c): qfmt_cpu_features() answers for the kernels' dispatch (dispatch.c) and
  * for the library's users (the model runtime's GEMM levels). */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* syscall */
 #include <pthread.h>
 
 #include "qfmt.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static unsigned long long xcr0(void)
 {
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
+}
+
+/* Linux lends the AMX tile data state to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM
+ * 0x1023 for XFEATURE_XTILEDATA 18); asking again is harmless. Elsewhere: not used. */
+static int amx_permitted(void)
+{
+#if defined(__linux__) && defined(__x86_64__)
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return 0;
+#endif
 }
 
 /* CPUID leaf 1 ECX: FMA bit 12, OSXSAVE 27, F16C 29; leaf 7 EBX: AVX2 bit 5; and the OS must
@@ -32,6 +48,10 @@ static unsigned detect(void)
     unsigned f = QFMT_CPU_AVX2;
     const unsigned need_b = (1u << 16) | (1u << 30) | (1u << 31);
     if ((b & need_b) == need_b && (c & (1u << 11)) && (x & 0xE6u) == 0xE6u) f |= QFMT_CPU_AVX512_VNNI;
+    /* AMX: leaf 7 EDX AMX-TILE bit 24, AMX-INT8 bit 25, the OS saving the tile state (XCR0
+     * bits 17 and 18) and, on Linux, the permission to use tile data asked for this process */
+    if ((f & QFMT_CPU_AVX512_VNNI) && (d & (3u << 24)) == (3u << 24) && ((x >> 17) & 3u) == 3u && amx_permitted())
+        f |= QFMT_CPU_AMX_INT8;
     return f;
 }
 #else

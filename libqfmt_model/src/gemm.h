@@ -29,6 +29,7 @@ typedef enum {
     GEMM_SCALAR = 0, /* portable C, the reference */
     GEMM_AVX2 = 1,   /* AVX2 + FMA + F16C */
     GEMM_VNNI = 2,   /* AVX-512 VNNI on 256-bit vectors (AVX512VL); repacked strips for q8_0 / q4_0 */
+    GEMM_AMX = 3,    /* VNNI, and AMX-INT8 tiles for q4_0 / q8_0 against 16 activation rows or more */
 } gemm_level;
 
 bool qfmt__gemm_level_available(gemm_level l);
@@ -48,6 +49,8 @@ void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, siz
                  const float *bias);
 void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias);
+void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                const float *bias);
 
 /* Weights repacked once, at load, for decoding with the VNNI kernels (q4_0 and q8_0; the same
  * bytes as the rows, reordered so that a vector lane is a row). qfmt__gemm_pack_size: the

@@ -24,6 +24,7 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+#define AMX __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni,amx-tile,amx-int8")))
 #define INLINE inline __attribute__((always_inline))
 /* From this many activation rows on, repacking a strip of weight rows pays for itself. */
 enum { STRIP_MIN_T = 8 };
@@ -36,12 +37,16 @@ bool qfmt__gemm_level_available(gemm_level l)
     if (l == GEMM_SCALAR) return true;
     unsigned f = qfmt_cpu_features(); /* cpu.c in libqfmt: the one place that runs CPUID */
     if (l == GEMM_AVX2) return (f & QFMT_CPU_AVX2) != 0;
+    if (l == GEMM_AMX) return (f & QFMT_CPU_AMX_INT8) != 0;
     return l == GEMM_VNNI && (f & QFMT_CPU_AVX512_VNNI) != 0;
 }
 
 gemm_level qfmt__gemm_best_level(void)
 {
-    return qfmt__gemm_level_available(GEMM_VNNI) ? GEMM_VNNI : qfmt__gemm_level_available(GEMM_AVX2) ? GEMM_AVX2 : GEMM_SCALAR;
+    return qfmt__gemm_level_available(GEMM_AMX)    ? GEMM_AMX
+           : qfmt__gemm_level_available(GEMM_VNNI) ? GEMM_VNNI
+           : qfmt__gemm_level_available(GEMM_AVX2) ? GEMM_AVX2
+                                                   : GEMM_SCALAR;
 }
 
 /* ---- Shared pieces ------------------------------------------------------------------------- */
@@ -1136,6 +1141,140 @@ void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, siz
     rows8_vnni(w, xq, T, r0, r1, y, ldy, bias);
 }
 
+/* ---- AMX: q4_0 and q8_0 against 16 activation rows or more --------------------------------
+ *
+ * One TDPBUSD multiplies a tile of 16 weight rows x 32 codes (unsigned bytes: q4_0's codes
+ * 0..15, q8_0's values + 128) by 16 activation rows' 32 values (signed, laid out as AMX wants:
+ * 8 rows of 4 values x 16 activation rows) into 16 x 16 exact int32 block sums; the zero point
+ * comes off as Z * (the block's activation sum) and then each (weight row, activation row)
+ * takes the reference's step acc = fma(isum, dw * dx, acc), block after block, 16 activation
+ * rows per 512-bit vector: the reference's float, bit for bit. The weight tile of each block is
+ * unpacked once per 16 weight rows and serves every group of 16 activation rows. */
+
+enum { AMX_M = 16, AMX_N = 16 };
+
+typedef struct { /* _tile_loadconfig's 64 bytes, palette 1 */
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+/* Per block: the 16 weight rows' 32 code bytes (512), then their scales dw (16 floats). */
+enum { AMX_A_BYTES = 512 + 64 };
+/* Per group of 16 activation rows and block: the B tile (8 rows x 64 bytes), then 16 dx floats
+ * and 16 int32 Z * sums (zero-point terms). */
+enum { AMX_B_BYTES = 512 + 64 + 64 };
+
+AMX static void amx_pack_b(const xblock *xq, size_t T, size_t nb, int32_t zero, uint8_t *out)
+{
+    for (size_t g = 0; g * AMX_N < T; g++)
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *o = out + (g * nb + b) * AMX_B_BYTES;
+            float *dx = (float *)(void *)(o + 512);
+            int32_t *zs = (int32_t *)(void *)(o + 576);
+            for (size_t n = 0; n < AMX_N; n++) {
+                size_t t = g * AMX_N + n;
+                if (t >= T) {
+                    for (int k = 0; k < 8; k++) memset(o + 64 * k + 4 * n, 0, 4);
+                    dx[n] = 0.0f;
+                    zs[n] = 0;
+                    continue;
+                }
+                const xblock *x = xq + t * nb + b;
+                for (int k = 0; k < 8; k++) memcpy(o + 64 * k + 4 * n, x->q + 4 * k, 4);
+                dx[n] = x->d;
+                zs[n] = zero * x->sum;
+            }
+        }
+}
+
+/* The 16 rows wr[0..16) of block b as unsigned codes in value order, and their scales. */
+AMX static void amx_pack_a(uint32_t type, const uint8_t *const wr[AMX_M], size_t b, uint8_t *out)
+{
+    float *dw = (float *)(void *)(out + 512);
+    const __m128i m = _mm_set1_epi8(0x0F), flip = _mm_set1_epi8((char)0x80);
+    for (int i = 0; i < AMX_M; i++) {
+        if (type == QFMT_TYPE_Q4_0) {
+            const uint8_t *p = wr[i] + b * 18;
+            __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
+            _mm_storeu_si128((__m128i *)(void *)(out + 32 * i), _mm_and_si128(q, m));
+            _mm_storeu_si128((__m128i *)(void *)(out + 32 * i + 16), _mm_and_si128(_mm_srli_epi16(q, 4), m));
+            dw[i] = f16c(p);
+        } else {
+            const uint8_t *p = wr[i] + b * 34;
+            _mm_storeu_si128((__m128i *)(void *)(out + 32 * i), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 2)), flip));
+            _mm_storeu_si128((__m128i *)(void *)(out + 32 * i + 16), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 18)), flip));
+            dw[i] = f16c(p);
+        }
+    }
+}
+
+AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                         const float *bias)
+{
+    const size_t nb = w->cols / 32, ng = (T + AMX_N - 1) / AMX_N;
+    const int32_t zero = w->type == QFMT_TYPE_Q4_0 ? 8 : 128;
+    uint8_t *abuf = aligned_alloc(64, nb * AMX_A_BYTES), *bbuf = aligned_alloc(64, ng * nb * AMX_B_BYTES);
+    int32_t *cbuf = aligned_alloc(64, AMX_M * AMX_N * sizeof *cbuf);
+    if (!abuf || !bbuf || !cbuf) {
+        free(abuf), free(bbuf), free(cbuf);
+        return false;
+    }
+    amx_pack_b(xq, T, nb, zero, bbuf);
+    amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    cfg.rows[0] = AMX_M, cfg.colsb[0] = AMX_N * 4; /* C: 16 x 16 int32 */
+    cfg.rows[1] = AMX_M, cfg.colsb[1] = 32;        /* A: 16 weight rows x 32 codes */
+    cfg.rows[2] = 8, cfg.colsb[2] = AMX_N * 4;     /* B: 8 x (16 activation rows x 4 values) */
+    _tile_loadconfig(&cfg);
+    for (size_t r = r0; r < r1; r += AMX_M) {
+        size_t nr = r1 - r < AMX_M ? r1 - r : AMX_M;
+        const uint8_t *wr[AMX_M];
+        for (size_t i = 0; i < AMX_M; i++) wr[i] = w->data + (r + (i < nr ? i : nr - 1)) * w->row_bytes;
+        for (size_t b = 0; b < nb; b++) amx_pack_a(w->type, wr, b, abuf + b * AMX_A_BYTES);
+        for (size_t g = 0; g < ng; g++) {
+            __m512 acc[AMX_M];
+            for (int i = 0; i < AMX_M; i++) acc[i] = _mm512_setzero_ps();
+            for (size_t b = 0; b < nb; b++) {
+                const uint8_t *a = abuf + b * AMX_A_BYTES, *bt = bbuf + (g * nb + b) * AMX_B_BYTES;
+                _tile_zero(0);
+                _tile_loadd(1, a, 32);
+                _tile_loadd(2, bt, 64);
+                _tile_dpbusd(0, 1, 2);
+                _tile_stored(0, cbuf, AMX_N * 4);
+                const __m512 dx = _mm512_load_ps((const float *)(const void *)(bt + 512));
+                const __m512i zs = _mm512_load_si512((const void *)(bt + 576));
+                const float *dw = (const float *)(const void *)(a + 512);
+#pragma GCC unroll 16
+                for (int i = 0; i < AMX_M; i++) {
+                    __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)(cbuf + AMX_N * i)), zs);
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(_mm512_set1_ps(dw[i]), dx), acc[i]);
+                }
+            }
+            size_t nt = T - g * AMX_N < AMX_N ? T - g * AMX_N : AMX_N;
+            for (size_t i = 0; i < nr; i++) {
+                float lanes[AMX_N];
+                _mm512_storeu_ps(lanes, acc[i]);
+                float bi = bias ? bias[r + i] : 0.0f;
+                for (size_t n = 0; n < nt; n++) y[(g * AMX_N + n) * ldy + r + i] = lanes[n] + bi;
+            }
+        }
+    }
+    _tile_release();
+    free(abuf), free(bbuf), free(cbuf);
+    return true;
+}
+
+void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                const float *bias)
+{
+    if (T >= AMX_N && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0) &&
+        gemm_amx(w, xq, T, r0, r1, y, ldy, bias))
+        return;
+    qfmt__gemm_q_vnni(w, xq, T, r0, r1, y, ldy, bias);
+}
+
 /* ---- Float weights ------------------------------------------------------------------------- */
 
 AVX2 static INLINE __m256 load_f16(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
@@ -1240,6 +1379,11 @@ void qfmt__gemm_q_avx2(const qmat *w, const xblock *xq, size_t T, size_t r0, siz
 }
 void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias)
+{
+    qfmt__gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
+}
+void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                const float *bias)
 {
     qfmt__gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
 }

@@ -366,7 +366,8 @@ void qfmt__gemm_q_scalar(const qmat *w, const xblock *xq, size_t T, size_t r0, s
 
 static gemm_q_fn gemm_q_of(gemm_level l)
 {
-    return l == GEMM_VNNI ? qfmt__gemm_q_vnni : l == GEMM_AVX2 ? qfmt__gemm_q_avx2 : qfmt__gemm_q_scalar;
+    return l == GEMM_AMX ? qfmt__gemm_q_amx : l == GEMM_VNNI ? qfmt__gemm_q_vnni : l == GEMM_AVX2 ? qfmt__gemm_q_avx2
+                                                                                              : qfmt__gemm_q_scalar;
 }
 
 /* ---- Matrix products ------------------------------------------------------------------ */

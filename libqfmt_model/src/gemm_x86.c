@@ -1215,7 +1215,7 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
     const size_t nb = w->cols / 32, ng = (T + AMX_N - 1) / AMX_N;
     const int32_t zero = w->type == QFMT_TYPE_Q4_0 ? 8 : 128;
     uint8_t *abuf = aligned_alloc(64, nb * AMX_A_BYTES), *bbuf = aligned_alloc(64, ng * nb * AMX_B_BYTES);
-    int32_t *cbuf = aligned_alloc(64, AMX_M * AMX_N * sizeof *cbuf);
+    int32_t *cbuf = aligned_alloc(64, 2 * AMX_M * AMX_N * sizeof *cbuf);
     if (!abuf || !bbuf || !cbuf) {
         free(abuf), free(bbuf), free(cbuf);
         return false;
@@ -1224,9 +1224,11 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
     amx_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    cfg.rows[0] = AMX_M, cfg.colsb[0] = AMX_N * 4; /* C: 16 x 16 int32 */
-    cfg.rows[1] = AMX_M, cfg.colsb[1] = 32;        /* A: 16 weight rows x 32 codes */
-    cfg.rows[2] = 8, cfg.colsb[2] = AMX_N * 4;     /* B: 8 x (16 activation rows x 4 values) */
+    for (int k = 0; k < 2; k++) {
+        cfg.rows[k] = AMX_M, cfg.colsb[k] = AMX_N * 4; /* C: 16 x 16 int32 */
+        cfg.rows[2 + k] = AMX_M, cfg.colsb[2 + k] = 32; /* A: 16 weight rows x 32 codes */
+        cfg.rows[4 + k] = 8, cfg.colsb[4 + k] = AMX_N * 4; /* B: 8 x (16 activation rows x 4 values) */
+    }
     _tile_loadconfig(&cfg);
     for (size_t r = r0; r < r1; r += AMX_M) {
         size_t nr = r1 - r < AMX_M ? r1 - r : AMX_M;
@@ -1236,22 +1238,34 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
         for (size_t g = 0; g < ng; g++) {
             __m512 acc[AMX_M];
             for (int i = 0; i < AMX_M; i++) acc[i] = _mm512_setzero_ps();
+            /* software-pipelined: block b + 1's tile product runs while block b's sums are scaled
+             * (tile registers 0/1: C, 2/3: A, 4/5: B, alternating by block parity) */
+#define AMX_ISSUE(b, C, A, B)                                                                    \
+    do {                                                                                         \
+        _tile_zero(C);                                                                           \
+        _tile_loadd(A, abuf + (b) * AMX_A_BYTES, 32);                                            \
+        _tile_loadd(B, bbuf + (g * nb + (b)) * AMX_B_BYTES, 64);                                 \
+        _tile_dpbusd(C, A, B);                                                                   \
+        _tile_stored(C, cbuf + ((b) & 1) * AMX_M * AMX_N, AMX_N * 4);                            \
+    } while (0)
+            AMX_ISSUE(0, 0, 2, 4);
             for (size_t b = 0; b < nb; b++) {
+                if (b + 1 < nb) {
+                    if ((b + 1) & 1) AMX_ISSUE(b + 1, 1, 3, 5);
+                    else AMX_ISSUE(b + 1, 0, 2, 4);
+                }
                 const uint8_t *a = abuf + b * AMX_A_BYTES, *bt = bbuf + (g * nb + b) * AMX_B_BYTES;
-                _tile_zero(0);
-                _tile_loadd(1, a, 32);
-                _tile_loadd(2, bt, 64);
-                _tile_dpbusd(0, 1, 2);
-                _tile_stored(0, cbuf, AMX_N * 4);
+                const int32_t *cb = cbuf + (b & 1) * AMX_M * AMX_N;
                 const __m512 dx = _mm512_load_ps((const float *)(const void *)(bt + 512));
                 const __m512i zs = _mm512_load_si512((const void *)(bt + 576));
                 const float *dw = (const float *)(const void *)(a + 512);
 #pragma GCC unroll 16
                 for (int i = 0; i < AMX_M; i++) {
-                    __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)(cbuf + AMX_N * i)), zs);
+                    __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)(cb + AMX_N * i)), zs);
                     acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(_mm512_set1_ps(dw[i]), dx), acc[i]);
                 }
             }
+#undef AMX_ISSUE
             size_t nt = T - g * AMX_N < AMX_N ? T - g * AMX_N : AMX_N;
             for (size_t i = 0; i < nr; i++) {
                 float lanes[AMX_N];

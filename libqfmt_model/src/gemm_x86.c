@@ -29,6 +29,9 @@
 /* From this many activation rows on, repacking a strip of weight rows pays for itself. */
 enum { STRIP_MIN_T = 8 };
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+/* Generation streams each weight once: software prefetch this many bytes ahead (past a row's
+ * end into the next, which the hardware prefetchers do not cross a page boundary for). */
+#define PREFETCH_AHEAD 2048
 
 /* ---- CPU features -------------------------------------------------------------------------- */
 
@@ -952,6 +955,8 @@ VNNI static INLINE void tile_q4_0(const uint8_t *p, const xblock *const xr[4], s
     __m256 acc[4];
     for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++, p += 144) {
+        if (nt <= 2) /* decoding: memory-bound, prefetch the stream */
+            for (int o = 0; o < 144; o += 64) _mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_T0);
         __m256i lo[4], hi[4];
 #pragma GCC unroll 4
         for (int j = 0; j < nt; j++) lo[j] = _mm256_set1_epi32(-8 * xr[j][b].sum), hi[j] = _mm256_setzero_si256();
@@ -978,6 +983,8 @@ VNNI static INLINE void tile_q8_0(const uint8_t *p, const xblock *const xr[4], s
     __m256 acc[4];
     for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++, p += 272) {
+        if (nt <= 2) /* decoding: memory-bound, prefetch the stream */
+            for (int o = 0; o < 272; o += 64) _mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_T0);
         __m256i lo[4], hi[4];
 #pragma GCC unroll 4
         for (int j = 0; j < nt; j++) lo[j] = _mm256_set1_epi32(-128 * xr[j][b].sum), hi[j] = _mm256_setzero_si256();
@@ -1007,6 +1014,8 @@ VNNI static INLINE void tile_q4_k(const uint8_t *p, const xblock *const xr[4], s
     __m256 acc[4];
     for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
     for (size_t sb = 0; sb < nb; sb++, p += 1184) {
+        if (nt <= 2) /* decoding: memory-bound, prefetch the stream */
+            for (int o = 0; o < 1184; o += 64) _mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_T0);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
         const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)));
         for (int c = 0; c < 4; c++) {
@@ -1056,6 +1065,8 @@ VNNI static INLINE void tile_q6_k(const uint8_t *p, const xblock *const xr[4], s
     __m256 acc[4];
     for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
     for (size_t sb = 0; sb < nb; sb++, p += 1680) {
+        if (nt <= 2) /* decoding: memory-bound, prefetch the stream */
+            for (int o = 0; o < 1680; o += 64) _mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_T0);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 1664)));
         for (int sub = 0; sub < 8; sub++) {
             const int h = sub / 4, k = sub % 4;
@@ -1298,9 +1309,6 @@ AVX2 static INLINE __m256 load_bf16(const uint8_t *p)
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-/* Generation streams each weight once: software prefetch this many bytes ahead (past the row's
- * end into the next row, which the hardware prefetchers do not cross a page boundary for). */
-#define PREFETCH_AHEAD 2048
 #define DOT_HALF(name, load, scalar)                                                                         \
     AVX2 float name(const uint8_t *w, const float *x, size_t n)                                              \
     {                                                                                                        \

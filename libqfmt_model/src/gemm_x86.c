@@ -1170,8 +1170,9 @@ typedef struct { /* _tile_loadconfig's 64 bytes, palette 1 */
     uint8_t rows[16];
 } amx_cfg;
 
-/* Per block: the 16 weight rows' 32 code bytes (512), then their scales dw (16 floats). */
-enum { AMX_A_BYTES = 512 + 64 };
+/* Per block: the 16 weight rows' 32 code bytes (512), then per row dw (16 floats; q4_k: the
+ * super-block's d), and for q4_k the sub-block's scale and min (exact small integers) and dmin. */
+enum { AMX_A_BYTES = 512 + 4 * 64 };
 /* Per group of 16 activation rows and block: the B tile (8 rows x 64 bytes), then 16 dx floats
  * and 16 int32 Z * sums (zero-point terms). */
 enum { AMX_B_BYTES = 512 + 64 + 64 };
@@ -1205,7 +1206,26 @@ AMX static void amx_pack_a(uint32_t type, const uint8_t *const wr[AMX_M], size_t
     float *dw = (float *)(void *)(out + 512);
     const __m128i m = _mm_set1_epi8(0x0F), flip = _mm_set1_epi8((char)0x80);
     for (int i = 0; i < AMX_M; i++) {
-        if (type == QFMT_TYPE_Q4_0) {
+        if (type == QFMT_TYPE_Q4_K) { /* b: a super-block; its 8 sub-blocks fill out[0..8) */
+            const uint8_t *p = wr[i] + b * 144;
+            uint8_t s8[8], m8[8];
+            q4_k_scales(p + 4, s8, m8);
+            const float d = f16c(p), dm = f16c(p + 2);
+            for (int j = 0; j < 8; j++) {
+                uint8_t *o = out + (size_t)j * AMX_A_BYTES;
+                float *f = (float *)(void *)(o + 512);
+                const uint8_t *qs = p + 16 + 32 * (j / 2);
+                for (int h = 0; h < 2; h++) {
+                    __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(qs + 16 * h));
+                    if (j & 1) q = _mm_srli_epi16(q, 4);
+                    _mm_storeu_si128((__m128i *)(void *)(o + 32 * i + 16 * h), _mm_and_si128(q, m));
+                }
+                f[i] = d;
+                f[48 + i] = dm;
+                f[16 + i] = (float)s8[j];
+                f[32 + i] = (float)m8[j];
+            }
+        } else if (type == QFMT_TYPE_Q4_0) {
             const uint8_t *p = wr[i] + b * 18;
             __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
             _mm_storeu_si128((__m128i *)(void *)(out + 32 * i), _mm_and_si128(q, m));
@@ -1224,7 +1244,8 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
                          const float *bias)
 {
     const size_t nb = w->cols / 32, ng = (T + AMX_N - 1) / AMX_N;
-    const int32_t zero = w->type == QFMT_TYPE_Q4_0 ? 8 : 128;
+    const bool k4 = w->type == QFMT_TYPE_Q4_K;
+    const int32_t zero = w->type == QFMT_TYPE_Q4_0 ? 8 : w->type == QFMT_TYPE_Q8_0 ? 128 : -1; /* q4_k: -sum */
     uint8_t *abuf = aligned_alloc(64, nb * AMX_A_BYTES), *bbuf = aligned_alloc(64, ng * nb * AMX_B_BYTES);
     int32_t *cbuf = aligned_alloc(64, 2 * AMX_M * AMX_N * sizeof *cbuf);
     if (!abuf || !bbuf || !cbuf) {
@@ -1245,7 +1266,7 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
         size_t nr = r1 - r < AMX_M ? r1 - r : AMX_M;
         const uint8_t *wr[AMX_M];
         for (size_t i = 0; i < AMX_M; i++) wr[i] = w->data + (r + (i < nr ? i : nr - 1)) * w->row_bytes;
-        for (size_t b = 0; b < nb; b++) amx_pack_a(w->type, wr, b, abuf + b * AMX_A_BYTES);
+        for (size_t b = 0; b < nb; b += k4 ? 8 : 1) amx_pack_a(w->type, wr, k4 ? b / 8 : b, abuf + b * AMX_A_BYTES);
         for (size_t g = 0; g < ng; g++) {
             __m512 acc[AMX_M];
             for (int i = 0; i < AMX_M; i++) acc[i] = _mm512_setzero_ps();
@@ -1270,6 +1291,18 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
                 const __m512 dx = _mm512_load_ps((const float *)(const void *)(bt + 512));
                 const __m512i zs = _mm512_load_si512((const void *)(bt + 576));
                 const float *dw = (const float *)(const void *)(a + 512);
+                if (k4) { /* isum = sc S, msum = -mn sum(q): exact in fp32; the reference's two steps */
+                    const __m512 nsum = _mm512_cvtepi32_ps(zs);
+#pragma GCC unroll 16
+                    for (int i = 0; i < AMX_M; i++) {
+                        __m512 isum = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + AMX_N * i))),
+                                                    _mm512_set1_ps(dw[16 + i]));
+                        acc[i] = _mm512_fmadd_ps(isum, _mm512_mul_ps(_mm512_set1_ps(dw[i]), dx), acc[i]);
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(dw[32 + i]), nsum),
+                                                 _mm512_mul_ps(_mm512_set1_ps(dw[48 + i]), dx), acc[i]);
+                    }
+                    continue;
+                }
 #pragma GCC unroll 16
                 for (int i = 0; i < AMX_M; i++) {
                     __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)(cb + AMX_N * i)), zs);
@@ -1294,7 +1327,7 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
 void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                 const float *bias)
 {
-    if (T >= AMX_N && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0) &&
+    if (T >= AMX_N && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0 || w->type == QFMT_TYPE_Q4_K) &&
         gemm_amx(w, xq, T, r0, r1, y, ldy, bias))
         return;
     qfmt__gemm_q_vnni(w, xq, T, r0, r1, y, ldy, bias);

@@ -110,8 +110,9 @@ Test(row_decoder, null_for_types_it_cannot_decode) {
 Test(cpu, features_are_stable_and_consistent) {
     unsigned f = qfmt_cpu_features();
     cr_assert_eq(qfmt_cpu_features(), f, "asked once, the same answer after");
-    cr_assert_eq(f & ~(QFMT_CPU_AVX2 | QFMT_CPU_AVX512_VNNI), 0u, "only the defined bits");
+    cr_assert_eq(f & ~(QFMT_CPU_AVX2 | QFMT_CPU_AVX512_VNNI | QFMT_CPU_AMX_INT8), 0u, "only the defined bits");
     if (f & QFMT_CPU_AVX512_VNNI) cr_assert(f & QFMT_CPU_AVX2, "VNNI implies AVX2");
+    if (f & QFMT_CPU_AMX_INT8) cr_assert(f & QFMT_CPU_AVX512_VNNI, "AMX implies VNNI");
     /* the AVX2 kernels run only where the CPU has AVX2 (a -DQFMT_NO_AVX2 build has none) */
     if (qfmt_kernel_available(QFMT_KERNEL_AVX2)) cr_assert(f & QFMT_CPU_AVX2);
 #if !defined(__x86_64__) && !defined(__i386__)

@@ -51,6 +51,14 @@ void qfmt__gemm_q_vnni(const qmat *w, const xblock *xq, size_t T, size_t r0, siz
                  const float *bias);
 void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                 const float *bias);
+/* The AMX level's activation tiles, laid out once per product and shared by every thread:
+ * qfmt__amx_b_size(w, T) bytes (0: w or T does not take the AMX kernel, or the size overflows),
+ * filled for token groups [g0, g1) of 16 by qfmt__amx_pack_b; then qfmt__gemm_q_amx_b computes
+ * rows [r0, r1) from them as qfmt__gemm_q_amx does. */
+size_t qfmt__amx_b_size(const qmat *w, size_t T);
+void qfmt__amx_pack_b(const qmat *w, const xblock *xq, size_t T, size_t g0, size_t g1, uint8_t *out);
+void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                  const float *bias);
 
 /* Weights repacked once, at load, for decoding with the VNNI kernels (q4_0 and q8_0; the same
  * bytes as the rows, reordered so that a vector lane is a row). qfmt__gemm_pack_size: the

@@ -1177,9 +1177,9 @@ enum { AMX_A_BYTES = 512 + 4 * 64 };
  * and 16 int32 Z * sums (zero-point terms). */
 enum { AMX_B_BYTES = 512 + 64 + 64 };
 
-AMX static void amx_pack_b(const xblock *xq, size_t T, size_t nb, int32_t zero, uint8_t *out)
+AMX static void amx_pack_b(const xblock *xq, size_t T, size_t nb, int32_t zero, size_t g0, size_t g1, uint8_t *out)
 {
-    for (size_t g = 0; g * AMX_N < T; g++)
+    for (size_t g = g0; g < g1; g++)
         for (size_t b = 0; b < nb; b++) {
             uint8_t *o = out + (g * nb + b) * AMX_B_BYTES;
             float *dx = (float *)(void *)(o + 512);
@@ -1240,19 +1240,38 @@ AMX static void amx_pack_a(uint32_t type, const uint8_t *const wr[AMX_M], size_t
     }
 }
 
-AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
-                         const float *bias)
+static bool amx_type(uint32_t t) { return t == QFMT_TYPE_Q4_0 || t == QFMT_TYPE_Q8_0 || t == QFMT_TYPE_Q4_K; }
+static int32_t amx_zero(uint32_t t) { return t == QFMT_TYPE_Q4_0 ? 8 : t == QFMT_TYPE_Q8_0 ? 128 : -1; /* q4_k: -sum */ }
+
+size_t qfmt__amx_b_size(const qmat *w, size_t T)
+{
+    size_t ng = (T + AMX_N - 1) / AMX_N, n;
+    if (T < AMX_N || !amx_type(w->type) ||
+        !qfmt__gemm_level_available(GEMM_AMX) || __builtin_mul_overflow(ng, (size_t)(w->cols / 32), &n) ||
+        __builtin_mul_overflow(n, (size_t)AMX_B_BYTES, &n))
+        return 0;
+    return n;
+}
+
+AMX void qfmt__amx_pack_b(const qmat *w, const xblock *xq, size_t T, size_t g0, size_t g1, uint8_t *out)
+{
+    amx_pack_b(xq, T, w->cols / 32, amx_zero(w->type), g0, g1, out);
+}
+
+/* bpack: the activation tiles (qfmt__amx_pack_b), or NULL to lay them out here from xq. */
+AMX static bool gemm_amx(const qmat *w, const xblock *xq, const uint8_t *bpack, size_t T, size_t r0, size_t r1,
+                         float *y, size_t ldy, const float *bias)
 {
     const size_t nb = w->cols / 32, ng = (T + AMX_N - 1) / AMX_N;
     const bool k4 = w->type == QFMT_TYPE_Q4_K;
-    const int32_t zero = w->type == QFMT_TYPE_Q4_0 ? 8 : w->type == QFMT_TYPE_Q8_0 ? 128 : -1; /* q4_k: -sum */
-    uint8_t *abuf = aligned_alloc(64, nb * AMX_A_BYTES), *bbuf = aligned_alloc(64, ng * nb * AMX_B_BYTES);
+    uint8_t *abuf = aligned_alloc(64, nb * AMX_A_BYTES), *own_b = bpack ? NULL : aligned_alloc(64, ng * nb * AMX_B_BYTES);
     int32_t *cbuf = aligned_alloc(64, 2 * AMX_M * AMX_N * sizeof *cbuf);
-    if (!abuf || !bbuf || !cbuf) {
-        free(abuf), free(bbuf), free(cbuf);
+    if (!abuf || (!bpack && !own_b) || !cbuf) {
+        free(abuf), free(own_b), free(cbuf);
         return false;
     }
-    amx_pack_b(xq, T, nb, zero, bbuf);
+    if (!bpack) amx_pack_b(xq, T, nb, amx_zero(w->type), 0, ng, own_b);
+    const uint8_t *bbuf = bpack ? bpack : own_b;
     amx_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -1320,17 +1339,23 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, s
         }
     }
     _tile_release();
-    free(abuf), free(bbuf), free(cbuf);
+    free(abuf), free(own_b), free(cbuf);
     return true;
 }
 
 void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                 const float *bias)
 {
-    if (T >= AMX_N && (w->type == QFMT_TYPE_Q4_0 || w->type == QFMT_TYPE_Q8_0 || w->type == QFMT_TYPE_Q4_K) &&
-        gemm_amx(w, xq, T, r0, r1, y, ldy, bias))
-        return;
+    if (T >= AMX_N && amx_type(w->type) && gemm_amx(w, xq, NULL, T, r0, r1, y, ldy, bias)) return;
     qfmt__gemm_q_vnni(w, xq, T, r0, r1, y, ldy, bias);
+}
+
+void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                  const float *bias)
+{
+    if (!gemm_amx(w, NULL, bpack, T, r0, r1, y, ldy, bias)) /* no scratch memory: NaN, never wrong values */
+        for (size_t t = 0; t < T; t++)
+            for (size_t r = r0; r < r1; r++) y[t * ldy + r] = NAN;
 }
 
 /* ---- Float weights ------------------------------------------------------------------------- */
@@ -1445,6 +1470,16 @@ void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size
                 const float *bias)
 {
     qfmt__gemm_q_scalar(w, xq, T, r0, r1, y, ldy, bias);
+}
+size_t qfmt__amx_b_size(const qmat *w, size_t T) { (void)w, (void)T; return 0; }
+void qfmt__amx_pack_b(const qmat *w, const xblock *xq, size_t T, size_t g0, size_t g1, uint8_t *out)
+{
+    (void)w, (void)xq, (void)T, (void)g0, (void)g1, (void)out;
+}
+void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                  const float *bias)
+{
+    (void)w, (void)bpack, (void)T, (void)r0, (void)r1, (void)y, (void)ldy, (void)bias;
 }
 float qfmt__dot_f16_avx2(const uint8_t *w, const float *x, size_t n)
 {

@@ -380,6 +380,7 @@ typedef struct {
     xblock *xq;
     gemm_level level;
     void (*rows_fn)(void *ctx, size_t r0, size_t r1); /* the fast kernel, for mm_split */
+    uint8_t *amx_b; /* the AMX level's activation tiles, laid out once for all threads, or NULL */
 } mm_job;
 
 /* The exact path: each row decoded to fp32, fp32 dot products. */
@@ -424,7 +425,14 @@ static void mm_float_fast(void *ctx, size_t begin, size_t end)
 static void mm_quant_fast(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
-    gemm_q_of(j->level)(j->w, j->xq, j->T, begin, end, j->y, j->w->rows, j->bias);
+    if (j->amx_b) qfmt__gemm_q_amx_b(j->w, j->amx_b, j->T, begin, end, j->y, j->w->rows, j->bias);
+    else gemm_q_of(j->level)(j->w, j->xq, j->T, begin, end, j->y, j->w->rows, j->bias);
+}
+
+static void amx_pack_groups(void *ctx, size_t begin, size_t end)
+{
+    mm_job *j = ctx;
+    qfmt__amx_pack_b(j->w, j->xq, j->T, begin, end, j->amx_b);
 }
 
 static void quantize_rows(void *ctx, size_t begin, size_t end)
@@ -449,15 +457,19 @@ static void mm_split(void *ctx, size_t begin, size_t end)
 static void qmat_mul_level(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
                            bool exact, gemm_level level)
 {
-    mm_job j = {w, bias, x, T, y, NULL, level, NULL};
+    mm_job j = {w, bias, x, T, y, NULL, level, NULL, NULL};
     size_t units = (w->rows + ROW_UNIT - 1) / ROW_UNIT;
     if (!exact && qfmt__is_block_type(w->type)) {
         xblock *xq = malloc(T * (w->cols / QFMT_BLOCK_ELEMS) * sizeof *xq + 1);
         if (xq) {
             j.xq = xq;
             qfmt_pool_for(p, T, quantize_rows, &j);
+            size_t bsz = level == GEMM_AMX ? qfmt__amx_b_size(w, T) : 0;
+            if (bsz && (j.amx_b = aligned_alloc(64, (bsz + 63) / 64 * 64)) != NULL) /* else each thread lays them out */
+                qfmt_pool_for(p, (T + 15) / 16, amx_pack_groups, &j);
             j.rows_fn = mm_quant_fast;
             qfmt_pool_for(p, units, mm_split, &j);
+            free(j.amx_b);
             free(xq);
             return;
         }

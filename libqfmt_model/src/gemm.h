@@ -74,5 +74,8 @@ float qfmt__dot_bf16_avx2(const uint8_t *w, const float *x, size_t n);
 /* Float weights (F16, BF16) against T fp32 activation rows, rows [r0, r1): y as above. */
 void qfmt__gemm_f_avx2(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                  const float *bias);
+/* The same with AVX-512 (CPUs of the VNNI level): tiles of 4 rows x 6 activation rows. */
+void qfmt__gemm_f_avx512(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
+                   const float *bias);
 
 #endif

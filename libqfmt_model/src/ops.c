@@ -414,7 +414,7 @@ static void mm_float_fast(void *ctx, size_t begin, size_t end)
     mm_job *j = ctx;
     const qmat *w = j->w;
     if (j->T > 1) {
-        qfmt__gemm_f_avx2(w, j->x, j->T, begin, end, j->y, w->rows, j->bias);
+        (j->level >= GEMM_VNNI ? qfmt__gemm_f_avx512 : qfmt__gemm_f_avx2)(w, j->x, j->T, begin, end, j->y, w->rows, j->bias);
         return;
     }
     float (*dot)(const uint8_t *, const float *, size_t) = w->type == QFMT_TYPE_F16 ? qfmt__dot_f16_avx2 : qfmt__dot_bf16_avx2;

@@ -1428,55 +1428,55 @@ GEMM_HALF(bf16, load_bf16, qfmt_bf16_to_f32)
 
 typedef void (*half_tile_fn)(const uint8_t *const wr[4], const float *const xr[2], size_t n, float out[4][2]);
 
-/* AVX-512 (the VNNI level's CPUs): tiles of 4 weight rows x up to 6 activation rows, 16 values
- * per step (a masked step for the tail), each weight converted once per tile; 24 accumulators. */
+/* AVX-512 (the VNNI level's CPUs): tiles of 4 weight rows x 6 activation rows (a short last
+ * tile repeats a row), 16 values per step (a masked step for the tail), each weight converted
+ * once per tile; the 24 accumulators stay in registers. */
 enum { HALF_RN = 6 };
-#define GEMM_HALF512(NAME, BF)                                                                                  \
-    VNNI static INLINE __m512 NAME##_ld(const uint8_t *p, __mmask16 m)                                          \
-    {                                                                                                           \
-        __m256i h = _mm256_maskz_loadu_epi16(m, p);                                                             \
-        return BF ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)) : _mm512_cvtph_ps(h);  \
-    }                                                                                                           \
-    VNNI static INLINE void NAME##_tile512(const uint8_t *const wr[4], const float *const xr[HALF_RN], size_t n, \
-                                           int nt, float out[4][HALF_RN])                                       \
-    {                                                                                                           \
-        __m512 acc[4][HALF_RN];                                                                                 \
-        for (int i = 0; i < 4; i++)                                                                             \
-            for (int j = 0; j < HALF_RN; j++) acc[i][j] = _mm512_setzero_ps();                                  \
-        for (size_t k = 0; k < n; k += 16) {                                                                    \
-            __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);                   \
-            __m512 w0 = NAME##_ld(wr[0] + 2 * k, m), w1 = NAME##_ld(wr[1] + 2 * k, m);                          \
-            __m512 w2 = NAME##_ld(wr[2] + 2 * k, m), w3 = NAME##_ld(wr[3] + 2 * k, m);                          \
-            _Pragma("GCC unroll 6") for (int j = 0; j < nt; j++) {                                              \
-                __m512 x = _mm512_maskz_loadu_ps(m, xr[j] + k);                                                 \
-                acc[0][j] = _mm512_fmadd_ps(w0, x, acc[0][j]);                                                  \
-                acc[1][j] = _mm512_fmadd_ps(w1, x, acc[1][j]);                                                  \
-                acc[2][j] = _mm512_fmadd_ps(w2, x, acc[2][j]);                                                  \
-                acc[3][j] = _mm512_fmadd_ps(w3, x, acc[3][j]);                                                  \
-            }                                                                                                   \
-        }                                                                                                       \
-        for (int i = 0; i < 4; i++)                                                                             \
-            for (int j = 0; j < nt; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);                           \
+VNNI static INLINE __m512 half_ld(const uint8_t *p, __mmask16 m, bool bf)
+{
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    return bf ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)) : _mm512_cvtph_ps(h);
+}
+VNNI static INLINE void half_tile512(const uint8_t *const wr[4], const float *const xr[HALF_RN], size_t n, bool bf,
+                                     float out[4][HALF_RN])
+{
+    __m512 acc[4][HALF_RN];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 6
+        for (int j = 0; j < HALF_RN; j++) acc[i][j] = _mm512_setzero_ps();
+    for (size_t k = 0; k < n; k += 16) {
+        const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __m512 w0 = half_ld(wr[0] + 2 * k, m, bf), w1 = half_ld(wr[1] + 2 * k, m, bf);
+        const __m512 w2 = half_ld(wr[2] + 2 * k, m, bf), w3 = half_ld(wr[3] + 2 * k, m, bf);
+#pragma GCC unroll 6
+        for (int j = 0; j < HALF_RN; j++) {
+            const __m512 x = _mm512_maskz_loadu_ps(m, xr[j] + k);
+            acc[0][j] = _mm512_fmadd_ps(w0, x, acc[0][j]);
+            acc[1][j] = _mm512_fmadd_ps(w1, x, acc[1][j]);
+            acc[2][j] = _mm512_fmadd_ps(w2, x, acc[2][j]);
+            acc[3][j] = _mm512_fmadd_ps(w3, x, acc[3][j]);
+        }
     }
-GEMM_HALF512(f16x, 0)
-GEMM_HALF512(bf16x, 1)
-
-typedef void (*half512_fn)(const uint8_t *const wr[4], const float *const xr[HALF_RN], size_t n, float out[4][HALF_RN]);
-#define HALF512_FNS(NAME)                                                                                        \
-    VNNI static void NAME##_t1(const uint8_t *const w[4], const float *const x[HALF_RN], size_t n, float o[4][HALF_RN]) { NAME##_tile512(w, x, n, 1, o); } \
-    VNNI static void NAME##_t2(const uint8_t *const w[4], const float *const x[HALF_RN], size_t n, float o[4][HALF_RN]) { NAME##_tile512(w, x, n, 2, o); } \
-    VNNI static void NAME##_t3(const uint8_t *const w[4], const float *const x[HALF_RN], size_t n, float o[4][HALF_RN]) { NAME##_tile512(w, x, n, 3, o); } \
-    VNNI static void NAME##_t4(const uint8_t *const w[4], const float *const x[HALF_RN], size_t n, float o[4][HALF_RN]) { NAME##_tile512(w, x, n, 4, o); } \
-    VNNI static void NAME##_t5(const uint8_t *const w[4], const float *const x[HALF_RN], size_t n, float o[4][HALF_RN]) { NAME##_tile512(w, x, n, 5, o); } \
-    VNNI static void NAME##_t6(const uint8_t *const w[4], const float *const x[HALF_RN], size_t n, float o[4][HALF_RN]) { NAME##_tile512(w, x, n, 6, o); } \
-    static const half512_fn NAME##_fns[HALF_RN] = {NAME##_t1, NAME##_t2, NAME##_t3, NAME##_t4, NAME##_t5, NAME##_t6};
-HALF512_FNS(f16x)
-HALF512_FNS(bf16x)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 6
+        for (int j = 0; j < HALF_RN; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+VNNI static void f16_tile512(const uint8_t *const wr[4], const float *const xr[HALF_RN], size_t n, float out[4][HALF_RN])
+{
+    half_tile512(wr, xr, n, false, out);
+}
+VNNI static void bf16_tile512(const uint8_t *const wr[4], const float *const xr[HALF_RN], size_t n, float out[4][HALF_RN])
+{
+    half_tile512(wr, xr, n, true, out);
+}
 
 void qfmt__gemm_f_avx512(const qmat *w, const float *x, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                    const float *bias)
 {
-    const half512_fn *fns = w->type == QFMT_TYPE_F16 ? f16x_fns : bf16x_fns;
+    void (*fn)(const uint8_t *const *, const float *const *, size_t, float (*)[HALF_RN]) =
+        w->type == QFMT_TYPE_F16 ? f16_tile512 : bf16_tile512;
     size_t n = w->cols;
     for (size_t r = r0; r < r1; r += 4) {
         size_t nr = r1 - r < 4 ? r1 - r : 4;
@@ -1487,7 +1487,7 @@ void qfmt__gemm_f_avx512(const qmat *w, const float *x, size_t T, size_t r0, siz
             const float *xr[HALF_RN];
             for (size_t j = 0; j < HALF_RN; j++) xr[j] = x + (t + (j < nt ? j : 0)) * n;
             float out[4][HALF_RN];
-            fns[nt - 1](wr, xr, n, out);
+            fn(wr, xr, n, out);
             for (size_t i = 0; i < nr; i++)
                 for (size_t j = 0; j < nt; j++) y[(t + j) * ldy + r + i] = out[i][j] + (bias ? bias[r + i] : 0.0f);
         }

@@ -57,8 +57,11 @@ void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size
  * rows [r0, r1) from them as qfmt__gemm_q_amx does. */
 size_t qfmt__amx_b_size(const qmat *w, size_t T);
 void qfmt__amx_pack_b(const qmat *w, const xblock *xq, size_t T, size_t g0, size_t g1, uint8_t *out);
-void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
-                  const float *bias);
+void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, uint8_t *scratch, size_t T, size_t r0, size_t r1,
+                  float *y, size_t ldy, const float *bias);
+/* The working memory qfmt__gemm_q_amx_b uses for one call (64-byte aligned when given; NULL
+ * scratch: it allocates its own). */
+size_t qfmt__amx_scratch_size(const qmat *w);
 
 /* Weights repacked once, at load, for decoding with the VNNI kernels (q4_0 and q8_0; the same
  * bytes as the rows, reordered so that a vector lane is a row). qfmt__gemm_pack_size: the

@@ -1258,18 +1258,23 @@ AMX void qfmt__amx_pack_b(const qmat *w, const xblock *xq, size_t T, size_t g0, 
     amx_pack_b(xq, T, w->cols / 32, amx_zero(w->type), g0, g1, out);
 }
 
-/* bpack: the activation tiles (qfmt__amx_pack_b), or NULL to lay them out here from xq. */
-AMX static bool gemm_amx(const qmat *w, const xblock *xq, const uint8_t *bpack, size_t T, size_t r0, size_t r1,
-                         float *y, size_t ldy, const float *bias)
+size_t qfmt__amx_scratch_size(const qmat *w) { return (size_t)(w->cols / 32) * AMX_A_BYTES + 2 * AMX_M * AMX_N * 4; }
+
+/* bpack: the activation tiles (qfmt__amx_pack_b), or NULL to lay them out here from xq;
+ * scratch: qfmt__amx_scratch_size(w) bytes, or NULL to allocate them here. */
+AMX static bool gemm_amx(const qmat *w, const xblock *xq, const uint8_t *bpack, uint8_t *scratch, size_t T, size_t r0,
+                         size_t r1, float *y, size_t ldy, const float *bias)
 {
     const size_t nb = w->cols / 32, ng = (T + AMX_N - 1) / AMX_N;
     const bool k4 = w->type == QFMT_TYPE_Q4_K;
-    uint8_t *abuf = aligned_alloc(64, nb * AMX_A_BYTES), *own_b = bpack ? NULL : aligned_alloc(64, ng * nb * AMX_B_BYTES);
-    int32_t *cbuf = aligned_alloc(64, 2 * AMX_M * AMX_N * sizeof *cbuf);
-    if (!abuf || (!bpack && !own_b) || !cbuf) {
-        free(abuf), free(own_b), free(cbuf);
+    uint8_t *own_s = scratch ? NULL : aligned_alloc(64, qfmt__amx_scratch_size(w));
+    uint8_t *own_b = bpack ? NULL : aligned_alloc(64, ng * nb * AMX_B_BYTES);
+    if ((!scratch && !own_s) || (!bpack && !own_b)) {
+        free(own_s), free(own_b);
         return false;
     }
+    uint8_t *abuf = scratch ? scratch : own_s;
+    int32_t *cbuf = (int32_t *)(void *)(abuf + nb * AMX_A_BYTES);
     if (!bpack) amx_pack_b(xq, T, nb, amx_zero(w->type), 0, ng, own_b);
     const uint8_t *bbuf = bpack ? bpack : own_b;
     amx_cfg cfg;
@@ -1339,21 +1344,21 @@ AMX static bool gemm_amx(const qmat *w, const xblock *xq, const uint8_t *bpack, 
         }
     }
     _tile_release();
-    free(abuf), free(own_b), free(cbuf);
+    free(own_s), free(own_b);
     return true;
 }
 
 void qfmt__gemm_q_amx(const qmat *w, const xblock *xq, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
                 const float *bias)
 {
-    if (T >= AMX_N && amx_type(w->type) && gemm_amx(w, xq, NULL, T, r0, r1, y, ldy, bias)) return;
+    if (T >= AMX_N && amx_type(w->type) && gemm_amx(w, xq, NULL, NULL, T, r0, r1, y, ldy, bias)) return;
     qfmt__gemm_q_vnni(w, xq, T, r0, r1, y, ldy, bias);
 }
 
-void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
-                  const float *bias)
+void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, uint8_t *scratch, size_t T, size_t r0, size_t r1,
+                  float *y, size_t ldy, const float *bias)
 {
-    if (!gemm_amx(w, NULL, bpack, T, r0, r1, y, ldy, bias)) /* no scratch memory: NaN, never wrong values */
+    if (!gemm_amx(w, NULL, bpack, scratch, T, r0, r1, y, ldy, bias)) /* no scratch memory: NaN, never wrong values */
         for (size_t t = 0; t < T; t++)
             for (size_t r = r0; r < r1; r++) y[t * ldy + r] = NAN;
 }
@@ -1542,11 +1547,12 @@ void qfmt__amx_pack_b(const qmat *w, const xblock *xq, size_t T, size_t g0, size
 {
     (void)w, (void)xq, (void)T, (void)g0, (void)g1, (void)out;
 }
-void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, size_t T, size_t r0, size_t r1, float *y, size_t ldy,
-                  const float *bias)
+void qfmt__gemm_q_amx_b(const qmat *w, const uint8_t *bpack, uint8_t *scratch, size_t T, size_t r0, size_t r1,
+                  float *y, size_t ldy, const float *bias)
 {
-    (void)w, (void)bpack, (void)T, (void)r0, (void)r1, (void)y, (void)ldy, (void)bias;
+    (void)w, (void)bpack, (void)scratch, (void)T, (void)r0, (void)r1, (void)y, (void)ldy, (void)bias;
 }
+size_t qfmt__amx_scratch_size(const qmat *w) { (void)w; return 0; }
 float qfmt__dot_f16_avx2(const uint8_t *w, const float *x, size_t n)
 {
     float s = 0.0f;

@@ -3,6 +3,7 @@
  * float steps (scale products, accumulation) are done alike, in the same order. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -381,6 +382,11 @@ typedef struct {
     gemm_level level;
     void (*rows_fn)(void *ctx, size_t r0, size_t r1); /* the fast kernel, for mm_split */
     uint8_t *amx_b; /* the AMX level's activation tiles, laid out once for all threads, or NULL */
+    /* with amx_b: one working area per thread of the pool (a chunk takes a free one), so that
+     * no chunk allocates (fresh pages, zeroed by the kernel, at every call) */
+    uint8_t *amx_scratch;
+    size_t amx_slot_bytes, amx_slots;
+    atomic_bool *amx_busy;
 } mm_job;
 
 /* The exact path: each row decoded to fp32, fp32 dot products. */
@@ -425,8 +431,16 @@ static void mm_float_fast(void *ctx, size_t begin, size_t end)
 static void mm_quant_fast(void *ctx, size_t begin, size_t end)
 {
     mm_job *j = ctx;
-    if (j->amx_b) qfmt__gemm_q_amx_b(j->w, j->amx_b, j->T, begin, end, j->y, j->w->rows, j->bias);
-    else gemm_q_of(j->level)(j->w, j->xq, j->T, begin, end, j->y, j->w->rows, j->bias);
+    if (j->amx_b) {
+        size_t k = 0; /* at most amx_slots chunks run at once: one of the slots is free */
+        while (j->amx_scratch && atomic_exchange_explicit(&j->amx_busy[k], true, memory_order_acquire))
+            k = (k + 1) % j->amx_slots;
+        uint8_t *scratch = j->amx_scratch ? j->amx_scratch + k * j->amx_slot_bytes : NULL;
+        qfmt__gemm_q_amx_b(j->w, j->amx_b, scratch, j->T, begin, end, j->y, j->w->rows, j->bias);
+        if (j->amx_scratch) atomic_store_explicit(&j->amx_busy[k], false, memory_order_release);
+    } else {
+        gemm_q_of(j->level)(j->w, j->xq, j->T, begin, end, j->y, j->w->rows, j->bias);
+    }
 }
 
 static void amx_pack_groups(void *ctx, size_t begin, size_t end)
@@ -457,7 +471,7 @@ static void mm_split(void *ctx, size_t begin, size_t end)
 static void qmat_mul_level(qfmt_pool *p, const qmat *w, const float *bias, const float *x, size_t T, float *y,
                            bool exact, gemm_level level)
 {
-    mm_job j = {w, bias, x, T, y, NULL, level, NULL, NULL};
+    mm_job j = {w, bias, x, T, y, NULL, level, NULL, NULL, NULL, 0, 0, NULL};
     size_t units = (w->rows + ROW_UNIT - 1) / ROW_UNIT;
     if (!exact && qfmt__is_block_type(w->type)) {
         xblock *xq = malloc(T * (w->cols / QFMT_BLOCK_ELEMS) * sizeof *xq + 1);
@@ -465,10 +479,18 @@ static void qmat_mul_level(qfmt_pool *p, const qmat *w, const float *bias, const
             j.xq = xq;
             qfmt_pool_for(p, T, quantize_rows, &j);
             size_t bsz = level == GEMM_AMX ? qfmt__amx_b_size(w, T) : 0;
-            if (bsz && (j.amx_b = aligned_alloc(64, (bsz + 63) / 64 * 64)) != NULL) /* else each thread lays them out */
+            if (bsz && (j.amx_b = aligned_alloc(64, (bsz + 63) / 64 * 64)) != NULL) { /* else each thread lays them out */
                 qfmt_pool_for(p, (T + 15) / 16, amx_pack_groups, &j);
+                j.amx_slots = qfmt_pool_size(p);
+                j.amx_slot_bytes = (qfmt__amx_scratch_size(w) + 63) / 64 * 64;
+                j.amx_busy = malloc(j.amx_slots * sizeof *j.amx_busy);
+                j.amx_scratch = j.amx_busy ? aligned_alloc(64, j.amx_slots * j.amx_slot_bytes) : NULL;
+                for (size_t k = 0; j.amx_scratch && k < j.amx_slots; k++) atomic_init(&j.amx_busy[k], false);
+            }
             j.rows_fn = mm_quant_fast;
             qfmt_pool_for(p, units, mm_split, &j);
+            free(j.amx_scratch);
+            free(j.amx_busy);
             free(j.amx_b);
             free(xq);
             return;

@@ -1,13 +1,16 @@
-/* SIMD kernels of the fast path (gemm.h), for x86-64: every block type with AVX2 and with
- * AVX-512 VNNI (256-bit vectors), 8 weight rows at a time (ggml's super-block types 256 values
- * at a time; at the VNNI level they are the AVX2 code built for AVX-512VL, the blocks of 32 use
- * vpdpbusd); for prompts, q8_0 and q4_0 weights repacked into 8-row strips; and F16/BF16 rows
- * read straight from the map.
+/* SIMD kernels of the fast path (gemm.h), for x86-64:
+ *   - every block type with AVX2 and with AVX-512 VNNI (256-bit vectors), 8 weight rows at a
+ *     time, read from the rows as stored (ggml's super-block types 256 values at a time);
+ *   - q4_0, q8_0, q4_k and q6_k repacked once at load (qfmt__gemm_pack: 8 rows interleaved per
+ *     block, the same bytes), VNNI kernels of up to 4 activation rows per weight load, for
+ *     decoding (memory-bound, prefetched) and for prompts;
+ *   - AMX-INT8 tile products for q4_0, q8_0 and q4_k against 16 activation rows or more;
+ *   - F16/BF16 rows read straight from the map (AVX2 dots; AVX-512 tiles for prompts).
  *
  * For block types every kernel returns the scalar reference's float bit for bit (ops.c;
  * tests/test_model.c checks it on the CPU it runs on): exact integer sums within a block, then
- * the reference's fp32 steps in the reference's order, vectorised across weight rows instead of
- * within one. */
+ * the reference's fp32 steps in the reference's order, vectorised across weight rows (and, for
+ * AMX, activation rows) instead of within one. */
 #define _POSIX_C_SOURCE 200809L
 #include <float.h>
 #include <math.h>
